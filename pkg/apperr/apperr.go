@@ -1,0 +1,95 @@
+// Package apperr defines the application's error codes. Domain code returns *Error values;
+// the HTTP layer maps each code to one status, so the mapping lives in a single place.
+package apperr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code identifies a class of failure. Codes are part of the public API: clients switch on them.
+type Code string
+
+// The stable error codes of the API.
+const (
+	Invalid              Code = "invalid_request"
+	NotFound             Code = "not_found"
+	MethodNotAllowed     Code = "method_not_allowed"
+	PayloadTooLarge      Code = "payload_too_large"
+	Conflict             Code = "conflict"
+	InsufficientFunds    Code = "insufficient_funds"
+	IdempotencyInUse     Code = "idempotency_key_in_use"
+	IdempotencyMismatch  Code = "idempotency_key_mismatch"
+	PaymentMismatch      Code = "payment_mismatch"
+	Unavailable          Code = "unavailable"
+	Internal             Code = "internal"
+	internalErrorMessage      = "internal error"
+)
+
+// Error is an error with a code, a message meant for the client, and optional per-field
+// reasons for validation failures.
+type Error struct {
+	Code    Code
+	Message string
+	Fields  map[string]string
+	// Extra holds additional top-level members of the error body, e.g. the failed order.
+	Extra map[string]any
+	// Err is the underlying cause; it is logged, never shown to clients.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns an error with the given code and message.
+func New(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an error with the given code and message that keeps err as its cause.
+func Wrap(err error, code Code, message string) *Error {
+	return &Error{Code: code, Message: message, Err: err}
+}
+
+// Validation returns an invalid_request error listing the reason for each bad field.
+func Validation(fields map[string]string) *Error {
+	return &Error{Code: Invalid, Message: "request validation failed", Fields: fields}
+}
+
+// With returns a copy of e with an extra member in its body.
+func (e *Error) With(key string, value any) *Error {
+	c := *e
+	c.Extra = map[string]any{key: value}
+	for k, v := range e.Extra {
+		c.Extra[k] = v
+	}
+	return &c
+}
+
+// CodeOf returns the code of the first *Error in err's chain, or Internal.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Internal
+}
+
+// As returns the first *Error in err's chain. Errors without a code become Internal errors
+// whose message hides the cause.
+func As(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: Internal, Message: internalErrorMessage, Err: err}
+}
+
+// Is reports whether err carries the given code.
+func Is(err error, code Code) bool { return CodeOf(err) == code }

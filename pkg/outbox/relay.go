@@ -1,0 +1,165 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/order-system/order-system/pkg/rabbit"
+)
+
+// Publisher publishes a batch and returns nil only when the broker confirmed all of it.
+type Publisher interface {
+	Publish(ctx context.Context, msgs []rabbit.Message) error
+}
+
+var _ Publisher = (*rabbit.Publisher)(nil)
+
+// RelayConfig tunes the relay; zero values take the defaults.
+type RelayConfig struct {
+	DatabaseURL string        // for the LISTEN connection
+	BatchSize   int           // default 100
+	Poll        time.Duration // fallback poll when no NOTIFY arrives; default 1 s
+	Lease       time.Duration // how long a claimed batch is reserved; default 30 s
+}
+
+// Relay publishes outbox events. Several relays (replicas) may run at once: a batch is
+// claimed with FOR UPDATE SKIP LOCKED and a lease, so no two relays publish the same rows at
+// the same time, and rows whose relay died become claimable again when the lease runs out.
+type Relay struct {
+	db        *sqlx.DB
+	pub       Publisher
+	log       *slog.Logger
+	cfg       RelayConfig
+	published prometheus.Counter
+	failures  prometheus.Counter
+}
+
+// NewRelay returns a relay over db's outbox table; its metrics are registered on reg.
+func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg prometheus.Registerer) *Relay {
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 100
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	r := &Relay{
+		db: db, pub: pub, log: log, cfg: cfg,
+		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_events_published_total", Help: "Outbox events confirmed by the broker."}),
+		failures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_publish_failures_total", Help: "Outbox batches that failed to publish."}),
+	}
+	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "outbox_backlog", Help: "Events waiting in the outbox."}, func() float64 {
+		var n float64
+		_ = db.Get(&n, `SELECT count(*) FROM outbox`)
+		return n
+	})
+	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "outbox_oldest_age_seconds", Help: "Age of the oldest unpublished event."}, func() float64 {
+		var s float64
+		_ = db.Get(&s, `SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) FROM outbox`)
+		return s
+	})
+	reg.MustRegister(r.published, r.failures, backlog, age)
+	return r
+}
+
+// Run publishes until ctx ends: after every NOTIFY, every poll tick, and straight away again
+// while batches come back full. Failures are retried forever with jittered backoff.
+func (r *Relay) Run(ctx context.Context) error {
+	listener := pq.NewListener(r.cfg.DatabaseURL, 100*time.Millisecond, 5*time.Second, nil)
+	defer listener.Close()
+	if err := listener.Listen(Channel); err != nil {
+		// Not fatal: the poll still delivers every event, only later.
+		r.log.WarnContext(ctx, "outbox listen failed, polling only", "err", err)
+	}
+	tick := time.NewTicker(r.cfg.Poll)
+	defer tick.Stop()
+	failures := 0
+	for {
+		n, err := r.RelayOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			r.failures.Inc()
+			wait := rabbit.Backoff(failures)
+			failures++
+			r.log.WarnContext(ctx, "outbox relay failed", "err", err, "retry_in", wait.String())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			continue
+		case n == r.cfg.BatchSize:
+			failures = 0
+			continue // more may be waiting
+		}
+		failures = 0
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-listener.Notify:
+		case <-tick.C:
+		}
+	}
+}
+
+type row struct {
+	ID         int64  `db:"id"`
+	EventID    string `db:"event_id"`
+	RoutingKey string `db:"routing_key"`
+	Body       []byte `db:"body"`
+	RequestID  string `db:"request_id"`
+}
+
+// RelayOnce claims one batch, publishes it and deletes it once confirmed. It returns how many
+// events it published.
+func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
+	var rows []row
+	// The claim commits at once: no transaction or row lock is held while talking to the
+	// broker; the lease keeps other relays off these rows meanwhile.
+	err := r.db.SelectContext(ctx, &rows, `
+		UPDATE outbox SET claimed_until = now() + $2::interval
+		WHERE id IN (
+			SELECT id FROM outbox
+			WHERE claimed_until IS NULL OR claimed_until < now()
+			ORDER BY id LIMIT $1
+			FOR UPDATE SKIP LOCKED)
+		RETURNING id, event_id, routing_key, body, request_id`,
+		r.cfg.BatchSize, fmt.Sprintf("%d milliseconds", r.cfg.Lease.Milliseconds()))
+	if err != nil {
+		return 0, fmt.Errorf("claim outbox batch: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	msgs := make([]rabbit.Message, len(rows))
+	ids := make([]int64, len(rows))
+	for i, rw := range rows {
+		msgs[i] = rabbit.Message{RoutingKey: rw.RoutingKey, MessageID: rw.EventID, Body: rw.Body, Headers: amqp.Table{"x-request-id": rw.RequestID}}
+		ids[i] = rw.ID
+	}
+	if err := r.pub.Publish(ctx, msgs); err != nil {
+		// Release the claim so the next attempt (here or in another replica) retries at once.
+		if _, rerr := r.db.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1)`, pq.Array(ids)); rerr != nil {
+			r.log.WarnContext(ctx, "release outbox claim", "err", rerr)
+		}
+		return 0, err
+	}
+	if _, err := r.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM outbox WHERE id = ANY($1)`, pq.Array(ids)); err != nil {
+		// Published but not deleted: the rows are published again after the lease, and
+		// consumers drop the duplicates by event id.
+		return 0, fmt.Errorf("delete published events: %w", err)
+	}
+	r.published.Add(float64(len(rows)))
+	return len(rows), nil
+}

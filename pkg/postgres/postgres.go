@@ -1,0 +1,115 @@
+// Package postgres opens the connection pool a service uses and runs transactions.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/order-system/order-system/pkg/apperr"
+)
+
+// Config sizes the pool. Zero values take the defaults below.
+type Config struct {
+	URL          string
+	MaxOpenConns int // default 16: two cores cannot use more in parallel, queueing is cheaper
+	MaxIdleConns int // default MaxOpenConns, so bursts do not reconnect
+}
+
+// Open returns a pool connected to cfg.URL. It retries until the database answers or ctx
+// ends, because in a cluster the database often starts after the services.
+func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
+	db, err := sqlx.Open("postgres", cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if cfg.MaxOpenConns == 0 {
+		cfg.MaxOpenConns = 16
+	}
+	if cfg.MaxIdleConns == 0 {
+		cfg.MaxIdleConns = cfg.MaxOpenConns
+	}
+	db.SetMaxOpenConns(cfg.MaxOpenConns)
+	db.SetMaxIdleConns(cfg.MaxIdleConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+
+	delay := 200 * time.Millisecond
+	for {
+		err = db.PingContext(ctx)
+		if err == nil {
+			return db, nil
+		}
+		select {
+		case <-ctx.Done():
+			db.Close()
+			return nil, fmt.Errorf("ping database: %w", errors.Join(ctx.Err(), err))
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// InTx runs fn in a transaction, committing when fn returns nil and rolling back otherwise.
+func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// IsUniqueViolation reports whether err is a unique constraint violation.
+func IsUniqueViolation(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "23505"
+}
+
+// IsUnavailable reports whether err means the database cannot be reached right now
+// (connection refused or reset, server shutting down, too many clients), as opposed to a
+// problem with the statement. Callers answer 503 for these instead of 500.
+func IsUnavailable(err error) bool {
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return true
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch pqErr.Code.Class() {
+		case "08", "57": // connection exception, operator intervention (shutdown)
+			return true
+		}
+		return pqErr.Code == "53300" // too_many_connections
+	}
+	return errors.Is(err, pq.ErrSSLNotSupported) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, errBadConn) || isDriverBadConn(err)
+}
+
+// Wrap prepares a storage error for the layers above: coded errors pass unchanged, an
+// unreachable database becomes 503 unavailable, and anything else gets op as context (and
+// ends as a 500 whose details only the log sees).
+func Wrap(op string, err error) error {
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	if IsUnavailable(err) {
+		return apperr.Wrap(err, apperr.Unavailable, "database unavailable")
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

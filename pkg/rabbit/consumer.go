@@ -1,0 +1,140 @@
+package rabbit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// ErrPoison marks a message that can never be processed (bad JSON, unknown type). The
+// consumer rejects it without requeue, so it goes straight to the dead-letter queue.
+var ErrPoison = errors.New("poison message")
+
+// Handler processes one delivery. It returns nil once the effect is committed, an error
+// wrapping ErrPoison for a message that can never succeed, or any other error for a transient
+// failure (database down), which is retried in place.
+type Handler func(ctx context.Context, d amqp.Delivery) error
+
+// Consumer consumes one queue with manual acks and reconnects forever.
+type Consumer struct {
+	url      string
+	queue    Queue
+	handler  Handler
+	log      *slog.Logger
+	prefetch int
+	ready    atomic.Bool
+}
+
+// NewConsumer returns a consumer of q that passes each delivery to h.
+func NewConsumer(url string, q Queue, h Handler, log *slog.Logger) *Consumer {
+	return &Consumer{url: url, queue: q, handler: h, log: log.With("queue", q.Name), prefetch: 32}
+}
+
+// Ready reports whether the consumer currently has a live subscription.
+func (c *Consumer) Ready() bool { return c.ready.Load() }
+
+// Run consumes until ctx ends, reconnecting with jittered backoff after every failure and
+// declaring the topology again each time. Unacked deliveries of a lost channel return to the
+// queue on the broker's side; they are never acked on a later channel.
+func (c *Consumer) Run(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := c.session(ctx)
+		c.ready.Store(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > 30*time.Second {
+			attempt = 0 // a long healthy session: reconnect quickly
+		}
+		wait := Backoff(attempt)
+		c.log.WarnContext(ctx, "consumer disconnected", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *Consumer) session(ctx context.Context) error {
+	conn, err := amqp.DialConfig(c.url, amqp.Config{Properties: amqp.Table{"connection_name": "consumer " + c.queue.Name}})
+	if err != nil {
+		return fmt.Errorf("dial broker: %w", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	if err := Declare(ch, c.queue); err != nil {
+		return err
+	}
+	if err := ch.Qos(c.prefetch, 0, false); err != nil {
+		return fmt.Errorf("set qos: %w", err)
+	}
+	deliveries, err := ch.ConsumeWithContext(ctx, c.queue.Name, "", false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	c.ready.Store(true)
+	c.log.InfoContext(ctx, "consumer subscribed")
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case amqpErr := <-closed:
+			return fmt.Errorf("connection closed: %v", amqpErr)
+		case d, ok := <-deliveries:
+			if !ok {
+				return errors.New("delivery channel closed")
+			}
+			if err := c.process(ctx, d); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// process handles one delivery, retrying transient failures in place so that a database
+// outage does not burn the delivery limit and dead-letter good messages.
+func (c *Consumer) process(ctx context.Context, d amqp.Delivery) error {
+	for attempt := 0; ; attempt++ {
+		err := c.handler(ctx, d)
+		switch {
+		case err == nil:
+			if err := d.Ack(false); err != nil {
+				return fmt.Errorf("ack: %w", err)
+			}
+			return nil
+		case errors.Is(err, ErrPoison):
+			c.log.ErrorContext(ctx, "message dead-lettered", "message_id", d.MessageId, "routing_key", d.RoutingKey, "reason", err.Error())
+			if err := d.Nack(false, false); err != nil {
+				return fmt.Errorf("nack: %w", err)
+			}
+			return nil
+		}
+		wait := Backoff(attempt)
+		c.log.WarnContext(ctx, "message processing failed, retrying", "message_id", d.MessageId, "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			// Unacked: the broker redelivers it once the channel closes.
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Check is a readiness check: it fails while the consumer has no live subscription.
+func (c *Consumer) Check(ctx context.Context) error {
+	if !c.Ready() {
+		return errors.New("not subscribed to " + c.queue.Name)
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+// Package rabbit holds the RabbitMQ plumbing: topology, a confirming publisher and a
+// supervised consumer that reconnects forever. It knows nothing about the events it carries.
+package rabbit
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Queue describes a consumer's quorum queue and its dead-letter queue.
+type Queue struct {
+	Name     string   // e.g. "notification.orders"
+	Exchange string   // topic exchange to bind to
+	Bindings []string // routing key patterns, e.g. "order.*"
+	// DeliveryLimit is how many times a message is delivered before it is dead-lettered.
+	// RabbitMQ 3.10 sets no limit by default, so a poison message would loop forever.
+	DeliveryLimit int
+}
+
+// DeadLetterExchange is the exchange a queue's rejected messages go to.
+func (q Queue) DeadLetterExchange() string { return q.Exchange + ".dlx" }
+
+// DeadLetterQueue is the queue that keeps a queue's dead letters for inspection.
+func (q Queue) DeadLetterQueue() string { return q.Name + ".dlq" }
+
+// DeclareExchange declares the durable topic exchange events are published to.
+func DeclareExchange(ch *amqp.Channel, name string) error {
+	if err := ch.ExchangeDeclare(name, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", name, err)
+	}
+	return nil
+}
+
+// Declare declares the exchange, the queue with its bindings, and the dead-letter route.
+// Declarations are idempotent, so every reconnect repeats them.
+func Declare(ch *amqp.Channel, q Queue) error {
+	if err := DeclareExchange(ch, q.Exchange); err != nil {
+		return err
+	}
+	dlx := q.DeadLetterExchange()
+	if err := ch.ExchangeDeclare(dlx, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", dlx, err)
+	}
+	if _, err := ch.QueueDeclare(q.DeadLetterQueue(), true, false, false, false, amqp.Table{
+		amqp.QueueTypeArg: amqp.QueueTypeQuorum,
+	}); err != nil {
+		return fmt.Errorf("declare queue %s: %w", q.DeadLetterQueue(), err)
+	}
+	if err := ch.QueueBind(q.DeadLetterQueue(), q.Name, dlx, false, nil); err != nil {
+		return fmt.Errorf("bind %s: %w", q.DeadLetterQueue(), err)
+	}
+	limit := q.DeliveryLimit
+	if limit == 0 {
+		limit = 5
+	}
+	if _, err := ch.QueueDeclare(q.Name, true, false, false, false, amqp.Table{
+		amqp.QueueTypeArg:  amqp.QueueTypeQuorum,
+		"x-delivery-limit": limit,
+		// Dead letters go to a routing key equal to the queue name, so the DLX can serve
+		// several queues and each keeps its own DLQ.
+		"x-dead-letter-exchange":    dlx,
+		"x-dead-letter-routing-key": q.Name,
+		// at-least-once dead-lettering needs reject-publish overflow; together they make
+		// sure a dead letter is never dropped on its way to the DLQ.
+		"x-dead-letter-strategy": "at-least-once",
+		amqp.QueueOverflowArg:    amqp.QueueOverflowRejectPublish,
+	}); err != nil {
+		return fmt.Errorf("declare queue %s: %w", q.Name, err)
+	}
+	for _, key := range q.Bindings {
+		if err := ch.QueueBind(q.Name, key, q.Exchange, false, nil); err != nil {
+			return fmt.Errorf("bind %s to %s: %w", q.Name, key, err)
+		}
+	}
+	return nil
+}
+
+// Backoff returns the wait before reconnect attempt n (0-based): exponential from 100 ms up
+// to 10 s, with full jitter so that replicas do not reconnect in lockstep.
+func Backoff(n int) time.Duration {
+	ceiling := min(100*time.Millisecond<<min(n, 7), 10*time.Second)
+	return ceiling/2 + rand.N(ceiling/2+1)
+}

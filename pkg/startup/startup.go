@@ -1,0 +1,60 @@
+// Package startup holds the start-up steps every service's run() shares: reading the
+// subcommand, opening and migrating the database, and the metrics registry.
+package startup
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/order-system/order-system/pkg/migrate"
+	"github.com/order-system/order-system/pkg/postgres"
+)
+
+// Subcommands every service binary understands.
+const (
+	Serve       = "serve"       // the default: run the service
+	Migrate     = "migrate"     // apply migrations and exit (Kubernetes runs it before the app)
+	Healthcheck = "healthcheck" // probe a running instance's /readyz (containers have no curl)
+)
+
+// Command returns the subcommand named by args, Serve when there is none. extra lists the
+// service's own subcommands besides the common ones.
+func Command(args []string, extra ...string) (string, error) {
+	if len(args) == 0 {
+		return Serve, nil
+	}
+	for _, c := range append([]string{Serve, Migrate, Healthcheck}, extra...) {
+		if args[0] == c {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("unknown command %q", args[0])
+}
+
+// Database opens the service's pool and applies its migrations, so a service never runs
+// against a schema older than its code.
+func Database(ctx context.Context, url string, migrations fs.FS) (*sqlx.DB, error) {
+	db, err := postgres.Open(ctx, postgres.Config{URL: url})
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate.Up(db.DB, migrations); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Registry returns a metrics registry with the Go runtime, process and connection-pool
+// collectors already registered.
+func Registry(db *sqlx.DB, service string) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(db.DB, service))
+	return reg
+}
