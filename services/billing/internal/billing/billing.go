@@ -1,0 +1,141 @@
+// Package billing is the ledger domain: accounts, deposits and payments. Money never goes
+// below zero and a payment id is debited at most once, whatever the retries.
+package billing
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/money"
+)
+
+// Currency is the one currency accounts hold.
+const Currency = "RUB"
+
+// Account is a user's balance.
+type Account struct {
+	UserID    uuid.UUID
+	Balance   money.Amount
+	Currency  string
+	CreatedAt time.Time
+}
+
+// EntryType says whether an entry adds or removes money.
+type EntryType string
+
+// Entry types.
+const (
+	EntryDeposit EntryType = "deposit"
+	EntryDebit   EntryType = "debit"
+)
+
+// Entry is one immutable ledger line.
+type Entry struct {
+	ID           int64
+	UserID       uuid.UUID
+	Type         EntryType
+	Amount       money.Amount
+	BalanceAfter money.Amount
+	// OperationID is the payment id of a debit, or the deposit's own id.
+	OperationID uuid.UUID
+	CreatedAt   time.Time
+}
+
+// PaymentStatus is the definitive outcome of a payment.
+type PaymentStatus string
+
+// Payment outcomes. Both are stored: repeating a payment returns its first outcome.
+const (
+	PaymentCompleted         PaymentStatus = "completed"
+	PaymentInsufficientFunds PaymentStatus = "insufficient_funds"
+)
+
+// Payment is a debit request and its outcome.
+type Payment struct {
+	ID      uuid.UUID
+	UserID  uuid.UUID
+	Amount  money.Amount
+	Status  PaymentStatus
+	Balance money.Amount // balance after the payment (unchanged when funds were insufficient)
+}
+
+// Matches reports whether a repeated request describes the same payment.
+func (p Payment) Matches(userID uuid.UUID, amount money.Amount) bool {
+	return p.UserID == userID && p.Amount == amount
+}
+
+// Deposit is money added to an account.
+type Deposit struct {
+	ID     uuid.UUID // makes the deposit apply once
+	UserID uuid.UUID
+	Amount money.Amount
+}
+
+// Ledger stores accounts and applies money movements atomically.
+type Ledger interface {
+	// OpenAccount creates the account if it does not exist and returns it; created says
+	// whether this call created it.
+	OpenAccount(ctx context.Context, userID uuid.UUID) (a Account, created bool, err error)
+	// Account returns the account; not_found if there is none.
+	Account(ctx context.Context, userID uuid.UUID) (Account, error)
+	// Deposit adds money once per deposit id and returns the account; not_found if there is
+	// no account.
+	Deposit(ctx context.Context, d Deposit) (Account, error)
+	// Pay debits the amount once per payment id, or records insufficient funds, and returns
+	// the outcome; a repeated id returns the stored outcome. not_found if there is no
+	// account, payment_mismatch if the id was used for another user or amount.
+	Pay(ctx context.Context, p Payment) (Payment, error)
+	// Entries returns up to limit entries, newest first; not_found if there is no account.
+	Entries(ctx context.Context, userID uuid.UUID, limit int) ([]Entry, error)
+}
+
+// Service is the billing use cases.
+type Service struct {
+	ledger Ledger
+}
+
+// NewService returns the billing service over ledger.
+func NewService(ledger Ledger) *Service {
+	return &Service{ledger: ledger}
+}
+
+// OpenAccount opens the user's account; opening it again is a no-op.
+func (s *Service) OpenAccount(ctx context.Context, userID uuid.UUID) (Account, bool, error) {
+	return s.ledger.OpenAccount(ctx, userID)
+}
+
+// Account returns the user's account.
+func (s *Service) Account(ctx context.Context, userID uuid.UUID) (Account, error) {
+	return s.ledger.Account(ctx, userID)
+}
+
+// Deposit adds a positive amount to the user's account.
+func (s *Service) Deposit(ctx context.Context, d Deposit) (Account, error) {
+	if err := checkAmount(d.Amount); err != nil {
+		return Account{}, err
+	}
+	return s.ledger.Deposit(ctx, d)
+}
+
+// Pay debits a positive amount once per payment id.
+func (s *Service) Pay(ctx context.Context, p Payment) (Payment, error) {
+	if err := checkAmount(p.Amount); err != nil {
+		return Payment{}, err
+	}
+	return s.ledger.Pay(ctx, p)
+}
+
+// Transactions returns the latest entries of the user's ledger, newest first.
+func (s *Service) Transactions(ctx context.Context, userID uuid.UUID) ([]Entry, error) {
+	return s.ledger.Entries(ctx, userID, 1000)
+}
+
+func checkAmount(a money.Amount) error {
+	if a <= 0 || a > money.Max {
+		return apperr.Validation(map[string]string{"amount": "must be greater than 0 and at most 999999999999.99"})
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+// Package httpapi is billing's HTTP interface: the public /billing routes and the internal
+// routes the user and order services call.
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/order-system/order-system/pkg/httpx"
+	"github.com/order-system/order-system/pkg/idempotency"
+	"github.com/order-system/order-system/pkg/money"
+	"github.com/order-system/order-system/services/billing/internal/billing"
+)
+
+// New returns billing's echo instance with every route mounted.
+func New(svc *billing.Service, keys *idempotency.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
+	e := httpx.New(log, reg)
+	httpx.Health(e, checks)
+	h := handler{svc: svc}
+	e.POST("/billing/deposit", h.deposit, keys.Middleware(log))
+	e.GET("/billing/balance/:userId", h.balance)
+	e.GET("/billing/transactions/:userId", h.transactions)
+	e.PUT("/internal/accounts/:userId", h.openAccount)
+	e.POST("/internal/payments", h.pay)
+	return e
+}
+
+type handler struct {
+	svc *billing.Service
+}
+
+type accountResponse struct {
+	UserID   string       `json:"userId"`
+	Balance  money.Amount `json:"balance"`
+	Currency string       `json:"currency"`
+}
+
+func toAccountResponse(a billing.Account) accountResponse {
+	return accountResponse{UserID: a.UserID.String(), Balance: a.Balance, Currency: a.Currency}
+}
+
+type entryResponse struct {
+	ID           int64        `json:"id"`
+	UserID       string       `json:"userId"`
+	Type         string       `json:"type"`
+	Amount       money.Amount `json:"amount"`
+	BalanceAfter money.Amount `json:"balanceAfter"`
+	PaymentID    string       `json:"paymentId,omitempty"`
+	CreatedAt    time.Time    `json:"createdAt"`
+}
+
+func toEntryResponse(e billing.Entry) entryResponse {
+	r := entryResponse{ID: e.ID, UserID: e.UserID.String(), Type: string(e.Type), Amount: e.Amount, BalanceAfter: e.BalanceAfter, CreatedAt: e.CreatedAt}
+	if e.Type == billing.EntryDebit {
+		r.PaymentID = e.OperationID.String()
+	}
+	return r
+}
+
+type paymentResponse struct {
+	PaymentID string       `json:"paymentId"`
+	UserID    string       `json:"userId"`
+	Amount    money.Amount `json:"amount"`
+	Status    string       `json:"status"`
+	Balance   money.Amount `json:"balance"`
+}
+
+func toPaymentResponse(p billing.Payment) paymentResponse {
+	return paymentResponse{PaymentID: p.ID.String(), UserID: p.UserID.String(), Amount: p.Amount, Status: string(p.Status), Balance: p.Balance}
+}
+
+type depositRequest struct {
+	UserID string          `json:"userId"`
+	Amount json.RawMessage `json:"amount"`
+}
+
+func (h handler) deposit(c echo.Context) error {
+	var req depositRequest
+	if err := httpx.Decode(c, &req); err != nil {
+		return err
+	}
+	f := httpx.Fields{}
+	d := billing.Deposit{UserID: f.UUID("userId", req.UserID), Amount: f.Amount("amount", req.Amount), ID: uuid.New()}
+	if err := f.Err(); err != nil {
+		return err
+	}
+	// With an Idempotency-Key the deposit id is derived from it, so a retry after a crash
+	// finds the first deposit instead of adding the money again.
+	if rec, ok := idempotency.FromContext(c.Request().Context()); ok {
+		d.ID = rec.DerivedID()
+	}
+	a, err := h.svc.Deposit(c.Request().Context(), d)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toAccountResponse(a))
+}
+
+func (h handler) balance(c echo.Context) error {
+	userID, err := httpx.PathUUID(c, "userId")
+	if err != nil {
+		return err
+	}
+	a, err := h.svc.Account(c.Request().Context(), userID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toAccountResponse(a))
+}
+
+func (h handler) transactions(c echo.Context) error {
+	userID, err := httpx.PathUUID(c, "userId")
+	if err != nil {
+		return err
+	}
+	entries, err := h.svc.Transactions(c.Request().Context(), userID)
+	if err != nil {
+		return err
+	}
+	out := make([]entryResponse, len(entries))
+	for i, e := range entries {
+		out[i] = toEntryResponse(e)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (h handler) openAccount(c echo.Context) error {
+	userID, err := httpx.PathUUID(c, "userId")
+	if err != nil {
+		return err
+	}
+	a, created, err := h.svc.OpenAccount(c.Request().Context(), userID)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, toAccountResponse(a))
+}
+
+type paymentRequest struct {
+	PaymentID string          `json:"paymentId"`
+	UserID    string          `json:"userId"`
+	Amount    json.RawMessage `json:"amount"`
+}
+
+func (h handler) pay(c echo.Context) error {
+	var req paymentRequest
+	if err := httpx.Decode(c, &req); err != nil {
+		return err
+	}
+	f := httpx.Fields{}
+	p := billing.Payment{ID: f.UUID("paymentId", req.PaymentID), UserID: f.UUID("userId", req.UserID), Amount: f.Amount("amount", req.Amount)}
+	if err := f.Err(); err != nil {
+		return err
+	}
+	out, err := h.svc.Pay(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toPaymentResponse(out))
+}
