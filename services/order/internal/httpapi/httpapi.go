@@ -1,0 +1,91 @@
+// Package httpapi is the order service's HTTP interface.
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/order-system/order-system/pkg/httpx"
+	"github.com/order-system/order-system/pkg/idempotency"
+	"github.com/order-system/order-system/pkg/money"
+	"github.com/order-system/order-system/services/order/internal/order"
+)
+
+// New returns the order service's echo instance with every route mounted.
+func New(svc *order.Service, keys *idempotency.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
+	e := httpx.New(log, reg)
+	httpx.Health(e, checks)
+	h := handler{svc: svc}
+	e.POST("/orders", h.create, keys.Middleware(log))
+	e.GET("/orders/:id", h.get)
+	return e
+}
+
+type handler struct {
+	svc *order.Service
+}
+
+type orderRequest struct {
+	UserID string          `json:"userId"`
+	Email  string          `json:"email"`
+	Price  json.RawMessage `json:"price"`
+}
+
+type orderResponse struct {
+	ID            string       `json:"id"`
+	UserID        string       `json:"userId"`
+	Email         string       `json:"email"`
+	Price         money.Amount `json:"price"`
+	Status        string       `json:"status"`
+	FailureReason string       `json:"failureReason,omitempty"`
+	CreatedAt     time.Time    `json:"createdAt"`
+}
+
+func toOrderResponse(o order.Order) orderResponse {
+	return orderResponse{ID: o.ID.String(), UserID: o.UserID.String(), Email: o.Email, Price: o.Price,
+		Status: string(o.Status), FailureReason: o.FailureReason, CreatedAt: o.CreatedAt}
+}
+
+func (h handler) create(c echo.Context) error {
+	var req orderRequest
+	if err := httpx.Decode(c, &req); err != nil {
+		return err
+	}
+	f := httpx.Fields{}
+	o := order.Order{ID: uuid.New(), UserID: f.UUID("userId", req.UserID), Price: f.Amount("price", req.Price), Email: req.Email}
+	f.Email("email", req.Email)
+	if err := f.Err(); err != nil {
+		return err
+	}
+	// With an Idempotency-Key the order id is derived from the key: a retry after a
+	// timeout or a crash finds the order the first attempt stored and resumes it.
+	if rec, ok := idempotency.FromContext(c.Request().Context()); ok {
+		o.ID = rec.DerivedID()
+	}
+	res, err := h.svc.Place(c.Request().Context(), o)
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		return res.Err.With("order", toOrderResponse(res.Order))
+	}
+	return c.JSON(http.StatusCreated, toOrderResponse(res.Order))
+}
+
+func (h handler) get(c echo.Context) error {
+	id, err := httpx.PathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	o, err := h.svc.Get(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toOrderResponse(o))
+}

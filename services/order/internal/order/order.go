@@ -1,0 +1,111 @@
+// Package order is the order domain: an order is placed pending, paid through billing with
+// its own id as the payment id, and finished completed or failed exactly once. Because the
+// payment id never changes, any number of retries debits the user at most once.
+package order
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/pkg/money"
+)
+
+// Status is where an order is in its life.
+type Status string
+
+// Order statuses. pending is the only one that changes.
+const (
+	StatusPending   Status = "pending"
+	StatusCompleted Status = "completed"
+	StatusFailed    Status = "failed"
+)
+
+// Failure reasons of a failed order.
+const (
+	ReasonInsufficientFunds  = "insufficient_funds"
+	ReasonAccountNotFound    = "account_not_found"
+	ReasonBillingUnreachable = "billing_unreachable"
+)
+
+// Order is a purchase by a user for a price.
+type Order struct {
+	ID             uuid.UUID
+	UserID         uuid.UUID
+	Email          string
+	Price          money.Amount
+	Status         Status
+	FailureReason  string
+	FailureMessage string
+	Attempts       int
+	CreatedAt      time.Time
+}
+
+// Complete finishes a pending order as paid.
+func (o *Order) Complete() error {
+	if o.Status != StatusPending {
+		return fmt.Errorf("complete order %s: status is %s", o.ID, o.Status)
+	}
+	o.Status = StatusCompleted
+	return nil
+}
+
+// Fail finishes a pending order as failed, keeping why.
+func (o *Order) Fail(reason, message string) error {
+	if o.Status != StatusPending {
+		return fmt.Errorf("fail order %s: status is %s", o.ID, o.Status)
+	}
+	o.Status, o.FailureReason, o.FailureMessage = StatusFailed, reason, message
+	return nil
+}
+
+// FinishedEvent is the event announcing a finished order to the notification service.
+func (o Order) FinishedEvent(now time.Time) (events.Envelope, error) {
+	typ := events.OrderCompleted
+	if o.Status == StatusFailed {
+		typ = events.OrderFailed
+	}
+	return events.New("order-system/order", typ, events.OrderFinishedData{
+		OrderID: o.ID.String(), UserID: o.UserID.String(), Email: o.Email,
+		Price: o.Price, Status: string(o.Status), Reason: o.FailureReason,
+	}, now)
+}
+
+// Payment is billing's answer to a payment request.
+type Payment struct {
+	Paid    bool         // false: insufficient funds, a definitive outcome
+	Balance money.Amount // the balance after the payment
+}
+
+// BillingClient pays orders. Pay is idempotent per payment id.
+type BillingClient interface {
+	// Pay debits amount from the user's account once per paymentID. Errors: not_found when
+	// the user has no account; unavailable when billing cannot be reached or answers 5xx (the
+	// outcome is then unknown and the call must be repeated).
+	Pay(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (Payment, error)
+}
+
+// Repository stores orders.
+type Repository interface {
+	// Create stores a pending order unless an order with its id exists; it returns the
+	// stored order either way.
+	Create(ctx context.Context, o Order) (Order, error)
+	// Get returns an order; not_found if there is none.
+	Get(ctx context.Context, id uuid.UUID) (Order, error)
+	// Finish applies fn to a pending order and stores it with its finished event, atomically.
+	// An order that is no longer pending is returned unchanged without calling fn.
+	Finish(ctx context.Context, id uuid.UUID, fn func(o *Order) error) (Order, error)
+	// ClaimPending leases up to limit pending orders whose next attempt is due, counting the
+	// attempt and pushing the next one back by backoff(attempts).
+	ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]Order, error)
+}
+
+// ErrInsufficientFunds builds the error of an order that failed for lack of money; the
+// order itself travels with it so the client sees what failed.
+func insufficientFunds(message string) *apperr.Error {
+	return apperr.New(apperr.InsufficientFunds, "%s", message)
+}

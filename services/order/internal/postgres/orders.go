@@ -1,0 +1,143 @@
+// Package postgres stores orders and their outbox events in PostgreSQL.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/money"
+	"github.com/order-system/order-system/pkg/outbox"
+	"github.com/order-system/order-system/pkg/postgres"
+	"github.com/order-system/order-system/services/order/internal/order"
+)
+
+// firstAttemptGrace keeps the reconciler off an order while the request that placed it is
+// still calling billing (the call's timeout is a few seconds).
+const firstAttemptGrace = 10 * time.Second
+
+// Orders implements order.Repository.
+type Orders struct {
+	db *sqlx.DB
+}
+
+var _ order.Repository = (*Orders)(nil)
+
+// NewOrders returns the repository over db.
+func NewOrders(db *sqlx.DB) *Orders { return &Orders{db: db} }
+
+type orderRow struct {
+	ID             uuid.UUID `db:"id"`
+	UserID         uuid.UUID `db:"user_id"`
+	Email          string    `db:"email"`
+	Price          int64     `db:"price"`
+	Status         string    `db:"status"`
+	FailureReason  string    `db:"failure_reason"`
+	FailureMessage string    `db:"failure_message"`
+	Attempts       int       `db:"attempts"`
+	CreatedAt      time.Time `db:"created_at"`
+}
+
+const orderColumns = `id, user_id, email, price, status, failure_reason, failure_message, attempts, created_at`
+
+func fromOrderRow(r orderRow) order.Order {
+	return order.Order{ID: r.ID, UserID: r.UserID, Email: r.Email, Price: money.Amount(r.Price), Status: order.Status(r.Status),
+		FailureReason: r.FailureReason, FailureMessage: r.FailureMessage, Attempts: r.Attempts, CreatedAt: r.CreatedAt}
+}
+
+// Create implements order.Repository.
+func (s *Orders) Create(ctx context.Context, o order.Order) (order.Order, error) {
+	var r orderRow
+	// DO UPDATE with a no-op instead of DO NOTHING, so that RETURNING yields the existing
+	// row in the same round trip.
+	err := s.db.GetContext(ctx, &r, `INSERT INTO orders (id, user_id, email, price, status, next_attempt_at)
+		VALUES ($1, $2, $3, $4, $5, now() + $6::interval)
+		ON CONFLICT (id) DO UPDATE SET id = excluded.id
+		RETURNING `+orderColumns,
+		o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), fmt.Sprintf("%d milliseconds", firstAttemptGrace.Milliseconds()))
+	if err != nil {
+		return order.Order{}, postgres.Wrap("create order", err)
+	}
+	return fromOrderRow(r), nil
+}
+
+// Get implements order.Repository.
+func (s *Orders) Get(ctx context.Context, id uuid.UUID) (order.Order, error) {
+	var r orderRow
+	err := s.db.GetContext(ctx, &r, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return order.Order{}, apperr.New(apperr.NotFound, "order %s not found", id)
+	}
+	if err != nil {
+		return order.Order{}, postgres.Wrap("get order", err)
+	}
+	return fromOrderRow(r), nil
+}
+
+// Finish implements order.Repository.
+func (s *Orders) Finish(ctx context.Context, id uuid.UUID, fn func(o *order.Order) error) (order.Order, error) {
+	var o order.Order
+	err := postgres.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		var r orderRow
+		// The row lock serialises the request that placed the order and the reconciler:
+		// whichever comes second sees a finished order and leaves it alone.
+		if err := tx.GetContext(ctx, &r, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, id); err != nil {
+			return fmt.Errorf("lock order: %w", err)
+		}
+		o = fromOrderRow(r)
+		if o.Status != order.StatusPending {
+			return nil
+		}
+		if err := fn(&o); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET status = $2, failure_reason = $3, failure_message = $4, updated_at = now() WHERE id = $1`,
+			o.ID, string(o.Status), o.FailureReason, o.FailureMessage); err != nil {
+			return fmt.Errorf("update order: %w", err)
+		}
+		event, err := o.FinishedEvent(time.Now())
+		if err != nil {
+			return err
+		}
+		return outbox.Write(ctx, tx, event)
+	})
+	if err != nil {
+		return order.Order{}, postgres.Wrap("finish order", err)
+	}
+	return o, nil
+}
+
+// ClaimPending implements order.Repository.
+func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]order.Order, error) {
+	var rows []orderRow
+	err := postgres.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		if err := tx.SelectContext(ctx, &rows, `SELECT `+orderColumns+` FROM orders
+			WHERE status = 'pending' AND next_attempt_at <= now()
+			ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`, limit); err != nil {
+			return fmt.Errorf("select pending orders: %w", err)
+		}
+		for i := range rows {
+			rows[i].Attempts++
+			wait := fmt.Sprintf("%d milliseconds", backoff(rows[i].Attempts).Milliseconds())
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET attempts = $2, next_attempt_at = now() + $3::interval WHERE id = $1`,
+				rows[i].ID, rows[i].Attempts, wait); err != nil {
+				return fmt.Errorf("lease pending order: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, postgres.Wrap("claim pending orders", err)
+	}
+	orders := make([]order.Order, len(rows))
+	for i, r := range rows {
+		orders[i] = fromOrderRow(r)
+	}
+	return orders, nil
+}
