@@ -1,0 +1,76 @@
+// Command notification runs the notification service: it consumes order events from the
+// broker and keeps one notification per finished order for its user. `notification migrate`
+// applies its migrations and exits; `notification healthcheck` asks a running instance
+// whether it is ready.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/order-system/order-system/pkg/httpx"
+	"github.com/order-system/order-system/pkg/lifecycle"
+	"github.com/order-system/order-system/pkg/logger"
+	"github.com/order-system/order-system/pkg/rabbit"
+	"github.com/order-system/order-system/pkg/startup"
+	"github.com/order-system/order-system/services/notification/internal/config"
+	"github.com/order-system/order-system/services/notification/internal/consumer"
+	"github.com/order-system/order-system/services/notification/internal/httpapi"
+	"github.com/order-system/order-system/services/notification/internal/postgres"
+	"github.com/order-system/order-system/services/notification/migrations"
+)
+
+func main() {
+	log := logger.New(os.Stdout, "notification", logger.ParseLevel(os.Getenv("LOG_LEVEL")))
+	if err := run(context.Background(), log, os.Args[1:]); err != nil {
+		log.Error("notification stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *slog.Logger, args []string) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return fmt.Errorf("load config: %w", err)
+	}
+	command, err := startup.Command(args)
+	if err != nil {
+		return err
+	}
+	if command == startup.Healthcheck {
+		return httpx.Probe(cfg.HTTPAddr)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	db, err := startup.Database(ctx, cfg.DatabaseURL, migrations.FS)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if command == startup.Migrate {
+		log.Info("migrations applied")
+		return nil
+	}
+	reg := startup.Registry(db, "notification")
+
+	store := postgres.NewStore(db)
+	orders := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(store, cfg.Lang, log), log)
+
+	e := httpapi.New(store, map[string]httpx.Check{"database": db.PingContext, "broker": orders.Check}, log, reg)
+	if cfg.Pprof {
+		httpx.Pprof(e)
+	}
+
+	g := lifecycle.NewGroup(ctx)
+	g.Go("orders consumer", orders.Run)
+	g.Go("http", func(ctx context.Context) error { return httpx.Serve(ctx, e, cfg.HTTPAddr, cfg.ShutdownTimeout) })
+	log.Info("notification started", "addr", cfg.HTTPAddr)
+	err = g.Wait()
+	log.Info("notification stopped")
+	return err
+}

@@ -1,0 +1,87 @@
+// Command user runs the user service: it registers users, opens their billing accounts
+// and announces new users on the broker through its outbox. `user migrate` applies its
+// migrations and exits; `user healthcheck` asks a running instance whether it is ready.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/pkg/httpx"
+	"github.com/order-system/order-system/pkg/idempotency"
+	"github.com/order-system/order-system/pkg/lifecycle"
+	"github.com/order-system/order-system/pkg/logger"
+	"github.com/order-system/order-system/pkg/outbox"
+	"github.com/order-system/order-system/pkg/rabbit"
+	"github.com/order-system/order-system/pkg/startup"
+	"github.com/order-system/order-system/services/user/internal/billing"
+	"github.com/order-system/order-system/services/user/internal/config"
+	"github.com/order-system/order-system/services/user/internal/httpapi"
+	userpg "github.com/order-system/order-system/services/user/internal/postgres"
+	"github.com/order-system/order-system/services/user/internal/user"
+	"github.com/order-system/order-system/services/user/migrations"
+)
+
+func main() {
+	log := logger.New(os.Stdout, "user", logger.ParseLevel(os.Getenv("LOG_LEVEL")))
+	if err := run(context.Background(), log, os.Args[1:]); err != nil {
+		log.Error("user stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *slog.Logger, args []string) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return fmt.Errorf("load config: %w", err)
+	}
+	command, err := startup.Command(args)
+	if err != nil {
+		return err
+	}
+	if command == startup.Healthcheck {
+		return httpx.Probe(cfg.HTTPAddr)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	db, err := startup.Database(ctx, cfg.DatabaseURL, migrations.FS)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if command == startup.Migrate {
+		log.Info("migrations applied")
+		return nil
+	}
+	reg := startup.Registry(db, "user")
+
+	publisher := rabbit.NewPublisher(cfg.AMQPURL, events.Exchange)
+	defer publisher.Close()
+	relay := outbox.NewRelay(db, publisher, outbox.RelayConfig{DatabaseURL: cfg.DatabaseURL}, log, reg)
+
+	svc := user.NewService(userpg.NewUsers(db), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout), log)
+	keys := idempotency.NewStore(db, cfg.IdempotencyTTL, idempotency.DefaultLease)
+
+	e := httpapi.New(svc, keys, map[string]httpx.Check{
+		"database": db.PingContext,
+		"broker":   func(context.Context) error { return publisher.Ping() },
+	}, log, reg)
+	if cfg.Pprof {
+		httpx.Pprof(e)
+	}
+
+	g := lifecycle.NewGroup(ctx)
+	g.Go("outbox relay", relay.Run)
+	g.Go("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, idempotency.PurgeInterval, log) })
+	g.Go("http", func(ctx context.Context) error { return httpx.Serve(ctx, e, cfg.HTTPAddr, cfg.ShutdownTimeout) })
+	log.Info("user started", "addr", cfg.HTTPAddr)
+	err = g.Wait()
+	log.Info("user stopped")
+	return err
+}

@@ -1,0 +1,40 @@
+// Package billing is the user service's HTTP client of the billing service.
+package billing
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/httpclient"
+	"github.com/order-system/order-system/services/user/internal/user"
+)
+
+// Client opens accounts through billing's internal endpoint.
+type Client struct {
+	baseURL string
+	http    *http.Client
+}
+
+var _ user.Accounts = (*Client)(nil)
+
+// NewClient returns a client of the billing service at baseURL with a bounded timeout.
+func NewClient(baseURL string, timeout time.Duration) *Client {
+	return &Client{baseURL: baseURL, http: httpclient.New(timeout)}
+}
+
+// Open implements user.Accounts.
+func (c *Client) Open(ctx context.Context, userID uuid.UUID) error {
+	status, body, err := httpclient.DoJSON(ctx, c.http, http.MethodPut, c.baseURL+"/internal/accounts/"+userID.String(), nil)
+	if err != nil {
+		return apperr.Wrap(err, apperr.Unavailable, "billing unreachable")
+	}
+	if status != http.StatusOK && status != http.StatusCreated {
+		return apperr.Wrap(fmt.Errorf("billing answered %d: %s", status, body), apperr.Unavailable, "account not opened")
+	}
+	return nil
+}
