@@ -5,6 +5,7 @@ package env
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -54,4 +55,17 @@ func LoadCommon(role, schema, port string) (Common, error) {
 		ShutdownTimeout: shutdown,
 		Pprof:           os.Getenv("PPROF") == "true",
 	}, nil
+}
+
+// Int parses a positive integer, or returns def when unset.
+func Int(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s: %q is not a positive integer", name, v)
+	}
+	return n, nil
 }

@@ -291,5 +291,3 @@ func (w *captureWriter) Write(b []byte) (int, error) {
 // DefaultLease bounds how long a request holds its key; longer than any request may run.
 const DefaultLease = 30 * time.Second
 
-// PurgeInterval is how often expired records are deleted.
-const PurgeInterval = 10 * time.Minute

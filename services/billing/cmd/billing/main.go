@@ -1,10 +1,12 @@
 // Command billing runs the billing service: the ledger of user accounts, deposits and the
 // payments the order service makes. `billing migrate` applies its migrations and exits;
-// `billing healthcheck` asks a running instance whether it is ready.
+// `billing healthcheck` asks a running instance whether it is ready; `billing verify` checks
+// the ledger's invariants on the database and exits non-zero listing any violation.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -38,7 +40,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("load config: %w", err)
 	}
-	command, err := startup.Command(args)
+	command, err := startup.Command(args, "verify")
 	if err != nil {
 		return err
 	}
@@ -57,9 +59,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		log.Info("migrations applied")
 		return nil
 	}
+	ledger := billingpg.NewLedger(db)
+	if command == "verify" {
+		return verify(ctx, ledger)
+	}
 	reg := startup.Registry(db, "billing")
 
-	svc := billing.NewService(billingpg.NewLedger(db))
+	svc := billing.NewService(ledger)
 	keys := idempotency.NewStore(db, cfg.IdempotencyTTL, idempotency.DefaultLease)
 	users := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(svc), log)
 
@@ -73,10 +79,29 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	g := lifecycle.NewGroup(ctx)
 	g.Go("users consumer", users.Run)
-	g.Go("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, idempotency.PurgeInterval, log) })
+	g.Go("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.PurgeInterval, log) })
 	g.Go("http", func(ctx context.Context) error { return httpx.Serve(ctx, e, cfg.HTTPAddr, cfg.ShutdownTimeout) })
 	log.Info("billing started", "addr", cfg.HTTPAddr)
 	err = g.Wait()
 	log.Info("billing stopped")
 	return err
+}
+
+// verify prints every ledger violation as a JSON line on stdout and fails if there is one.
+func verify(ctx context.Context, ledger *billingpg.Ledger) error {
+	violations, err := ledger.Verify(ctx)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(os.Stdout)
+	for _, v := range violations {
+		if err := enc.Encode(map[string]string{"invariant": v.Invariant, "subject": v.Subject, "detail": v.Detail}); err != nil {
+			return err
+		}
+	}
+	if len(violations) > 0 {
+		return fmt.Errorf("ledger verification found %d violations", len(violations))
+	}
+	fmt.Fprintln(os.Stderr, "ledger verified: no violations")
+	return nil
 }

@@ -139,3 +139,11 @@ func checkAmount(a money.Amount) error {
 	}
 	return nil
 }
+
+// Violation is a broken ledger invariant: which one, on what (an account or a payment id),
+// and the figures that disagree.
+type Violation struct {
+	Invariant string
+	Subject   string
+	Detail    string
+}

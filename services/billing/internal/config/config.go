@@ -11,6 +11,7 @@ import (
 type Config struct {
 	env.Common
 	IdempotencyTTL time.Duration
+	PurgeInterval  time.Duration
 }
 
 // Load reads the configuration; defaults suit a developer machine.
@@ -19,9 +20,12 @@ func Load() (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	ttl, err := env.Duration("IDEMPOTENCY_TTL", 24*time.Hour)
-	if err != nil {
+	cfg := Config{Common: common}
+	if cfg.IdempotencyTTL, err = env.Duration("IDEMPOTENCY_TTL", 24*time.Hour); err != nil {
 		return Config{}, err
 	}
-	return Config{Common: common, IdempotencyTTL: ttl}, nil
+	if cfg.PurgeInterval, err = env.Duration("IDEMPOTENCY_PURGE_INTERVAL", 10*time.Minute); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
 }

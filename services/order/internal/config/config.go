@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/order-system/order-system/pkg/env"
+	"github.com/order-system/order-system/services/order/internal/order"
 )
 
 // Config is the order service's configuration.
@@ -13,6 +14,8 @@ type Config struct {
 	BillingURL     string
 	BillingTimeout time.Duration
 	IdempotencyTTL time.Duration
+	PurgeInterval  time.Duration
+	Reconciler     order.ReconcilerConfig
 }
 
 // Load reads the configuration; defaults suit a developer machine.
@@ -28,5 +31,22 @@ func Load() (Config, error) {
 	if cfg.IdempotencyTTL, err = env.Duration("IDEMPOTENCY_TTL", 24*time.Hour); err != nil {
 		return Config{}, err
 	}
+	if cfg.PurgeInterval, err = env.Duration("IDEMPOTENCY_PURGE_INTERVAL", 10*time.Minute); err != nil {
+		return Config{}, err
+	}
+	r := order.DefaultReconcilerConfig
+	if r.Interval, err = env.Duration("RECONCILE_INTERVAL", r.Interval); err != nil {
+		return Config{}, err
+	}
+	if r.BaseBackoff, err = env.Duration("RECONCILE_BACKOFF", r.BaseBackoff); err != nil {
+		return Config{}, err
+	}
+	if r.MaxBackoff, err = env.Duration("RECONCILE_MAX_BACKOFF", r.MaxBackoff); err != nil {
+		return Config{}, err
+	}
+	if r.MaxAttempts, err = env.Int("RECONCILE_MAX_ATTEMPTS", r.MaxAttempts); err != nil {
+		return Config{}, err
+	}
+	cfg.Reconciler = r
 	return cfg, nil
 }

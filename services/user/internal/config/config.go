@@ -13,6 +13,7 @@ type Config struct {
 	BillingURL     string
 	BillingTimeout time.Duration
 	IdempotencyTTL time.Duration
+	PurgeInterval  time.Duration
 }
 
 // Load reads the configuration; defaults suit a developer machine.
@@ -26,6 +27,9 @@ func Load() (Config, error) {
 		return Config{}, err
 	}
 	if cfg.IdempotencyTTL, err = env.Duration("IDEMPOTENCY_TTL", 24*time.Hour); err != nil {
+		return Config{}, err
+	}
+	if cfg.PurgeInterval, err = env.Duration("IDEMPOTENCY_PURGE_INTERVAL", 10*time.Minute); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
