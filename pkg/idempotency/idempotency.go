@@ -290,4 +290,3 @@ func (w *captureWriter) Write(b []byte) (int, error) {
 
 // DefaultLease bounds how long a request holds its key; longer than any request may run.
 const DefaultLease = 30 * time.Second
-
