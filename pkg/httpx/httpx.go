@@ -200,6 +200,8 @@ func fromEcho(err error) *apperr.Error {
 		return apperr.New(apperr.PayloadTooLarge, "request body is larger than "+MaxBodyBytes+"B")
 	case http.StatusBadRequest:
 		return apperr.New(apperr.Invalid, "bad request")
+	case http.StatusServiceUnavailable:
+		return apperr.New(apperr.Unavailable, "service unavailable")
 	case http.StatusUnsupportedMediaType:
 		return apperr.New(apperr.Invalid, "request body must be JSON")
 	default:

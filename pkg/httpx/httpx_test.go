@@ -1,0 +1,108 @@
+package httpx_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/order-system/order-system/pkg/httpx"
+)
+
+type payload struct {
+	ID     string          `json:"id"`
+	Email  string          `json:"email"`
+	Amount json.RawMessage `json:"amount"`
+}
+
+func newEcho() *echo.Echo {
+	e := httpx.New(slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	e.POST("/things", func(c echo.Context) error {
+		var p payload
+		if err := httpx.Decode(c, &p); err != nil {
+			return err
+		}
+		f := httpx.Fields{}
+		f.UUID("id", p.ID)
+		f.Email("email", p.Email)
+		amount := f.Amount("amount", p.Amount)
+		if err := f.Err(); err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{"amount": amount})
+	})
+	return e
+}
+
+func TestValidationAndErrors(t *testing.T) {
+	t.Parallel()
+	e := newEcho()
+	const id = "6f1c1a52-7f0c-4c1e-9a55-3f7d8e2b9c10"
+	tests := []struct {
+		name   string
+		method string
+		body   string
+		status int
+		want   httpx.ErrorResponse
+	}{
+		{"not json", "POST", `{`, 400, httpx.ErrorResponse{Code: "invalid_request", Message: "request body must be a JSON object"}},
+		{"empty", "POST", ``, 400, httpx.ErrorResponse{Code: "invalid_request", Message: "request body must be a JSON object"}},
+		{"array", "POST", `[]`, 400, httpx.ErrorResponse{Code: "invalid_request", Message: "request body must be a JSON object"}},
+		{"two objects", "POST", `{} {}`, 400, httpx.ErrorResponse{Code: "invalid_request", Message: "request body must hold a single JSON object"}},
+		{"wrong type", "POST", `{"email": 5}`, 400, httpx.ErrorResponse{Code: "invalid_request", Message: "request validation failed", Fields: map[string]string{"email": "must be a string"}}},
+		{"missing", "POST", `{}`, 400, httpx.ErrorResponse{Code: "invalid_request", Message: "request validation failed",
+			Fields: map[string]string{"id": "is required", "email": "is required", "amount": "is required"}}},
+		{"bad values", "POST", `{"id":"x","email":"a@","amount":1.234}`, 400, httpx.ErrorResponse{Code: "invalid_request", Message: "request validation failed",
+			Fields: map[string]string{"id": "must be a UUID", "email": "must be an e-mail address", "amount": "must be a decimal number with at most 2 decimals"}}},
+		{"display name email, zero, string amount", "POST", `{"id":"` + id + `","email":"A <a@b.cd>","amount":0}`, 400, httpx.ErrorResponse{Code: "invalid_request", Message: "request validation failed",
+			Fields: map[string]string{"email": "must be an e-mail address", "amount": "must be greater than 0"}}},
+		{"amount as a string", "POST", `{"id":"` + id + `","email":"a@b.cd","amount":"5"}`, 400, httpx.ErrorResponse{Code: "invalid_request", Message: "request validation failed",
+			Fields: map[string]string{"amount": "must be a decimal number with at most 2 decimals"}}},
+		{"wrong method", "DELETE", ``, 405, httpx.ErrorResponse{Code: "method_not_allowed", Message: "method not allowed"}},
+		{"too large", "POST", `{"email":"` + strings.Repeat("a", 70_000) + `"}`, 413, httpx.ErrorResponse{Code: "payload_too_large", Message: "request body is larger than 64KB"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, httptest.NewRequest(tt.method, "/things", strings.NewReader(tt.body)))
+			var got httpx.ErrorResponse
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatalf("body %q: %v", rec.Body, err)
+			}
+			if rec.Code != tt.status {
+				t.Errorf("status = %d, want %d", rec.Code, tt.status)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("body (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestValidRequestAndRequestID(t *testing.T) {
+	t.Parallel()
+	e := newEcho()
+	req := httptest.NewRequest("POST", "/things", strings.NewReader(`{"id":"6f1c1a52-7f0c-4c1e-9a55-3f7d8e2b9c10","email":"a@b.cd","amount":499.5,"extra":true}`))
+	req.Header.Set(httpx.HeaderRequestID, "trace-1")
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `{"amount":499.5}` {
+		t.Fatalf("got %d %s, want 200 {\"amount\":499.5}", rec.Code, rec.Body)
+	}
+	if got := rec.Header().Get(httpx.HeaderRequestID); got != "trace-1" {
+		t.Fatalf("X-Request-ID = %q, want the caller's trace-1", got)
+	}
+	rec = httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest("GET", "/nowhere", nil))
+	if rec.Code != http.StatusNotFound || rec.Header().Get(httpx.HeaderRequestID) == "" {
+		t.Fatalf("unknown route: %d, request id %q; want 404 with a generated id", rec.Code, rec.Header().Get(httpx.HeaderRequestID))
+	}
+}

@@ -1,0 +1,212 @@
+package idempotency_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/httpx"
+	"github.com/order-system/order-system/pkg/idempotency"
+	"github.com/order-system/order-system/pkg/postgres"
+)
+
+const schema = `CREATE TABLE idempotency_keys (
+    scope text NOT NULL, key text NOT NULL, fingerprint text NOT NULL, status_code int,
+    content_type text, body bytea, locked_until timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz NOT NULL,
+    PRIMARY KEY (scope, key))`
+
+// server mounts two endpoints behind the middleware. The handler counts its calls, can be
+// held back to simulate a slow request, and fails with 503 while unavailable is set.
+type server struct {
+	db          *sqlx.DB
+	srv         *httptest.Server
+	calls       atomic.Int64
+	release     chan struct{}
+	unavailable atomic.Bool
+}
+
+func newServer(t *testing.T, ttl time.Duration) *server {
+	t.Helper()
+	url := dbtest.NewDatabase(t, "idem")
+	db, err := postgres.Open(context.Background(), postgres.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(schema); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{db: db}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := idempotency.NewStore(db, ttl, idempotency.DefaultLease)
+	e := httpx.New(log, prometheus.NewRegistry())
+	handle := func(c echo.Context) error {
+		n := s.calls.Add(1)
+		if s.release != nil {
+			<-s.release
+		}
+		if s.unavailable.Load() {
+			return echo.NewHTTPError(http.StatusServiceUnavailable)
+		}
+		rec, _ := idempotency.FromContext(c.Request().Context())
+		return c.JSON(http.StatusCreated, map[string]any{"call": n, "id": rec.DerivedID().String()})
+	}
+	e.POST("/things", handle, store.Middleware(log))
+	e.POST("/other", handle, store.Middleware(log))
+	s.srv = httptest.NewServer(e)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *server) post(t *testing.T, path, key, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set(idempotency.HeaderKey, key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func TestReplayIsByteForByte(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, time.Hour)
+	first, firstBody := s.post(t, "/things", "k1", `{"a":1,"b":[1,2]}`)
+	if first.StatusCode != http.StatusCreated || first.Header.Get(idempotency.HeaderCached) != "" {
+		t.Fatalf("first response: %d cached=%q", first.StatusCode, first.Header.Get(idempotency.HeaderCached))
+	}
+	// Same payload with other key order and whitespace.
+	again, againBody := s.post(t, "/things", "k1", "{ \"b\": [1, 2],\n \"a\": 1 }")
+	if again.StatusCode != http.StatusCreated || !bytes.Equal(againBody, firstBody) {
+		t.Fatalf("replay = %d %s, want 201 %s", again.StatusCode, againBody, firstBody)
+	}
+	if again.Header.Get(idempotency.HeaderCached) != "true" || again.Header.Get(idempotency.HeaderReplayed) != "true" {
+		t.Fatalf("replay headers: %v", again.Header)
+	}
+	if n := s.calls.Load(); n != 1 {
+		t.Fatalf("handler ran %d times, want 1", n)
+	}
+}
+
+func TestMismatchScopeAndKeyLength(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, time.Hour)
+	s.post(t, "/things", "k", `{"a":1}`)
+	if resp, body := s.post(t, "/things", "k", `{"a":2}`); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "idempotency_key_mismatch") {
+		t.Fatalf("other payload = %d %s, want 422 idempotency_key_mismatch", resp.StatusCode, body)
+	}
+	// The same key on another endpoint is another request.
+	if resp, _ := s.post(t, "/other", "k", `{"a":2}`); resp.StatusCode != http.StatusCreated || resp.Header.Get(idempotency.HeaderCached) != "" {
+		t.Fatalf("same key on another endpoint = %d cached=%q, want a fresh 201", resp.StatusCode, resp.Header.Get(idempotency.HeaderCached))
+	}
+	if resp, _ := s.post(t, "/things", strings.Repeat("x", 256), `{}`); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("256-char key = %d, want 400", resp.StatusCode)
+	}
+	if resp, _ := s.post(t, "/things", strings.Repeat("x", 255), `{}`); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("255-char key = %d, want 201", resp.StatusCode)
+	}
+}
+
+func TestConcurrentSameKeyRunsOnce(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, time.Hour)
+	s.release = make(chan struct{})
+	const n = 20
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			resp, _ := s.post(t, "/things", "same", `{"x":1}`)
+			statuses <- resp.StatusCode
+		})
+	}
+	// Let the losers come back with 409 while the winner is held, then release it.
+	time.Sleep(500 * time.Millisecond)
+	close(s.release)
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for st := range statuses {
+		counts[st]++
+	}
+	if s.calls.Load() != 1 || counts[http.StatusCreated] < 1 || counts[http.StatusCreated]+counts[http.StatusConflict] != n {
+		t.Fatalf("calls=%d statuses=%v, want one call and only 201/409", s.calls.Load(), counts)
+	}
+}
+
+func TestTransientFailureIsNotStored(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, time.Hour)
+	s.unavailable.Store(true)
+	if resp, _ := s.post(t, "/things", "k", `{}`); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("first = %d, want 503", resp.StatusCode)
+	}
+	s.unavailable.Store(false)
+	resp, body := s.post(t, "/things", "k", `{}`)
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get(idempotency.HeaderCached) != "" {
+		t.Fatalf("retry after 503 = %d cached=%q, want a fresh 201", resp.StatusCode, resp.Header.Get(idempotency.HeaderCached))
+	}
+	var out struct{ Call int }
+	if err := json.Unmarshal(body, &out); err != nil || out.Call != 2 {
+		t.Fatalf("retry body %s: the handler should have run again", body)
+	}
+}
+
+func TestExpiredKeysArePurgedAndReusable(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, 300*time.Millisecond)
+	_, first := s.post(t, "/things", "k", `{"a":1}`)
+	time.Sleep(400 * time.Millisecond)
+	store := idempotency.NewStore(s.db, time.Hour, time.Minute)
+	if n, err := store.Purge(context.Background()); err != nil || n != 1 {
+		t.Fatalf("Purge = %d, %v; want 1 expired record", n, err)
+	}
+	// The key is free again: even another payload starts a new request, with a new id.
+	resp, second := s.post(t, "/things", "k", `{"a":2}`)
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get(idempotency.HeaderCached) != "" {
+		t.Fatalf("reuse after expiry = %d cached=%q", resp.StatusCode, resp.Header.Get(idempotency.HeaderCached))
+	}
+	var a, b struct{ ID string }
+	json.Unmarshal(first, &a)
+	json.Unmarshal(second, &b)
+	if a.ID == "" || a.ID == b.ID {
+		t.Fatalf("derived ids %q and %q: a reused key must derive a new id", a.ID, b.ID)
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	t.Parallel()
+	same := [][2]string{{`{"a":1,"b":2}`, `{"b":2, "a":1}`}, {`{"a":[1,{"c":1,"d":2}]}`, "{\"a\":[1,{\"d\":2,\"c\":1}]}\n"}}
+	for _, p := range same {
+		if idempotency.Fingerprint([]byte(p[0])) != idempotency.Fingerprint([]byte(p[1])) {
+			t.Errorf("%s and %s should have the same fingerprint", p[0], p[1])
+		}
+	}
+	differ := [][2]string{{`{"a":1}`, `{"a":2}`}, {`{"a":1}`, `{"a":"1"}`}, {`{"a":500}`, `{"a":500.0}`}, {`not json`, `not  json`}}
+	for _, p := range differ {
+		if idempotency.Fingerprint([]byte(p[0])) == idempotency.Fingerprint([]byte(p[1])) {
+			t.Errorf("%s and %s should differ", p[0], p[1])
+		}
+	}
+}

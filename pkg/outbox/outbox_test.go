@@ -1,0 +1,239 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/pkg/outbox"
+	"github.com/order-system/order-system/pkg/postgres"
+	"github.com/order-system/order-system/pkg/rabbit"
+)
+
+const schema = `CREATE TABLE outbox (
+    id bigserial PRIMARY KEY, event_id uuid NOT NULL UNIQUE, routing_key text NOT NULL,
+    body bytea NOT NULL, request_id text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now(), claimed_until timestamptz)`
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+type fixture struct {
+	db       *sqlx.DB
+	dbURL    string
+	exchange string
+	queue    rabbit.Queue
+}
+
+// newFixture gives each test its own database and its own exchange and queues on the real
+// broker, removed at the end.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	url := dbtest.NewDatabase(t, "outboxtest")
+	db, err := postgres.Open(context.Background(), postgres.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(schema); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{db: db, dbURL: url, exchange: dbtest.Name(t, "test.events")}
+	f.queue = rabbit.Queue{Name: dbtest.Name(t, "test.queue"), Exchange: f.exchange, Bindings: []string{"order.*"}, DeliveryLimit: 2}
+	conn, err := amqp.Dial(dbtest.AMQPURL())
+	if err != nil {
+		t.Skipf("RabbitMQ is not reachable: %v", err)
+	}
+	t.Cleanup(func() {
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			return
+		}
+		ch.QueueDelete(f.queue.Name, false, false, false)
+		ch.QueueDelete(f.queue.DeadLetterQueue(), false, false, false)
+		ch.ExchangeDelete(f.exchange, false, false)
+		ch.ExchangeDelete(f.queue.DeadLetterExchange(), false, false)
+	})
+	return f
+}
+
+func (f *fixture) write(t *testing.T, n int, commit bool) []string {
+	t.Helper()
+	ids := make([]string, 0, n)
+	tx := f.db.MustBegin()
+	defer tx.Rollback()
+	for range n {
+		e, err := events.New("test", events.OrderCompleted, map[string]int{"n": n}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := outbox.Write(context.Background(), tx, e); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	if commit {
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// consume collects message ids from the fixture's queue until ctx ends.
+func (f *fixture) consume(ctx context.Context, h rabbit.Handler) *rabbit.Consumer {
+	c := rabbit.NewConsumer(dbtest.AMQPURL(), f.queue, h, discard)
+	go c.Run(ctx)
+	return c
+}
+
+func (f *fixture) relay(ctx context.Context) {
+	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
+	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{DatabaseURL: f.dbURL, BatchSize: 7, Poll: 200 * time.Millisecond}, discard, prometheus.NewRegistry())
+	go func() {
+		r.Run(ctx)
+		pub.Close()
+	}()
+}
+
+type seen struct {
+	mu  sync.Mutex
+	ids map[string]int
+}
+
+func (s *seen) handler(ctx context.Context, d amqp.Delivery) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids[d.MessageId]++
+	return nil
+}
+
+func (s *seen) count() (distinct, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.ids {
+		distinct++
+		total += n
+	}
+	return distinct, total
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestTwoRelaysPublishEveryCommittedEventOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := &seen{ids: map[string]int{}}
+	c := f.consume(ctx, got.handler)
+	waitFor(t, "consumer", c.Ready)
+
+	committed := f.write(t, 40, true)
+	rolledBack := f.write(t, 5, false)
+	f.relay(ctx)
+	f.relay(ctx)
+	more := f.write(t, 40, true) // written while the relays run: woken by NOTIFY
+
+	waitFor(t, "all committed events", func() bool { d, _ := got.count(); return d >= len(committed)+len(more) })
+	time.Sleep(300 * time.Millisecond) // let duplicates, if any, arrive
+	distinct, total := got.count()
+	if distinct != 80 || total != 80 {
+		t.Fatalf("received %d distinct / %d total messages, want 80 / 80", distinct, total)
+	}
+	for _, id := range rolledBack {
+		if got.ids[id] != 0 {
+			t.Fatalf("event %s of a rolled-back transaction was published", id)
+		}
+	}
+	var left int
+	if err := f.db.Get(&left, `SELECT count(*) FROM outbox`); err != nil || left != 0 {
+		t.Fatalf("outbox holds %d rows after publishing (err %v), want 0", left, err)
+	}
+}
+
+func TestUnroutableEventsStayInTheOutbox(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.write(t, 3, true)
+	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
+	defer pub.Close()
+	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{DatabaseURL: f.dbURL}, discard, prometheus.NewRegistry())
+
+	// No queue is bound yet: the broker returns the messages and the relay keeps them.
+	if _, err := r.RelayOnce(ctx); !errors.Is(err, rabbit.ErrUnroutable) {
+		t.Fatalf("RelayOnce without a bound queue: err = %v, want ErrUnroutable", err)
+	}
+	var left int
+	f.db.Get(&left, `SELECT count(*) FROM outbox`)
+	if left != 3 {
+		t.Fatalf("outbox holds %d rows, want the 3 unroutable events kept", left)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := &seen{ids: map[string]int{}}
+	c := f.consume(cctx, got.handler)
+	waitFor(t, "consumer", c.Ready)
+	if n, err := r.RelayOnce(ctx); err != nil || n != 3 {
+		t.Fatalf("RelayOnce with a bound queue = %d, %v; want 3, nil", n, err)
+	}
+	waitFor(t, "the 3 events", func() bool { d, _ := got.count(); return d == 3 })
+}
+
+func TestPoisonMessageIsDeadLettered(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := &seen{ids: map[string]int{}}
+	c := f.consume(ctx, func(ctx context.Context, d amqp.Delivery) error {
+		if string(d.Body) == "poison" {
+			return rabbit.ErrPoison
+		}
+		return got.handler(ctx, d)
+	})
+	waitFor(t, "consumer", c.Ready)
+
+	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
+	defer pub.Close()
+	msgs := []rabbit.Message{
+		{RoutingKey: "order.completed", MessageID: "bad", Body: []byte("poison")},
+		{RoutingKey: "order.completed", MessageID: "good", Body: []byte("{}")},
+	}
+	if err := pub.Publish(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the good message after the poison one", func() bool { d, _ := got.count(); return d == 1 })
+
+	conn, err := amqp.Dial(dbtest.AMQPURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the poison message in the DLQ", func() bool {
+		d, ok, err := ch.Get(f.queue.DeadLetterQueue(), true)
+		return err == nil && ok && d.MessageId == "bad"
+	})
+}
