@@ -1,0 +1,139 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/pkg/httpx"
+	"github.com/order-system/order-system/pkg/idempotency"
+	"github.com/order-system/order-system/pkg/rabbit"
+	"github.com/order-system/order-system/pkg/startup"
+	"github.com/order-system/order-system/services/billing/internal/billing"
+	"github.com/order-system/order-system/services/billing/internal/consumer"
+	"github.com/order-system/order-system/services/billing/internal/httpapi"
+	"github.com/order-system/order-system/services/billing/internal/postgres"
+	"github.com/order-system/order-system/services/billing/migrations"
+)
+
+type api struct {
+	t   *testing.T
+	url string
+	svc *billing.Service
+}
+
+func newAPI(t *testing.T) *api {
+	t.Helper()
+	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "billing"), migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := billing.NewService(postgres.NewLedger(db))
+	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, prometheus.NewRegistry())
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return &api{t: t, url: srv.URL, svc: svc}
+}
+
+func (a *api) do(method, path, body string) (int, string) {
+	a.t.Helper()
+	req, _ := http.NewRequest(method, a.url+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+func TestAccountLifecycle(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	user := uuid.NewString()
+	steps := []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"GET", "/billing/balance/" + user, "", 404, `"code":"not_found"`},
+		{"PUT", "/internal/accounts/" + user, "", 201, `{"userId":"` + user + `","balance":0,"currency":"RUB"}`},
+		{"PUT", "/internal/accounts/" + user, "", 200, `{"userId":"` + user + `","balance":0,"currency":"RUB"}`},
+		{"GET", "/billing/balance/" + user, "", 200, `{"userId":"` + user + `","balance":0,"currency":"RUB"}`},
+		{"POST", "/billing/deposit", `{"userId":"` + user + `","amount":1000}`, 200, `"balance":1000,`},
+		{"POST", "/billing/deposit", `{"userId":"` + user + `","amount":0.5}`, 200, `"balance":1000.5,`},
+		{"POST", "/internal/payments", `{"paymentId":"` + user + `","userId":"` + user + `","amount":500}`, 200, `"status":"completed","balance":500.5}`},
+		{"POST", "/internal/payments", `{"paymentId":"` + user + `","userId":"` + user + `","amount":500}`, 200, `"status":"completed","balance":500.5}`},
+		{"POST", "/internal/payments", `{"paymentId":"` + user + `","userId":"` + user + `","amount":501}`, 422, `"code":"payment_mismatch"`},
+		{"POST", "/internal/payments", `{"paymentId":"` + uuid.NewString() + `","userId":"` + user + `","amount":1000}`, 200, `"status":"insufficient_funds","balance":500.5}`},
+		{"GET", "/billing/balance/" + user, "", 200, `"balance":500.5,`},
+		// Bad input never reaches the ledger.
+		{"POST", "/billing/deposit", `{"userId":"` + user + `","amount":0}`, 400, `"amount":"must be greater than 0"`},
+		{"POST", "/billing/deposit", `{"userId":"` + user + `","amount":-5}`, 400, `"amount":"must be greater than 0"`},
+		{"POST", "/billing/deposit", `{"userId":"` + user + `","amount":1.001}`, 400, `"amount":"must be a decimal number with at most 2 decimals"`},
+		{"POST", "/billing/deposit", `{"userId":"nope","amount":1}`, 400, `"userId":"must be a UUID"`},
+		{"POST", "/billing/deposit", `{"userId":"` + uuid.NewString() + `","amount":1}`, 404, `"code":"not_found"`},
+		{"GET", "/billing/balance/nope", "", 400, `"userId":"must be a UUID"`},
+		{"GET", "/billing/transactions/" + uuid.NewString(), "", 404, `"code":"not_found"`},
+		{"DELETE", "/billing/deposit", "", 405, `"code":"method_not_allowed"`},
+	}
+	for _, s := range steps {
+		status, body := a.do(s.method, s.path, s.body)
+		if status != s.status || !strings.Contains(body, s.want) {
+			t.Fatalf("%s %s %s = %d %s; want %d containing %s", s.method, s.path, s.body, status, body, s.status, s.want)
+		}
+	}
+
+	_, body := a.do("GET", "/billing/transactions/"+user, "")
+	var entries []struct {
+		Type         string          `json:"type"`
+		Amount       json.RawMessage `json:"amount"`
+		BalanceAfter json.RawMessage `json:"balanceAfter"`
+		PaymentID    string          `json:"paymentId"`
+	}
+	if err := json.Unmarshal([]byte(body), &entries); err != nil {
+		t.Fatal(err)
+	}
+	// Newest first; the refused payment left no entry.
+	if len(entries) != 3 || entries[0].Type != "debit" || entries[0].PaymentID != user || string(entries[0].BalanceAfter) != "500.5" ||
+		entries[1].Type != "deposit" || string(entries[1].Amount) != "0.5" || entries[2].PaymentID != "" {
+		t.Fatalf("transactions = %s", body)
+	}
+}
+
+func TestUserCreatedOpensAccount(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	handle := consumer.Handler(a.svc)
+	user := uuid.NewString()
+	env, _ := events.New("test", events.UserCreated, events.UserCreatedData{UserID: user, Name: "A", Email: "a@b.cd"}, time.Now())
+	body, _ := json.Marshal(env)
+	for range 2 { // a redelivery changes nothing
+		if err := handle(context.Background(), amqp.Delivery{Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status, got := a.do("GET", "/billing/balance/"+user, ""); status != 200 || !strings.Contains(got, `"balance":0`) {
+		t.Fatalf("balance after user.created = %d %s", status, got)
+	}
+	for _, poison := range []string{`not json`, `{"specversion":"1.0","id":"x","type":"user.created","data":{"userId":"nope"}}`} {
+		if err := handle(context.Background(), amqp.Delivery{Body: []byte(poison)}); !errors.Is(err, rabbit.ErrPoison) {
+			t.Errorf("handler(%s) = %v, want a poison error", poison, err)
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/money"
+	"github.com/order-system/order-system/pkg/startup"
+	"github.com/order-system/order-system/services/billing/internal/billing"
+	"github.com/order-system/order-system/services/billing/internal/postgres"
+	"github.com/order-system/order-system/services/billing/migrations"
+)
+
+func newLedger(t *testing.T) *postgres.Ledger {
+	l, _ := newLedgerDB(t)
+	return l
+}
+
+func newLedgerDB(t *testing.T) (*postgres.Ledger, *sqlx.DB) {
+	t.Helper()
+	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "billing"), migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return postgres.NewLedger(db), db
+}
+
+func openWith(t *testing.T, l *postgres.Ledger, balance money.Amount) uuid.UUID {
+	t.Helper()
+	ctx := context.Background()
+	user := uuid.New()
+	if _, created, err := l.OpenAccount(ctx, user); err != nil || !created {
+		t.Fatalf("OpenAccount = %v, %v", created, err)
+	}
+	if balance > 0 {
+		if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: balance}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return user
+}
+
+func verifyClean(t *testing.T, l *postgres.Ledger) {
+	t.Helper()
+	violations, err := l.Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range violations {
+		t.Errorf("ledger violation: %s on %s: %s", v.Invariant, v.Subject, v.Detail)
+	}
+}
+
+func TestOpenAccountIsIdempotent(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	user := openWith(t, l, 0)
+	a, created, err := l.OpenAccount(context.Background(), user)
+	if err != nil || created || a.Balance != 0 || a.Currency != billing.Currency {
+		t.Fatalf("second OpenAccount = %+v, created=%v, %v", a, created, err)
+	}
+}
+
+func TestConcurrentDepositsSumExactly(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	user := openWith(t, l, 0)
+	keyed := uuid.New() // one deposit id repeated: applies once
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() {
+			if _, err := l.Deposit(context.Background(), billing.Deposit{ID: uuid.New(), UserID: user, Amount: money.Amount(100 + i)}); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() {
+			if _, err := l.Deposit(context.Background(), billing.Deposit{ID: keyed, UserID: user, Amount: 1}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	a, err := l.Account(context.Background(), user)
+	want := money.Amount(100*100 + 99*100/2 + 1)
+	if err != nil || a.Balance != want {
+		t.Fatalf("balance = %v (%v), want %v", a.Balance, err, want)
+	}
+	verifyClean(t, l)
+}
+
+func TestConcurrentPaymentsNeverOverdraw(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	user := openWith(t, l, 1000_00)
+	const price = money.Amount(70_00)
+	var (
+		mu        sync.Mutex
+		completed int
+		refused   int
+		wg        sync.WaitGroup
+	)
+	for range 40 {
+		wg.Go(func() {
+			p, err := l.Pay(context.Background(), billing.Payment{ID: uuid.New(), UserID: user, Amount: price})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				t.Error(err)
+			case p.Status == billing.PaymentCompleted:
+				completed++
+			default:
+				refused++
+			}
+		})
+	}
+	wg.Wait()
+	a, _ := l.Account(context.Background(), user)
+	if completed != 14 || refused != 26 || a.Balance != 1000_00-14*price {
+		t.Fatalf("completed=%d refused=%d balance=%v; want 14, 26, %v", completed, refused, a.Balance, 1000_00-14*price)
+	}
+	verifyClean(t, l)
+}
+
+func TestSamePaymentIDDebitsOnce(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	user := openWith(t, l, 100_00)
+	payment := billing.Payment{ID: uuid.New(), UserID: user, Amount: 30_00}
+	results := make(chan billing.Payment, 30)
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			p, err := l.Pay(context.Background(), payment)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			results <- p
+		})
+	}
+	wg.Wait()
+	close(results)
+	for p := range results {
+		if p.Status != billing.PaymentCompleted || p.Balance != 70_00 {
+			t.Fatalf("repeated payment returned %+v, want the first outcome: completed, balance 70", p)
+		}
+	}
+	entries, _ := l.Entries(context.Background(), user, 100)
+	if len(entries) != 2 {
+		t.Fatalf("%d entries, want the deposit and one debit", len(entries))
+	}
+	// Another amount under the same id is refused.
+	_, err := l.Pay(context.Background(), billing.Payment{ID: payment.ID, UserID: user, Amount: 1})
+	if !apperr.Is(err, apperr.PaymentMismatch) {
+		t.Fatalf("same id, other amount: err = %v, want payment_mismatch", err)
+	}
+	verifyClean(t, l)
+}
+
+func TestInsufficientFundsIsStored(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	user := openWith(t, l, 10_00)
+	id := uuid.New()
+	first, err := l.Pay(context.Background(), billing.Payment{ID: id, UserID: user, Amount: 20_00})
+	if err != nil || first.Status != billing.PaymentInsufficientFunds || first.Balance != 10_00 {
+		t.Fatalf("Pay = %+v, %v; want insufficient_funds with balance 10", first, err)
+	}
+	// Money arriving later does not turn a refused payment into a debit.
+	if _, err := l.Deposit(context.Background(), billing.Deposit{ID: uuid.New(), UserID: user, Amount: 100_00}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := l.Pay(context.Background(), billing.Payment{ID: id, UserID: user, Amount: 20_00})
+	if err != nil || again.Status != billing.PaymentInsufficientFunds {
+		t.Fatalf("repeated refused payment = %+v, %v; want the stored insufficient_funds", again, err)
+	}
+	verifyClean(t, l)
+}
+
+func TestUnknownAccount(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	ctx := context.Background()
+	nobody := uuid.New()
+	if _, err := l.Pay(ctx, billing.Payment{ID: uuid.New(), UserID: nobody, Amount: 1}); !apperr.Is(err, apperr.NotFound) {
+		t.Errorf("Pay: err = %v, want not_found", err)
+	}
+	if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: nobody, Amount: 1}); !apperr.Is(err, apperr.NotFound) {
+		t.Errorf("Deposit: err = %v, want not_found", err)
+	}
+	if _, err := l.Entries(ctx, nobody, 10); !apperr.Is(err, apperr.NotFound) {
+		t.Errorf("Entries: err = %v, want not_found", err)
+	}
+}
+
+func TestVerifyReportsTampering(t *testing.T) {
+	t.Parallel()
+	l, db := newLedgerDB(t)
+	user := openWith(t, l, 50_00)
+	if _, err := l.Pay(context.Background(), billing.Payment{ID: uuid.New(), UserID: user, Amount: 10_00}); err != nil {
+		t.Fatal(err)
+	}
+	verifyClean(t, l)
+	// A balance changed behind the ledger's back, and a payment whose debit went missing.
+	db.MustExec(`UPDATE accounts SET balance = balance + 1 WHERE user_id = $1`, user)
+	db.MustExec(`INSERT INTO payments (payment_id, user_id, amount, status, balance) VALUES ($1, $2, 5, 'completed', 0)`, uuid.New(), user)
+	violations, err := l.Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, v := range violations {
+		got[v.Invariant] = true
+	}
+	for _, want := range []string{"balance equals the sum of entries", "every completed payment has exactly one debit of its amount"} {
+		if !got[want] {
+			t.Errorf("Verify missed %q; got %+v", want, violations)
+		}
+	}
+	// Entries are immutable.
+	if _, err := db.Exec(`DELETE FROM entries WHERE user_id = $1`, user); err == nil {
+		t.Error("deleting a ledger entry succeeded, want the immutability trigger to refuse")
+	}
+}
