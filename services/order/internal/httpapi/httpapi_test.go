@@ -1,0 +1,324 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/httpx"
+	"github.com/order-system/order-system/pkg/idempotency"
+	"github.com/order-system/order-system/pkg/startup"
+	"github.com/order-system/order-system/services/order/internal/billing"
+	"github.com/order-system/order-system/services/order/internal/httpapi"
+	"github.com/order-system/order-system/services/order/internal/order"
+	"github.com/order-system/order-system/services/order/internal/postgres"
+	"github.com/order-system/order-system/services/order/migrations"
+)
+
+// fakeBilling stands in for the billing service over HTTP: balances in memory, one outcome
+// per payment id, and a switch that makes it answer 503.
+type fakeBilling struct {
+	mu       sync.Mutex
+	balances map[string]int64 // minor units
+	payments map[string]string
+	debits   map[string]int
+	down     atomic.Bool
+}
+
+func (f *fakeBilling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.down.Load() {
+		http.Error(w, `{"code":"unavailable"}`, http.StatusServiceUnavailable)
+		return
+	}
+	var req struct {
+		PaymentID, UserID string
+		Amount            json.Number
+	}
+	json.NewDecoder(r.Body).Decode(&req)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	balance, ok := f.balances[req.UserID]
+	if !ok {
+		http.Error(w, `{"code":"not_found"}`, http.StatusNotFound)
+		return
+	}
+	amount, _ := req.Amount.Float64()
+	status, seen := f.payments[req.PaymentID]
+	if !seen {
+		status = "insufficient_funds"
+		if cents := int64(amount * 100); balance >= cents {
+			balance -= cents
+			f.balances[req.UserID] = balance
+			f.debits[req.PaymentID]++
+			status = "completed"
+		}
+		f.payments[req.PaymentID] = status
+	}
+	json.NewEncoder(w).Encode(map[string]any{"status": status, "balance": float64(f.balances[req.UserID]) / 100})
+}
+
+type env struct {
+	t       *testing.T
+	db      *sqlx.DB
+	url     string
+	svc     *order.Service
+	billing *fakeBilling
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "orders"), migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	fb := &fakeBilling{balances: map[string]int64{}, payments: map[string]string{}, debits: map[string]int{}}
+	billingSrv := httptest.NewServer(fb)
+	t.Cleanup(billingSrv.Close)
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	svc := order.NewService(postgres.NewOrders(db), billing.NewClient(billingSrv.URL, time.Second, reg), log)
+	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{}, log, reg)
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return &env{t: t, db: db, url: srv.URL, svc: svc, billing: fb}
+}
+
+func (e *env) user(balance int64) string {
+	id := uuid.NewString()
+	e.billing.mu.Lock()
+	e.billing.balances[id] = balance
+	e.billing.mu.Unlock()
+	return id
+}
+
+type orderBody struct {
+	ID            string `json:"id"`
+	Status        string `json:"status"`
+	FailureReason string `json:"failureReason"`
+}
+
+type response struct {
+	Status  int
+	Raw     string
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+	Order   orderBody `json:"order"`
+	orderBody
+	Cached string
+}
+
+func (e *env) post(key, body string) response {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/orders", strings.NewReader(body))
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := response{Status: resp.StatusCode, Raw: string(b), Cached: resp.Header.Get("X-Idempotency-Cached")}
+	json.Unmarshal(b, &r)
+	json.Unmarshal(b, &r.orderBody)
+	return r
+}
+
+func orderJSON(user string, price string) string {
+	return `{"userId":"` + user + `","email":"buyer@example.com","price":` + price + `}`
+}
+
+// events returns the routing keys in the outbox for an order.
+func (e *env) events(orderID string) []string {
+	var keys []string
+	if err := e.db.Select(&keys, `SELECT routing_key FROM outbox WHERE convert_from(body, 'UTF8')::jsonb->'data'->>'orderId' = $1`, orderID); err != nil {
+		e.t.Fatal(err)
+	}
+	return keys
+}
+
+func TestSeedScenario(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := e.user(1000_00)
+
+	ok := e.post("", orderJSON(user, "500"))
+	if ok.Status != 201 || ok.orderBody.Status != "completed" || !strings.Contains(ok.Raw, `"price":500,`) {
+		t.Fatalf("order for 500 = %d %s", ok.Status, ok.Raw)
+	}
+	if got := e.events(ok.ID); len(got) != 1 || got[0] != "order.completed" {
+		t.Fatalf("outbox for completed order = %v", got)
+	}
+
+	poor := e.post("", orderJSON(user, "1000"))
+	if poor.Status != 400 || poor.Code != "insufficient_funds" || poor.Message != "Insufficient funds: balance 500, price 1000" ||
+		poor.Order.Status != "failed" || poor.Order.ID == "" {
+		t.Fatalf("order for 1000 = %d %s", poor.Status, poor.Raw)
+	}
+	if got := e.events(poor.Order.ID); len(got) != 1 || got[0] != "order.failed" {
+		t.Fatalf("outbox for failed order = %v", got)
+	}
+
+	first := e.post("key-1", orderJSON(user, "100"))
+	again := e.post("key-1", orderJSON(user, "100"))
+	if first.Status != 201 || again.Raw != first.Raw || again.Cached != "true" || first.Cached != "" {
+		t.Fatalf("idempotent repeat: first %d %s, again %d %s cached=%q", first.Status, first.Raw, again.Status, again.Raw, again.Cached)
+	}
+	if mismatch := e.post("key-1", orderJSON(user, "200")); mismatch.Status != 422 || mismatch.Code != "idempotency_key_mismatch" {
+		t.Fatalf("same key, other price = %d %s", mismatch.Status, mismatch.Raw)
+	}
+	if e.billing.balances[user] != 400_00 || e.billing.debits[first.ID] != 1 {
+		t.Fatalf("balance %d, debits of the keyed order %d; want 40000 and 1", e.billing.balances[user], e.billing.debits[first.ID])
+	}
+
+	status, body := get(t, e.url+"/orders/"+poor.Order.ID)
+	if status != 200 || !strings.Contains(body, `"status":"failed"`) {
+		t.Fatalf("GET failed order = %d %s", status, body)
+	}
+}
+
+func TestBadInputAndUnknowns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := e.user(10_00)
+	tests := []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{orderJSON(user, "0"), 400, `"price":"must be greater than 0"`},
+		{orderJSON(user, "1.999"), 400, `"price":"must be a decimal number with at most 2 decimals"`},
+		{orderJSON(user, `"5"`), 400, `"price":"must be a decimal number with at most 2 decimals"`},
+		{`{"userId":"x","email":"no","price":1}`, 400, `"email":"must be an e-mail address","userId":"must be a UUID"`},
+		{`{"price":1}`, 400, `"email":"is required","userId":"is required"`},
+		{`nonsense`, 400, `"code":"invalid_request"`},
+		{orderJSON(uuid.NewString(), "1"), 404, `"failureReason":"account_not_found"`},
+	}
+	for _, tt := range tests {
+		if r := e.post("", tt.body); r.Status != tt.status || !strings.Contains(r.Raw, tt.want) {
+			t.Errorf("POST %s = %d %s; want %d containing %s", tt.body, r.Status, r.Raw, tt.status, tt.want)
+		}
+	}
+	for path, want := range map[string]int{"/orders/" + uuid.NewString(): 404, "/orders/nope": 400} {
+		if status, body := get(t, e.url+path); status != want {
+			t.Errorf("GET %s = %d %s, want %d", path, status, body, want)
+		}
+	}
+}
+
+func TestBillingDownLeavesPendingThenReconcilerFinishes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := e.user(100_00)
+	e.billing.down.Store(true)
+
+	r := e.post("retry-key", orderJSON(user, "30"))
+	if r.Status != 503 || r.Code != "unavailable" || r.Order.Status != "pending" {
+		t.Fatalf("order while billing is down = %d %s", r.Status, r.Raw)
+	}
+	// A retry with the key while billing is still down resumes the same order.
+	if again := e.post("retry-key", orderJSON(user, "30")); again.Status != 503 || again.Order.ID != r.Order.ID || again.Cached != "" {
+		t.Fatalf("retry while down = %d %s; want a fresh 503 for order %s", again.Status, again.Raw, r.Order.ID)
+	}
+	other := e.post("", orderJSON(user, "20"))
+
+	e.billing.down.Store(false)
+	// The retry after recovery resumes the same order and completes it.
+	if resumed := e.post("retry-key", orderJSON(user, "30")); resumed.Status != 201 || resumed.ID != r.Order.ID {
+		t.Fatalf("retry after recovery = %d %s; want 201 for order %s", resumed.Status, resumed.Raw, r.Order.ID)
+	}
+	// The order placed without a key is finished by the reconciler.
+	e.db.MustExec(`UPDATE orders SET next_attempt_at = now()`)
+	cfg := order.ReconcilerConfig{MaxAttempts: 5, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	if n, err := e.svc.Reconcile(context.Background(), cfg); err != nil || n != 1 {
+		t.Fatalf("Reconcile = %d, %v; want the one pending order", n, err)
+	}
+	if status, body := get(t, e.url+"/orders/"+other.Order.ID); status != 200 || !strings.Contains(body, `"status":"completed"`) {
+		t.Fatalf("reconciled order = %d %s", status, body)
+	}
+	for _, id := range []string{r.Order.ID, other.Order.ID} {
+		if e.billing.debits[id] != 1 || len(e.events(id)) != 1 {
+			t.Errorf("order %s: %d debits, events %v; want 1 and 1", id, e.billing.debits[id], e.events(id))
+		}
+	}
+	if e.billing.balances[user] != 50_00 {
+		t.Errorf("balance %d, want 5000", e.billing.balances[user])
+	}
+}
+
+func TestReconcilerGivesUpAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := e.user(100_00)
+	e.billing.down.Store(true)
+	r := e.post("", orderJSON(user, "30"))
+	cfg := order.ReconcilerConfig{MaxAttempts: 3, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	for range 3 {
+		e.db.MustExec(`UPDATE orders SET next_attempt_at = now()`)
+		if _, err := e.svc.Reconcile(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, body := get(t, e.url+"/orders/"+r.Order.ID)
+	if status != 200 || !strings.Contains(body, `"status":"failed"`) || !strings.Contains(body, `"failureReason":"billing_unreachable"`) {
+		t.Fatalf("order after 3 failed attempts = %d %s", status, body)
+	}
+	if got := e.events(r.Order.ID); len(got) != 1 || got[0] != "order.failed" {
+		t.Fatalf("events = %v, want one order.failed", got)
+	}
+}
+
+func TestConcurrentOrdersOneKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := e.user(1000_00)
+	var wg sync.WaitGroup
+	results := make(chan response, 30)
+	for range 30 {
+		wg.Go(func() { results <- e.post("burst", orderJSON(user, "10")) })
+	}
+	wg.Wait()
+	close(results)
+	ids := map[string]bool{}
+	for r := range results {
+		switch r.Status {
+		case 201:
+			ids[r.ID] = true
+		case 409:
+		default:
+			t.Fatalf("unexpected response %d %s", r.Status, r.Raw)
+		}
+	}
+	var orders int
+	e.db.Get(&orders, `SELECT count(*) FROM orders`)
+	if len(ids) != 1 || orders != 1 || e.billing.balances[user] != 990_00 {
+		t.Fatalf("ids %v, %d orders stored, balance %d; want one order debited once", ids, orders, e.billing.balances[user])
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
