@@ -72,8 +72,11 @@ func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg
 }
 
 // Run publishes until ctx ends: after every NOTIFY, every poll tick, and straight away again
-// while batches come back full. Failures are retried forever with jittered backoff.
+// while batches come back full. Failures are retried forever with jittered backoff. On the
+// way out it flushes what is left, briefly, so a clean stop does not leave events waiting for
+// the next start.
 func (r *Relay) Run(ctx context.Context) error {
+	defer r.flush(ctx)
 	listener := pq.NewListener(r.cfg.DatabaseURL, 100*time.Millisecond, 5*time.Second, nil)
 	defer listener.Close()
 	if err := listener.Listen(Channel); err != nil {
@@ -109,6 +112,21 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case <-listener.Notify:
 		case <-tick.C:
+		}
+	}
+}
+
+func (r *Relay) flush(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	for {
+		n, err := r.RelayOnce(ctx)
+		if err != nil {
+			r.log.WarnContext(ctx, "outbox flush incomplete, the rest is published after restart", "err", err)
+			return
+		}
+		if n < r.cfg.BatchSize {
+			return
 		}
 	}
 }

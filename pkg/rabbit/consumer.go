@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -28,11 +29,17 @@ type Consumer struct {
 	log      *slog.Logger
 	prefetch int
 	ready    atomic.Bool
+	outcomes *prometheus.CounterVec
 }
 
-// NewConsumer returns a consumer of q that passes each delivery to h.
-func NewConsumer(url string, q Queue, h Handler, log *slog.Logger) *Consumer {
-	return &Consumer{url: url, queue: q, handler: h, log: log.With("queue", q.Name), prefetch: 32}
+// NewConsumer returns a consumer of q that passes each delivery to h; its metrics are
+// registered on reg.
+func NewConsumer(url string, q Queue, h Handler, log *slog.Logger, reg prometheus.Registerer) *Consumer {
+	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "events_consumed_total", Help: "Deliveries handled, by queue and outcome (acked, dead_lettered, retried).",
+	}, []string{"queue", "outcome"})
+	reg.MustRegister(outcomes)
+	return &Consumer{url: url, queue: q, handler: h, log: log.With("queue", q.Name), prefetch: 32, outcomes: outcomes}
 }
 
 // Ready reports whether the consumer currently has a live subscription.
@@ -112,14 +119,17 @@ func (c *Consumer) process(ctx context.Context, d amqp.Delivery) error {
 			if err := d.Ack(false); err != nil {
 				return fmt.Errorf("ack: %w", err)
 			}
+			c.outcomes.WithLabelValues(c.queue.Name, "acked").Inc()
 			return nil
 		case errors.Is(err, ErrPoison):
 			c.log.ErrorContext(ctx, "message dead-lettered", "message_id", d.MessageId, "routing_key", d.RoutingKey, "reason", err.Error())
 			if err := d.Nack(false, false); err != nil {
 				return fmt.Errorf("nack: %w", err)
 			}
+			c.outcomes.WithLabelValues(c.queue.Name, "dead_lettered").Inc()
 			return nil
 		}
+		c.outcomes.WithLabelValues(c.queue.Name, "retried").Inc()
 		wait := Backoff(attempt)
 		c.log.WarnContext(ctx, "message processing failed, retrying", "message_id", d.MessageId, "err", err, "retry_in", wait.String())
 		select {

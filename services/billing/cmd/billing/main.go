@@ -65,9 +65,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	reg := startup.Registry(db, "billing")
 
-	svc := billing.NewService(ledger)
+	svc := billing.NewService(ledger, log)
 	keys := idempotency.NewStore(db, cfg.IdempotencyTTL, idempotency.DefaultLease)
-	users := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(svc), log)
+	users := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(svc), log, reg)
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{
 		"database": db.PingContext,

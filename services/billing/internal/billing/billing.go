@@ -4,6 +4,7 @@ package billing
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -95,16 +96,21 @@ type Ledger interface {
 // Service is the billing use cases.
 type Service struct {
 	ledger Ledger
+	log    *slog.Logger
 }
 
 // NewService returns the billing service over ledger.
-func NewService(ledger Ledger) *Service {
-	return &Service{ledger: ledger}
+func NewService(ledger Ledger, log *slog.Logger) *Service {
+	return &Service{ledger: ledger, log: log}
 }
 
 // OpenAccount opens the user's account; opening it again is a no-op.
 func (s *Service) OpenAccount(ctx context.Context, userID uuid.UUID) (Account, bool, error) {
-	return s.ledger.OpenAccount(ctx, userID)
+	a, created, err := s.ledger.OpenAccount(ctx, userID)
+	if err == nil && created {
+		s.log.InfoContext(ctx, "account opened", "user_id", userID)
+	}
+	return a, created, err
 }
 
 // Account returns the user's account.
@@ -117,7 +123,12 @@ func (s *Service) Deposit(ctx context.Context, d Deposit) (Account, error) {
 	if err := checkAmount(d.Amount); err != nil {
 		return Account{}, err
 	}
-	return s.ledger.Deposit(ctx, d)
+	a, err := s.ledger.Deposit(ctx, d)
+	if err != nil {
+		return Account{}, err
+	}
+	s.log.InfoContext(ctx, "deposit applied", "user_id", d.UserID, "deposit_id", d.ID, "amount", d.Amount.String(), "balance", a.Balance.String())
+	return a, nil
 }
 
 // Pay debits a positive amount once per payment id.
@@ -125,7 +136,12 @@ func (s *Service) Pay(ctx context.Context, p Payment) (Payment, error) {
 	if err := checkAmount(p.Amount); err != nil {
 		return Payment{}, err
 	}
-	return s.ledger.Pay(ctx, p)
+	out, err := s.ledger.Pay(ctx, p)
+	if err != nil {
+		return Payment{}, err
+	}
+	s.log.InfoContext(ctx, "payment processed", "payment_id", p.ID, "user_id", p.UserID, "amount", p.Amount.String(), "status", string(out.Status))
+	return out, nil
 }
 
 // Transactions returns the latest entries of the user's ledger, newest first.

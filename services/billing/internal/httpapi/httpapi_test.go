@@ -43,7 +43,7 @@ func newAPI(t *testing.T) *api {
 	}
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := billing.NewService(postgres.NewLedger(db))
+	svc := billing.NewService(postgres.NewLedger(db), log)
 	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, prometheus.NewRegistry())
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)

@@ -62,6 +62,7 @@ func (s *Service) Register(ctx context.Context, u User) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
+	s.log.InfoContext(ctx, "user registered", "user_id", stored.ID)
 	if err := s.accounts.Open(ctx, stored.ID); err != nil {
 		s.log.WarnContext(ctx, "account not opened directly, the user.created event will open it", "user_id", stored.ID, "err", err)
 	}
