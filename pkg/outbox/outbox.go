@@ -30,22 +30,41 @@ import (
 //	);
 const Table = "outbox"
 
-// Channel is the LISTEN/NOTIFY channel that wakes the relay after a commit.
-const Channel = "outbox"
+// Notify is the SQL expression that wakes the relays of the current schema. Channels are
+// database-wide, so the schema is part of the name: one service's commits do not wake
+// another's relay. A NOTIFY is delivered only if its transaction commits.
+const Notify = `pg_notify('outbox_' || current_schema(), '')`
 
-// Write stores e in the outbox within tx. The NOTIFY is delivered only if tx commits, so the
-// relay wakes exactly when there is something new to publish.
-func Write(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
+// Row is an event encoded for the outbox table.
+type Row struct {
+	EventID    string
+	RoutingKey string
+	Body       []byte
+	RequestID  string
+}
+
+// NewRow encodes e, tagging it with the request id of ctx so that the consumer's logs can be
+// correlated with the request that caused the event.
+func NewRow(ctx context.Context, e events.Envelope) (Row, error) {
 	body, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("marshal event: %w", err)
+		return Row{}, fmt.Errorf("marshal event: %w", err)
+	}
+	return Row{EventID: e.ID, RoutingKey: e.Type, Body: body, RequestID: logger.RequestID(ctx)}, nil
+}
+
+// Write stores e in the outbox within tx and wakes the relay once tx commits.
+func Write(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
+	r, err := NewRow(ctx, e)
+	if err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO outbox (event_id, routing_key, body, request_id) VALUES ($1, $2, $3, $4)`,
-		e.ID, e.Type, body, logger.RequestID(ctx)); err != nil {
+		r.EventID, r.RoutingKey, r.Body, r.RequestID); err != nil {
 		return fmt.Errorf("insert outbox event: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT `+Notify); err != nil {
 		return fmt.Errorf("notify outbox: %w", err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -79,14 +80,15 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer r.flush(ctx)
 	listener := pq.NewListener(r.cfg.DatabaseURL, 100*time.Millisecond, 5*time.Second, nil)
 	defer listener.Close()
-	if err := listener.Listen(Channel); err != nil {
-		// Not fatal: the poll still delivers every event, only later.
-		r.log.WarnContext(ctx, "outbox listen failed, polling only", "err", err)
-	}
+	listening := false
 	tick := time.NewTicker(r.cfg.Poll)
 	defer tick.Stop()
 	failures := 0
 	for {
+		if !listening {
+			// Not fatal: the poll still delivers every event, only later; retried each round.
+			listening = r.listen(ctx, listener) == nil
+		}
 		n, err := r.RelayOnce(ctx)
 		switch {
 		case ctx.Err() != nil:
@@ -114,6 +116,17 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+func (r *Relay) listen(ctx context.Context, l *pq.Listener) error {
+	var channel string
+	if err := r.db.GetContext(ctx, &channel, `SELECT 'outbox_' || current_schema()`); err != nil {
+		return err
+	}
+	if err := l.Listen(channel); err != nil && !errors.Is(err, pq.ErrChannelAlreadyOpen) {
+		return err
+	}
+	return nil
 }
 
 func (r *Relay) flush(ctx context.Context) {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -97,86 +96,76 @@ func (l *Ledger) Account(ctx context.Context, userID uuid.UUID) (billing.Account
 	return fromAccountRow(r), nil
 }
 
-// Deposit implements billing.Ledger.
+// Deposit implements billing.Ledger. The credit and its entry are one statement; a deposit
+// id seen before violates the entries' unique operation id and rolls the credit back.
 func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit) (billing.Account, error) {
 	var acc accountRow
-	err := postgres.InTx(ctx, l.db, func(tx *sqlx.Tx) error {
-		// The entry goes first: a repeated deposit id stops here, before touching the balance.
-		res, err := tx.ExecContext(ctx, `INSERT INTO entries (user_id, type, amount, balance_after, operation_id)
-			SELECT user_id, 'deposit', $2, balance + $2, $3 FROM accounts WHERE user_id = $1
-			ON CONFLICT (operation_id) DO NOTHING`, d.UserID, int64(d.Amount), d.ID)
-		if err != nil {
-			return fmt.Errorf("insert deposit entry: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			err = tx.GetContext(ctx, &acc, `UPDATE accounts SET balance = balance + $2, updated_at = now()
-				WHERE user_id = $1 RETURNING `+accountColumns, d.UserID, int64(d.Amount))
-		} else {
-			err = tx.GetContext(ctx, &acc, `SELECT `+accountColumns+` FROM accounts WHERE user_id = $1`, d.UserID)
-		}
-		if errors.Is(err, sql.ErrNoRows) {
-			return errAccountNotFound(d.UserID)
-		}
-		return err
-	})
-	if err != nil {
+	err := l.db.GetContext(ctx, &acc, `
+		WITH credit AS (
+			UPDATE accounts SET balance = balance + $2, updated_at = now()
+			WHERE user_id = $1
+			RETURNING `+accountColumns+`
+		), entry AS (
+			INSERT INTO entries (user_id, type, amount, balance_after, operation_id)
+			SELECT user_id, 'deposit', $2, balance, $3 FROM credit
+		)
+		SELECT `+accountColumns+` FROM credit`, d.UserID, int64(d.Amount), d.ID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return billing.Account{}, errAccountNotFound(d.UserID)
+	case postgres.IsUniqueViolation(err):
+		return l.Account(ctx, d.UserID) // applied before: the retry changes nothing
+	case err != nil:
 		return billing.Account{}, postgres.Wrap("deposit", err)
 	}
 	return fromAccountRow(acc), nil
 }
 
-// Pay implements billing.Ledger.
+// Pay implements billing.Ledger. The debit, its entry and the payment's outcome are one
+// statement. The payment id is the payments table's primary key: a repeated id violates it,
+// which rolls back the whole statement, debit included, and the stored outcome is returned.
+// A concurrent repeat waits on the account's row lock and then fails the same way, so an id
+// is debited at most once.
 func (l *Ledger) Pay(ctx context.Context, p billing.Payment) (billing.Payment, error) {
 	var out paymentRow
-	err := postgres.InTx(ctx, l.db, func(tx *sqlx.Tx) error {
-		// Claim the payment id first. A concurrent call with the same id waits here until
-		// the first commits, then sees its row: the debit below runs once per id.
-		res, err := tx.ExecContext(ctx, `INSERT INTO payments (payment_id, user_id, amount, status, balance)
-			SELECT $1, user_id, $3, 'completed', 0 FROM accounts WHERE user_id = $2
-			ON CONFLICT (payment_id) DO NOTHING`, p.ID, p.UserID, int64(p.Amount))
-		if err != nil {
-			return fmt.Errorf("insert payment: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			err := tx.GetContext(ctx, &out, `SELECT payment_id, user_id, amount, status, balance FROM payments WHERE payment_id = $1`, p.ID)
-			if errors.Is(err, sql.ErrNoRows) {
-				return errAccountNotFound(p.UserID)
-			}
-			if err != nil {
-				return fmt.Errorf("get payment: %w", err)
-			}
-			if !fromPaymentRow(out).Matches(p.UserID, p.Amount) {
-				return apperr.New(apperr.PaymentMismatch, "payment %s was already made with another user or amount", p.ID)
-			}
-			return nil
-		}
-
-		out = paymentRow{PaymentID: p.ID, UserID: p.UserID, Amount: int64(p.Amount), Status: string(billing.PaymentCompleted)}
-		err = tx.GetContext(ctx, &out.Balance, `UPDATE accounts SET balance = balance - $2, updated_at = now()
-			WHERE user_id = $1 AND balance >= $2 RETURNING balance`, p.UserID, int64(p.Amount))
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			out.Status = string(billing.PaymentInsufficientFunds)
-			if err := tx.GetContext(ctx, &out.Balance, `SELECT balance FROM accounts WHERE user_id = $1`, p.UserID); err != nil {
-				return fmt.Errorf("get balance: %w", err)
-			}
-		case err != nil:
-			return fmt.Errorf("debit account: %w", err)
-		default:
-			if _, err := tx.ExecContext(ctx, `INSERT INTO entries (user_id, type, amount, balance_after, operation_id)
-				VALUES ($1, 'debit', $2, $3, $4)`, p.UserID, int64(p.Amount), out.Balance, p.ID); err != nil {
-				return fmt.Errorf("insert debit entry: %w", err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE payments SET status = $2, balance = $3 WHERE payment_id = $1`, p.ID, out.Status, out.Balance); err != nil {
-			return fmt.Errorf("record payment outcome: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
+	err := l.db.GetContext(ctx, &out, `
+		WITH debit AS (
+			UPDATE accounts SET balance = balance - $3, updated_at = now()
+			WHERE user_id = $2 AND balance >= $3
+			RETURNING balance
+		), entry AS (
+			INSERT INTO entries (user_id, type, amount, balance_after, operation_id)
+			SELECT $2, 'debit', $3, balance, $1 FROM debit
+		)
+		INSERT INTO payments (payment_id, user_id, amount, status, balance)
+		SELECT $1, $2, $3,
+		       CASE WHEN debit.balance IS NULL THEN 'insufficient_funds' ELSE 'completed' END,
+		       COALESCE(debit.balance, accounts.balance)
+		FROM accounts LEFT JOIN debit ON true
+		WHERE accounts.user_id = $2
+		RETURNING payment_id, user_id, amount, status, balance`, p.ID, p.UserID, int64(p.Amount))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return billing.Payment{}, errAccountNotFound(p.UserID)
+	case postgres.IsUniqueViolation(err):
+		return l.storedPayment(ctx, p)
+	case err != nil:
 		return billing.Payment{}, postgres.Wrap("pay", err)
 	}
 	return fromPaymentRow(out), nil
+}
+
+// storedPayment returns the first outcome of a repeated payment id.
+func (l *Ledger) storedPayment(ctx context.Context, p billing.Payment) (billing.Payment, error) {
+	var out paymentRow
+	if err := l.db.GetContext(ctx, &out, `SELECT payment_id, user_id, amount, status, balance FROM payments WHERE payment_id = $1`, p.ID); err != nil {
+		return billing.Payment{}, postgres.Wrap("get payment", err)
+	}
+	stored := fromPaymentRow(out)
+	if !stored.Matches(p.UserID, p.Amount) {
+		return billing.Payment{}, apperr.New(apperr.PaymentMismatch, "payment %s was already made with another user or amount", p.ID)
+	}
+	return stored, nil
 }
 
 // Entries implements billing.Ledger.

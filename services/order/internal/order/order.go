@@ -96,9 +96,10 @@ type Repository interface {
 	Create(ctx context.Context, o Order) (Order, error)
 	// Get returns an order; not_found if there is none.
 	Get(ctx context.Context, id uuid.UUID) (Order, error)
-	// Finish applies fn to a pending order and stores it with its finished event, atomically.
-	// An order that is no longer pending is returned unchanged without calling fn.
-	Finish(ctx context.Context, id uuid.UUID, fn func(o *Order) error) (Order, error)
+	// Finish stores o, which fn finished, with its finished event, atomically, provided the
+	// stored order is still pending. Otherwise (someone else finished it first) it returns
+	// the stored order unchanged.
+	Finish(ctx context.Context, o Order) (Order, error)
 	// ClaimPending leases up to limit pending orders whose next attempt is due, counting the
 	// attempt and pushing the next one back by backoff(attempts).
 	ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]Order, error)

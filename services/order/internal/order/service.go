@@ -54,23 +54,24 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (Order, error) {
 // billing cannot be reached the order stays pending for the reconciler.
 func (s *Service) pay(ctx context.Context, o Order) (Result, error) {
 	p, err := s.billing.Pay(ctx, o.ID, o.UserID, o.Price)
-	var finish func(*Order) error
+	finished := o
 	switch {
 	case err == nil && p.Paid:
-		finish = func(o *Order) error { return o.Complete() }
+		err = finished.Complete()
 	case err == nil:
-		msg := fmt.Sprintf("Insufficient funds: balance %s, price %s", p.Balance, o.Price)
-		finish = func(o *Order) error { return o.Fail(ReasonInsufficientFunds, msg) }
+		err = finished.Fail(ReasonInsufficientFunds, fmt.Sprintf("Insufficient funds: balance %s, price %s", p.Balance, o.Price))
 	case apperr.Is(err, apperr.NotFound):
-		msg := fmt.Sprintf("no billing account for user %s", o.UserID)
-		finish = func(o *Order) error { return o.Fail(ReasonAccountNotFound, msg) }
+		err = finished.Fail(ReasonAccountNotFound, fmt.Sprintf("no billing account for user %s", o.UserID))
 	case apperr.Is(err, apperr.Unavailable):
 		s.log.WarnContext(ctx, "order left pending", "order_id", o.ID, "err", err)
 		return Result{Order: o, Err: apperr.New(apperr.Unavailable, "billing is unavailable; the order is pending and will be completed automatically")}, nil
 	default:
 		return Result{}, fmt.Errorf("pay order %s: %w", o.ID, err)
 	}
-	finished, err := s.repo.Finish(ctx, o.ID, finish)
+	if err != nil {
+		return Result{}, err
+	}
+	finished, err = s.repo.Finish(ctx, finished)
 	if err != nil {
 		return Result{}, err
 	}
@@ -124,8 +125,11 @@ func (s *Service) Reconcile(ctx context.Context, cfg ReconcilerConfig) (int, err
 			return 0, err
 		}
 		if res.Order.Status == StatusPending && o.Attempts >= cfg.MaxAttempts {
-			msg := fmt.Sprintf("billing could not be reached after %d attempts", o.Attempts)
-			if _, err := s.repo.Finish(ctx, o.ID, func(o *Order) error { return o.Fail(ReasonBillingUnreachable, msg) }); err != nil {
+			failed := res.Order
+			if err := failed.Fail(ReasonBillingUnreachable, fmt.Sprintf("billing could not be reached after %d attempts", o.Attempts)); err != nil {
+				return 0, err
+			}
+			if _, err := s.repo.Finish(ctx, failed); err != nil {
 				return 0, err
 			}
 			s.log.ErrorContext(ctx, "order failed, billing unreachable", "order_id", o.ID, "attempts", o.Attempts)

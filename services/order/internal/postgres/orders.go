@@ -80,35 +80,36 @@ func (s *Orders) Get(ctx context.Context, id uuid.UUID) (order.Order, error) {
 	return fromOrderRow(r), nil
 }
 
-// Finish implements order.Repository.
-func (s *Orders) Finish(ctx context.Context, id uuid.UUID, fn func(o *order.Order) error) (order.Order, error) {
-	var o order.Order
-	err := postgres.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		var r orderRow
-		// The row lock serialises the request that placed the order and the reconciler:
-		// whichever comes second sees a finished order and leaves it alone.
-		if err := tx.GetContext(ctx, &r, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, id); err != nil {
-			return fmt.Errorf("lock order: %w", err)
-		}
-		o = fromOrderRow(r)
-		if o.Status != order.StatusPending {
-			return nil
-		}
-		if err := fn(&o); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET status = $2, failure_reason = $3, failure_message = $4, updated_at = now() WHERE id = $1`,
-			o.ID, string(o.Status), o.FailureReason, o.FailureMessage); err != nil {
-			return fmt.Errorf("update order: %w", err)
-		}
-		event, err := o.FinishedEvent(time.Now())
-		if err != nil {
-			return err
-		}
-		return outbox.Write(ctx, tx, event)
-	})
+// Finish implements order.Repository. The status change, the event and the relay's wake-up
+// are one statement, hence one transaction and one round trip; the pending condition makes
+// the request that placed the order and the reconciler finish it at most once between them.
+func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error) {
+	event, err := o.FinishedEvent(time.Now())
+	if err != nil {
+		return order.Order{}, err
+	}
+	row, err := outbox.NewRow(ctx, event)
+	if err != nil {
+		return order.Order{}, err
+	}
+	var finished int
+	err = s.db.GetContext(ctx, &finished, `
+		WITH finished AS (
+			UPDATE orders SET status = $2, failure_reason = $3, failure_message = $4, updated_at = now()
+			WHERE id = $1 AND status = 'pending'
+			RETURNING id
+		), event AS (
+			INSERT INTO outbox (event_id, routing_key, body, request_id)
+			SELECT $5, $6, $7, $8 FROM finished
+			RETURNING id
+		)
+		SELECT count(`+outbox.Notify+`) FROM event`,
+		o.ID, string(o.Status), o.FailureReason, o.FailureMessage, row.EventID, row.RoutingKey, row.Body, row.RequestID)
 	if err != nil {
 		return order.Order{}, postgres.Wrap("finish order", err)
+	}
+	if finished == 0 {
+		return s.Get(ctx, o.ID)
 	}
 	return o, nil
 }
