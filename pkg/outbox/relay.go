@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/rabbit"
 )
 
@@ -40,6 +41,8 @@ type Relay struct {
 	cfg       RelayConfig
 	published prometheus.Counter
 	failures  prometheus.Counter
+	claim     *postgres.Stmt
+	remove    *postgres.Stmt
 }
 
 // NewRelay returns a relay over db's outbox table; its metrics are registered on reg.
@@ -57,6 +60,17 @@ func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg
 		db: db, pub: pub, log: log, cfg: cfg,
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_events_published_total", Help: "Outbox events confirmed by the broker."}),
 		failures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_publish_failures_total", Help: "Outbox batches that failed to publish."}),
+		// The claim commits at once: no transaction or row lock is held while talking to
+		// the broker; the lease keeps other relays off these rows meanwhile.
+		claim: postgres.Prepare(db, `
+			UPDATE outbox SET claimed_until = now() + $2::interval
+			WHERE id IN (
+				SELECT id FROM outbox
+				WHERE claimed_until IS NULL OR claimed_until < now()
+				ORDER BY id LIMIT $1
+				FOR UPDATE SKIP LOCKED)
+			RETURNING id, event_id, routing_key, body, request_id`),
+		remove: postgres.Prepare(db, `DELETE FROM outbox WHERE id = ANY($1)`),
 	}
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "outbox_backlog", Help: "Events waiting in the outbox."}, func() float64 {
 		var n float64
@@ -156,17 +170,7 @@ type row struct {
 // events it published.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	var rows []row
-	// The claim commits at once: no transaction or row lock is held while talking to the
-	// broker; the lease keeps other relays off these rows meanwhile.
-	err := r.db.SelectContext(ctx, &rows, `
-		UPDATE outbox SET claimed_until = now() + $2::interval
-		WHERE id IN (
-			SELECT id FROM outbox
-			WHERE claimed_until IS NULL OR claimed_until < now()
-			ORDER BY id LIMIT $1
-			FOR UPDATE SKIP LOCKED)
-		RETURNING id, event_id, routing_key, body, request_id`,
-		r.cfg.BatchSize, fmt.Sprintf("%d milliseconds", r.cfg.Lease.Milliseconds()))
+	err := r.claim.SelectContext(ctx, &rows, r.cfg.BatchSize, fmt.Sprintf("%d milliseconds", r.cfg.Lease.Milliseconds()))
 	if err != nil {
 		return 0, fmt.Errorf("claim outbox batch: %w", err)
 	}
@@ -186,7 +190,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		}
 		return 0, err
 	}
-	if _, err := r.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM outbox WHERE id = ANY($1)`, pq.Array(ids)); err != nil {
+	if _, err := r.remove.ExecContext(context.WithoutCancel(ctx), pq.Array(ids)); err != nil {
 		// Published but not deleted: the rows are published again after the lease, and
 		// consumers drop the duplicates by event id.
 		return 0, fmt.Errorf("delete published events: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -16,20 +17,38 @@ import (
 
 // Config sizes the pool. Zero values take the defaults below.
 type Config struct {
-	URL          string
-	MaxOpenConns int // default 16: two cores cannot use more in parallel, queueing is cheaper
+	URL string
+	// MaxOpenConns defaults to 10: the database has a few cores, so more connections per
+	// service only queue inside PostgreSQL, and four services with replicas must stay well
+	// under its max_connections (100 by default).
+	MaxOpenConns int
 	MaxIdleConns int // default MaxOpenConns, so bursts do not reconnect
+	// AsyncCommit turns off synchronous_commit for this pool: commits return before the WAL
+	// reaches the disk. Only for writes whose loss in a crash is harmless, such as marking
+	// outbox events published (a lost mark means a duplicate that consumers drop).
+	AsyncCommit bool
 }
 
 // Open returns a pool connected to cfg.URL. It retries until the database answers or ctx
 // ends, because in a cluster the database often starts after the services.
 func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
-	db, err := sqlx.Open("postgres", cfg.URL)
+	dsn := cfg.URL
+	if cfg.AsyncCommit {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("parse database url: %w", err)
+		}
+		q := u.Query()
+		q.Set("synchronous_commit", "off") // lib/pq sends unknown parameters as run-time settings
+		u.RawQuery = q.Encode()
+		dsn = u.String()
+	}
+	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	if cfg.MaxOpenConns == 0 {
-		cfg.MaxOpenConns = 16
+		cfg.MaxOpenConns = 10
 	}
 	if cfg.MaxIdleConns == 0 {
 		cfg.MaxIdleConns = cfg.MaxOpenConns

@@ -20,13 +20,23 @@ import (
 
 // Ledger implements billing.Ledger.
 type Ledger struct {
-	db *sqlx.DB
+	db      *sqlx.DB
+	pay     *postgres.Stmt
+	deposit *postgres.Stmt
+	account *postgres.Stmt
 }
 
 var _ billing.Ledger = (*Ledger)(nil)
 
 // NewLedger returns a ledger over db.
-func NewLedger(db *sqlx.DB) *Ledger { return &Ledger{db: db} }
+func NewLedger(db *sqlx.DB) *Ledger {
+	return &Ledger{
+		db:      db,
+		pay:     postgres.Prepare(db, paySQL),
+		deposit: postgres.Prepare(db, depositSQL),
+		account: postgres.Prepare(db, `SELECT `+accountColumns+` FROM accounts WHERE user_id = $1`),
+	}
+}
 
 type accountRow struct {
 	UserID    uuid.UUID `db:"user_id"`
@@ -68,6 +78,40 @@ func fromPaymentRow(r paymentRow) billing.Payment {
 
 const accountColumns = `user_id, balance, currency, created_at`
 
+// depositSQL credits an account and writes the entry in one statement; a deposit id seen
+// before violates the entries' unique operation id and rolls the credit back.
+const depositSQL = `
+		WITH credit AS (
+			UPDATE accounts SET balance = balance + $2, updated_at = now()
+			WHERE user_id = $1
+			RETURNING ` + accountColumns + `
+		), entry AS (
+			INSERT INTO entries (user_id, type, amount, balance_after, operation_id)
+			SELECT user_id, 'deposit', $2, balance, $3 FROM credit
+		)
+		SELECT ` + accountColumns + ` FROM credit`
+
+// paySQL debits, writes the entry and records the outcome in one statement. The payment id
+// is the payments table's primary key: a repeated id violates it, which rolls back the whole
+// statement, debit included. A concurrent repeat waits on the account's row lock and then
+// fails the same way, so an id is debited at most once.
+const paySQL = `
+		WITH debit AS (
+			UPDATE accounts SET balance = balance - $3, updated_at = now()
+			WHERE user_id = $2 AND balance >= $3
+			RETURNING balance
+		), entry AS (
+			INSERT INTO entries (user_id, type, amount, balance_after, operation_id)
+			SELECT $2, 'debit', $3, balance, $1 FROM debit
+		)
+		INSERT INTO payments (payment_id, user_id, amount, status, balance)
+		SELECT $1, $2, $3,
+		       CASE WHEN debit.balance IS NULL THEN 'insufficient_funds' ELSE 'completed' END,
+		       COALESCE(debit.balance, accounts.balance)
+		FROM accounts LEFT JOIN debit ON true
+		WHERE accounts.user_id = $2
+		RETURNING payment_id, user_id, amount, status, balance`
+
 // OpenAccount implements billing.Ledger.
 func (l *Ledger) OpenAccount(ctx context.Context, userID uuid.UUID) (billing.Account, bool, error) {
 	var r accountRow
@@ -86,7 +130,7 @@ func (l *Ledger) OpenAccount(ctx context.Context, userID uuid.UUID) (billing.Acc
 // Account implements billing.Ledger.
 func (l *Ledger) Account(ctx context.Context, userID uuid.UUID) (billing.Account, error) {
 	var r accountRow
-	err := l.db.GetContext(ctx, &r, `SELECT `+accountColumns+` FROM accounts WHERE user_id = $1`, userID)
+	err := l.account.GetContext(ctx, &r, userID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return billing.Account{}, errAccountNotFound(userID)
 	}
@@ -96,20 +140,10 @@ func (l *Ledger) Account(ctx context.Context, userID uuid.UUID) (billing.Account
 	return fromAccountRow(r), nil
 }
 
-// Deposit implements billing.Ledger. The credit and its entry are one statement; a deposit
-// id seen before violates the entries' unique operation id and rolls the credit back.
+// Deposit implements billing.Ledger.
 func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit) (billing.Account, error) {
 	var acc accountRow
-	err := l.db.GetContext(ctx, &acc, `
-		WITH credit AS (
-			UPDATE accounts SET balance = balance + $2, updated_at = now()
-			WHERE user_id = $1
-			RETURNING `+accountColumns+`
-		), entry AS (
-			INSERT INTO entries (user_id, type, amount, balance_after, operation_id)
-			SELECT user_id, 'deposit', $2, balance, $3 FROM credit
-		)
-		SELECT `+accountColumns+` FROM credit`, d.UserID, int64(d.Amount), d.ID)
+	err := l.deposit.GetContext(ctx, &acc, d.UserID, int64(d.Amount), d.ID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return billing.Account{}, errAccountNotFound(d.UserID)
@@ -121,29 +155,10 @@ func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit) (billing.Accoun
 	return fromAccountRow(acc), nil
 }
 
-// Pay implements billing.Ledger. The debit, its entry and the payment's outcome are one
-// statement. The payment id is the payments table's primary key: a repeated id violates it,
-// which rolls back the whole statement, debit included, and the stored outcome is returned.
-// A concurrent repeat waits on the account's row lock and then fails the same way, so an id
-// is debited at most once.
+// Pay implements billing.Ledger; a repeated payment id returns the stored outcome.
 func (l *Ledger) Pay(ctx context.Context, p billing.Payment) (billing.Payment, error) {
 	var out paymentRow
-	err := l.db.GetContext(ctx, &out, `
-		WITH debit AS (
-			UPDATE accounts SET balance = balance - $3, updated_at = now()
-			WHERE user_id = $2 AND balance >= $3
-			RETURNING balance
-		), entry AS (
-			INSERT INTO entries (user_id, type, amount, balance_after, operation_id)
-			SELECT $2, 'debit', $3, balance, $1 FROM debit
-		)
-		INSERT INTO payments (payment_id, user_id, amount, status, balance)
-		SELECT $1, $2, $3,
-		       CASE WHEN debit.balance IS NULL THEN 'insufficient_funds' ELSE 'completed' END,
-		       COALESCE(debit.balance, accounts.balance)
-		FROM accounts LEFT JOIN debit ON true
-		WHERE accounts.user_id = $2
-		RETURNING payment_id, user_id, amount, status, balance`, p.ID, p.UserID, int64(p.Amount))
+	err := l.pay.GetContext(ctx, &out, p.ID, p.UserID, int64(p.Amount))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return billing.Payment{}, errAccountNotFound(p.UserID)

@@ -14,13 +14,17 @@ import (
 
 // Store implements notification.Store.
 type Store struct {
-	db *sqlx.DB
+	db   *sqlx.DB
+	save *postgres.Stmt
 }
 
 var _ notification.Store = (*Store)(nil)
 
 // NewStore returns the store over db.
-func NewStore(db *sqlx.DB) *Store { return &Store{db: db} }
+func NewStore(db *sqlx.DB) *Store {
+	return &Store{db: db, save: postgres.Prepare(db, `INSERT INTO notifications (id, event_id, user_id, order_id, email, type, message)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING`)}
+}
 
 type notificationRow struct {
 	ID        uuid.UUID `db:"id"`
@@ -40,9 +44,7 @@ func fromNotificationRow(r notificationRow) notification.Notification {
 
 // Save implements notification.Store. The unique event id makes a redelivered event a no-op.
 func (s *Store) Save(ctx context.Context, n notification.Notification) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO notifications (id, event_id, user_id, order_id, email, type, message)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING`,
-		n.ID, n.EventID, n.UserID, n.OrderID, n.Email, string(n.Type), n.Message)
+	res, err := s.save.ExecContext(ctx, n.ID, n.EventID, n.UserID, n.OrderID, n.Email, string(n.Type), n.Message)
 	if err != nil {
 		return false, postgres.Wrap("save notification", err)
 	}

@@ -24,13 +24,23 @@ const firstAttemptGrace = 10 * time.Second
 
 // Orders implements order.Repository.
 type Orders struct {
-	db *sqlx.DB
+	db     *sqlx.DB
+	create *postgres.Stmt
+	finish *postgres.Stmt
+	get    *postgres.Stmt
 }
 
 var _ order.Repository = (*Orders)(nil)
 
 // NewOrders returns the repository over db.
-func NewOrders(db *sqlx.DB) *Orders { return &Orders{db: db} }
+func NewOrders(db *sqlx.DB) *Orders {
+	return &Orders{
+		db:     db,
+		create: postgres.Prepare(db, createSQL),
+		finish: postgres.Prepare(db, finishSQL),
+		get:    postgres.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
+	}
+}
 
 type orderRow struct {
 	ID             uuid.UUID `db:"id"`
@@ -46,6 +56,27 @@ type orderRow struct {
 
 const orderColumns = `id, user_id, email, price, status, failure_reason, failure_message, attempts, created_at`
 
+// createSQL stores a pending order. DO UPDATE with a no-op instead of DO NOTHING makes
+// RETURNING yield the existing row of a retried order in the same round trip.
+const createSQL = `INSERT INTO orders (id, user_id, email, price, status, next_attempt_at)
+	VALUES ($1, $2, $3, $4, $5, now() + $6::interval)
+	ON CONFLICT (id) DO UPDATE SET id = excluded.id
+	RETURNING ` + orderColumns
+
+// finishSQL stores the final status with its outbox event and wakes the relay, in one
+// statement guarded by status = 'pending'; it returns how many orders it finished (0 or 1).
+const finishSQL = `
+		WITH finished AS (
+			UPDATE orders SET status = $2, failure_reason = $3, failure_message = $4, updated_at = now()
+			WHERE id = $1 AND status = 'pending'
+			RETURNING id
+		), event AS (
+			INSERT INTO outbox (event_id, routing_key, body, request_id)
+			SELECT $5, $6, $7, $8 FROM finished
+			RETURNING id
+		)
+		SELECT count(` + outbox.Notify + `) FROM event`
+
 func fromOrderRow(r orderRow) order.Order {
 	return order.Order{ID: r.ID, UserID: r.UserID, Email: r.Email, Price: money.Amount(r.Price), Status: order.Status(r.Status),
 		FailureReason: r.FailureReason, FailureMessage: r.FailureMessage, Attempts: r.Attempts, CreatedAt: r.CreatedAt}
@@ -54,13 +85,7 @@ func fromOrderRow(r orderRow) order.Order {
 // Create implements order.Repository.
 func (s *Orders) Create(ctx context.Context, o order.Order) (order.Order, error) {
 	var r orderRow
-	// DO UPDATE with a no-op instead of DO NOTHING, so that RETURNING yields the existing
-	// row in the same round trip.
-	err := s.db.GetContext(ctx, &r, `INSERT INTO orders (id, user_id, email, price, status, next_attempt_at)
-		VALUES ($1, $2, $3, $4, $5, now() + $6::interval)
-		ON CONFLICT (id) DO UPDATE SET id = excluded.id
-		RETURNING `+orderColumns,
-		o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), fmt.Sprintf("%d milliseconds", firstAttemptGrace.Milliseconds()))
+	err := s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), fmt.Sprintf("%d milliseconds", firstAttemptGrace.Milliseconds()))
 	if err != nil {
 		return order.Order{}, postgres.Wrap("create order", err)
 	}
@@ -70,7 +95,7 @@ func (s *Orders) Create(ctx context.Context, o order.Order) (order.Order, error)
 // Get implements order.Repository.
 func (s *Orders) Get(ctx context.Context, id uuid.UUID) (order.Order, error) {
 	var r orderRow
-	err := s.db.GetContext(ctx, &r, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id)
+	err := s.get.GetContext(ctx, &r, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return order.Order{}, apperr.New(apperr.NotFound, "order %s not found", id)
 	}
@@ -93,17 +118,7 @@ func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error)
 		return order.Order{}, err
 	}
 	var finished int
-	err = s.db.GetContext(ctx, &finished, `
-		WITH finished AS (
-			UPDATE orders SET status = $2, failure_reason = $3, failure_message = $4, updated_at = now()
-			WHERE id = $1 AND status = 'pending'
-			RETURNING id
-		), event AS (
-			INSERT INTO outbox (event_id, routing_key, body, request_id)
-			SELECT $5, $6, $7, $8 FROM finished
-			RETURNING id
-		)
-		SELECT count(`+outbox.Notify+`) FROM event`,
+	err = s.finish.GetContext(ctx, &finished,
 		o.ID, string(o.Status), o.FailureReason, o.FailureMessage, row.EventID, row.RoutingKey, row.Body, row.RequestID)
 	if err != nil {
 		return order.Order{}, postgres.Wrap("finish order", err)

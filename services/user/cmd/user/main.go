@@ -17,6 +17,7 @@ import (
 	"github.com/order-system/order-system/pkg/lifecycle"
 	"github.com/order-system/order-system/pkg/logger"
 	"github.com/order-system/order-system/pkg/outbox"
+	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/rabbit"
 	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/user/internal/billing"
@@ -63,7 +64,14 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	publisher := rabbit.NewPublisher(cfg.AMQPURL, events.Exchange)
 	defer publisher.Close()
-	relay := outbox.NewRelay(db, publisher, outbox.RelayConfig{DatabaseURL: cfg.DatabaseURL}, log, reg)
+	// The relay's own small pool commits asynchronously: losing the mark "published" in a
+	// crash only republishes events, which consumers deduplicate.
+	relayDB, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: 2, AsyncCommit: true})
+	if err != nil {
+		return err
+	}
+	defer relayDB.Close()
+	relay := outbox.NewRelay(relayDB, publisher, outbox.RelayConfig{DatabaseURL: cfg.DatabaseURL}, log, reg)
 
 	svc := user.NewService(userpg.NewUsers(db), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout), log)
 	keys := idempotency.NewStore(db, cfg.IdempotencyTTL, idempotency.DefaultLease)
