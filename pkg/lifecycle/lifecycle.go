@@ -1,42 +1,68 @@
-// Package lifecycle runs a service's long-lived parts (HTTP server, consumers, relays) side
-// by side and stops them all when one fails or the process is asked to stop.
+// Package lifecycle runs a service's long-lived parts side by side and stops them in order:
+// first the inputs (HTTP server, consumers), which finish what they accepted, then the
+// background workers (outbox relay, reconciler), so that work accepted before the stop is
+// still flushed.
 package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
 
 // Group runs functions until the first one fails or the parent context ends.
 type Group struct {
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup
+	front, back             context.Context
+	cancelFront, cancelBack context.CancelCauseFunc
+	frontWG, backWG         sync.WaitGroup
 }
 
-// NewGroup returns a group whose functions receive a context derived from ctx.
+// NewGroup returns a group stopped by ctx.
 func NewGroup(ctx context.Context) *Group {
-	ctx, cancel := context.WithCancelCause(ctx)
-	return &Group{ctx: ctx, cancel: cancel}
+	g := &Group{}
+	g.front, g.cancelFront = context.WithCancelCause(ctx)
+	// Background work outlives the stop signal until the inputs are done.
+	g.back, g.cancelBack = context.WithCancelCause(context.WithoutCancel(ctx))
+	return g
 }
 
-// Go runs fn in its own goroutine. A non-nil error stops the whole group.
+// Go runs an input in its own goroutine: its context ends on the stop signal. A non-nil
+// error stops the whole group.
 func (g *Group) Go(name string, fn func(ctx context.Context) error) {
-	g.wg.Go(func() {
-		if err := fn(g.ctx); err != nil {
-			g.cancel(fmt.Errorf("%s: %w", name, err))
+	g.frontWG.Go(func() {
+		if err := fn(g.front); err != nil {
+			g.fail(fmt.Errorf("%s: %w", name, err))
 		}
 	})
 }
 
-// Wait waits for every function to return and reports the first failure, if any. A plain
-// stop (the parent context ended) is not a failure.
+// Background runs a worker whose context ends only after every input returned.
+func (g *Group) Background(name string, fn func(ctx context.Context) error) {
+	g.backWG.Go(func() {
+		if err := fn(g.back); err != nil {
+			g.fail(fmt.Errorf("%s: %w", name, err))
+		}
+	})
+}
+
+func (g *Group) fail(err error) {
+	g.cancelFront(err)
+	g.cancelBack(err)
+}
+
+// Wait waits for the inputs, then stops and waits for the workers, and reports the first
+// failure, if any. A plain stop (the parent context ended) is not a failure.
 func (g *Group) Wait() error {
-	g.wg.Wait()
-	err := context.Cause(g.ctx)
-	g.cancel(nil)
-	if err == context.Canceled {
+	g.frontWG.Wait()
+	g.cancelBack(context.Canceled)
+	g.backWG.Wait()
+	err := context.Cause(g.front)
+	g.cancelFront(nil)
+	if errors.Is(err, context.Canceled) {
+		if cause := context.Cause(g.back); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
 		return nil
 	}
 	return err

@@ -79,7 +79,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	g := lifecycle.NewGroup(ctx)
 	g.Go("users consumer", users.Run)
-	g.Go("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.PurgeInterval, log) })
+	g.Background("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.PurgeInterval, log) })
 	g.Go("http", func(ctx context.Context) error { return httpx.Serve(ctx, e, cfg.HTTPAddr, cfg.ShutdownTimeout) })
 	log.Info("billing started", "addr", cfg.HTTPAddr)
 	err = g.Wait()

@@ -86,9 +86,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 
 	g := lifecycle.NewGroup(ctx)
-	g.Go("outbox relay", relay.Run)
-	g.Go("reconciler", func(ctx context.Context) error { return svc.RunReconciler(ctx, cfg.Reconciler) })
-	g.Go("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.PurgeInterval, log) })
+	g.Background("outbox relay", relay.Run)
+	g.Background("reconciler", func(ctx context.Context) error { return svc.RunReconciler(ctx, cfg.Reconciler) })
+	g.Background("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.PurgeInterval, log) })
 	g.Go("http", func(ctx context.Context) error { return httpx.Serve(ctx, e, cfg.HTTPAddr, cfg.ShutdownTimeout) })
 	log.Info("order started", "addr", cfg.HTTPAddr)
 	err = g.Wait()

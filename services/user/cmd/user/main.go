@@ -85,8 +85,8 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 
 	g := lifecycle.NewGroup(ctx)
-	g.Go("outbox relay", relay.Run)
-	g.Go("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.PurgeInterval, log) })
+	g.Background("outbox relay", relay.Run)
+	g.Background("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.PurgeInterval, log) })
 	g.Go("http", func(ctx context.Context) error { return httpx.Serve(ctx, e, cfg.HTTPAddr, cfg.ShutdownTimeout) })
 	log.Info("user started", "addr", cfg.HTTPAddr)
 	err = g.Wait()
