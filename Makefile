@@ -22,8 +22,9 @@ test: unit fuzz e2e ## all tests: unit + integration (real PostgreSQL and Rabbit
 unit: ## unit and integration tests of every module
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -count=1 -timeout 10m ./...) || exit 1; done
 
-fuzz: ## run the money fuzzer briefly beyond its seed corpus
+fuzz: ## run the money fuzzers briefly beyond their seed corpus (the seeds also run in make unit)
 	cd pkg && go test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 10s ./money
+	cd pkg && go test -run '^$$' -fuzz FuzzAmountField -fuzztime 10s ./httpx
 
 e2e: ## Newman run of the Postman collection against the real binaries behind the gateway
 	bash scripts/e2e.sh

@@ -34,7 +34,8 @@ func Decode(c echo.Context, dst any) error {
 			return apperr.New(apperr.Invalid, "request body must be a JSON object")
 		}
 	}
-	if dec.More() {
+	// Only whitespace may follow the object (More alone lets a stray "}" through).
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return apperr.New(apperr.Invalid, "request body must hold a single JSON object")
 	}
 	return nil

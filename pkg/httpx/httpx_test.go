@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/httpx"
+	"github.com/order-system/order-system/pkg/money"
 )
 
 type payload struct {
@@ -105,4 +106,36 @@ func TestValidRequestAndRequestID(t *testing.T) {
 	if rec.Code != http.StatusNotFound || rec.Header().Get(httpx.HeaderRequestID) == "" {
 		t.Fatalf("unknown route: %d, request id %q; want 404 with a generated id", rec.Code, rec.Header().Get(httpx.HeaderRequestID))
 	}
+}
+
+// FuzzAmountField sends arbitrary text as the amount of a request: the API answers 200 with
+// the same amount printed back when the text is an amount money.ParsePositive accepts, and
+// 400 for anything else. Never a 500, never a rounded value.
+func FuzzAmountField(f *testing.F) {
+	for _, s := range []string{"500", "499.5", "0.01", "0", "-1", "1.234", "1e3", `"5"`, "null", "{}", "999999999999.99", "1000000000000"} {
+		f.Add(s)
+	}
+	e := newEcho()
+	f.Fuzz(func(t *testing.T, amount string) {
+		body := `{"id":"6f1c1a52-7f0c-4c1e-9a55-3f7d8e2b9c10","email":"a@b.cd","amount":` + amount + `}`
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest("POST", "/things", strings.NewReader(body)))
+		// The oracle: the JSON value the server sees (whitespace around it is not part of it).
+		var p payload
+		err := json.Unmarshal([]byte(body), &p)
+		var want money.Amount
+		if err == nil {
+			want, err = money.ParsePositive(string(p.Amount))
+		}
+		switch {
+		case rec.Code >= 500:
+			t.Fatalf("amount %q: status %d %s", amount, rec.Code, rec.Body)
+		case err == nil:
+			if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `{"amount":`+want.String()+`}` {
+				t.Fatalf("amount %q: got %d %s, want 200 with %s", amount, rec.Code, rec.Body, want)
+			}
+		case rec.Code != http.StatusBadRequest:
+			t.Fatalf("amount %q (parse error %v): got %d %s, want 400", amount, err, rec.Code, rec.Body)
+		}
+	})
 }
