@@ -69,3 +69,22 @@ func Int(name string, def int) (int, error) {
 	}
 	return n, nil
 }
+
+// Idempotency is the configuration of Idempotency-Key records.
+type Idempotency struct {
+	TTL           time.Duration // how long a key and its response are kept
+	PurgeInterval time.Duration // how often expired records are deleted
+}
+
+// LoadIdempotency reads IDEMPOTENCY_TTL (default 24h) and IDEMPOTENCY_PURGE_INTERVAL (10m).
+func LoadIdempotency() (Idempotency, error) {
+	ttl, err := Duration("IDEMPOTENCY_TTL", 24*time.Hour)
+	if err != nil {
+		return Idempotency{}, err
+	}
+	purge, err := Duration("IDEMPOTENCY_PURGE_INTERVAL", 10*time.Minute)
+	if err != nil {
+		return Idempotency{}, err
+	}
+	return Idempotency{TTL: ttl, PurgeInterval: purge}, nil
+}

@@ -66,7 +66,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	reg := startup.Registry(db, "billing")
 
 	svc := billing.NewService(ledger, log)
-	keys := idempotency.NewStore(db, cfg.IdempotencyTTL, idempotency.DefaultLease)
+	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, idempotency.DefaultLease)
 	users := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(svc), log, reg)
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{
@@ -79,7 +79,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	g := lifecycle.NewGroup(ctx)
 	g.Go("users consumer", users.Run)
-	g.Background("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.PurgeInterval, log) })
+	g.Background("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.Idempotency.PurgeInterval, log) })
 	g.Go("http", func(ctx context.Context) error { return httpx.Serve(ctx, e, cfg.HTTPAddr, cfg.ShutdownTimeout) })
 	log.Info("billing started", "addr", cfg.HTTPAddr)
 	err = g.Wait()

@@ -1,17 +1,12 @@
 // Package config reads the billing service's configuration from the environment.
 package config
 
-import (
-	"time"
-
-	"github.com/order-system/order-system/pkg/env"
-)
+import "github.com/order-system/order-system/pkg/env"
 
 // Config is the billing service's configuration.
 type Config struct {
 	env.Common
-	IdempotencyTTL time.Duration
-	PurgeInterval  time.Duration
+	Idempotency env.Idempotency
 }
 
 // Load reads the configuration; defaults suit a developer machine.
@@ -21,10 +16,7 @@ func Load() (Config, error) {
 		return Config{}, err
 	}
 	cfg := Config{Common: common}
-	if cfg.IdempotencyTTL, err = env.Duration("IDEMPOTENCY_TTL", 24*time.Hour); err != nil {
-		return Config{}, err
-	}
-	if cfg.PurgeInterval, err = env.Duration("IDEMPOTENCY_PURGE_INTERVAL", 10*time.Minute); err != nil {
+	if cfg.Idempotency, err = env.LoadIdempotency(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil

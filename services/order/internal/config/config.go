@@ -13,8 +13,7 @@ type Config struct {
 	env.Common
 	BillingURL     string
 	BillingTimeout time.Duration
-	IdempotencyTTL time.Duration
-	PurgeInterval  time.Duration
+	Idempotency    env.Idempotency
 	Reconciler     order.ReconcilerConfig
 }
 
@@ -28,10 +27,7 @@ func Load() (Config, error) {
 	if cfg.BillingTimeout, err = env.Duration("BILLING_TIMEOUT", 3*time.Second); err != nil {
 		return Config{}, err
 	}
-	if cfg.IdempotencyTTL, err = env.Duration("IDEMPOTENCY_TTL", 24*time.Hour); err != nil {
-		return Config{}, err
-	}
-	if cfg.PurgeInterval, err = env.Duration("IDEMPOTENCY_PURGE_INTERVAL", 10*time.Minute); err != nil {
+	if cfg.Idempotency, err = env.LoadIdempotency(); err != nil {
 		return Config{}, err
 	}
 	r := order.DefaultReconcilerConfig

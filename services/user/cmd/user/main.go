@@ -74,7 +74,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	relay := outbox.NewRelay(relayDB, publisher, outbox.RelayConfig{DatabaseURL: cfg.DatabaseURL}, log, reg)
 
 	svc := user.NewService(userpg.NewUsers(db), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout), log)
-	keys := idempotency.NewStore(db, cfg.IdempotencyTTL, idempotency.DefaultLease)
+	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, idempotency.DefaultLease)
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{
 		"database": db.PingContext,
@@ -86,7 +86,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	g := lifecycle.NewGroup(ctx)
 	g.Background("outbox relay", relay.Run)
-	g.Background("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.PurgeInterval, log) })
+	g.Background("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.Idempotency.PurgeInterval, log) })
 	g.Go("http", func(ctx context.Context) error { return httpx.Serve(ctx, e, cfg.HTTPAddr, cfg.ShutdownTimeout) })
 	log.Info("user started", "addr", cfg.HTTPAddr)
 	err = g.Wait()
