@@ -6,7 +6,6 @@ package lifecycle
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 )
@@ -16,6 +15,9 @@ type Group struct {
 	front, back             context.Context
 	cancelFront, cancelBack context.CancelCauseFunc
 	frontWG, backWG         sync.WaitGroup
+
+	mu  sync.Mutex
+	err error // the first failure
 }
 
 // NewGroup returns a group stopped by ctx.
@@ -47,6 +49,11 @@ func (g *Group) Background(name string, fn func(ctx context.Context) error) {
 }
 
 func (g *Group) fail(err error) {
+	g.mu.Lock()
+	if g.err == nil {
+		g.err = err
+	}
+	g.mu.Unlock()
 	g.cancelFront(err)
 	g.cancelBack(err)
 }
@@ -57,13 +64,8 @@ func (g *Group) Wait() error {
 	g.frontWG.Wait()
 	g.cancelBack(context.Canceled)
 	g.backWG.Wait()
-	err := context.Cause(g.front)
 	g.cancelFront(nil)
-	if errors.Is(err, context.Canceled) {
-		if cause := context.Cause(g.back); cause != nil && !errors.Is(cause, context.Canceled) {
-			return cause
-		}
-		return nil
-	}
-	return err
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
 }

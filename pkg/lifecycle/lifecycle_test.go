@@ -45,3 +45,14 @@ func TestFailureStopsEverything(t *testing.T) {
 		t.Fatalf("Wait = %v, want the worker's failure", err)
 	}
 }
+
+func TestSignalIsAPlainStop(t *testing.T) {
+	t.Parallel()
+	ctx, stop := context.WithCancelCause(context.Background())
+	g := lifecycle.NewGroup(ctx)
+	g.Go("input", func(ctx context.Context) error { <-ctx.Done(); return nil })
+	stop(errors.New("terminated signal received"))
+	if err := g.Wait(); err != nil {
+		t.Fatalf("Wait = %v, want nil: being asked to stop is not a failure", err)
+	}
+}
