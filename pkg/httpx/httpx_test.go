@@ -1,7 +1,9 @@
 package httpx_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -138,4 +140,29 @@ func FuzzAmountField(f *testing.F) {
 			t.Fatalf("amount %q (parse error %v): got %d %s, want 400", amount, err, rec.Code, rec.Body)
 		}
 	})
+}
+
+func TestReadiness(t *testing.T) {
+	t.Parallel()
+	down := func(context.Context) error { return errors.New("down") }
+	up := func(context.Context) error { return nil }
+	tests := []struct {
+		name   string
+		checks map[string]httpx.Check
+		status int
+		body   string
+	}{
+		{"all up", map[string]httpx.Check{"database": up, "broker": httpx.Degraded(up)}, 200, `{"broker":"ok","database":"ok"}`},
+		{"broker down", map[string]httpx.Check{"database": up, "broker": httpx.Degraded(down)}, 200, `{"broker":"degraded: down","database":"ok"}`},
+		{"database down", map[string]httpx.Check{"database": down, "broker": httpx.Degraded(up)}, 503, `{"broker":"ok","database":"down"}`},
+	}
+	for _, tt := range tests {
+		e := echo.New()
+		httpx.Health(e, tt.checks)
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		if rec.Code != tt.status || strings.TrimSpace(rec.Body.String()) != tt.body {
+			t.Errorf("%s: /readyz = %d %s, want %d %s", tt.name, rec.Code, rec.Body, tt.status, tt.body)
+		}
+	}
 }

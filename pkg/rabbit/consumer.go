@@ -70,7 +70,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 func (c *Consumer) session(ctx context.Context) error {
-	conn, err := amqp.DialConfig(c.url, amqp.Config{Properties: amqp.Table{"connection_name": "consumer " + c.queue.Name}})
+	conn, err := amqp.DialConfig(c.url, amqp.Config{Dial: amqp.DefaultDial(dialTimeout), Properties: amqp.Table{"connection_name": "consumer " + c.queue.Name}})
 	if err != nil {
 		return fmt.Errorf("dial broker: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -28,6 +29,8 @@ var ErrUnroutable = errors.New("message returned unroutable")
 type Publisher struct {
 	url      string
 	exchange string
+
+	connected atomic.Bool
 
 	mu      sync.Mutex
 	conn    *amqp.Connection
@@ -101,10 +104,11 @@ func (p *Publisher) publish(ctx context.Context, msgs []Message) error {
 
 func (p *Publisher) connect() error {
 	if p.ch != nil && !p.ch.IsClosed() {
+		p.connected.Store(true)
 		return nil
 	}
 	p.closeLocked()
-	conn, err := amqp.DialConfig(p.url, amqp.Config{Properties: amqp.Table{"connection_name": "outbox-relay"}})
+	conn, err := amqp.DialConfig(p.url, amqp.Config{Dial: amqp.DefaultDial(dialTimeout), Properties: amqp.Table{"connection_name": "outbox-relay"}})
 	if err != nil {
 		return fmt.Errorf("dial broker: %w", err)
 	}
@@ -123,12 +127,24 @@ func (p *Publisher) connect() error {
 	}
 	p.conn, p.ch = conn, ch
 	p.returns = ch.NotifyReturn(make(chan amqp.Return, 1024))
+	p.connected.Store(true)
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	go func() {
+		<-closed
+		p.connected.Store(false)
+	}()
 	return nil
 }
 
-// Ping reports whether the publisher can reach the broker, dialling if needed.
-func (p *Publisher) Ping() error {
-	p.mu.Lock()
+// Check is a readiness check: nil while connected. When not connected it tries to connect,
+// unless a publish is under way, so a probe never waits behind the relay.
+func (p *Publisher) Check(ctx context.Context) error {
+	if p.connected.Load() {
+		return nil
+	}
+	if !p.mu.TryLock() {
+		return errors.New("connecting to the broker")
+	}
 	defer p.mu.Unlock()
 	return p.connect()
 }
@@ -146,4 +162,5 @@ func (p *Publisher) closeLocked() {
 		p.conn.Close()
 	}
 	p.conn, p.ch, p.returns = nil, nil, nil
+	p.connected.Store(false)
 }

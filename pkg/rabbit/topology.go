@@ -78,6 +78,9 @@ func Declare(ch *amqp.Channel, q Queue) error {
 	return nil
 }
 
+// dialTimeout bounds a connection attempt; the library's default is 30 s.
+const dialTimeout = 5 * time.Second
+
 // Backoff returns the wait before reconnect attempt n (0-based): exponential from 100 ms up
 // to 10 s, with full jitter so that replicas do not reconnect in lockstep.
 func Backoff(n int) time.Duration {

@@ -71,7 +71,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{
 		"database": db.PingContext,
-		"broker":   users.Check,
+		"broker":   httpx.Degraded(users.Check),
 	}, log, reg)
 	if cfg.Pprof {
 		httpx.Pprof(e)

@@ -61,7 +61,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	store := postgres.NewStore(db)
 	orders := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(store, cfg.Lang, log), log, reg)
 
-	e := httpapi.New(store, map[string]httpx.Check{"database": db.PingContext, "broker": orders.Check}, log, reg)
+	e := httpapi.New(store, map[string]httpx.Check{"database": db.PingContext, "broker": httpx.Degraded(orders.Check)}, log, reg)
 	if cfg.Pprof {
 		httpx.Pprof(e)
 	}

@@ -79,7 +79,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{
 		"database": db.PingContext,
-		"broker":   func(context.Context) error { return publisher.Ping() },
+		"broker":   httpx.Degraded(publisher.Check),
 	}, log, reg)
 	if cfg.Pprof {
 		httpx.Pprof(e)
