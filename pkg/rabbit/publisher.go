@@ -87,14 +87,18 @@ func (p *Publisher) publish(ctx context.Context, msgs []Message) error {
 	// The broker sends basic.return before the ack of the same message, and the client
 	// delivers it to p.returns before processing that ack, so every return is buffered by now.
 	var returned []string
+drain:
 	for {
 		select {
-		case r := <-p.returns:
+		case r, ok := <-p.returns:
+			if !ok {
+				// The channel closed under us: the confirms above may be its shutdown nacks.
+				return errors.New("channel closed while publishing")
+			}
 			returned = append(returned, r.MessageId)
-			continue
 		default:
+			break drain
 		}
-		break
 	}
 	if len(returned) > 0 {
 		return fmt.Errorf("%w: %v", ErrUnroutable, returned)
