@@ -74,9 +74,13 @@ func Int(name string, def int) (int, error) {
 type Idempotency struct {
 	TTL           time.Duration // how long a key and its response are kept
 	PurgeInterval time.Duration // how often expired records are deleted
+	// Lease is how long a request holds its key: a retry during the lease gets 409. It must
+	// outlast the slowest request; if the process dies, the key is free again after it.
+	Lease time.Duration
 }
 
-// LoadIdempotency reads IDEMPOTENCY_TTL (default 24h) and IDEMPOTENCY_PURGE_INTERVAL (10m).
+// LoadIdempotency reads IDEMPOTENCY_TTL (default 24h), IDEMPOTENCY_PURGE_INTERVAL (10m) and
+// IDEMPOTENCY_LEASE (10s).
 func LoadIdempotency() (Idempotency, error) {
 	ttl, err := Duration("IDEMPOTENCY_TTL", 24*time.Hour)
 	if err != nil {
@@ -86,5 +90,9 @@ func LoadIdempotency() (Idempotency, error) {
 	if err != nil {
 		return Idempotency{}, err
 	}
-	return Idempotency{TTL: ttl, PurgeInterval: purge}, nil
+	lease, err := Duration("IDEMPOTENCY_LEASE", 10*time.Second)
+	if err != nil {
+		return Idempotency{}, err
+	}
+	return Idempotency{TTL: ttl, PurgeInterval: purge, Lease: lease}, nil
 }

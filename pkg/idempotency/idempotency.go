@@ -287,6 +287,3 @@ func (w *captureWriter) Write(b []byte) (int, error) {
 	w.body.Write(b)
 	return w.ResponseWriter.Write(b)
 }
-
-// DefaultLease bounds how long a request holds its key; longer than any request may run.
-const DefaultLease = 30 * time.Second

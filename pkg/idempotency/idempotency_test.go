@@ -53,7 +53,7 @@ func newServer(t *testing.T, ttl time.Duration) *server {
 	}
 	s := &server{db: db}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := idempotency.NewStore(db, ttl, idempotency.DefaultLease)
+	store := idempotency.NewStore(db, ttl, 10*time.Second)
 	e := httpx.New(log, prometheus.NewRegistry())
 	handle := func(c echo.Context) error {
 		n := s.calls.Add(1)

@@ -66,7 +66,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	reg := startup.Registry(db, "billing")
 
 	svc := billing.NewService(ledger, log)
-	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, idempotency.DefaultLease)
+	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 	users := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(svc), log, reg)
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{

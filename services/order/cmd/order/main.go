@@ -75,7 +75,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	relay := outbox.NewRelay(relayDB, publisher, outbox.RelayConfig{DatabaseURL: cfg.DatabaseURL}, log, reg)
 
 	svc := order.NewService(orderpg.NewOrders(db), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout, reg), log)
-	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, idempotency.DefaultLease)
+	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{
 		"database": db.PingContext,

@@ -74,7 +74,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	relay := outbox.NewRelay(relayDB, publisher, outbox.RelayConfig{DatabaseURL: cfg.DatabaseURL}, log, reg)
 
 	svc := user.NewService(userpg.NewUsers(db), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout), log)
-	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, idempotency.DefaultLease)
+	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{
 		"database": db.PingContext,

@@ -1,0 +1,347 @@
+package system_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	_ "github.com/lib/pq"
+
+	"github.com/order-system/order-system/pkg/dbtest"
+)
+
+// binaries holds the four service binaries, built once per test run.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func build(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "order-system-bin-")
+		if buildErr != nil {
+			return
+		}
+		for _, svc := range []string{"user", "billing", "order", "notification"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, svc), "github.com/order-system/order-system/services/"+svc+"/cmd/"+svc)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", svc, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+var schemas = map[string]string{"user": "users", "billing": "billing", "order": "orders", "notification": "notifications"}
+
+// system is one isolated installation: its own database, its own broker vhost, its own ports.
+type system struct {
+	t      *testing.T
+	bin    string
+	dbURL  string // superuser connection to the test database
+	amqp   string
+	db     *sql.DB
+	env    map[string]string // extra environment for every service
+	logDir string
+	mu     sync.Mutex
+	procs  map[string]*proc
+	client *http.Client
+}
+
+type proc struct {
+	name string
+	addr string
+	cmd  *exec.Cmd
+	log  *os.File
+	done chan struct{}
+}
+
+// newSystem prepares a database and a vhost; services start with start().
+func newSystem(t *testing.T, env map[string]string) *system {
+	t.Helper()
+	bin := build(t)
+	url := dbtest.NewDatabase(t, "users")
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, s := range []string{"billing", "orders", "notifications"} {
+		if _, err := db.Exec("CREATE SCHEMA " + s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &system{t: t, bin: bin, logDir: t.TempDir(), dbURL: url, amqp: newVhost(t), db: db, env: env, procs: map[string]*proc{},
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	t.Cleanup(s.stopAll)
+	return s
+}
+
+// newVhost creates a RabbitMQ virtual host for the test, so that its exchanges and queues
+// are its own, and deletes it afterwards.
+func newVhost(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		t.Skip("rabbitmqctl is not installed")
+	}
+	vhost := "test-" + uuid.NewString()[:8]
+	for _, args := range [][]string{{"add_vhost", vhost}, {"set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"}} {
+		if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
+			t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
+		}
+	}
+	t.Cleanup(func() { exec.Command("rabbitmqctl", "delete_vhost", vhost).Run() })
+	return "amqp://guest:guest@127.0.0.1:5672/" + vhost
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (s *system) serviceDB(svc string) string {
+	return strings.Replace(s.dbURL, "search_path=users", "search_path="+schemas[svc], 1)
+}
+
+// start runs a service (name may be "order2" for a second order instance) and waits until
+// it is ready. A restarted service keeps its address.
+func (s *system) start(name string) *proc {
+	s.t.Helper()
+	svc := strings.TrimRight(name, "0123456789")
+	s.mu.Lock()
+	addr := freeAddr(s.t)
+	if old, ok := s.procs[name]; ok {
+		addr = old.addr
+	}
+	env := append(os.Environ(),
+		"HTTP_ADDR="+addr, "DATABASE_URL="+s.serviceDB(svc), "AMQP_URL="+s.amqp, "LOG_LEVEL=debug", "SHUTDOWN_TIMEOUT=10s")
+	if b, ok := s.procs["billing"]; ok {
+		env = append(env, "BILLING_URL=http://"+b.addr)
+	}
+	for k, v := range s.env {
+		env = append(env, k+"="+v)
+	}
+	s.mu.Unlock()
+	logFile, err := os.OpenFile(filepath.Join(s.logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(s.bin, svc))
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	p := &proc{name: name, addr: addr, cmd: cmd, log: logFile, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	s.mu.Lock()
+	s.procs[name] = p
+	s.mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			s.t.Fatalf("%s exited during start-up:\n%s", name, s.tail(name))
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s not ready after 30 s:\n%s", name, s.tail(name))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startAll starts the four services, billing first (the others call it).
+func (s *system) startAll() {
+	for _, name := range []string{"billing", "notification", "user", "order"} {
+		s.start(name)
+	}
+}
+
+func (s *system) url(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return "http://" + s.procs[name].addr
+}
+
+// signal sends sig to a service and waits for it to exit.
+func (s *system) signal(name string, sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	p := s.procs[name]
+	s.mu.Unlock()
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		s.t.Fatalf("%s did not exit after %v", name, sig)
+	}
+}
+
+func (s *system) stopAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, p := range s.procs {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if s.t.Failed() {
+			s.t.Logf("last lines of %s:\n%s", name, tailFile(p.log.Name()))
+		}
+		p.log.Close()
+	}
+}
+
+func (s *system) tail(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return tailFile(s.procs[name].log.Name())
+}
+
+func tailFile(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 25 {
+		lines = lines[len(lines)-25:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// response is an HTTP answer with its body kept as bytes.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// call sends a request to a service; a transport error is returned as status 0.
+func (s *system) call(method, url, body string, header ...string) response {
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return response{}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// newUser registers a user and deposits amount (a JSON number) into their account.
+func (s *system) newUser(amount string) string {
+	s.t.Helper()
+	r := s.call("POST", s.url("user")+"/users", `{"name":"Test","email":"test@example.com"}`)
+	if r.Status != 201 {
+		s.t.Fatalf("create user: %d %s", r.Status, r.Body)
+	}
+	var u struct{ ID string }
+	r.json(s.t, &u)
+	if amount != "0" {
+		if r := s.call("POST", s.url("billing")+"/billing/deposit", `{"userId":"`+u.ID+`","amount":`+amount+`}`); r.Status != 200 {
+			s.t.Fatalf("deposit: %d %s", r.Status, r.Body)
+		}
+	}
+	return u.ID
+}
+
+func orderBody(user, price string) string {
+	return `{"userId":"` + user + `","email":"buyer@example.com","price":` + price + `}`
+}
+
+func (s *system) order(key, user, price string) response {
+	if key == "" {
+		return s.call("POST", s.url("order")+"/orders", orderBody(user, price))
+	}
+	return s.call("POST", s.url("order")+"/orders", orderBody(user, price), "Idempotency-Key", key)
+}
+
+// count runs a counting query against the test database.
+func (s *system) count(query string, args ...any) int {
+	s.t.Helper()
+	var n int
+	if err := s.db.QueryRow(query, args...).Scan(&n); err != nil {
+		s.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// verifyLedger runs `billing verify` against the test database and fails on any violation.
+func (s *system) verifyLedger() {
+	s.t.Helper()
+	cmd := exec.Command(filepath.Join(s.bin, "billing"), "verify")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+s.serviceDB("billing"), "AMQP_URL="+s.amqp)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		s.t.Fatalf("billing verify: %v\n%s", err, out.String())
+	}
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// ctxTimeout is a helper for tests that bound their load loops.
+func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
