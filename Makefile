@@ -1,14 +1,18 @@
 # order-system: four Go services (user, billing, order, notification) behind an nginx gateway.
 # `make run` starts everything on this machine, `make test` runs every test.
 
-MODULES  := pkg services/user services/billing services/order services/notification
+SHELL := bash
+.SHELLFLAGS := -o pipefail -c
+
+SERVICE_MODULES := pkg services/user services/billing services/order services/notification
+MODULES  := $(SERVICE_MODULES) tests/system
 SERVICES := user billing order notification
 NEWMAN   ?= newman
 COLLECTION := postman/order-system.postman_collection.json
 LOCAL_ENV  := postman/local.postman_environment.json
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit e2e run stop up down lint tidy images helm-lint bench fuzz
+.PHONY: help build test unit system fault e2e run stop up down lint tidy images helm-lint bench fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -17,10 +21,16 @@ build: ## build the four service binaries into bin/
 	@mkdir -p bin
 	@for s in $(SERVICES); do go build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
 
-test: unit fuzz e2e ## all tests: unit + integration (real PostgreSQL and RabbitMQ), fuzz seeds, Newman end to end
+test: unit system fuzz e2e ## all tests: unit + integration (real PostgreSQL and RabbitMQ), system, fuzz, Newman end to end
 
-unit: ## unit and integration tests of every module
-	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -count=1 -timeout 10m ./...) || exit 1; done
+unit: ## unit and integration tests of pkg and every service
+	@for m in $(SERVICE_MODULES); do echo "== $$m"; (cd $$m && go test -count=1 -timeout 10m ./...) || exit 1; done
+
+system: ## the real binaries under concurrency, crashes and lost responses (tests/system)
+	cd tests/system && go test -count=1 -timeout 10m -skip '^TestFault' ./...
+
+fault: ## fault suite: broker and database outages, killed consumers, two relays, poison (restarts the local PostgreSQL and RabbitMQ)
+	cd tests/system && go test -count=1 -timeout 15m -v -run '^TestFault' ./... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|fault '
 
 fuzz: ## run the money fuzzers briefly beyond their seed corpus (the seeds also run in make unit)
 	cd pkg && go test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 10s ./money

@@ -345,3 +345,5 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,0 +1,260 @@
+package system_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// The fault tests restart the machine's PostgreSQL and RabbitMQ: they run only through
+// `make fault` (go test -run TestFault), one at a time, never beside other tests.
+
+// history records what the clients were told, like a Jepsen history.
+type history struct {
+	mu       sync.Mutex
+	finished map[string]string // order id → "completed" or "failed", as answered
+	pending  map[string]bool   // 503 with a pending order: the reconciler finishes it
+	statuses map[int]int
+}
+
+func newHistory() *history {
+	return &history{finished: map[string]string{}, pending: map[string]bool{}, statuses: map[int]int{}}
+}
+
+// drive places orders from clients goroutines until ctx ends.
+func (s *system) drive(ctx context.Context, h *history, users []string, clients int, orderService func() string) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				user := users[(c+i)%len(users)]
+				r := s.call("POST", orderService()+"/orders", orderBody(user, "1"))
+				var o orderJSON
+				if len(r.Body) > 0 {
+					_ = jsonUnmarshal(r.Body, &o)
+				}
+				h.mu.Lock()
+				h.statuses[r.Status]++
+				switch {
+				case r.Status == 201:
+					h.finished[o.ID] = o.Status
+				case r.Status == 400 && o.Code == "insufficient_funds":
+					h.finished[o.Order.ID] = "failed"
+				case r.Status == 503 && o.Order.ID != "":
+					h.pending[o.Order.ID] = true
+				}
+				h.mu.Unlock()
+				if r.Status == 0 || r.Status >= 500 {
+					time.Sleep(50 * time.Millisecond) // the service is down: do not spin
+				}
+			}
+		})
+	}
+	return &wg
+}
+
+// check waits until every finished order has its notification, then counts, like a checker
+// over the history: lost (an acknowledged or finished order without a notification),
+// duplicated (more than one), unexpected (a notification for an order never placed).
+func (s *system) check(name string, h *history, timeout time.Duration) {
+	t := s.t
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.statuses[500] > 0 {
+		t.Errorf("%d requests answered 500", h.statuses[500])
+	}
+	// Every order the clients were told about exists with that outcome.
+	for id, status := range h.finished {
+		if got := s.count(`SELECT count(*) FROM orders.orders WHERE id = $1 AND status = $2`, id, status); got != 1 {
+			t.Errorf("order %s was answered %s but is not stored so", id, status)
+		}
+	}
+	var lost, dup, unexpected, finished, notes int
+	deadline := time.Now().Add(timeout)
+	for {
+		finished = s.count(`SELECT count(*) FROM orders.orders WHERE status <> 'pending'`)
+		lost = s.count(`SELECT count(*) FROM orders.orders o WHERE o.status <> 'pending'
+			AND NOT EXISTS (SELECT FROM notifications.notifications n WHERE n.order_id = o.id)`)
+		if lost == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // late duplicates, if any, land now
+	dup = s.count(`SELECT count(*) FROM (SELECT order_id FROM notifications.notifications GROUP BY order_id HAVING count(*) > 1) d`)
+	unexpected = s.count(`SELECT count(*) FROM notifications.notifications n
+		WHERE NOT EXISTS (SELECT FROM orders.orders o WHERE o.id = n.order_id AND o.status <> 'pending')`)
+	notes = s.count(`SELECT count(*) FROM notifications.notifications`)
+	completed := s.count(`SELECT count(*) FROM orders.orders WHERE status = 'completed'`)
+	pendingLeft := s.count(`SELECT count(*) FROM orders.orders WHERE status = 'pending'`)
+	t.Logf("fault %s: orders=%d completed=%d failed=%d pending=%d notifications=%d lost=%d duplicated=%d unexpected=%d statuses=%v",
+		name, finished+pendingLeft, completed, finished-completed, pendingLeft, notes, lost, dup, unexpected, h.statuses)
+	if lost+dup+unexpected > 0 {
+		t.Errorf("fault %s: lost=%d duplicated=%d unexpected=%d, want 0 each", name, lost, dup, unexpected)
+	}
+	if len(h.finished) == 0 {
+		t.Errorf("fault %s: no order went through", name)
+	}
+}
+
+func faultUsers(s *system, n int) []string {
+	users := make([]string, n)
+	for i := range users {
+		users[i] = s.newUser("1000000")
+	}
+	return users
+}
+
+func rabbitctl(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
+		t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
+	}
+}
+
+// a. RabbitMQ is down for more than 30 s while orders keep flowing.
+func TestFaultBrokerOutage(t *testing.T) {
+	s := newSystem(t, nil)
+	s.startAll()
+	users := faultUsers(s, 8)
+	h := newHistory()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
+	time.Sleep(2 * time.Second)
+	rabbitctl(t, "stop_app")
+	t.Cleanup(func() { exec.Command("rabbitmqctl", "start_app").Run() })
+	time.Sleep(32 * time.Second)
+	rabbitctl(t, "start_app")
+	time.Sleep(3 * time.Second)
+	cancel()
+	wg.Wait()
+	s.check("broker-outage", h, 90*time.Second)
+}
+
+// b. The notification service is killed with SIGKILL again and again, between commits and
+// acks, while events flow.
+func TestFaultNotificationKilled(t *testing.T) {
+	s := newSystem(t, nil)
+	s.startAll()
+	users := faultUsers(s, 8)
+	h := newHistory()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
+	for range 4 {
+		time.Sleep(1500 * time.Millisecond)
+		s.signal("notification", syscall.SIGKILL)
+		s.start("notification")
+	}
+	cancel()
+	wg.Wait()
+	s.check("notification-killed", h, 60*time.Second)
+}
+
+// c. Two order instances, hence two outbox relays, share the database.
+func TestFaultTwoRelays(t *testing.T) {
+	s := newSystem(t, nil)
+	s.startAll()
+	s.start("order2")
+	users := faultUsers(s, 8)
+	h := newHistory()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	var n int
+	var mu sync.Mutex
+	next := func() string { // alternate between the instances
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		if n%2 == 0 {
+			return s.url("order2")
+		}
+		return s.url("order")
+	}
+	s.drive(ctx, h, users, 6, next).Wait()
+	s.check("two-relays", h, 60*time.Second)
+}
+
+// d. PostgreSQL restarts (fast, then immediate) while orders flow: the services answer 503
+// meanwhile, never 500, and recover on their own; no acknowledged order is lost.
+func TestFaultDatabaseRestart(t *testing.T) {
+	cluster, err := os.ReadDir("/etc/postgresql")
+	if err != nil || len(cluster) == 0 {
+		t.Skip("no local PostgreSQL cluster to restart")
+	}
+	version := cluster[0].Name()
+	s := newSystem(t, map[string]string{"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s"})
+	s.startAll()
+	users := faultUsers(s, 8)
+	h := newHistory()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
+	for _, mode := range []string{"fast", "immediate"} {
+		time.Sleep(2 * time.Second)
+		out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", mode).CombinedOutput()
+		if err != nil {
+			t.Fatalf("restart PostgreSQL (%s): %v\n%s", mode, err, out)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	cancel()
+	wg.Wait()
+	// The services recovered without a restart: a new order goes through.
+	if r := s.order("", users[0], "1"); r.Status != 201 {
+		t.Fatalf("order after the restarts: %d %s", r.Status, r.Body)
+	}
+	// Orders caught pending by the outage are finished by the reconciler.
+	waitFor(t, 30*time.Second, "pending orders to finish", func() bool {
+		return s.count(`SELECT count(*) FROM orders.orders WHERE status = 'pending'`) == 0
+	})
+	s.check("database-restart", h, 60*time.Second)
+	s.verifyLedger()
+}
+
+// e. A poison message goes to the dead-letter queue and the queue keeps flowing.
+func TestFaultPoisonMessage(t *testing.T) {
+	s := newSystem(t, nil)
+	s.startAll()
+	conn, err := amqp.Dial(s.amqp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"not json", `{"specversion":"1.0","id":"x","type":"order.shipped","data":{}}`} {
+		if err := ch.PublishWithContext(context.Background(), "order-system.events", "order.completed", true, false,
+			amqp.Publishing{MessageId: "poison", Body: []byte(body), DeliveryMode: amqp.Persistent}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user := s.newUser("100")
+	r := s.order("", user, "10")
+	var o orderJSON
+	r.json(t, &o)
+	waitFor(t, 10*time.Second, "the order after the poison to be notified", func() bool {
+		return s.notifications(user)[o.ID] == 1
+	})
+	waitFor(t, 10*time.Second, "both poison messages in the DLQ", func() bool {
+		q, err := ch.QueueDeclarePassive("notification.orders.dlq", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+		return err == nil && q.Messages == 2
+	})
+	if !strings.Contains(s.tail("notification"), "message dead-lettered") {
+		t.Errorf("the notification log does not say why the message was dead-lettered:\n%s", s.tail("notification"))
+	}
+	t.Logf("fault poison: dead-lettered=2 lost=0 duplicated=0 unexpected=0")
+	_ = fmt.Sprint()
+}
