@@ -1,0 +1,79 @@
+package config_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/order-system/order-system/pkg/env"
+	"github.com/order-system/order-system/services/user/internal/config"
+)
+
+var variables = []string{"HTTP_ADDR", "DATABASE_URL", "AMQP_URL", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "PPROF",
+	"BILLING_URL", "BILLING_TIMEOUT", "IDEMPOTENCY_TTL", "IDEMPOTENCY_PURGE_INTERVAL", "IDEMPOTENCY_LEASE"}
+
+// unsetAll clears the configuration the process may have inherited; an empty variable counts
+// as unset.
+func unsetAll(t *testing.T) {
+	for _, v := range variables {
+		t.Setenv(v, "")
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	unsetAll(t)
+	got, err := config.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Config{
+		Common: env.Common{
+			HTTPAddr:        ":8081",
+			DatabaseURL:     "postgres://user_service:user_service@127.0.0.1:5432/order_system?sslmode=disable&search_path=users",
+			AMQPURL:         "amqp://guest:guest@127.0.0.1:5672/",
+			LogLevel:        "info",
+			ShutdownTimeout: 15 * time.Second,
+		},
+		BillingURL:     "http://127.0.0.1:8082",
+		BillingTimeout: 3 * time.Second,
+		Idempotency:    env.Idempotency{TTL: 24 * time.Hour, PurgeInterval: 10 * time.Minute, Lease: 10 * time.Second},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadFromEnvironment(t *testing.T) {
+	unsetAll(t)
+	t.Setenv("HTTP_ADDR", ":8080")
+	t.Setenv("BILLING_URL", "http://order-system-billing:8080")
+	t.Setenv("BILLING_TIMEOUT", "750ms")
+	t.Setenv("SHUTDOWN_TIMEOUT", "30s")
+	t.Setenv("IDEMPOTENCY_TTL", "1h")
+	got, err := config.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.HTTPAddr != ":8080" || got.BillingURL != "http://order-system-billing:8080" || got.BillingTimeout != 750*time.Millisecond ||
+		got.ShutdownTimeout != 30*time.Second || got.Idempotency.TTL != time.Hour {
+		t.Errorf("Load = %+v, want the environment's values", got)
+	}
+}
+
+func TestLoadRejectsBadDurations(t *testing.T) {
+	for _, tt := range []struct{ variable, value string }{
+		{"BILLING_TIMEOUT", "soon"},
+		{"BILLING_TIMEOUT", "-1s"},
+		{"SHUTDOWN_TIMEOUT", "15"},
+		{"IDEMPOTENCY_TTL", "0s"},
+	} {
+		t.Run(tt.variable+"="+tt.value, func(t *testing.T) {
+			unsetAll(t)
+			t.Setenv(tt.variable, tt.value)
+			if _, err := config.Load(); err == nil {
+				t.Errorf("Load with %s=%q succeeded, want an error", tt.variable, tt.value)
+			}
+		})
+	}
+}
