@@ -1,0 +1,4 @@
+// Package deploycheck verifies the deployment artifacts statically: the helm chart renders,
+// every object decodes strictly into its Kubernetes API type and follows the project's rules,
+// and docker-compose.yml loads with the compose-spec loader.
+package deploycheck
