@@ -5,14 +5,14 @@ SHELL := bash
 .SHELLFLAGS := -o pipefail -c
 
 SERVICE_MODULES := pkg services/user services/billing services/order services/notification
-MODULES  := $(SERVICE_MODULES) tests/system
+MODULES  := $(SERVICE_MODULES) tests/system tools/deploycheck tools/loadgen
 SERVICES := user billing order notification
 NEWMAN   ?= newman
 COLLECTION := postman/order-system.postman_collection.json
 LOCAL_ENV  := postman/local.postman_environment.json
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit system fault e2e run stop up down lint tidy images helm-lint bench fuzz
+.PHONY: help build test unit system fault e2e run stop up down lint tidy images helm-lint deploy-check kube-test bench fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ build: ## build the four service binaries into bin/
 test: unit system fuzz e2e ## all tests: unit + integration (real PostgreSQL and RabbitMQ), system, fuzz, Newman end to end
 
 unit: ## unit and integration tests of pkg and every service
-	@for m in $(SERVICE_MODULES); do echo "== $$m"; (cd $$m && go test -count=1 -timeout 10m ./...) || exit 1; done
+	@for m in $(SERVICE_MODULES) tools/loadgen; do echo "== $$m"; (cd $$m && go test -count=1 -timeout 10m ./...) || exit 1; done
 
 system: ## the real binaries under concurrency, crashes and lost responses (tests/system)
 	cd tests/system && go test -count=1 -timeout 10m -skip '^TestFault' ./...
@@ -57,3 +57,19 @@ lint: ## go vet and gofmt over every module
 
 tidy: ## go mod tidy in every module
 	@for m in $(MODULES); do (cd $$m && go mod tidy) || exit 1; done
+
+images: ## build the images order-system-<service>:latest (needs a Docker engine)
+	bash deploy/docker/build-images.sh
+
+helm-lint: ## helm lint the chart, with the bundled databases and without
+	helm lint deploy/helm/order-system
+	helm lint deploy/helm/order-system --set postgresql.enabled=false,rabbitmq.enabled=false
+
+deploy-check: helm-lint ## render the chart and load the compose file, checking every object strictly
+	cd tools/deploycheck && go test -count=1 ./...
+
+kube-test: ## helm install/upgrade/uninstall against a real kube-apiserver built here (no kubelet)
+	bash deploy/kube/install-test.sh
+
+bench: ## pgbench reference + load generator through the gateway (CLIENTS=32 DURATION=30s BASE_URL=...)
+	bash tools/bench/bench.sh

@@ -1,0 +1,106 @@
+package main
+
+import "fmt"
+
+// Outcome is what a client finally knows about an order.
+type Outcome string
+
+// Outcomes.
+const (
+	Completed    Outcome = "completed"
+	Insufficient Outcome = "insufficient"
+)
+
+// UserState is what the load generator did to one user and what the system says about them.
+type UserState struct {
+	Deposited int64             // minor units
+	Orders    map[string]Order  // order id → what the client was told (definitive outcomes only)
+	Debits    map[string]int64  // payment id → amount (minor units), from billing's ledger
+	DebitRows map[string]int    // payment id → number of debit entries
+	Balance   int64             // from billing
+	Notes     map[string]string // order id → notification type; "dup" marks a second one
+	NoteCount map[string]int
+}
+
+// Order is one order as the client saw it.
+type Order struct {
+	Price   int64
+	Outcome Outcome
+}
+
+// Violations is the end-to-end invariant check.
+type Violations struct {
+	DoubleDebits      int      `json:"double_debits"`
+	MissingDebits     int      `json:"missing_debits"`
+	UnexpectedDebits  int      `json:"unexpected_debits"`
+	BalanceMismatches int      `json:"balance_mismatches"`
+	LostNotes         int      `json:"lost_notifications"`
+	DuplicatedNotes   int      `json:"duplicated_notifications"`
+	WrongNoteType     int      `json:"wrong_notification_type"`
+	UnexpectedNotes   int      `json:"unexpected_notifications"`
+	Examples          []string `json:"examples,omitempty"`
+}
+
+// Total is the number of violations.
+func (v Violations) Total() int {
+	return v.DoubleDebits + v.MissingDebits + v.UnexpectedDebits + v.BalanceMismatches + v.LostNotes + v.DuplicatedNotes + v.WrongNoteType + v.UnexpectedNotes
+}
+
+func (v *Violations) add(counter *int, format string, args ...any) {
+	*counter++
+	if len(v.Examples) < 10 {
+		v.Examples = append(v.Examples, fmt.Sprintf(format, args...))
+	}
+}
+
+// check verifies, per user: every completed order debited exactly once and nothing else
+// debited, balance = deposits − completed prices, one notification of the right type per
+// finished order and none for anything else.
+func check(users map[string]*UserState) Violations {
+	var v Violations
+	for id, u := range users {
+		var spent int64
+		for oid, o := range u.Orders {
+			switch o.Outcome {
+			case Completed:
+				spent += o.Price
+				switch n := u.DebitRows[oid]; {
+				case n == 0:
+					v.add(&v.MissingDebits, "order %s completed without a debit", oid)
+				case n > 1:
+					v.add(&v.DoubleDebits, "order %s debited %d times", oid, n)
+				}
+				if u.NoteCount[oid] > 0 && u.Notes[oid] != "success" {
+					v.add(&v.WrongNoteType, "order %s completed, notification %s", oid, u.Notes[oid])
+				}
+			case Insufficient:
+				if u.DebitRows[oid] > 0 {
+					v.add(&v.UnexpectedDebits, "refused order %s was debited", oid)
+				}
+				if u.NoteCount[oid] > 0 && u.Notes[oid] != "failure" {
+					v.add(&v.WrongNoteType, "order %s refused, notification %s", oid, u.Notes[oid])
+				}
+			}
+			switch n := u.NoteCount[oid]; {
+			case n == 0:
+				v.add(&v.LostNotes, "order %s has no notification", oid)
+			case n > 1:
+				v.add(&v.DuplicatedNotes, "order %s has %d notifications", oid, n)
+			}
+		}
+		for pid := range u.DebitRows {
+			if _, ok := u.Orders[pid]; !ok {
+				v.add(&v.UnexpectedDebits, "debit %s matches no order of user %s", pid, id)
+			}
+		}
+		for oid := range u.NoteCount {
+			if _, ok := u.Orders[oid]; !ok {
+				v.add(&v.UnexpectedNotes, "notification for unknown order %s", oid)
+			}
+		}
+		if want := u.Deposited - spent; u.Balance != want {
+			v.add(&v.BalanceMismatches, "user %s balance %d, want %d (deposited %d, spent %d)", id, u.Balance, want, u.Deposited, spent)
+		}
+	}
+	return v
+}

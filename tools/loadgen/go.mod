@@ -1,0 +1,3 @@
+module github.com/order-system/order-system/tools/loadgen
+
+go 1.26.0

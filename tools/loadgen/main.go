@@ -1,0 +1,412 @@
+// Command loadgen drives order-system through its gateway: it creates users, deposits money,
+// places orders from a fixed number of clients for a fixed time, then checks end to end that
+// nothing was lost or done twice and reports throughput, latencies, notification lag and what
+// each service process cost. It exits non-zero when an invariant fails; it never judges
+// timings.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type config struct {
+	baseURL      string
+	clients      int
+	duration     time.Duration
+	users        int
+	out          string
+	pidDir       string
+	insufficient float64
+	keyed        float64
+	repeat       float64
+	drain        time.Duration
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.baseURL, "base-url", "http://localhost:8000", "gateway URL")
+	flag.IntVar(&c.clients, "clients", 32, "concurrent clients")
+	flag.DurationVar(&c.duration, "duration", 30*time.Second, "how long to place orders")
+	flag.IntVar(&c.users, "users", 200, "users to spread the orders over")
+	flag.StringVar(&c.out, "out", "bench.json", "JSON report file")
+	flag.StringVar(&c.pidDir, "pid-dir", ".run", "directory of the services' pid files (make run writes them)")
+	flag.Float64Var(&c.insufficient, "insufficient", 0.10, "share of orders that exceed the balance")
+	flag.Float64Var(&c.keyed, "keyed", 0.20, "share of the other orders sent with an Idempotency-Key")
+	flag.Float64Var(&c.repeat, "repeat", 0.05, "share of requests that repeat an earlier keyed order")
+	flag.DurationVar(&c.drain, "drain", 30*time.Second, "how long to wait for notifications after the run")
+	flag.Parse()
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+// Report is the JSON written to -out.
+type Report struct {
+	Clients         int                    `json:"clients"`
+	DurationSeconds float64                `json:"duration_seconds"`
+	Orders          int                    `json:"orders"`
+	OrdersPerSecond float64                `json:"orders_per_second"`
+	CompletedPerSec float64                `json:"completed_per_second"`
+	Latency         map[string]Percentiles `json:"latency"`
+	Statuses        map[string]int         `json:"statuses"`
+	Errors          int                    `json:"errors"`
+	NotificationLag Percentiles            `json:"notification_lag"`
+	Processes       map[string]ProcStats   `json:"processes"`
+	Violations      Violations             `json:"violations"`
+}
+
+type client struct {
+	base string
+	http *http.Client
+}
+
+func (c client) do(method, path, body string, header ...string) (int, http.Header, []byte, error) {
+	req, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b, err
+}
+
+type keyedOrder struct {
+	key, body string
+	response  []byte
+}
+
+type sampleSet struct {
+	mu        sync.Mutex
+	latency   map[string][]time.Duration
+	statuses  map[string]int
+	finished  map[string]time.Time // order id → when its response arrived
+	repeats   []keyedOrder
+	errors    int
+	completed int
+}
+
+func run(c config) error {
+	cl := client{base: strings.TrimRight(c.baseURL, "/"), http: &http.Client{Timeout: 30 * time.Second,
+		Transport: &http.Transport{MaxIdleConns: c.clients * 2, MaxIdleConnsPerHost: c.clients * 2}}}
+
+	fmt.Fprintf(os.Stderr, "setting up %d users\n", c.users)
+	users, ids, err := setup(cl, c.users)
+	if err != nil {
+		return err
+	}
+	procNames := []string{"user", "billing", "order", "notification", "gateway"}
+	pids := readPIDs(c.pidDir, procNames)
+	before := map[string]float64{}
+	for n, pid := range pids {
+		before[n], _, _ = procSample(pid)
+	}
+
+	s := &sampleSet{latency: map[string][]time.Duration{}, statuses: map[string]int{}, finished: map[string]time.Time{}}
+	var placed atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), c.duration)
+	defer cancel()
+	start := time.Now()
+	done := make(chan struct{})
+	go progress(ctx, start, c.duration, &placed, done)
+	var wg sync.WaitGroup
+	for i := range c.clients {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
+			for ctx.Err() == nil {
+				placeOne(cl, c, rng, ids, users, s)
+				placed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(done)
+
+	procs := map[string]ProcStats{}
+	for n, pid := range pids {
+		cpu, peak, ok := procSample(pid)
+		if ok {
+			procs[n] = ProcStats{CPUSeconds: round2(cpu - before[n]), PeakRSSMiB: round2(peak)}
+		}
+	}
+
+	fmt.Fprintf(os.Stderr, "\nwaiting up to %v for notifications\n", c.drain)
+	lag, err := collect(cl, users, s, c.drain)
+	if err != nil {
+		return err
+	}
+	v := check(users)
+
+	r := Report{Clients: c.clients, DurationSeconds: round2(elapsed.Seconds()), Orders: int(placed.Load()),
+		OrdersPerSecond: round2(float64(placed.Load()) / elapsed.Seconds()), CompletedPerSec: round2(float64(s.completed) / elapsed.Seconds()),
+		Latency: map[string]Percentiles{}, Statuses: s.statuses, Errors: s.errors, NotificationLag: summarize(lag), Processes: procs, Violations: v}
+	for kind, sample := range s.latency {
+		r.Latency[kind] = summarize(sample)
+	}
+	printReport(r)
+	b, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(c.out, b, 0o644); err != nil {
+		return err
+	}
+	if v.Total() > 0 {
+		return fmt.Errorf("%d invariant violations, e.g. %v", v.Total(), v.Examples)
+	}
+	return nil
+}
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+func setup(cl client, n int) (map[string]*UserState, []string, error) {
+	users := map[string]*UserState{}
+	var ids []string
+	for i := range n {
+		status, _, body, err := cl.do("POST", "/users", fmt.Sprintf(`{"name":"Load %d","email":"load%d@example.com"}`, i, i))
+		if err != nil || status != 201 {
+			return nil, nil, fmt.Errorf("create user: %d %s %v", status, body, err)
+		}
+		var u struct{ ID string }
+		json.Unmarshal(body, &u)
+		const deposit = 10_000_000_00 // 10 million: normal orders never run out
+		if status, _, body, err := cl.do("POST", "/billing/deposit", fmt.Sprintf(`{"userId":"%s","amount":%s}`, u.ID, amount(deposit))); err != nil || status != 200 {
+			return nil, nil, fmt.Errorf("deposit: %d %s %v", status, body, err)
+		}
+		users[u.ID] = &UserState{Deposited: deposit, Orders: map[string]Order{}}
+		ids = append(ids, u.ID)
+	}
+	return users, ids, nil
+}
+
+func amount(minor int64) string { return fmt.Sprintf("%d.%02d", minor/100, minor%100) }
+
+// parseAmount reads an exact JSON number with at most two decimals into minor units.
+func parseAmount(s string) int64 {
+	whole, frac, _ := strings.Cut(s, ".")
+	w, _ := strconv.ParseInt(whole, 10, 64)
+	for len(frac) < 2 {
+		frac += "0"
+	}
+	f, _ := strconv.ParseInt(frac[:2], 10, 64)
+	return w*100 + f
+}
+
+func placeOne(cl client, c config, rng *rand.Rand, ids []string, users map[string]*UserState, s *sampleSet) {
+	roll := rng.Float64()
+	s.mu.Lock()
+	canRepeat := len(s.repeats) > 0
+	var rep keyedOrder
+	if canRepeat {
+		rep = s.repeats[rng.IntN(len(s.repeats))]
+	}
+	s.mu.Unlock()
+
+	if roll < c.repeat && canRepeat {
+		t0 := time.Now()
+		status, h, body, err := cl.do("POST", "/orders", rep.body, "Idempotency-Key", rep.key)
+		s.record("replay", status, time.Since(t0), err, func() {
+			if !bytes.Equal(body, rep.response) || h.Get("X-Idempotency-Cached") != "true" {
+				s.errors++
+				s.statuses["replay_mismatch"]++
+			}
+		})
+		return
+	}
+	user := ids[rng.IntN(len(ids))]
+	price := int64(100 + rng.IntN(900))
+	kind := "completed"
+	if roll < c.repeat+c.insufficient {
+		price, kind = 100_000_000_00, "insufficient" // more than any balance
+	}
+	body := fmt.Sprintf(`{"userId":"%s","email":"load@example.com","price":%s}`, user, amount(price))
+	var header []string
+	key := ""
+	if kind == "completed" && rng.Float64() < c.keyed {
+		key = fmt.Sprintf("load-%d-%d", time.Now().UnixNano(), rng.Int64())
+		header = []string{"Idempotency-Key", key}
+	}
+	t0 := time.Now()
+	status, _, resp, err := cl.do("POST", "/orders", body, header...)
+	arrived := time.Now()
+	var o struct {
+		ID    string `json:"id"`
+		Code  string `json:"code"`
+		Order struct {
+			ID string `json:"id"`
+		} `json:"order"`
+	}
+	json.Unmarshal(resp, &o)
+	s.record(kind, status, arrived.Sub(t0), err, func() {
+		u := users[user]
+		switch {
+		case status == 201:
+			u.Orders[o.ID] = Order{Price: price, Outcome: Completed}
+			s.finished[o.ID] = arrived
+			s.completed++
+			if key != "" {
+				s.repeats = append(s.repeats, keyedOrder{key: key, body: body, response: resp})
+			}
+		case status == 400 && o.Code == "insufficient_funds":
+			u.Orders[o.Order.ID] = Order{Price: price, Outcome: Insufficient}
+			s.finished[o.Order.ID] = arrived
+		}
+	})
+}
+
+// record files a response under its kind; f runs under the lock for definitive answers.
+func (s *sampleSet) record(kind string, status int, d time.Duration, err error, f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.errors++
+		s.statuses["transport_error"]++
+		return
+	}
+	s.statuses[strconv.Itoa(status)]++
+	if status >= 500 {
+		s.errors++
+		return
+	}
+	s.latency[kind] = append(s.latency[kind], d)
+	f()
+}
+
+// collect reads every user's ledger and notifications once the notifications stopped
+// arriving, and returns the notification lag of each order.
+func collect(cl client, users map[string]*UserState, s *sampleSet, drain time.Duration) ([]time.Duration, error) {
+	deadline := time.Now().Add(drain)
+	var lag []time.Duration
+	for id, u := range users {
+		for {
+			status, _, body, err := cl.do("GET", "/notifications/"+id, "")
+			if err != nil || status != 200 {
+				return nil, fmt.Errorf("notifications of %s: %d %v", id, status, err)
+			}
+			var notes []struct {
+				OrderID   string    `json:"orderId"`
+				Type      string    `json:"type"`
+				CreatedAt time.Time `json:"createdAt"`
+			}
+			json.Unmarshal(body, &notes)
+			u.Notes, u.NoteCount = map[string]string{}, map[string]int{}
+			for _, n := range notes {
+				u.Notes[n.OrderID] = n.Type
+				u.NoteCount[n.OrderID]++
+			}
+			missing := 0
+			for oid := range u.Orders {
+				if u.NoteCount[oid] == 0 {
+					missing++
+				}
+			}
+			if missing == 0 || time.Now().After(deadline) {
+				for _, n := range notes {
+					if t, ok := s.finished[n.OrderID]; ok {
+						lag = append(lag, n.CreatedAt.Sub(t))
+					}
+				}
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		status, _, body, err := cl.do("GET", "/billing/transactions/"+id, "")
+		if err != nil || status != 200 {
+			return nil, fmt.Errorf("transactions of %s: %d %v", id, status, err)
+		}
+		var entries []struct {
+			Type      string      `json:"type"`
+			Amount    json.Number `json:"amount"`
+			PaymentID string      `json:"paymentId"`
+		}
+		json.Unmarshal(body, &entries)
+		u.DebitRows = map[string]int{}
+		for _, e := range entries {
+			if e.Type == "debit" {
+				u.DebitRows[e.PaymentID]++
+			}
+		}
+		status, _, body, err = cl.do("GET", "/billing/balance/"+id, "")
+		if err != nil || status != 200 {
+			return nil, fmt.Errorf("balance of %s: %d %v", id, status, err)
+		}
+		var b struct {
+			Balance json.Number `json:"balance"`
+		}
+		json.Unmarshal(body, &b)
+		u.Balance = parseAmount(b.Balance.String())
+	}
+	return lag, nil
+}
+
+func progress(ctx context.Context, start time.Time, total time.Duration, placed *atomic.Int64, done chan struct{}) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		el := time.Since(start)
+		frac := min(el.Seconds()/total.Seconds(), 1)
+		bar := strings.Repeat("=", int(frac*30)) + strings.Repeat(" ", 30-int(frac*30))
+		n := placed.Load()
+		fmt.Fprintf(os.Stderr, "\r[%s] %4.0fs/%.0fs %7d orders %6.0f/s", bar, el.Seconds(), total.Seconds(), n, float64(n)/el.Seconds())
+		_ = ctx
+	}
+}
+
+func printReport(r Report) {
+	fmt.Printf("\norder-system load: %d clients, %.1f s\n", r.Clients, r.DurationSeconds)
+	fmt.Printf("  orders/s (all)          %10.1f\n", r.OrdersPerSecond)
+	fmt.Printf("  orders/s (completed)    %10.1f\n", r.CompletedPerSec)
+	fmt.Printf("  requests                %10d   errors %d\n", r.Orders, r.Errors)
+	fmt.Printf("  %-22s %8s %8s %8s %8s %8s\n", "latency (ms)", "count", "p50", "p95", "p99", "max")
+	kinds := make([]string, 0, len(r.Latency))
+	for k := range r.Latency {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		p := r.Latency[k]
+		fmt.Printf("  %-22s %8d %8.2f %8.2f %8.2f %8.2f\n", k, p.Count, p.P50, p.P95, p.P99, p.Max)
+	}
+	l := r.NotificationLag
+	fmt.Printf("  %-22s %8d %8.2f %8.2f %8.2f %8.2f\n", "notification lag", l.Count, l.P50, l.P95, l.P99, l.Max)
+	fmt.Printf("  statuses                %v\n", r.Statuses)
+	names := make([]string, 0, len(r.Processes))
+	for n := range r.Processes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p := r.Processes[n]
+		fmt.Printf("  process %-14s cpu %6.2f s   peak rss %6.1f MiB\n", n, p.CPUSeconds, p.PeakRSSMiB)
+	}
+	if v := r.Violations; v.Total() == 0 {
+		fmt.Println("  invariants              ok: every completed order debited once, balances = deposits - completed, one notification per finished order")
+	} else {
+		fmt.Printf("  invariants              %d VIOLATIONS: %+v\n", v.Total(), v)
+	}
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Percentiles summarises a sample of durations.
+type Percentiles struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P95   float64 `json:"p95_ms"`
+	P99   float64 `json:"p99_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+// summarize computes nearest-rank percentiles in milliseconds.
+func summarize(sample []time.Duration) Percentiles {
+	if len(sample) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(sample)
+	slices.Sort(s)
+	at := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(s)))) - 1
+		return ms(s[max(i, 0)])
+	}
+	return Percentiles{Count: len(s), P50: at(0.50), P95: at(0.95), P99: at(0.99), Max: ms(s[len(s)-1])}
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*100) / 100 }
+
+// ProcStats is what one service process cost during the run.
+type ProcStats struct {
+	CPUSeconds float64 `json:"cpu_seconds"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+}
+
+// procSample reads a process's CPU time (user + system, in clock ticks of 1/100 s on Linux)
+// and its peak resident set size from /proc.
+func procSample(pid int) (cpu float64, peakMiB float64, ok bool) {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, 0, false
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	if len(fields) < 13 {
+		return 0, 0, false
+	}
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	status, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if rest, found := strings.CutPrefix(line, "VmHWM:"); found {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			peakMiB = kb / 1024
+		}
+	}
+	return (utime + stime) / 100, peakMiB, true
+}
+
+// readPIDs reads <dir>/<name>.pid for each name.
+func readPIDs(dir string, names []string) map[string]int {
+	pids := map[string]int{}
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n+".pid"))
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			pids[n] = pid
+		}
+	}
+	return pids
+}
