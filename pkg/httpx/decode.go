@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/mail"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -69,6 +70,11 @@ func (f Fields) Err() error {
 func (f Fields) Required(name, value string) bool {
 	if strings.TrimSpace(value) == "" {
 		f[name] = "is required"
+		return false
+	}
+	// PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
+	if strings.ContainsRune(value, 0) || !utf8.ValidString(value) {
+		f[name] = "must be valid UTF-8 text without NUL characters"
 		return false
 	}
 	return true

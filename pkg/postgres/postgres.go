@@ -130,5 +130,11 @@ func Wrap(op string, err error) error {
 	if IsUnavailable(err) {
 		return apperr.Wrap(err, apperr.Unavailable, "database unavailable")
 	}
+	// Data exceptions (class 22: a NUL byte in text, a value out of range) are the input's
+	// fault and will fail the same way every time.
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code.Class() == "22" {
+		return apperr.Wrap(err, apperr.Invalid, "a value cannot be stored: "+pqErr.Message)
+	}
 	return fmt.Errorf("%s: %w", op, err)
 }

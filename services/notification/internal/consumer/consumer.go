@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/logger"
 	"github.com/order-system/order-system/pkg/rabbit"
@@ -32,6 +33,10 @@ func Handler(store notification.Store, lang string, log *slog.Logger) rabbit.Han
 			return fmt.Errorf("%w: %v", rabbit.ErrPoison, err)
 		}
 		saved, err := store.Save(ctx, notification.New(o, lang))
+		if apperr.Is(err, apperr.Invalid) {
+			// The database refuses the data itself: retrying would block the queue forever.
+			return fmt.Errorf("%w: %v", rabbit.ErrPoison, err)
+		}
 		if err != nil {
 			return err
 		}
