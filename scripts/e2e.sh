@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end test: the Postman collection, run by Newman against the real binaries behind the
-# gateway, once with the seed's 2 s delay between requests and once with none (asynchronous
+# gateway, once with the documented 2 s delay between requests and once with none (asynchronous
 # checks retry on their own). Starts the system unless it is already running, and stops only
 # what it started.
 set -euo pipefail

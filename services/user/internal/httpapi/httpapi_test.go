@@ -373,7 +373,7 @@ func TestCreateUserAcceptsEdgeInput(t *testing.T) {
 func TestSameEmailMakesTwoUsers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, false)
-	body := `{"name":"Seed User","email":"seed@example.com"}`
+	body := `{"name":"Repeat User","email":"repeat@example.com"}`
 	first, second := e.post(t, body, nil), e.post(t, body, nil)
 	if first.Status != http.StatusCreated || second.Status != http.StatusCreated {
 		t.Fatalf("two registrations with one e-mail = %d %s and %d %s, want 201 twice", first.Status, first.Body, second.Status, second.Body)
@@ -382,7 +382,7 @@ func TestSameEmailMakesTwoUsers(t *testing.T) {
 	if a.ID == b.ID {
 		t.Fatalf("both registrations returned user %s", a.ID)
 	}
-	if n := e.count(t, `SELECT count(*) FROM users WHERE email = 'seed@example.com'`); n != 2 {
+	if n := e.count(t, `SELECT count(*) FROM users WHERE email = 'repeat@example.com'`); n != 2 {
 		t.Errorf("users with the e-mail = %d, want 2", n)
 	}
 	if n := e.count(t, `SELECT count(*) FROM outbox WHERE routing_key = 'user.created'`); n != 2 {
