@@ -106,13 +106,30 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		id := req.Header.Get(HeaderRequestID)
-		if id == "" || len(id) > 200 {
+		if !validRequestID(id) {
 			id = uuid.NewString()
 		}
 		c.Response().Header().Set(HeaderRequestID, id)
 		c.SetRequest(req.WithContext(logger.WithRequestID(req.Context(), id)))
 		return next(c)
 	}
+}
+
+// validRequestID accepts the ids that tracing systems and proxies produce (UUIDs, hex,
+// base64url, dotted or colon-separated trace ids) and nothing else. The id is stored with
+// outbox events and sent on to other services, so a value a database column or an HTTP
+// header cannot carry would break a request that had nothing else wrong with it.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
 }
 
 func accessLog(log *slog.Logger, requests *prometheus.CounterVec, latency *prometheus.HistogramVec) echo.MiddlewareFunc {

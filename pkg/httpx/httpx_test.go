@@ -110,6 +110,38 @@ func TestValidRequestAndRequestID(t *testing.T) {
 	}
 }
 
+func TestRequestIDIsReplacedUnlessSafe(t *testing.T) {
+	t.Parallel()
+	e := newEcho()
+	tests := []struct {
+		id   string
+		kept bool
+	}{
+		{"6f1c1a52-7f0c-4c1e-9a55-3f7d8e2b9c10", true},
+		{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true},
+		{"svc.trace:42_a", true},
+		{strings.Repeat("a", 128), true},
+		{strings.Repeat("a", 129), false},
+		{"a b", false},
+		{"a\xffb", false},
+		{"é", false},
+		{"a/b", false},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest("GET", "/nowhere", nil)
+		req.Header.Set(httpx.HeaderRequestID, tt.id)
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		got := rec.Header().Get(httpx.HeaderRequestID)
+		if kept := got == tt.id; kept != tt.kept {
+			t.Errorf("X-Request-ID %q answered as %q; kept = %v, want %v", tt.id, got, kept, tt.kept)
+		}
+		if got == "" {
+			t.Errorf("X-Request-ID %q: no id in the response", tt.id)
+		}
+	}
+}
+
 // FuzzAmountField sends arbitrary text as the amount of a request: the API answers 200 with
 // the same amount printed back when the text is an amount money.ParsePositive accepts, and
 // 400 for anything else. Never a 500, never a rounded value.
