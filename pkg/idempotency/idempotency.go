@@ -213,6 +213,9 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 			if len(key) > MaxKeyLength {
 				return apperr.Validation(map[string]string{HeaderKey: fmt.Sprintf("must be at most %d characters", MaxKeyLength)})
 			}
+			if !printableASCII(key) {
+				return apperr.Validation(map[string]string{HeaderKey: "must be printable ASCII"})
+			}
 			req := c.Request()
 			body, err := io.ReadAll(req.Body)
 			if err != nil {
@@ -261,6 +264,18 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		}
 	}
+}
+
+// printableASCII reports whether key is a structured-field string, as the draft defines
+// the header: characters 0x20 to 0x7E only. Anything else (control characters, bytes that
+// are not UTF-8) could not be stored as text and is the client's mistake, not ours.
+func printableASCII(key string) bool {
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // Fingerprint hashes a request body so that key order and whitespace do not matter; a body

@@ -126,6 +126,15 @@ func TestMismatchScopeAndKeyLength(t *testing.T) {
 	if resp, _ := s.post(t, "/things", strings.Repeat("x", 255), `{}`); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("255-char key = %d, want 201", resp.StatusCode)
 	}
+	// Bytes a text column cannot hold are the client's error, not an unavailable store.
+	for _, key := range []string{"a\xffb", "ключ"} {
+		if resp, body := s.post(t, "/things", key, `{}`); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "printable ASCII") {
+			t.Errorf("key %q = %d %s, want 400 must be printable ASCII", key, resp.StatusCode, body)
+		}
+	}
+	if n := s.calls.Load(); n != 3 { // k, /other k and the 255-char key
+		t.Fatalf("handler ran %d times, want 3: rejected keys never reach it", n)
+	}
 }
 
 func TestConcurrentSameKeyRunsOnce(t *testing.T) {
