@@ -48,10 +48,12 @@ type Entry struct {
 // PaymentStatus is the definitive outcome of a payment.
 type PaymentStatus string
 
-// Payment outcomes. Both are stored: repeating a payment returns its first outcome.
+// Payment outcomes. All are stored: repeating a payment returns its first outcome. A
+// voided payment id was never debited and never will be.
 const (
 	PaymentCompleted         PaymentStatus = "completed"
 	PaymentInsufficientFunds PaymentStatus = "insufficient_funds"
+	PaymentVoided            PaymentStatus = "voided"
 )
 
 // Payment is a debit request and its outcome.
@@ -89,6 +91,10 @@ type Ledger interface {
 	// the outcome; a repeated id returns the stored outcome. not_found if there is no
 	// account, payment_mismatch if the id was used for another user or amount.
 	Pay(ctx context.Context, p Payment) (Payment, error)
+	// Void stores the outcome voided for a payment id that has none yet and returns the
+	// stored outcome: voided, or the first outcome if the id was already paid or refused.
+	// not_found if there is no account, payment_mismatch as for Pay.
+	Void(ctx context.Context, p Payment) (Payment, error)
 	// Entries returns up to limit entries, newest first; not_found if there is no account.
 	Entries(ctx context.Context, userID uuid.UUID, limit int) ([]Entry, error)
 }
@@ -141,6 +147,20 @@ func (s *Service) Pay(ctx context.Context, p Payment) (Payment, error) {
 		return Payment{}, err
 	}
 	s.log.InfoContext(ctx, "payment processed", "payment_id", p.ID, "user_id", p.UserID, "amount", p.Amount.String(), "status", string(out.Status))
+	return out, nil
+}
+
+// Void settles a payment id whose outcome the caller never learned: if it was not paid, it
+// never will be; if it was, the caller learns that instead.
+func (s *Service) Void(ctx context.Context, p Payment) (Payment, error) {
+	if err := checkAmount(p.Amount); err != nil {
+		return Payment{}, err
+	}
+	out, err := s.ledger.Void(ctx, p)
+	if err != nil {
+		return Payment{}, err
+	}
+	s.log.InfoContext(ctx, "payment void requested", "payment_id", p.ID, "user_id", p.UserID, "amount", p.Amount.String(), "status", string(out.Status))
 	return out, nil
 }
 

@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -28,6 +29,7 @@ func New(svc *billing.Service, keys *idempotency.Store, checks map[string]httpx.
 	e.GET("/billing/transactions/:userId", h.transactions)
 	e.PUT("/internal/accounts/:userId", h.openAccount)
 	e.POST("/internal/payments", h.pay)
+	e.POST("/internal/payments/void", h.void)
 	return e
 }
 
@@ -153,6 +155,16 @@ type paymentRequest struct {
 }
 
 func (h handler) pay(c echo.Context) error {
+	return h.settle(c, h.svc.Pay)
+}
+
+func (h handler) void(c echo.Context) error {
+	return h.settle(c, h.svc.Void)
+}
+
+// settle decodes a payment request and answers with the payment's stored outcome; paying
+// and voiding take the same request and give the same answer.
+func (h handler) settle(c echo.Context, do func(context.Context, billing.Payment) (billing.Payment, error)) error {
 	var req paymentRequest
 	if err := httpx.Decode(c, &req); err != nil {
 		return err
@@ -162,7 +174,7 @@ func (h handler) pay(c echo.Context) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	out, err := h.svc.Pay(c.Request().Context(), p)
+	out, err := do(c.Request().Context(), p)
 	if err != nil {
 		return err
 	}

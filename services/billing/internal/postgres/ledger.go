@@ -22,6 +22,7 @@ import (
 type Ledger struct {
 	db      *sqlx.DB
 	pay     *postgres.Stmt
+	void    *postgres.Stmt
 	deposit *postgres.Stmt
 	account *postgres.Stmt
 }
@@ -33,6 +34,7 @@ func NewLedger(db *sqlx.DB) *Ledger {
 	return &Ledger{
 		db:      db,
 		pay:     postgres.Prepare(db, paySQL),
+		void:    postgres.Prepare(db, voidSQL),
 		deposit: postgres.Prepare(db, depositSQL),
 		account: postgres.Prepare(db, `SELECT `+accountColumns+` FROM accounts WHERE user_id = $1`),
 	}
@@ -112,6 +114,15 @@ const paySQL = `
 		WHERE accounts.user_id = $2
 		RETURNING payment_id, user_id, amount, status, balance`
 
+// voidSQL stores the outcome voided unless the payment id has one. Against a concurrent
+// paySQL of the same id the primary key decides: whichever inserts first wins, the other
+// waits for it and then finds its row.
+const voidSQL = `
+		INSERT INTO payments (payment_id, user_id, amount, status, balance)
+		SELECT $1, $2, $3, 'voided', balance FROM accounts WHERE user_id = $2
+		ON CONFLICT (payment_id) DO NOTHING
+		RETURNING payment_id, user_id, amount, status, balance`
+
 // OpenAccount implements billing.Ledger.
 func (l *Ledger) OpenAccount(ctx context.Context, userID uuid.UUID) (billing.Account, bool, error) {
 	var r accountRow
@@ -166,6 +177,23 @@ func (l *Ledger) Pay(ctx context.Context, p billing.Payment) (billing.Payment, e
 		return l.storedPayment(ctx, p)
 	case err != nil:
 		return billing.Payment{}, postgres.Wrap("pay", err)
+	}
+	return fromPaymentRow(out), nil
+}
+
+// Void implements billing.Ledger.
+func (l *Ledger) Void(ctx context.Context, p billing.Payment) (billing.Payment, error) {
+	var out paymentRow
+	err := l.void.GetContext(ctx, &out, p.ID, p.UserID, int64(p.Amount))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// Either the id has an outcome already, or the user has no account.
+		if _, err := l.Account(ctx, p.UserID); err != nil {
+			return billing.Payment{}, err
+		}
+		return l.storedPayment(ctx, p)
+	case err != nil:
+		return billing.Payment{}, postgres.Wrap("void payment", err)
 	}
 	return fromPaymentRow(out), nil
 }

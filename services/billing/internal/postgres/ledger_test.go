@@ -185,6 +185,63 @@ func TestInsufficientFundsIsStored(t *testing.T) {
 	verifyClean(t, l)
 }
 
+func TestVoidSettlesAnUnknownOutcome(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	ctx := context.Background()
+	user := openWith(t, l, 100_00)
+
+	// Never paid: voided, and a late payment with the id charges nothing.
+	unpaid := billing.Payment{ID: uuid.New(), UserID: user, Amount: 30_00}
+	if v, err := l.Void(ctx, unpaid); err != nil || v.Status != billing.PaymentVoided {
+		t.Fatalf("Void of an unpaid id = %+v, %v; want voided", v, err)
+	}
+	if p, err := l.Pay(ctx, unpaid); err != nil || p.Status != billing.PaymentVoided {
+		t.Fatalf("Pay after Void = %+v, %v; want the stored voided", p, err)
+	}
+	// Already paid: the void reports the debit instead of undoing or hiding it.
+	paid := billing.Payment{ID: uuid.New(), UserID: user, Amount: 40_00}
+	if _, err := l.Pay(ctx, paid); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := l.Void(ctx, paid); err != nil || v.Status != billing.PaymentCompleted || v.Balance != 60_00 {
+		t.Fatalf("Void of a paid id = %+v, %v; want completed, balance 60", v, err)
+	}
+	if _, err := l.Void(ctx, billing.Payment{ID: paid.ID, UserID: user, Amount: 1}); !apperr.Is(err, apperr.PaymentMismatch) {
+		t.Fatalf("Void with another amount: err = %v, want payment_mismatch", err)
+	}
+	if _, err := l.Void(ctx, billing.Payment{ID: uuid.New(), UserID: uuid.New(), Amount: 1}); !apperr.Is(err, apperr.NotFound) {
+		t.Fatalf("Void without an account: err = %v, want not_found", err)
+	}
+	if a, _ := l.Account(ctx, user); a.Balance != 60_00 {
+		t.Fatalf("balance = %s, want 60 (one debit)", a.Balance)
+	}
+	verifyClean(t, l)
+}
+
+func TestVoidRacingPayDecidesOnce(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	ctx := context.Background()
+	user := openWith(t, l, 1000_00)
+	for range 50 {
+		p := billing.Payment{ID: uuid.New(), UserID: user, Amount: 1_00}
+		var paid, voided billing.Payment
+		var payErr, voidErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { paid, payErr = l.Pay(ctx, p) })
+		wg.Go(func() { voided, voidErr = l.Void(ctx, p) })
+		wg.Wait()
+		if payErr != nil || voidErr != nil {
+			t.Fatalf("Pay: %v, Void: %v", payErr, voidErr)
+		}
+		if paid.Status != voided.Status {
+			t.Fatalf("Pay saw %s, Void saw %s: one outcome must win for both", paid.Status, voided.Status)
+		}
+	}
+	verifyClean(t, l)
+}
+
 func TestUnknownAccount(t *testing.T) {
 	t.Parallel()
 	l := newLedger(t)

@@ -31,10 +31,10 @@ var invariants = []struct {
 		SELECT e.operation_id::text AS subject, format('debit %s without a completed payment', e.amount) AS detail
 		FROM entries e LEFT JOIN payments p ON p.payment_id = e.operation_id AND p.status = 'completed'
 		WHERE e.type = 'debit' AND p.payment_id IS NULL`},
-	{"a refused payment moved no money", `
-		SELECT p.payment_id::text AS subject, 'insufficient_funds payment has a ledger entry' AS detail
+	{"a refused or voided payment moved no money", `
+		SELECT p.payment_id::text AS subject, p.status || ' payment has a ledger entry' AS detail
 		FROM payments p JOIN entries e ON e.operation_id = p.payment_id
-		WHERE p.status = 'insufficient_funds'`},
+		WHERE p.status IN ('insufficient_funds', 'voided')`},
 }
 
 // Verify checks the ledger's invariants on the live database and returns every violation.
