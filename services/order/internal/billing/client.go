@@ -4,7 +4,6 @@ package billing
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -50,15 +49,27 @@ type paymentResponse struct {
 
 // Pay implements order.BillingClient.
 func (c *Client) Pay(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (order.Payment, error) {
+	return c.settle(ctx, "/internal/payments", paymentID, userID, amount)
+}
+
+// Void implements order.BillingClient.
+func (c *Client) Void(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (order.Payment, error) {
+	return c.settle(ctx, "/internal/payments/void", paymentID, userID, amount)
+}
+
+func (c *Client) settle(ctx context.Context, path string, paymentID, userID uuid.UUID, amount money.Amount) (order.Payment, error) {
 	start := time.Now()
-	p, outcome, err := c.pay(ctx, paymentID, userID, amount)
+	p, outcome, err := c.call(ctx, path, paymentRequest{PaymentID: paymentID.String(), UserID: userID.String(), Amount: amount})
 	c.latency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	return p, err
 }
 
-func (c *Client) pay(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (order.Payment, string, error) {
-	status, body, err := httpclient.DoJSON(ctx, c.http, http.MethodPost, c.baseURL+"/internal/payments",
-		paymentRequest{PaymentID: paymentID.String(), UserID: userID.String(), Amount: amount})
+// call trusts only answers that can come from billing itself: a stored outcome, or a 404
+// whose body says not_found. Anything else (a proxy's 404 for a wrong BILLING_URL, a 400
+// from a version skew, an outcome this client does not know) leaves the outcome unknown:
+// unavailable, so the order stays pending and is retried rather than failed by mistake.
+func (c *Client) call(ctx context.Context, path string, req paymentRequest) (order.Payment, string, error) {
+	status, body, err := httpclient.DoJSON(ctx, c.http, http.MethodPost, c.baseURL+path, req)
 	if err != nil {
 		return order.Payment{}, "unreachable", apperr.Wrap(err, apperr.Unavailable, "billing unreachable")
 	}
@@ -68,12 +79,25 @@ func (c *Client) pay(ctx context.Context, paymentID, userID uuid.UUID, amount mo
 		if err := json.Unmarshal(body, &resp); err != nil {
 			return order.Payment{}, "bad_response", apperr.Wrap(err, apperr.Unavailable, "billing answered an unreadable payment")
 		}
-		return order.Payment{Paid: resp.Status == "completed", Balance: resp.Balance}, resp.Status, nil
-	case status == http.StatusNotFound:
-		return order.Payment{}, "not_found", apperr.New(apperr.NotFound, "no billing account for user %s", userID)
+		switch outcome := order.PaymentOutcome(resp.Status); outcome {
+		case order.PaymentPaid, order.PaymentRefused, order.PaymentVoided:
+			return order.Payment{Outcome: outcome, Balance: resp.Balance}, resp.Status, nil
+		}
+		return order.Payment{}, "bad_response", apperr.New(apperr.Unavailable, "billing answered payment %s with unknown status %q", req.PaymentID, resp.Status)
+	case status == http.StatusNotFound && errorCode(body) == apperr.NotFound:
+		return order.Payment{}, "not_found", apperr.New(apperr.NotFound, "no billing account for user %s", req.UserID)
 	case status >= 500:
 		return order.Payment{}, "unavailable", apperr.New(apperr.Unavailable, "billing answered %d", status)
 	default:
-		return order.Payment{}, "rejected", fmt.Errorf("billing rejected payment %s: %d %s", paymentID, status, body)
+		return order.Payment{}, "rejected", apperr.New(apperr.Unavailable, "billing answered payment %s with %d %.200s", req.PaymentID, status, body)
 	}
+}
+
+// errorCode reads the code of one of billing's error bodies.
+func errorCode(body []byte) apperr.Code {
+	var e struct {
+		Code apperr.Code `json:"code"`
+	}
+	_ = json.Unmarshal(body, &e) // not JSON: no code
+	return e.Code
 }

@@ -29,19 +29,25 @@ import (
 )
 
 // fakeBilling stands in for the billing service over HTTP: balances in memory, one outcome
-// per payment id, and a switch that makes it answer 503.
+// per payment id (paid, refused or voided), a switch that makes it answer 503, and one that
+// makes it pay but lose the answer.
 type fakeBilling struct {
-	mu       sync.Mutex
-	balances map[string]int64 // minor units
-	payments map[string]string
-	debits   map[string]int
-	down     atomic.Bool
+	mu         sync.Mutex
+	balances   map[string]int64 // minor units
+	payments   map[string]string
+	debits     map[string]int
+	down       atomic.Bool
+	loseAnswer atomic.Bool
 }
 
 func (f *fakeBilling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.down.Load() {
 		http.Error(w, `{"code":"unavailable"}`, http.StatusServiceUnavailable)
 		return
+	}
+	if f.loseAnswer.Load() {
+		defer func() { http.Error(w, `{"code":"unavailable"}`, http.StatusServiceUnavailable) }()
+		w = httptest.NewRecorder()
 	}
 	var req struct {
 		PaymentID, UserID string
@@ -57,7 +63,11 @@ func (f *fakeBilling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	amount, _ := req.Amount.Float64()
 	status, seen := f.payments[req.PaymentID]
-	if !seen {
+	switch {
+	case !seen && r.URL.Path == "/internal/payments/void":
+		status = "voided"
+		f.payments[req.PaymentID] = status
+	case !seen:
 		status = "insufficient_funds"
 		if cents := int64(amount * 100); balance >= cents {
 			balance -= cents
@@ -153,7 +163,7 @@ func (e *env) events(orderID string) []string {
 	return keys
 }
 
-func TestSeedScenario(t *testing.T) {
+func TestBasicScenario(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	user := e.user(1000_00)
@@ -269,18 +279,63 @@ func TestReconcilerGivesUpAfterMaxAttempts(t *testing.T) {
 	e.billing.down.Store(true)
 	r := e.post("", orderJSON(user, "30"))
 	cfg := order.ReconcilerConfig{MaxAttempts: 3, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
-	for range 3 {
+	reconcile := func() {
 		e.db.MustExec(`UPDATE orders SET next_attempt_at = now()`)
 		if _, err := e.svc.Reconcile(context.Background(), cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// Three payment attempts and a first void attempt find billing down: still pending,
+	// because nobody knows yet whether the user was charged.
+	for range 4 {
+		reconcile()
+	}
+	if status, body := get(t, e.url+"/orders/"+r.Order.ID); status != 200 || !strings.Contains(body, `"status":"pending"`) {
+		t.Fatalf("order while its payment cannot be voided = %d %s, want pending", status, body)
+	}
+	e.billing.down.Store(false)
+	reconcile()
 	status, body := get(t, e.url+"/orders/"+r.Order.ID)
 	if status != 200 || !strings.Contains(body, `"status":"failed"`) || !strings.Contains(body, `"failureReason":"billing_unreachable"`) {
-		t.Fatalf("order after 3 failed attempts = %d %s", status, body)
+		t.Fatalf("order after its payment was voided = %d %s", status, body)
 	}
 	if got := e.events(r.Order.ID); len(got) != 1 || got[0] != "order.failed" {
 		t.Fatalf("events = %v, want one order.failed", got)
+	}
+	if e.billing.debits[r.Order.ID] != 0 || e.billing.payments[r.Order.ID] != "voided" {
+		t.Fatalf("billing: %d debits, outcome %q; want 0, voided", e.billing.debits[r.Order.ID], e.billing.payments[r.Order.ID])
+	}
+}
+
+// TestGivingUpFindsALostDebit: billing debits but every answer is lost; when the reconciler
+// gives up, the void reports the debit and the order completes instead of failing with the
+// user's money taken.
+func TestGivingUpFindsALostDebit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := e.user(100_00)
+	e.billing.loseAnswer.Store(true)
+	r := e.post("", orderJSON(user, "30"))
+	if r.Status != 503 || r.Order.Status != "pending" {
+		t.Fatalf("order whose answer was lost = %d %s, want 503 pending", r.Status, r.Raw)
+	}
+	cfg := order.ReconcilerConfig{MaxAttempts: 2, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	for range 2 {
+		e.db.MustExec(`UPDATE orders SET next_attempt_at = now()`)
+		if _, err := e.svc.Reconcile(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.billing.loseAnswer.Store(false)
+	e.db.MustExec(`UPDATE orders SET next_attempt_at = now()`)
+	if _, err := e.svc.Reconcile(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := get(t, e.url+"/orders/"+r.Order.ID); status != 200 || !strings.Contains(body, `"status":"completed"`) {
+		t.Fatalf("order after the void found its debit = %d %s, want completed", status, body)
+	}
+	if e.billing.debits[r.Order.ID] != 1 || e.billing.balances[user] != 70_00 {
+		t.Fatalf("billing: %d debits, balance %d; want 1 and 7000", e.billing.debits[r.Order.ID], e.billing.balances[user])
 	}
 }
 

@@ -75,18 +75,32 @@ func (o Order) FinishedEvent(now time.Time) (events.Envelope, error) {
 	}, now)
 }
 
+// PaymentOutcome is billing's definitive, stored outcome for a payment id.
+type PaymentOutcome string
+
+// Payment outcomes.
+const (
+	PaymentPaid    PaymentOutcome = "completed"
+	PaymentRefused PaymentOutcome = "insufficient_funds"
+	PaymentVoided  PaymentOutcome = "voided" // never debited, and never will be
+)
+
 // Payment is billing's answer to a payment request.
 type Payment struct {
-	Paid    bool         // false: insufficient funds, a definitive outcome
+	Outcome PaymentOutcome
 	Balance money.Amount // the balance after the payment
 }
 
-// BillingClient pays orders. Pay is idempotent per payment id.
+// BillingClient pays orders. Both calls are idempotent per payment id and return the first
+// outcome stored for it.
 type BillingClient interface {
 	// Pay debits amount from the user's account once per paymentID. Errors: not_found when
-	// the user has no account; unavailable when billing cannot be reached or answers 5xx (the
-	// outcome is then unknown and the call must be repeated).
+	// the user has no account; unavailable when billing cannot be reached or gives an answer
+	// other than an outcome (the outcome is then unknown and the call must be repeated).
 	Pay(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (Payment, error)
+	// Void makes sure paymentID is never debited, unless it already was: the outcome is then
+	// voided, or the earlier one. Errors as for Pay.
+	Void(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (Payment, error)
 }
 
 // Repository stores orders.
@@ -96,17 +110,17 @@ type Repository interface {
 	Create(ctx context.Context, o Order) (Order, error)
 	// Get returns an order; not_found if there is none.
 	Get(ctx context.Context, id uuid.UUID) (Order, error)
-	// Finish stores o, which fn finished, with its finished event, atomically, provided the
-	// stored order is still pending. Otherwise (someone else finished it first) it returns
-	// the stored order unchanged.
+	// Finish stores o, finished by Complete or Fail, with its finished event, atomically,
+	// provided the stored order is still pending. Otherwise (someone else finished it first)
+	// it returns the stored order unchanged.
 	Finish(ctx context.Context, o Order) (Order, error)
 	// ClaimPending leases up to limit pending orders whose next attempt is due, counting the
 	// attempt and pushing the next one back by backoff(attempts).
 	ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]Order, error)
 }
 
-// ErrInsufficientFunds builds the error of an order that failed for lack of money; the
-// order itself travels with it so the client sees what failed.
+// insufficientFunds is the error of an order that failed for lack of money; the handler
+// adds the failed order to it.
 func insufficientFunds(message string) *apperr.Error {
 	return apperr.New(apperr.InsufficientFunds, "%s", message)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/money"
 )
 
 // Service places and finishes orders.
@@ -34,6 +35,9 @@ type Result struct {
 // Place stores the order pending and pays it. Placing an order whose id exists (a retry with
 // the same Idempotency-Key) resumes that order instead of creating another.
 func (s *Service) Place(ctx context.Context, o Order) (Result, error) {
+	// A client that hangs up must not cut a payment in half: once started, the billing call
+	// and the final commit run to their own end (the billing call has its own timeout).
+	ctx = context.WithoutCancel(ctx)
 	o.Status = StatusPending
 	stored, err := s.repo.Create(ctx, o)
 	if err != nil {
@@ -42,7 +46,7 @@ func (s *Service) Place(ctx context.Context, o Order) (Result, error) {
 	if stored.Status != StatusPending {
 		return resultOf(stored), nil
 	}
-	return s.pay(ctx, stored)
+	return s.settle(ctx, stored, s.billing.Pay)
 }
 
 // Get returns an order.
@@ -50,16 +54,21 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (Order, error) {
 	return s.repo.Get(ctx, id)
 }
 
-// pay calls billing outside any transaction and finishes the order with the outcome. When
-// billing cannot be reached the order stays pending for the reconciler.
-func (s *Service) pay(ctx context.Context, o Order) (Result, error) {
-	p, err := s.billing.Pay(ctx, o.ID, o.UserID, o.Price)
+// settle asks billing for the order's payment outcome through call (Pay, or Void when
+// giving up) outside any transaction, and finishes the order with it. When billing cannot be
+// reached the order stays pending for the reconciler.
+func (s *Service) settle(ctx context.Context, o Order, call func(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (Payment, error)) (Result, error) {
+	p, err := call(ctx, o.ID, o.UserID, o.Price)
 	finished := o
 	switch {
-	case err == nil && p.Paid:
+	case err == nil && p.Outcome == PaymentPaid:
 		err = finished.Complete()
-	case err == nil:
+	case err == nil && p.Outcome == PaymentRefused:
 		err = finished.Fail(ReasonInsufficientFunds, fmt.Sprintf("Insufficient funds: balance %s, price %s", p.Balance, o.Price))
+	case err == nil && p.Outcome == PaymentVoided:
+		err = finished.Fail(ReasonBillingUnreachable, fmt.Sprintf("billing could not be reached after %d attempts; nothing was charged", o.Attempts))
+	case err == nil:
+		return Result{}, fmt.Errorf("pay order %s: unknown outcome %q", o.ID, p.Outcome)
 	case apperr.Is(err, apperr.NotFound):
 		err = finished.Fail(ReasonAccountNotFound, fmt.Sprintf("no billing account for user %s", o.UserID))
 	case apperr.Is(err, apperr.Unavailable):
@@ -113,25 +122,28 @@ func (c ReconcilerConfig) Backoff(attempts int) time.Duration {
 
 // Reconcile finishes due pending orders once: those whose billing call failed, and those
 // whose process died between the debit and the final commit. Repeating the call with the
-// same payment id returns billing's first outcome, so this never debits twice.
+// same payment id returns billing's first outcome, so this never debits twice. After
+// cfg.MaxAttempts calls that did not get an answer it stops paying and voids the payment
+// instead: the order fails only once billing confirms that it was not charged (or completes,
+// if the void finds it was).
 func (s *Service) Reconcile(ctx context.Context, cfg ReconcilerConfig) (int, error) {
 	orders, err := s.repo.ClaimPending(ctx, 50, cfg.Backoff)
 	if err != nil {
 		return 0, err
 	}
 	for _, o := range orders {
-		res, err := s.pay(ctx, o)
-		if err != nil {
-			return 0, err
+		call := s.billing.Pay
+		if o.Attempts > cfg.MaxAttempts {
+			call = s.billing.Void
 		}
-		if res.Order.Status == StatusPending && o.Attempts >= cfg.MaxAttempts {
-			failed := res.Order
-			if err := failed.Fail(ReasonBillingUnreachable, fmt.Sprintf("billing could not be reached after %d attempts", o.Attempts)); err != nil {
-				return 0, err
-			}
-			if _, err := s.repo.Finish(ctx, failed); err != nil {
-				return 0, err
-			}
+		res, err := s.settle(ctx, o, call)
+		if err != nil {
+			// The order stays pending and is tried again after its backoff; one order's
+			// trouble must not hold up the others.
+			s.log.ErrorContext(ctx, "reconcile order failed", "order_id", o.ID, "attempts", o.Attempts, "err", err)
+			continue
+		}
+		if res.Order.Status == StatusFailed && res.Order.FailureReason == ReasonBillingUnreachable {
 			s.log.ErrorContext(ctx, "order failed, billing unreachable", "order_id", o.ID, "attempts", o.Attempts)
 		}
 	}

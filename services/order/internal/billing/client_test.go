@@ -1,0 +1,91 @@
+package billing_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/logger"
+	"github.com/order-system/order-system/pkg/money"
+	"github.com/order-system/order-system/services/order/internal/billing"
+	"github.com/order-system/order-system/services/order/internal/order"
+)
+
+// TestOutcomes: only billing's own answers decide an order; anything else leaves the
+// outcome unknown (unavailable), so the order is retried instead of failed by mistake.
+func TestOutcomes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		status  int
+		body    string
+		want    order.Payment
+		wantErr apperr.Code
+	}{
+		{"paid", 200, `{"status":"completed","balance":499.5}`, order.Payment{Outcome: order.PaymentPaid, Balance: 499_50}, ""},
+		{"refused", 200, `{"status":"insufficient_funds","balance":10}`, order.Payment{Outcome: order.PaymentRefused, Balance: 10_00}, ""},
+		{"voided", 200, `{"status":"voided","balance":0}`, order.Payment{Outcome: order.PaymentVoided}, ""},
+		{"unknown outcome", 200, `{"status":"maybe","balance":0}`, order.Payment{}, apperr.Unavailable},
+		{"unreadable answer", 200, `<html>`, order.Payment{}, apperr.Unavailable},
+		{"no account", 404, `{"code":"not_found","message":"no billing account"}`, order.Payment{}, apperr.NotFound},
+		{"a proxy's 404", 404, `<html>not found</html>`, order.Payment{}, apperr.Unavailable},
+		{"billing down", 503, `{"code":"unavailable"}`, order.Payment{}, apperr.Unavailable},
+		{"billing fails", 500, `{"code":"internal"}`, order.Payment{}, apperr.Unavailable},
+		{"mismatch", 422, `{"code":"payment_mismatch"}`, order.Payment{}, apperr.Unavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var path, requestID string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				path, requestID = r.URL.Path, r.Header.Get("X-Request-ID")
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			c := billing.NewClient(srv.URL, time.Second, prometheus.NewRegistry())
+			ctx := logger.WithRequestID(context.Background(), "req-7")
+			for _, call := range []struct {
+				do   func(context.Context, uuid.UUID, uuid.UUID, money.Amount) (order.Payment, error)
+				path string
+			}{{c.Pay, "/internal/payments"}, {c.Void, "/internal/payments/void"}} {
+				got, err := call.do(ctx, uuid.New(), uuid.New(), 1_00)
+				if tt.wantErr != "" && !apperr.Is(err, tt.wantErr) || tt.wantErr == "" && err != nil {
+					t.Fatalf("%s: err = %v, want code %q", call.path, err, tt.wantErr)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("%s: payment (-want +got):\n%s", call.path, diff)
+				}
+				if path != call.path || requestID != "req-7" {
+					t.Errorf("request to %s with request id %q, want %s with req-7", path, requestID, call.path)
+				}
+			}
+		})
+	}
+}
+
+func TestUnreachableAndTimeout(t *testing.T) {
+	t.Parallel()
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(2 * time.Second) }))
+	defer hung.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for name, url := range map[string]string{"hung": hung.URL, "closed": closed.URL} {
+		start := time.Now()
+		_, err := billing.NewClient(url, 200*time.Millisecond, prometheus.NewRegistry()).Pay(context.Background(), uuid.New(), uuid.New(), 1)
+		if !apperr.Is(err, apperr.Unavailable) {
+			t.Errorf("%s billing: err = %v, want unavailable", name, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%s billing: the call took %s, want it cut at the 200ms timeout", name, d)
+		}
+	}
+}
