@@ -30,7 +30,7 @@ func Load() (Config, error) {
 	if cfg.Idempotency, err = env.LoadIdempotency(); err != nil {
 		return Config{}, err
 	}
-	r := order.DefaultReconcilerConfig
+	r := order.DefaultReconcilerConfig()
 	if r.Interval, err = env.Duration("RECONCILE_INTERVAL", r.Interval); err != nil {
 		return Config{}, err
 	}

@@ -106,14 +106,16 @@ func resultOf(o Order) Result {
 // ReconcilerConfig bounds how pending orders are retried.
 type ReconcilerConfig struct {
 	Interval    time.Duration // how often to look for due orders
-	MaxAttempts int           // billing calls before an order is failed for good
+	MaxAttempts int           // payment calls before the reconciler voids the payment instead
 	BaseBackoff time.Duration // wait after the first failed attempt, doubled each time
 	MaxBackoff  time.Duration
 }
 
 // DefaultReconcilerConfig retries for about an hour in all: long enough to ride out a billing
 // deployment or outage, short enough that a client is not left waiting for days.
-var DefaultReconcilerConfig = ReconcilerConfig{Interval: time.Second, MaxAttempts: 20, BaseBackoff: time.Second, MaxBackoff: 5 * time.Minute}
+func DefaultReconcilerConfig() ReconcilerConfig {
+	return ReconcilerConfig{Interval: time.Second, MaxAttempts: 20, BaseBackoff: time.Second, MaxBackoff: 5 * time.Minute}
+}
 
 // Backoff is the delay before attempt number attempts+1.
 func (c ReconcilerConfig) Backoff(attempts int) time.Duration {
