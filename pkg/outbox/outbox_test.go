@@ -199,6 +199,56 @@ func TestUnroutableEventsStayInTheOutbox(t *testing.T) {
 	waitFor(t, "the 3 events", func() bool { d, _ := got.count(); return d == 3 })
 }
 
+func TestOneUnroutableEventDoesNotHoldUpItsBatch(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := &seen{ids: map[string]int{}}
+	c := f.consume(ctx, got.handler)
+	waitFor(t, "consumer", c.Ready)
+
+	// The queue is bound to order.*: the user.created event in the middle has nowhere to go.
+	routed := f.write(t, 2, true)
+	tx := f.db.MustBegin()
+	stray, err := events.New("test", events.UserCreated, map[string]int{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.Write(ctx, tx, stray); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	routed = append(routed, f.write(t, 2, true)...)
+
+	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
+	defer pub.Close()
+	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{DatabaseURL: f.dbURL}, discard, prometheus.NewRegistry())
+	for range 3 {
+		var unroutable *rabbit.UnroutableError
+		if _, err := r.RelayOnce(ctx); !errors.As(err, &unroutable) || len(unroutable.MessageIDs) != 1 || unroutable.MessageIDs[0] != stray.ID {
+			t.Fatalf("RelayOnce = %v, want the one stray event returned", err)
+		}
+	}
+	var left []string
+	if err := f.db.Select(&left, `SELECT event_id::text FROM outbox`); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0] != stray.ID {
+		t.Fatalf("outbox holds %v, want only the stray event %s", left, stray.ID)
+	}
+	waitFor(t, "the 4 routed events", func() bool { d, _ := got.count(); return d == 4 })
+	time.Sleep(200 * time.Millisecond)
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	for _, id := range routed {
+		if got.ids[id] != 1 {
+			t.Errorf("routed event %s delivered %d times, want once despite 3 relay rounds", id, got.ids[id])
+		}
+	}
+}
+
 func TestPoisonMessageIsDeadLettered(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -183,18 +183,55 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		msgs[i] = rabbit.Message{RoutingKey: rw.RoutingKey, MessageID: rw.EventID, Body: rw.Body, Headers: amqp.Table{"x-request-id": rw.RequestID}}
 		ids[i] = rw.ID
 	}
-	if err := r.pub.Publish(ctx, msgs); err != nil {
+	err = r.pub.Publish(ctx, msgs)
+	var unroutable *rabbit.UnroutableError
+	if errors.As(err, &unroutable) {
+		// The rest of the batch was confirmed: delete it, so that one event without a
+		// queue neither holds up nor re-sends the events published with it.
+		returned := make(map[string]bool, len(unroutable.MessageIDs))
+		for _, id := range unroutable.MessageIDs {
+			returned[id] = true
+		}
+		var confirmed, kept []int64
+		for _, rw := range rows {
+			if returned[rw.EventID] {
+				kept = append(kept, rw.ID)
+			} else {
+				confirmed = append(confirmed, rw.ID)
+			}
+		}
+		if n, derr := r.delete(ctx, confirmed); derr != nil {
+			r.log.WarnContext(ctx, "delete confirmed outbox events", "err", derr)
+		} else {
+			r.published.Add(float64(n))
+		}
+		ids = kept
+	}
+	if err != nil {
 		// Release the claim so the next attempt (here or in another replica) retries at once.
 		if _, rerr := r.db.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1)`, pq.Array(ids)); rerr != nil {
 			r.log.WarnContext(ctx, "release outbox claim", "err", rerr)
 		}
 		return 0, err
 	}
-	if _, err := r.remove.ExecContext(context.WithoutCancel(ctx), pq.Array(ids)); err != nil {
+	n, err := r.delete(ctx, ids)
+	if err != nil {
 		// Published but not deleted: the rows are published again after the lease, and
 		// consumers drop the duplicates by event id.
+		return 0, err
+	}
+	r.published.Add(float64(n))
+	return n, nil
+}
+
+// delete removes published events; it runs to its end even if ctx is cancelled, since the
+// broker has them already.
+func (r *Relay) delete(ctx context.Context, ids []int64) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	if _, err := r.remove.ExecContext(context.WithoutCancel(ctx), pq.Array(ids)); err != nil {
 		return 0, fmt.Errorf("delete published events: %w", err)
 	}
-	r.published.Add(float64(len(rows)))
-	return len(rows), nil
+	return len(ids), nil
 }

@@ -22,6 +22,19 @@ type Message struct {
 // was bound for its routing key. The caller keeps the message and retries later.
 var ErrUnroutable = errors.New("message returned unroutable")
 
+// UnroutableError names the messages of a batch that the broker returned; it matches
+// ErrUnroutable. Every other message of the batch was confirmed.
+type UnroutableError struct {
+	MessageIDs []string
+}
+
+func (e *UnroutableError) Error() string {
+	return fmt.Sprintf("%v: %v", ErrUnroutable, e.MessageIDs)
+}
+
+// Is makes errors.Is(err, ErrUnroutable) hold.
+func (e *UnroutableError) Is(target error) bool { return target == ErrUnroutable }
+
 // Publisher publishes batches of persistent messages to one exchange and waits for the
 // broker's confirms. It reconnects lazily: after any failure the next Publish dials again.
 // A Publisher is used by one goroutine at a time (the outbox relay); the mutex only guards
@@ -101,7 +114,7 @@ drain:
 		}
 	}
 	if len(returned) > 0 {
-		return fmt.Errorf("%w: %v", ErrUnroutable, returned)
+		return &UnroutableError{MessageIDs: returned}
 	}
 	return nil
 }
