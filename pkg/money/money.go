@@ -11,8 +11,8 @@ import (
 // Amount is a sum of money in minor units (1/100 of the currency unit).
 type Amount int64
 
-// Max is the largest amount the API accepts: 999 999 999 999.99. Sums of many maximal amounts
-// still fit in int64 minor units, so balances cannot overflow in practice.
+// Max is the largest amount the API accepts: 999 999 999 999.99. Billing holds balances to
+// the same limit, so a balance always prints as an amount and sums never overflow int64.
 const Max Amount = 99_999_999_999_999
 
 // Parse errors. Their texts are shown to clients as the reason a field is invalid.

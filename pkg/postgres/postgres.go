@@ -95,6 +95,12 @@ func IsUniqueViolation(err error) bool {
 	return errors.As(err, &pqErr) && pqErr.Code == "23505"
 }
 
+// IsCheckViolation reports whether err violates the CHECK constraint named constraint.
+func IsCheckViolation(err error, constraint string) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "23514" && pqErr.Constraint == constraint
+}
+
 // IsUnavailable reports whether err means the database cannot be reached right now
 // (connection refused or reset, server shutting down, too many clients), as opposed to a
 // problem with the statement. Callers answer 503 for these instead of 500.

@@ -160,6 +160,8 @@ func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit) (billing.Accoun
 		return billing.Account{}, errAccountNotFound(d.UserID)
 	case postgres.IsUniqueViolation(err):
 		return l.Account(ctx, d.UserID) // applied before: the retry changes nothing
+	case postgres.IsCheckViolation(err, "accounts_balance_max"):
+		return billing.Account{}, apperr.Validation(map[string]string{"amount": "would take the balance above " + money.Max.String()})
 	case err != nil:
 		return billing.Account{}, postgres.Wrap("deposit", err)
 	}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -238,6 +239,22 @@ func TestVoidRacingPayDecidesOnce(t *testing.T) {
 		if paid.Status != voided.Status {
 			t.Fatalf("Pay saw %s, Void saw %s: one outcome must win for both", paid.Status, voided.Status)
 		}
+	}
+	verifyClean(t, l)
+}
+
+func TestBalanceLimit(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	ctx := context.Background()
+	user := openWith(t, l, money.Max)
+	_, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: 1})
+	var ae *apperr.Error
+	if !errors.As(err, &ae) || ae.Code != apperr.Invalid || ae.Fields["amount"] == "" {
+		t.Fatalf("deposit above the limit: err = %v, want invalid_request on amount", err)
+	}
+	if a, _ := l.Account(ctx, user); a.Balance != money.Max {
+		t.Fatalf("balance = %s, want %s unchanged", a.Balance, money.Max)
 	}
 	verifyClean(t, l)
 }

@@ -1,0 +1,1 @@
+ALTER TABLE accounts DROP CONSTRAINT accounts_balance_max;

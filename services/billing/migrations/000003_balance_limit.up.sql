@@ -1,0 +1,3 @@
+-- A balance is at most the largest amount the API accepts, so every balance prints as an
+-- amount and no sum of deposits can overflow bigint.
+ALTER TABLE accounts ADD CONSTRAINT accounts_balance_max CHECK (balance <= 99999999999999);
