@@ -1,0 +1,165 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/startup"
+	"github.com/order-system/order-system/services/order/internal/order"
+	"github.com/order-system/order-system/services/order/internal/postgres"
+	"github.com/order-system/order-system/services/order/migrations"
+)
+
+func newOrders(t *testing.T) (*postgres.Orders, *sqlx.DB) {
+	t.Helper()
+	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "orders"), migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return postgres.NewOrders(db), db
+}
+
+func pending() order.Order {
+	return order.Order{ID: uuid.New(), UserID: uuid.New(), Email: "a@b.cd", Price: 500_00, Status: order.StatusPending}
+}
+
+func TestCreateReturnsTheStoredOrderOfARetry(t *testing.T) {
+	t.Parallel()
+	repo, _ := newOrders(t)
+	ctx := context.Background()
+	o := pending()
+	first, err := repo.Create(ctx, o)
+	if err != nil || first.ID != o.ID || first.Status != order.StatusPending || first.CreatedAt.IsZero() {
+		t.Fatalf("Create = %+v, %v", first, err)
+	}
+	// The retry carries another price: the stored order wins, it is not overwritten.
+	retry := o
+	retry.Price = 1
+	again, err := repo.Create(ctx, retry)
+	if err != nil || again.Price != o.Price || !again.CreatedAt.Equal(first.CreatedAt) {
+		t.Fatalf("Create of the same id = %+v, %v; want the first order back", again, err)
+	}
+	if _, err := repo.Get(ctx, uuid.New()); !apperr.Is(err, apperr.NotFound) {
+		t.Fatalf("Get of an unknown id: err = %v, want not_found", err)
+	}
+}
+
+func TestFinishOnceAmongRacers(t *testing.T) {
+	t.Parallel()
+	repo, db := newOrders(t)
+	ctx := context.Background()
+	o, err := repo.Create(ctx, pending())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Half the racers complete the order, half fail it: exactly one wins and every racer
+	// gets the winner's order back.
+	results := make(chan order.Order, 20)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			f := o
+			if i%2 == 0 {
+				f.Complete()
+			} else {
+				f.Fail(order.ReasonInsufficientFunds, "Insufficient funds")
+			}
+			got, err := repo.Finish(ctx, f)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			results <- got
+		})
+	}
+	wg.Wait()
+	close(results)
+	stored, err := repo.Get(ctx, o.ID)
+	if err != nil || stored.Status == order.StatusPending {
+		t.Fatalf("stored order = %+v, %v; want it finished", stored, err)
+	}
+	for got := range results {
+		if got.Status != stored.Status {
+			t.Errorf("a racer got %s, the stored order is %s", got.Status, stored.Status)
+		}
+	}
+	var events int
+	if err := db.Get(&events, `SELECT count(*) FROM outbox`); err != nil || events != 1 {
+		t.Fatalf("outbox events = %d (err %v), want exactly 1", events, err)
+	}
+}
+
+// TestClaimPendingSplitsWorkBetweenReplicas: reconcilers of several replicas claiming at the
+// same time never get the same order, and a claimed order is not due again before its backoff.
+func TestClaimPendingSplitsWorkBetweenReplicas(t *testing.T) {
+	t.Parallel()
+	repo, db := newOrders(t)
+	ctx := context.Background()
+	for range 60 {
+		if _, err := repo.Create(ctx, pending()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Newly placed orders are left to their own request for a grace period; make them due.
+	db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '1 second'`)
+	backoff := func(int) time.Duration { return time.Hour }
+
+	claimed := make(chan order.Order, 200)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			for {
+				got, err := repo.ClaimPending(ctx, 7, backoff)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				for _, o := range got {
+					claimed <- o
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(claimed)
+	seen := map[uuid.UUID]bool{}
+	for o := range claimed {
+		if seen[o.ID] {
+			t.Fatalf("order %s claimed twice", o.ID)
+		}
+		seen[o.ID] = true
+		if o.Attempts != 1 {
+			t.Errorf("order %s claimed with attempts %d, want 1", o.ID, o.Attempts)
+		}
+	}
+	if len(seen) != 60 {
+		t.Fatalf("%d orders claimed, want all 60", len(seen))
+	}
+	if again, err := repo.ClaimPending(ctx, 100, backoff); err != nil || len(again) != 0 {
+		t.Fatalf("ClaimPending right after = %d orders, %v; want none before the backoff", len(again), err)
+	}
+}
+
+func TestFreshOrderIsLeftToItsRequest(t *testing.T) {
+	t.Parallel()
+	repo, _ := newOrders(t)
+	ctx := context.Background()
+	if _, err := repo.Create(ctx, pending()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := repo.ClaimPending(ctx, 10, func(int) time.Duration { return time.Second })
+	if err != nil || len(got) != 0 {
+		t.Fatalf("ClaimPending of a just placed order = %d, %v; want none while its request pays it", len(got), err)
+	}
+}
