@@ -29,6 +29,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/postgres"
 )
 
 // Header names.
@@ -129,7 +130,7 @@ func (s *Store) begin(ctx context.Context, scope, key, fingerprint string) (outc
 		  AND idempotency_keys.fingerprint = excluded.fingerprint
 		  AND idempotency_keys.locked_until < now()
 		RETURNING fingerprint, status_code, content_type, body, created_at`,
-		scope, key, fingerprint, interval(s.lease), interval(s.ttl))
+		scope, key, fingerprint, postgres.Interval(s.lease), postgres.Interval(s.ttl))
 	if err == nil {
 		return acquired, rec, nil
 	}
@@ -198,8 +199,6 @@ func (s *Store) RunPurge(ctx context.Context, every time.Duration, log *slog.Log
 		}
 	}
 }
-
-func interval(d time.Duration) string { return fmt.Sprintf("%d microseconds", d.Microseconds()) }
 
 // Middleware enforces idempotency on the routes it wraps. The scope is the route's method
 // and path template, so the same key on two endpoints names two different requests.

@@ -170,7 +170,7 @@ type row struct {
 // events it published.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	var rows []row
-	err := r.claim.SelectContext(ctx, &rows, r.cfg.BatchSize, fmt.Sprintf("%d milliseconds", r.cfg.Lease.Milliseconds()))
+	err := r.claim.SelectContext(ctx, &rows, r.cfg.BatchSize, postgres.Interval(r.cfg.Lease))
 	if err != nil {
 		return 0, fmt.Errorf("claim outbox batch: %w", err)
 	}

@@ -144,3 +144,8 @@ func Wrap(op string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
+
+// Interval renders d as a PostgreSQL interval literal, for parameters cast with ::interval.
+func Interval(d time.Duration) string {
+	return fmt.Sprintf("%d microseconds", d.Microseconds())
+}

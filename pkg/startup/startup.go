@@ -1,18 +1,23 @@
-// Package startup holds the start-up steps every service's run() shares: reading the
-// subcommand, opening and migrating the database, and the metrics registry.
+// Package startup holds the start-up steps the services' run() share: reading the
+// subcommand, opening and migrating the database, the metrics registry, and the outbox relay
+// of the services that publish events.
 package startup
 
 import (
 	"context"
 	"fmt"
 	"io/fs"
+	"log/slog"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/migrate"
+	"github.com/order-system/order-system/pkg/outbox"
 	"github.com/order-system/order-system/pkg/postgres"
+	"github.com/order-system/order-system/pkg/rabbit"
 )
 
 // Subcommands every service binary understands.
@@ -57,4 +62,24 @@ func Registry(db *sqlx.DB, service string) *prometheus.Registry {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.DB, service))
 	return reg
+}
+
+// Relay returns the outbox relay of a service that publishes events, with its publisher to
+// the events exchange (for the readiness check); closing stops both. The publisher dials
+// the broker lazily, so a broker that is down does not keep the service from starting.
+func Relay(ctx context.Context, databaseURL, amqpURL string, log *slog.Logger, reg prometheus.Registerer) (*outbox.Relay, *rabbit.Publisher, func(), error) {
+	publisher := rabbit.NewPublisher(amqpURL, events.Exchange)
+	// The relay's own small pool commits asynchronously: losing the mark "published" in a
+	// crash only republishes events, which consumers deduplicate.
+	db, err := postgres.Open(ctx, postgres.Config{URL: databaseURL, MaxOpenConns: 2, AsyncCommit: true})
+	if err != nil {
+		publisher.Close()
+		return nil, nil, nil, err
+	}
+	relay := outbox.NewRelay(db, publisher, outbox.RelayConfig{DatabaseURL: databaseURL}, log, reg)
+	closing := func() {
+		db.Close()
+		publisher.Close()
+	}
+	return relay, publisher, closing, nil
 }

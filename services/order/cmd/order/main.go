@@ -12,14 +12,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/lifecycle"
 	"github.com/order-system/order-system/pkg/logger"
-	"github.com/order-system/order-system/pkg/outbox"
-	"github.com/order-system/order-system/pkg/postgres"
-	"github.com/order-system/order-system/pkg/rabbit"
 	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/order/internal/billing"
 	"github.com/order-system/order-system/services/order/internal/config"
@@ -63,16 +59,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	reg := startup.Registry(db, "order")
 
-	publisher := rabbit.NewPublisher(cfg.AMQPURL, events.Exchange)
-	defer publisher.Close()
-	// The relay's own small pool commits asynchronously: losing the mark "published" in a
-	// crash only republishes events, which consumers deduplicate.
-	relayDB, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: 2, AsyncCommit: true})
+	relay, publisher, closeRelay, err := startup.Relay(ctx, cfg.DatabaseURL, cfg.AMQPURL, log, reg)
 	if err != nil {
 		return err
 	}
-	defer relayDB.Close()
-	relay := outbox.NewRelay(relayDB, publisher, outbox.RelayConfig{DatabaseURL: cfg.DatabaseURL}, log, reg)
+	defer closeRelay()
 
 	svc := order.NewService(orderpg.NewOrders(db), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout, reg), log)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)

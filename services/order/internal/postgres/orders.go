@@ -85,7 +85,7 @@ func fromOrderRow(r orderRow) order.Order {
 // Create implements order.Repository.
 func (s *Orders) Create(ctx context.Context, o order.Order) (order.Order, error) {
 	var r orderRow
-	err := s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), fmt.Sprintf("%d milliseconds", firstAttemptGrace.Milliseconds()))
+	err := s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), postgres.Interval(firstAttemptGrace))
 	if err != nil {
 		return order.Order{}, postgres.Wrap("create order", err)
 	}
@@ -140,7 +140,7 @@ func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attem
 		}
 		for i := range rows {
 			rows[i].Attempts++
-			wait := fmt.Sprintf("%d milliseconds", backoff(rows[i].Attempts).Milliseconds())
+			wait := postgres.Interval(backoff(rows[i].Attempts))
 			if _, err := tx.ExecContext(ctx, `UPDATE orders SET attempts = $2, next_attempt_at = now() + $3::interval WHERE id = $1`,
 				rows[i].ID, rows[i].Attempts, wait); err != nil {
 				return fmt.Errorf("lease pending order: %w", err)
