@@ -92,7 +92,7 @@ func (f *fixture) write(t *testing.T, n int, commit bool) []string {
 
 // consume collects message ids from the fixture's queue until ctx ends.
 func (f *fixture) consume(ctx context.Context, h rabbit.Handler) *rabbit.Consumer {
-	c := rabbit.NewConsumer(dbtest.AMQPURL(), f.queue, h, discard, prometheus.NewRegistry())
+	c := rabbit.NewConsumer(dbtest.AMQPURL(), f.queue, rabbit.OneByOne(h), discard, prometheus.NewRegistry())
 	go c.Run(ctx)
 	return c
 }

@@ -21,20 +21,43 @@ var ErrPoison = errors.New("poison message")
 // failure (database down), which is retried in place.
 type Handler func(ctx context.Context, d amqp.Delivery) error
 
+// BatchHandler processes the deliveries that arrived together, typically in one database
+// transaction, so that a busy queue costs one commit per batch instead of one per message.
+// It returns one error per delivery: nil once its effect is committed, or an error wrapping
+// ErrPoison for a message that can never succeed. A non-nil batch error is a transient
+// failure (database down): the whole batch is retried in place, so effects must be
+// idempotent (deduplicated by event id).
+type BatchHandler func(ctx context.Context, ds []amqp.Delivery) (errs []error, err error)
+
+// OneByOne adapts a Handler to a BatchHandler that calls it for each delivery in turn.
+func OneByOne(h Handler) BatchHandler {
+	return func(ctx context.Context, ds []amqp.Delivery) ([]error, error) {
+		errs := make([]error, len(ds))
+		for i, d := range ds {
+			err := h(ctx, d)
+			if err != nil && !errors.Is(err, ErrPoison) {
+				return nil, err
+			}
+			errs[i] = err
+		}
+		return errs, nil
+	}
+}
+
 // Consumer consumes one queue with manual acks and reconnects forever.
 type Consumer struct {
 	url      string
 	queue    Queue
-	handler  Handler
+	handler  BatchHandler
 	log      *slog.Logger
 	prefetch int
 	ready    atomic.Bool
 	outcomes *prometheus.CounterVec
 }
 
-// NewConsumer returns a consumer of q that passes each delivery to h; its metrics are
-// registered on reg.
-func NewConsumer(url string, q Queue, h Handler, log *slog.Logger, reg prometheus.Registerer) *Consumer {
+// NewConsumer returns a consumer of q that passes the deliveries waiting at each moment, up
+// to the prefetch count, to h as one batch; its metrics are registered on reg.
+func NewConsumer(url string, q Queue, h BatchHandler, log *slog.Logger, reg prometheus.Registerer) *Consumer {
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "events_consumed_total", Help: "Deliveries handled, by queue and outcome (acked, dead_lettered, retried).",
 	}, []string{"queue", "outcome"})
@@ -102,43 +125,86 @@ func (c *Consumer) session(ctx context.Context) error {
 			if !ok {
 				return errors.New("delivery channel closed")
 			}
-			if err := c.process(ctx, d); err != nil {
+			if err := c.process(ctx, gather(d, deliveries, c.prefetch)); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-// process handles one delivery, retrying transient failures in place so that a database
-// outage does not burn the delivery limit and dead-letter good messages.
-func (c *Consumer) process(ctx context.Context, d amqp.Delivery) error {
-	for attempt := 0; ; attempt++ {
-		err := c.handler(ctx, d)
-		switch {
-		case err == nil:
-			if err := d.Ack(false); err != nil {
-				return fmt.Errorf("ack: %w", err)
+// gather returns first and whatever else is already waiting, up to max deliveries in all,
+// without waiting for more.
+func gather(first amqp.Delivery, deliveries <-chan amqp.Delivery, max int) []amqp.Delivery {
+	batch := []amqp.Delivery{first}
+	for len(batch) < max {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				return batch // the session loop sees the closed channel next
 			}
-			c.outcomes.WithLabelValues(c.queue.Name, "acked").Inc()
-			return nil
-		case errors.Is(err, ErrPoison):
-			c.log.ErrorContext(ctx, "message dead-lettered", "message_id", d.MessageId, "routing_key", d.RoutingKey, "reason", err.Error())
-			if err := d.Nack(false, false); err != nil {
-				return fmt.Errorf("nack: %w", err)
-			}
-			c.outcomes.WithLabelValues(c.queue.Name, "dead_lettered").Inc()
-			return nil
+			batch = append(batch, d)
+		default:
+			return batch
 		}
-		c.outcomes.WithLabelValues(c.queue.Name, "retried").Inc()
+	}
+	return batch
+}
+
+// process handles a batch, retrying transient failures in place so that a database outage
+// does not burn the delivery limit and dead-letter good messages.
+func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) error {
+	for attempt := 0; ; attempt++ {
+		errs, err := c.handler(ctx, batch)
+		if err == nil && len(errs) != len(batch) {
+			return fmt.Errorf("handler answered %d outcomes for %d deliveries", len(errs), len(batch))
+		}
+		if err == nil {
+			return c.settle(ctx, batch, errs)
+		}
+		c.outcomes.WithLabelValues(c.queue.Name, "retried").Add(float64(len(batch)))
 		wait := Backoff(attempt)
-		c.log.WarnContext(ctx, "message processing failed, retrying", "message_id", d.MessageId, "err", err, "retry_in", wait.String())
+		c.log.WarnContext(ctx, "message processing failed, retrying", "messages", len(batch), "first_message_id", batch[0].MessageId, "err", err, "retry_in", wait.String())
 		select {
 		case <-ctx.Done():
-			// Unacked: the broker redelivers it once the channel closes.
+			// Unacked: the broker redelivers them once the channel closes.
 			return nil
 		case <-time.After(wait):
 		}
 	}
+}
+
+// settle dead-letters the poison messages of a processed batch and acks the rest: with one
+// multiple ack when there is no poison, since every earlier delivery of this channel has
+// been settled already.
+func (c *Consumer) settle(ctx context.Context, batch []amqp.Delivery, errs []error) error {
+	poisoned := 0
+	for i, d := range batch {
+		if errs[i] == nil {
+			continue
+		}
+		poisoned++
+		c.log.ErrorContext(ctx, "message dead-lettered", "message_id", d.MessageId, "routing_key", d.RoutingKey, "reason", errs[i].Error())
+		if err := d.Nack(false, false); err != nil {
+			return fmt.Errorf("nack: %w", err)
+		}
+	}
+	if poisoned == 0 {
+		if err := batch[len(batch)-1].Ack(true); err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+	} else {
+		for i, d := range batch {
+			if errs[i] != nil {
+				continue
+			}
+			if err := d.Ack(false); err != nil {
+				return fmt.Errorf("ack: %w", err)
+			}
+		}
+	}
+	c.outcomes.WithLabelValues(c.queue.Name, "acked").Add(float64(len(batch) - poisoned))
+	c.outcomes.WithLabelValues(c.queue.Name, "dead_lettered").Add(float64(poisoned))
+	return nil
 }
 
 // Check is a readiness check: it fails while the consumer has no live subscription.

@@ -67,7 +67,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	svc := billing.NewService(ledger, log)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
-	users := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(svc), log, reg)
+	users := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), rabbit.OneByOne(consumer.Handler(svc)), log, reg)
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{
 		"database": db.PingContext,

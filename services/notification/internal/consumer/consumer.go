@@ -21,28 +21,59 @@ func Queue() rabbit.Queue {
 	return rabbit.Queue{Name: "notification.orders", Exchange: events.Exchange, Bindings: []string{"order.*"}, DeliveryLimit: 5}
 }
 
-// Handler returns the delivery handler: it stores one notification per event; the store's
-// unique event id turns a redelivery into a no-op, so the message is acked either way.
-func Handler(store notification.Store, lang string, log *slog.Logger) rabbit.Handler {
-	return func(ctx context.Context, d amqp.Delivery) error {
-		if id, ok := d.Headers["x-request-id"].(string); ok && id != "" {
-			ctx = logger.WithRequestID(ctx, id)
+// Handler returns the batch handler: it stores one notification per event, all the
+// deliveries of a batch in one transaction; the store's unique event id turns a redelivery
+// into a no-op, so the message is acked either way.
+func Handler(store notification.Store, lang string, log *slog.Logger) rabbit.BatchHandler {
+	return func(ctx context.Context, ds []amqp.Delivery) ([]error, error) {
+		errs := make([]error, len(ds))
+		var (
+			ns   []notification.Notification
+			from []int // ns[k] comes from ds[from[k]]
+		)
+		for i, d := range ds {
+			o, err := decode(d.Body)
+			if err != nil {
+				errs[i] = fmt.Errorf("%w: %v", rabbit.ErrPoison, err)
+				continue
+			}
+			ns = append(ns, notification.New(o, lang))
+			from = append(from, i)
 		}
-		o, err := decode(d.Body)
-		if err != nil {
-			return fmt.Errorf("%w: %v", rabbit.ErrPoison, err)
+		if len(ns) == 0 {
+			return errs, nil
 		}
-		saved, err := store.Save(ctx, notification.New(o, lang))
+		_, err := store.SaveAll(ctx, ns)
 		if apperr.Is(err, apperr.Invalid) {
-			// The database refuses the data itself: retrying would block the queue forever.
-			return fmt.Errorf("%w: %v", rabbit.ErrPoison, err)
+			// The database refuses the data of one of them, and the batch with it: store them
+			// one by one to tell the poison from the rest.
+			for k, n := range ns {
+				if _, err := store.Save(ctx, n); apperr.Is(err, apperr.Invalid) {
+					// Retrying would block the queue forever.
+					errs[from[k]] = fmt.Errorf("%w: %v", rabbit.ErrPoison, err)
+				} else if err != nil {
+					return nil, err
+				}
+			}
+		} else if err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return err
+		for k, n := range ns {
+			if errs[from[k]] == nil {
+				log.InfoContext(requestContext(ctx, ds[from[k]]), "notification stored", "order_id", n.OrderID, "event_id", n.EventID)
+			}
 		}
-		log.InfoContext(ctx, "notification stored", "order_id", o.OrderID, "event_id", o.EventID, "duplicate", !saved)
-		return nil
+		return errs, nil
 	}
+}
+
+// requestContext carries the request id of the HTTP request that caused the event, so the
+// log line of its notification can be found with the rest of that request's lines.
+func requestContext(ctx context.Context, d amqp.Delivery) context.Context {
+	if id, ok := d.Headers["x-request-id"].(string); ok && id != "" {
+		return logger.WithRequestID(ctx, id)
+	}
+	return ctx
 }
 
 func decode(body []byte) (notification.FinishedOrder, error) {

@@ -61,6 +61,16 @@ func delivery(t *testing.T, e events.Envelope) amqp.Delivery {
 	}
 }
 
+// handleOne passes d to h as a batch of its own and returns its outcome: the batch error, or
+// else d's own error.
+func handleOne(h rabbit.BatchHandler, d amqp.Delivery) error {
+	errs, err := h(context.Background(), []amqp.Delivery{d})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}
+
 func count(t *testing.T, db *sqlx.DB) int {
 	t.Helper()
 	var n int
@@ -117,7 +127,7 @@ func TestHandlerStoresOneNotificationPerEvent(t *testing.T) {
 			// The second call is a redelivery (the broker lost the ack, or the relay published
 			// twice): it must be acked and change nothing.
 			for i := range 2 {
-				if err := h(context.Background(), delivery(t, ev)); err != nil {
+				if err := handleOne(h, delivery(t, ev)); err != nil {
 					t.Fatalf("delivery %d: %v", i+1, err)
 				}
 			}
@@ -193,7 +203,7 @@ func TestHandlerRejectsPoison(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := h(context.Background(), amqp.Delivery{Body: []byte(tt.body), RoutingKey: "order.completed"})
+			err := handleOne(h, amqp.Delivery{Body: []byte(tt.body), RoutingKey: "order.completed"})
 			if !errors.Is(err, rabbit.ErrPoison) {
 				t.Errorf("handler(%s) = %v, want an error wrapping rabbit.ErrPoison", tt.body, err)
 			}
@@ -206,6 +216,38 @@ func TestHandlerRejectsPoison(t *testing.T) {
 	})
 }
 
+// TestHandlerBatch: one batch holding good events, a redelivered one, a message that is not
+// an event and one the database refuses. The good ones are stored once each, and only the
+// two bad ones are poison.
+func TestHandlerBatch(t *testing.T) {
+	t.Parallel()
+	store, db := newStore(t)
+	event := func(email string) events.Envelope {
+		return orderEvent(t, events.OrderCompleted, events.OrderFinishedData{OrderID: uuid.NewString(), UserID: uuid.NewString(),
+			Email: email, Price: 100, Status: "completed"})
+	}
+	first, second := event("a@example.com"), event("b@example.com")
+	batch := []amqp.Delivery{
+		delivery(t, first),
+		{Body: []byte(`{"specversion":`)},
+		delivery(t, second),
+		delivery(t, event("nul\u0000@example.com")),
+		delivery(t, first), // a redelivery within the same batch
+	}
+	errs, err := consumer.Handler(store, "ru", discard)(context.Background(), batch)
+	if err != nil {
+		t.Fatalf("batch error = %v, want none", err)
+	}
+	for i, wantPoison := range []bool{false, true, false, true, false} {
+		if got := errors.Is(errs[i], rabbit.ErrPoison); got != wantPoison || (!wantPoison && errs[i] != nil) {
+			t.Errorf("delivery %d: err = %v, want poison %v", i, errs[i], wantPoison)
+		}
+	}
+	if n := count(t, db); n != 2 {
+		t.Errorf("notifications = %d, want 2 (the two good events, once each)", n)
+	}
+}
+
 // A database outage is transient: the handler must not call it poison, or the consumer would
 // dead-letter good messages instead of retrying them.
 func TestHandlerDatabaseDownIsNotPoison(t *testing.T) {
@@ -214,7 +256,7 @@ func TestHandlerDatabaseDownIsNotPoison(t *testing.T) {
 	db.Close()
 	ev := orderEvent(t, events.OrderCompleted, events.OrderFinishedData{OrderID: uuid.NewString(), UserID: uuid.NewString(),
 		Email: "buyer@example.com", Price: 100, Status: "completed"})
-	err := consumer.Handler(store, "ru", discard)(context.Background(), delivery(t, ev))
+	err := handleOne(consumer.Handler(store, "ru", discard), delivery(t, ev))
 	if err == nil || errors.Is(err, rabbit.ErrPoison) {
 		t.Errorf("handler with the database closed = %v, want a transient (non-poison) error", err)
 	}

@@ -85,7 +85,12 @@ func reasonText(reason, lang string) string {
 // Store keeps notifications.
 type Store interface {
 	// Save stores n unless a notification for the same event exists; saved says which.
+	// invalid_request when the database refuses the data itself.
 	Save(ctx context.Context, n Notification) (saved bool, err error)
+	// SaveAll stores ns in one transaction, each unless a notification for its event
+	// exists, and returns how many it stored. invalid_request when the database refuses the
+	// data of one of them; then none is stored.
+	SaveAll(ctx context.Context, ns []Notification) (saved int, err error)
 	// ListByUser returns the user's notifications, newest first.
 	ListByUser(ctx context.Context, userID uuid.UUID, limit int) ([]Notification, error)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/notification/internal/notification"
@@ -14,16 +15,21 @@ import (
 
 // Store implements notification.Store.
 type Store struct {
-	db   *sqlx.DB
-	save *postgres.Stmt
+	db      *sqlx.DB
+	saveAll *postgres.Stmt
 }
 
 var _ notification.Store = (*Store)(nil)
 
+// saveAllSQL inserts a batch as one statement, hence one transaction and one commit. The
+// unique event id makes a redelivered event a no-op, also within one batch.
+const saveAllSQL = `INSERT INTO notifications (id, event_id, user_id, order_id, email, type, message)
+	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[])
+	ON CONFLICT (event_id) DO NOTHING`
+
 // NewStore returns the store over db.
 func NewStore(db *sqlx.DB) *Store {
-	return &Store{db: db, save: postgres.Prepare(db, `INSERT INTO notifications (id, event_id, user_id, order_id, email, type, message)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING`)}
+	return &Store{db: db, saveAll: postgres.Prepare(db, saveAllSQL)}
 }
 
 type notificationRow struct {
@@ -42,14 +48,30 @@ func fromNotificationRow(r notificationRow) notification.Notification {
 		Email: r.Email, Type: notification.Type(r.Type), Message: r.Message, CreatedAt: r.CreatedAt}
 }
 
-// Save implements notification.Store. The unique event id makes a redelivered event a no-op.
+// Save implements notification.Store.
 func (s *Store) Save(ctx context.Context, n notification.Notification) (bool, error) {
-	res, err := s.save.ExecContext(ctx, n.ID, n.EventID, n.UserID, n.OrderID, n.Email, string(n.Type), n.Message)
+	saved, err := s.SaveAll(ctx, []notification.Notification{n})
+	return saved == 1, err
+}
+
+// SaveAll implements notification.Store.
+func (s *Store) SaveAll(ctx context.Context, ns []notification.Notification) (int, error) {
+	cols := make([][]string, 7)
+	for _, n := range ns {
+		for i, v := range []string{n.ID.String(), n.EventID.String(), n.UserID.String(), n.OrderID.String(), n.Email, string(n.Type), n.Message} {
+			cols[i] = append(cols[i], v)
+		}
+	}
+	args := make([]any, len(cols))
+	for i, c := range cols {
+		args[i] = pq.Array(c)
+	}
+	res, err := s.saveAll.ExecContext(ctx, args...)
 	if err != nil {
-		return false, postgres.Wrap("save notification", err)
+		return 0, postgres.Wrap("save notifications", err)
 	}
 	rows, err := res.RowsAffected()
-	return rows == 1, err
+	return int(rows), err
 }
 
 // ListByUser implements notification.Store.
