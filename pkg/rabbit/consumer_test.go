@@ -1,0 +1,143 @@
+package rabbit_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/rabbit"
+)
+
+// TestConsumerBatches publishes a burst with poison messages in it to a queue of its own on
+// the real broker: every good message reaches the handler and is acked exactly once, the
+// poison goes to the dead-letter queue, and deliveries that arrive together are handed over
+// as batches.
+func TestConsumerBatches(t *testing.T) {
+	conn, err := amqp.Dial(dbtest.AMQPURL())
+	if err != nil {
+		t.Skipf("RabbitMQ is not reachable: %v", err)
+	}
+	defer conn.Close()
+	q := rabbit.Queue{Name: dbtest.Name(t, "test.batches"), Exchange: dbtest.Name(t, "test.events"), Bindings: []string{"#"}, DeliveryLimit: 2}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ch.QueueDelete(q.Name, false, false, false)
+		ch.QueueDelete(q.DeadLetterQueue(), false, false, false)
+		ch.ExchangeDelete(q.Exchange, false, false)
+		ch.ExchangeDelete(q.DeadLetterExchange(), false, false)
+	})
+	if err := rabbit.Declare(ch, q); err != nil {
+		t.Fatal(err)
+	}
+	const total, poisonEvery = 300, 50
+	for i := range total {
+		body := fmt.Sprintf("m%d", i)
+		if i%poisonEvery == 7 {
+			body = "poison"
+		}
+		if err := ch.PublishWithContext(context.Background(), q.Exchange, "k", false, false, amqp.Publishing{MessageId: fmt.Sprint(i), Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var (
+		mu      sync.Mutex
+		seen    = map[string]int{}
+		largest int
+	)
+	handler := func(ctx context.Context, ds []amqp.Delivery) ([]error, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		largest = max(largest, len(ds))
+		errs := make([]error, len(ds))
+		for i, d := range ds {
+			if string(d.Body) == "poison" {
+				errs[i] = rabbit.ErrPoison
+				continue
+			}
+			seen[d.MessageId]++
+		}
+		return errs, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	c := rabbit.NewConsumer(dbtest.AMQPURL(), q, handler, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+
+	good := total - total/poisonEvery
+	deadline := time.Now().Add(15 * time.Second)
+	for consumed(t, reg, "acked") < good || consumed(t, reg, "dead_lettered") < total/poisonEvery {
+		if time.Now().After(deadline) {
+			t.Fatalf("acked %d of %d good messages, dead-lettered %d of %d", consumed(t, reg, "acked"), good,
+				consumed(t, reg, "dead_lettered"), total/poisonEvery)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Stop the consumer: anything it had not acked would now be redelivered to the next one.
+	cancel()
+	<-done
+	if len(seen) != good {
+		t.Errorf("%d distinct good messages handled, want %d", len(seen), good)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("message %s handled %d times, want once", id, n)
+		}
+	}
+	if largest < 2 {
+		t.Errorf("largest batch = %d: a burst of %d messages was never handed over together", largest, total)
+	}
+	inspect := func(name string) int {
+		t.Helper()
+		st, err := ch.QueueDeclarePassive(name, true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Messages
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for inspect(q.DeadLetterQueue()) != total/poisonEvery && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := inspect(q.DeadLetterQueue()); n != total/poisonEvery {
+		t.Errorf("dead-letter queue holds %d messages, want the %d poison ones", n, total/poisonEvery)
+	}
+	if n := inspect(q.Name); n != 0 {
+		t.Errorf("queue holds %d messages after the consumer stopped, want 0: every good one acked", n)
+	}
+}
+
+// consumed reads the consumer's events_consumed_total counter for outcome.
+func consumed(t *testing.T, reg *prometheus.Registry, outcome string) int {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "events_consumed_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					return int(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return 0
+}
