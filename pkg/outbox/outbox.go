@@ -30,11 +30,6 @@ import (
 //	);
 const Table = "outbox"
 
-// Notify is the SQL expression that wakes the relays of the current schema. Channels are
-// database-wide, so the schema is part of the name: one service's commits do not wake
-// another's relay. A NOTIFY is delivered only if its transaction commits.
-const Notify = `pg_notify('outbox_' || current_schema(), '')`
-
 // Row is an event encoded for the outbox table.
 type Row struct {
 	EventID    string
@@ -53,7 +48,7 @@ func NewRow(ctx context.Context, e events.Envelope) (Row, error) {
 	return Row{EventID: e.ID, RoutingKey: e.Type, Body: body, RequestID: logger.RequestID(ctx)}, nil
 }
 
-// Write stores e in the outbox within tx and wakes the relay once tx commits.
+// Write stores e in the outbox within tx; the caller wakes its relay once tx committed.
 func Write(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
 	r, err := NewRow(ctx, e)
 	if err != nil {
@@ -63,9 +58,6 @@ func Write(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
 		`INSERT INTO outbox (event_id, routing_key, body, request_id) VALUES ($1, $2, $3, $4)`,
 		r.EventID, r.RoutingKey, r.Body, r.RequestID); err != nil {
 		return fmt.Errorf("insert outbox event: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT `+Notify); err != nil {
-		return fmt.Errorf("notify outbox: %w", err)
 	}
 	return nil
 }

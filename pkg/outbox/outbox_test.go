@@ -29,7 +29,6 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type fixture struct {
 	db       *sqlx.DB
-	dbURL    string
 	exchange string
 	queue    rabbit.Queue
 }
@@ -47,7 +46,7 @@ func newFixture(t *testing.T) *fixture {
 	if _, err := db.Exec(schema); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{db: db, dbURL: url, exchange: dbtest.Name(t, "test.events")}
+	f := &fixture{db: db, exchange: dbtest.Name(t, "test.events")}
 	f.queue = rabbit.Queue{Name: dbtest.Name(t, "test.queue"), Exchange: f.exchange, Bindings: []string{"order.*"}, DeliveryLimit: 2}
 	conn, err := amqp.Dial(dbtest.AMQPURL())
 	if err != nil {
@@ -97,13 +96,15 @@ func (f *fixture) consume(ctx context.Context, h rabbit.Handler) *rabbit.Consume
 	return c
 }
 
-func (f *fixture) relay(ctx context.Context) {
+// relay runs a relay of the fixture's outbox that polls every poll, until ctx ends.
+func (f *fixture) relay(ctx context.Context, poll time.Duration) *outbox.Relay {
 	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
-	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{DatabaseURL: f.dbURL, BatchSize: 7, Poll: 200 * time.Millisecond}, discard, prometheus.NewRegistry())
+	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{BatchSize: 7, Poll: poll}, discard, prometheus.NewRegistry())
 	go func() {
 		r.Run(ctx)
 		pub.Close()
 	}()
+	return r
 }
 
 type seen struct {
@@ -149,9 +150,9 @@ func TestTwoRelaysPublishEveryCommittedEventOnce(t *testing.T) {
 
 	committed := f.write(t, 40, true)
 	rolledBack := f.write(t, 5, false)
-	f.relay(ctx)
-	f.relay(ctx)
-	more := f.write(t, 40, true) // written while the relays run: woken by NOTIFY
+	f.relay(ctx, 200*time.Millisecond)
+	f.relay(ctx, 200*time.Millisecond)
+	more := f.write(t, 40, true) // written while the relays run, nobody wakes them: the poll finds these
 
 	waitFor(t, "all committed events", func() bool { d, _ := got.count(); return d >= len(committed)+len(more) })
 	time.Sleep(300 * time.Millisecond) // let duplicates, if any, arrive
@@ -170,13 +171,29 @@ func TestTwoRelaysPublishEveryCommittedEventOnce(t *testing.T) {
 	}
 }
 
+func TestWakePublishesWithoutWaitingForThePoll(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := &seen{ids: map[string]int{}}
+	c := f.consume(ctx, got.handler)
+	waitFor(t, "consumer", c.Ready)
+	r := f.relay(ctx, time.Hour)
+	time.Sleep(100 * time.Millisecond) // the relay's first look at the empty outbox is over
+
+	// Its next poll is an hour away: only the wake-up can publish these in time.
+	f.write(t, 3, true)
+	r.Wake()
+	waitFor(t, "the woken relay's 3 events", func() bool { d, _ := got.count(); return d == 3 })
+}
+
 func TestUnroutableEventsStayInTheOutbox(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.write(t, 3, true)
 	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
 	defer pub.Close()
-	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{DatabaseURL: f.dbURL}, discard, prometheus.NewRegistry())
+	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{}, discard, prometheus.NewRegistry())
 
 	// No queue is bound yet: the broker returns the messages and the relay keeps them.
 	if _, err := r.RelayOnce(ctx); !errors.Is(err, rabbit.ErrUnroutable) {
@@ -224,7 +241,7 @@ func TestOneUnroutableEventDoesNotHoldUpItsBatch(t *testing.T) {
 
 	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
 	defer pub.Close()
-	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{DatabaseURL: f.dbURL}, discard, prometheus.NewRegistry())
+	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{}, discard, prometheus.NewRegistry())
 	for range 3 {
 		var unroutable *rabbit.UnroutableError
 		if _, err := r.RelayOnce(ctx); !errors.As(err, &unroutable) || len(unroutable.MessageIDs) != 1 || unroutable.MessageIDs[0] != stray.ID {

@@ -25,10 +25,9 @@ var _ Publisher = (*rabbit.Publisher)(nil)
 
 // RelayConfig tunes the relay; zero values take the defaults.
 type RelayConfig struct {
-	DatabaseURL string        // for the LISTEN connection
-	BatchSize   int           // default 100
-	Poll        time.Duration // fallback poll when no NOTIFY arrives; default 1 s
-	Lease       time.Duration // how long a claimed batch is reserved; default 30 s
+	BatchSize int           // default 100
+	Poll      time.Duration // fallback poll when no wake-up arrives; default 1 s
+	Lease     time.Duration // how long a claimed batch is reserved; default 30 s
 	// Gather is how long the relay waits after a wake-up before claiming, so that events
 	// committed around the same time go out as one batch with one round of confirms;
 	// default 5 ms. Under load it turns many one-event publishes, each waiting for the
@@ -39,6 +38,12 @@ type RelayConfig struct {
 // Relay publishes outbox events. Several relays (replicas) may run at once: a batch is
 // claimed with FOR UPDATE SKIP LOCKED and a lease, so no two relays publish the same rows at
 // the same time, and rows whose relay died become claimable again when the lease runs out.
+//
+// The process that writes an event wakes its own relay after the commit (Wake), so an event
+// is published within milliseconds; the poll picks up whatever a replica that died left
+// behind. (LISTEN/NOTIFY would also wake the other replicas, which have nothing to do with
+// the event, at the price of a listening connection per relay and of a database-wide lock
+// that every notifying transaction holds through its commit.)
 type Relay struct {
 	db        *sqlx.DB
 	pub       Publisher
@@ -48,6 +53,7 @@ type Relay struct {
 	failures  prometheus.Counter
 	claim     *postgres.Stmt
 	remove    *postgres.Stmt
+	wake      chan struct{}
 }
 
 // NewRelay returns a relay over db's outbox table; its metrics are registered on reg.
@@ -65,7 +71,7 @@ func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg
 		cfg.Gather = 5 * time.Millisecond
 	}
 	r := &Relay{
-		db: db, pub: pub, log: log, cfg: cfg,
+		db: db, pub: pub, log: log, cfg: cfg, wake: make(chan struct{}, 1),
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_events_published_total", Help: "Outbox events confirmed by the broker."}),
 		failures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_publish_failures_total", Help: "Outbox batches that failed to publish."}),
 		// The claim commits at once: no transaction or row lock is held while talking to
@@ -94,23 +100,25 @@ func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg
 	return r
 }
 
-// Run publishes until ctx ends: after every NOTIFY, every poll tick, and straight away again
-// while batches come back full. Failures are retried forever with jittered backoff. On the
-// way out it flushes what is left, briefly, so a clean stop does not leave events waiting for
-// the next start.
+// Wake makes the relay look for events now, without blocking: the writer calls it after
+// committing an event.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// Run publishes until ctx ends: after every wake-up, every poll tick, and straight away
+// again while batches come back full. Failures are retried forever with jittered backoff. On
+// the way out it flushes what is left, briefly, so a clean stop does not leave events
+// waiting for the next start.
 func (r *Relay) Run(ctx context.Context) error {
 	defer r.flush(ctx)
-	listener := pq.NewListener(r.cfg.DatabaseURL, 100*time.Millisecond, 5*time.Second, nil)
-	defer listener.Close()
-	listening := false
 	tick := time.NewTicker(r.cfg.Poll)
 	defer tick.Stop()
 	failures := 0
 	for {
-		if !listening {
-			// Not fatal: the poll still delivers every event, only later; retried each round.
-			listening = r.listen(ctx, listener) == nil
-		}
 		n, err := r.RelayOnce(ctx)
 		switch {
 		case ctx.Err() != nil:
@@ -134,34 +142,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-listener.Notify:
+		case <-r.wake:
 			time.Sleep(r.cfg.Gather)
-			drain(listener.Notify) // the batch about to be claimed covers these commits
+			select { // the batch about to be claimed covers the commits of the gather too
+			case <-r.wake:
+			default:
+			}
 		case <-tick.C:
 		}
 	}
-}
-
-// drain empties c without waiting.
-func drain(c <-chan *pq.Notification) {
-	for {
-		select {
-		case <-c:
-		default:
-			return
-		}
-	}
-}
-
-func (r *Relay) listen(ctx context.Context, l *pq.Listener) error {
-	var channel string
-	if err := r.db.GetContext(ctx, &channel, `SELECT 'outbox_' || current_schema()`); err != nil {
-		return err
-	}
-	if err := l.Listen(channel); err != nil && !errors.Is(err, pq.ErrChannelAlreadyOpen) {
-		return err
-	}
-	return nil
 }
 
 func (r *Relay) flush(ctx context.Context) {

@@ -76,7 +76,7 @@ func Relay(ctx context.Context, databaseURL, amqpURL string, log *slog.Logger, r
 		publisher.Close()
 		return nil, nil, nil, err
 	}
-	relay := outbox.NewRelay(db, publisher, outbox.RelayConfig{DatabaseURL: databaseURL}, log, reg)
+	relay := outbox.NewRelay(db, publisher, outbox.RelayConfig{}, log, reg)
 	closing := func() {
 		db.Close()
 		publisher.Close()

@@ -101,7 +101,7 @@ func newEnv(t *testing.T) *env {
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
-	svc := order.NewService(postgres.NewOrders(db), billing.NewClient(billingSrv.URL, time.Second, reg), log)
+	svc := order.NewService(postgres.NewOrders(db, func() {}), billing.NewClient(billingSrv.URL, time.Second, reg), log)
 	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{}, log, reg)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)

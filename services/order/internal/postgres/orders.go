@@ -24,21 +24,24 @@ const firstAttemptGrace = 10 * time.Second
 
 // Orders implements order.Repository.
 type Orders struct {
-	db     *sqlx.DB
-	create *postgres.Stmt
-	finish *postgres.Stmt
-	get    *postgres.Stmt
+	db        *sqlx.DB
+	published func() // wakes the outbox relay
+	create    *postgres.Stmt
+	finish    *postgres.Stmt
+	get       *postgres.Stmt
 }
 
 var _ order.Repository = (*Orders)(nil)
 
-// NewOrders returns the repository over db.
-func NewOrders(db *sqlx.DB) *Orders {
+// NewOrders returns the repository over db; it calls published after committing an event
+// (the outbox relay's Wake).
+func NewOrders(db *sqlx.DB, published func()) *Orders {
 	return &Orders{
-		db:     db,
-		create: postgres.Prepare(db, createSQL),
-		finish: postgres.Prepare(db, finishSQL),
-		get:    postgres.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
+		db:        db,
+		published: published,
+		create:    postgres.Prepare(db, createSQL),
+		finish:    postgres.Prepare(db, finishSQL),
+		get:       postgres.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
 	}
 }
 
@@ -63,8 +66,8 @@ const createSQL = `INSERT INTO orders (id, user_id, email, price, status, next_a
 	ON CONFLICT (id) DO UPDATE SET id = excluded.id
 	RETURNING ` + orderColumns
 
-// finishSQL stores the final status with its outbox event and wakes the relay, in one
-// statement guarded by status = 'pending'; it returns how many orders it finished (0 or 1).
+// finishSQL stores the final status with its outbox event, in one statement guarded by
+// status = 'pending'; it returns how many orders it finished (0 or 1).
 const finishSQL = `
 		WITH finished AS (
 			UPDATE orders SET status = $2, failure_reason = $3, failure_message = $4, updated_at = now()
@@ -75,7 +78,7 @@ const finishSQL = `
 			SELECT $5, $6, $7, $8 FROM finished
 			RETURNING id
 		)
-		SELECT count(` + outbox.Notify + `) FROM event`
+		SELECT count(*) FROM event`
 
 func fromOrderRow(r orderRow) order.Order {
 	return order.Order{ID: r.ID, UserID: r.UserID, Email: r.Email, Price: money.Amount(r.Price), Status: order.Status(r.Status),
@@ -105,9 +108,9 @@ func (s *Orders) Get(ctx context.Context, id uuid.UUID) (order.Order, error) {
 	return fromOrderRow(r), nil
 }
 
-// Finish implements order.Repository. The status change, the event and the relay's wake-up
-// are one statement, hence one transaction and one round trip; the pending condition makes
-// the request that placed the order and the reconciler finish it at most once between them.
+// Finish implements order.Repository. The status change and the event are one statement,
+// hence one transaction and one round trip; the pending condition makes the request that
+// placed the order and the reconciler finish it at most once between them.
 func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error) {
 	event, err := o.FinishedEvent(time.Now())
 	if err != nil {
@@ -126,6 +129,7 @@ func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error)
 	if finished == 0 {
 		return s.Get(ctx, o.ID)
 	}
+	s.published()
 	return o, nil
 }
 

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,12 +20,17 @@ import (
 
 func newOrders(t *testing.T) (*postgres.Orders, *sqlx.DB) {
 	t.Helper()
+	return newOrdersWaking(t, func() {})
+}
+
+func newOrdersWaking(t *testing.T, published func()) (*postgres.Orders, *sqlx.DB) {
+	t.Helper()
 	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "orders"), migrations.FS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return postgres.NewOrders(db), db
+	return postgres.NewOrders(db, published), db
 }
 
 func pending() order.Order {
@@ -54,7 +60,8 @@ func TestCreateReturnsTheStoredOrderOfARetry(t *testing.T) {
 
 func TestFinishOnceAmongRacers(t *testing.T) {
 	t.Parallel()
-	repo, db := newOrders(t)
+	var wakes atomic.Int64
+	repo, db := newOrdersWaking(t, func() { wakes.Add(1) })
 	ctx := context.Background()
 	o, err := repo.Create(ctx, pending())
 	if err != nil {
@@ -94,6 +101,9 @@ func TestFinishOnceAmongRacers(t *testing.T) {
 	var events int
 	if err := db.Get(&events, `SELECT count(*) FROM outbox`); err != nil || events != 1 {
 		t.Fatalf("outbox events = %d (err %v), want exactly 1", events, err)
+	}
+	if n := wakes.Load(); n != 1 {
+		t.Fatalf("the relay was woken %d times, want once, by the finisher that wrote the event", n)
 	}
 }
 

@@ -64,7 +64,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer closeRelay()
 
-	svc := user.NewService(userpg.NewUsers(db), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout), log)
+	svc := user.NewService(userpg.NewUsers(db, relay.Wake), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout), log)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{

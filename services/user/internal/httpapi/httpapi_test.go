@@ -82,7 +82,7 @@ func newEnv(t *testing.T, billingDown bool) *env {
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
-	svc := user.NewService(userpg.NewUsers(db), billing.NewClient(billingSrv.URL, time.Second), log)
+	svc := user.NewService(userpg.NewUsers(db, func() {}), billing.NewClient(billingSrv.URL, time.Second), log)
 	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, reg)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)

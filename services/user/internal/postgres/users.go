@@ -19,13 +19,15 @@ import (
 
 // Users implements user.Repository.
 type Users struct {
-	db *sqlx.DB
+	db        *sqlx.DB
+	published func() // wakes the outbox relay
 }
 
 var _ user.Repository = (*Users)(nil)
 
-// NewUsers returns the repository over db.
-func NewUsers(db *sqlx.DB) *Users { return &Users{db: db} }
+// NewUsers returns the repository over db; it calls published after committing an event
+// (the outbox relay's Wake).
+func NewUsers(db *sqlx.DB, published func()) *Users { return &Users{db: db, published: published} }
 
 type userRow struct {
 	ID        uuid.UUID `db:"id"`
@@ -41,6 +43,7 @@ func fromUserRow(r userRow) user.User {
 // Create implements user.Repository.
 func (s *Users) Create(ctx context.Context, u user.User) (user.User, error) {
 	var r userRow
+	created := false
 	err := postgres.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		err := tx.GetContext(ctx, &r, `INSERT INTO users (id, name, email) VALUES ($1, $2, $3)
 			ON CONFLICT (id) DO NOTHING RETURNING id, name, email, created_at`, u.ID, u.Name, u.Email)
@@ -55,10 +58,14 @@ func (s *Users) Create(ctx context.Context, u user.User) (user.User, error) {
 		if err != nil {
 			return err
 		}
+		created = true
 		return outbox.Write(ctx, tx, event)
 	})
 	if err != nil {
 		return user.User{}, postgres.Wrap("create user", err)
+	}
+	if created {
+		s.published()
 	}
 	return fromUserRow(r), nil
 }

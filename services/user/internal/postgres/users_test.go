@@ -24,7 +24,7 @@ func newUsers(t *testing.T) (*postgres.Users, *sqlx.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return postgres.NewUsers(db), db
+	return postgres.NewUsers(db, func() {}), db
 }
 
 func events(t *testing.T, db *sqlx.DB, userID uuid.UUID) int {
