@@ -38,20 +38,25 @@ for svc in "${SERVICES[@]}"; do
 done
 nginx -p "$PWD/$RUN_DIR/" -c "$PWD/deploy/nginx/local.conf"
 
+# A start that fails half-way stops what it started, so the next make run starts clean.
+fail() {
+	echo "$1" >&2
+	bash scripts/stop.sh >/dev/null 2>&1 || true
+	exit 1
+}
 ready() { curl -fs -o /dev/null --max-time 2 "$1"; }
 deadline=$((SECONDS + 60))
 for svc in "${SERVICES[@]}"; do
 	until ready "http://127.0.0.1:${PORTS[$svc]}/readyz"; do
 		if ! running "$svc" || [ $SECONDS -ge $deadline ]; then
-			echo "$svc did not become ready; last log lines:" >&2
 			tail -n 20 "$RUN_DIR/logs/$svc.log" >&2
-			exit 1
+			fail "$svc did not become ready (its last log lines are above)"
 		fi
 		sleep 0.2
 	done
 done
 until ready "http://127.0.0.1:8000/"; do
-	[ $SECONDS -lt $deadline ] || { echo "gateway did not start" >&2; cat "$RUN_DIR/logs/gateway.error.log" >&2; exit 1; }
+	[ $SECONDS -lt $deadline ] || { cat "$RUN_DIR/logs/gateway.error.log" >&2; fail "gateway did not start"; }
 	sleep 0.2
 done
 echo "order-system is running at http://localhost:8000 (logs in $RUN_DIR/logs, stop with make stop)"
