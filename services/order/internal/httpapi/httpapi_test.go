@@ -150,6 +150,18 @@ func (e *env) post(key, body string) response {
 	return r
 }
 
+// reconcile makes every pending order due and runs one reconcile pass; it returns how many
+// orders the pass took.
+func (e *env) reconcile(cfg order.ReconcilerConfig) int {
+	e.t.Helper()
+	e.db.MustExec(`UPDATE orders SET next_attempt_at = now()`)
+	n, err := e.svc.Reconcile(context.Background(), cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
 func orderJSON(user string, price string) string {
 	return `{"userId":"` + user + `","email":"buyer@example.com","price":` + price + `}`
 }
@@ -254,10 +266,9 @@ func TestBillingDownLeavesPendingThenReconcilerFinishes(t *testing.T) {
 		t.Fatalf("retry after recovery = %d %s; want 201 for order %s", resumed.Status, resumed.Raw, r.Order.ID)
 	}
 	// The order placed without a key is finished by the reconciler.
-	e.db.MustExec(`UPDATE orders SET next_attempt_at = now()`)
 	cfg := order.ReconcilerConfig{MaxAttempts: 5, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
-	if n, err := e.svc.Reconcile(context.Background(), cfg); err != nil || n != 1 {
-		t.Fatalf("Reconcile = %d, %v; want the one pending order", n, err)
+	if n := e.reconcile(cfg); n != 1 {
+		t.Fatalf("Reconcile took %d orders; want the one pending order", n)
 	}
 	if status, body := get(t, e.url+"/orders/"+other.Order.ID); status != 200 || !strings.Contains(body, `"status":"completed"`) {
 		t.Fatalf("reconciled order = %d %s", status, body)
@@ -279,22 +290,16 @@ func TestReconcilerGivesUpAfterMaxAttempts(t *testing.T) {
 	e.billing.down.Store(true)
 	r := e.post("", orderJSON(user, "30"))
 	cfg := order.ReconcilerConfig{MaxAttempts: 3, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
-	reconcile := func() {
-		e.db.MustExec(`UPDATE orders SET next_attempt_at = now()`)
-		if _, err := e.svc.Reconcile(context.Background(), cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// Three payment attempts and a first void attempt find billing down: still pending,
 	// because nobody knows yet whether the user was charged.
 	for range 4 {
-		reconcile()
+		e.reconcile(cfg)
 	}
 	if status, body := get(t, e.url+"/orders/"+r.Order.ID); status != 200 || !strings.Contains(body, `"status":"pending"`) {
 		t.Fatalf("order while its payment cannot be voided = %d %s, want pending", status, body)
 	}
 	e.billing.down.Store(false)
-	reconcile()
+	e.reconcile(cfg)
 	status, body := get(t, e.url+"/orders/"+r.Order.ID)
 	if status != 200 || !strings.Contains(body, `"status":"failed"`) || !strings.Contains(body, `"failureReason":"billing_unreachable"`) {
 		t.Fatalf("order after its payment was voided = %d %s", status, body)
@@ -321,16 +326,10 @@ func TestGivingUpFindsALostDebit(t *testing.T) {
 	}
 	cfg := order.ReconcilerConfig{MaxAttempts: 2, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
 	for range 2 {
-		e.db.MustExec(`UPDATE orders SET next_attempt_at = now()`)
-		if _, err := e.svc.Reconcile(context.Background(), cfg); err != nil {
-			t.Fatal(err)
-		}
+		e.reconcile(cfg)
 	}
 	e.billing.loseAnswer.Store(false)
-	e.db.MustExec(`UPDATE orders SET next_attempt_at = now()`)
-	if _, err := e.svc.Reconcile(context.Background(), cfg); err != nil {
-		t.Fatal(err)
-	}
+	e.reconcile(cfg)
 	if status, body := get(t, e.url+"/orders/"+r.Order.ID); status != 200 || !strings.Contains(body, `"status":"completed"`) {
 		t.Fatalf("order after the void found its debit = %d %s, want completed", status, body)
 	}
