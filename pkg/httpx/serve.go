@@ -16,7 +16,9 @@ import (
 // Serve runs e on addr until ctx ends, then stops accepting and lets in-flight requests
 // finish within timeout.
 func Serve(ctx context.Context, e *echo.Echo, addr string, timeout time.Duration) error {
-	srv := &http.Server{Addr: addr, Handler: e, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
+	// A client that trickles its headers or body in holds a goroutine only this long; no
+	// write timeout, since /debug/pprof/profile streams for as long as it was asked to.
+	srv := &http.Server{Addr: addr, Handler: e, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	select {
