@@ -230,6 +230,9 @@ func (l *Ledger) Entries(ctx context.Context, userID uuid.UUID, limit int) ([]bi
 	return entries, nil
 }
 
+// errAccountNotFound names the user in its body too: that is how a caller tells billing's
+// "no such account" from a 404 of a route that does not exist (an older billing, a wrong
+// URL), which must not be taken for an answer.
 func errAccountNotFound(userID uuid.UUID) error {
-	return apperr.New(apperr.NotFound, "no billing account for user %s", userID)
+	return apperr.New(apperr.NotFound, "no billing account for user %s", userID).With("userId", userID.String())
 }

@@ -65,7 +65,7 @@ func (c *Client) settle(ctx context.Context, path string, paymentID, userID uuid
 }
 
 // call trusts only answers that can come from billing itself: a stored outcome, or a 404
-// whose body says not_found. Anything else (a proxy's 404 for a wrong BILLING_URL, a 400
+// that says the user has no account. Anything else (a route's 404, a 400
 // from a version skew, an outcome this client does not know) leaves the outcome unknown:
 // unavailable, so the order stays pending and is retried rather than failed by mistake.
 func (c *Client) call(ctx context.Context, path string, req paymentRequest) (order.Payment, string, error) {
@@ -84,7 +84,7 @@ func (c *Client) call(ctx context.Context, path string, req paymentRequest) (ord
 			return order.Payment{Outcome: outcome, Balance: resp.Balance}, resp.Status, nil
 		}
 		return order.Payment{}, "bad_response", apperr.New(apperr.Unavailable, "billing answered payment %s with unknown status %q", req.PaymentID, resp.Status)
-	case status == http.StatusNotFound && errorCode(body) == apperr.NotFound:
+	case status == http.StatusNotFound && accountMissing(body, req.UserID):
 		return order.Payment{}, "not_found", apperr.New(apperr.NotFound, "no billing account for user %s", req.UserID)
 	case status >= 500:
 		return order.Payment{}, "unavailable", apperr.New(apperr.Unavailable, "billing answered %d", status)
@@ -93,11 +93,14 @@ func (c *Client) call(ctx context.Context, path string, req paymentRequest) (ord
 	}
 }
 
-// errorCode reads the code of one of billing's error bodies.
-func errorCode(body []byte) apperr.Code {
+// accountMissing reports whether body is billing's own answer that userID has no account:
+// code not_found naming that user. Any 404 for a route (an older billing without the
+// endpoint, a wrong BILLING_URL) says not_found too, but names no user.
+func accountMissing(body []byte, userID string) bool {
 	var e struct {
-		Code apperr.Code `json:"code"`
+		Code   apperr.Code `json:"code"`
+		UserID string      `json:"userId"`
 	}
-	_ = json.Unmarshal(body, &e) // not JSON: no code
-	return e.Code
+	_ = json.Unmarshal(body, &e) // not JSON: not billing's answer
+	return e.Code == apperr.NotFound && e.UserID == userID
 }

@@ -23,6 +23,7 @@ import (
 // outcome unknown (unavailable), so the order is retried instead of failed by mistake.
 func TestOutcomes(t *testing.T) {
 	t.Parallel()
+	user := uuid.New()
 	tests := []struct {
 		name    string
 		status  int
@@ -35,7 +36,9 @@ func TestOutcomes(t *testing.T) {
 		{"voided", 200, `{"status":"voided","balance":0}`, order.Payment{Outcome: order.PaymentVoided}, ""},
 		{"unknown outcome", 200, `{"status":"maybe","balance":0}`, order.Payment{}, apperr.Unavailable},
 		{"unreadable answer", 200, `<html>`, order.Payment{}, apperr.Unavailable},
-		{"no account", 404, `{"code":"not_found","message":"no billing account"}`, order.Payment{}, apperr.NotFound},
+		{"no account", 404, `{"code":"not_found","message":"no billing account","userId":"` + user.String() + `"}`, order.Payment{}, apperr.NotFound},
+		{"no account of another user", 404, `{"code":"not_found","userId":"` + uuid.NewString() + `"}`, order.Payment{}, apperr.Unavailable},
+		{"a route that does not exist", 404, `{"code":"not_found","message":"resource not found"}`, order.Payment{}, apperr.Unavailable},
 		{"a proxy's 404", 404, `<html>not found</html>`, order.Payment{}, apperr.Unavailable},
 		{"billing down", 503, `{"code":"unavailable"}`, order.Payment{}, apperr.Unavailable},
 		{"billing fails", 500, `{"code":"internal"}`, order.Payment{}, apperr.Unavailable},
@@ -57,7 +60,7 @@ func TestOutcomes(t *testing.T) {
 				do   func(context.Context, uuid.UUID, uuid.UUID, money.Amount) (order.Payment, error)
 				path string
 			}{{c.Pay, "/internal/payments"}, {c.Void, "/internal/payments/void"}} {
-				got, err := call.do(ctx, uuid.New(), uuid.New(), 1_00)
+				got, err := call.do(ctx, uuid.New(), user, 1_00)
 				if tt.wantErr != "" && !apperr.Is(err, tt.wantErr) || tt.wantErr == "" && err != nil {
 					t.Fatalf("%s: err = %v, want code %q", call.path, err, tt.wantErr)
 				}

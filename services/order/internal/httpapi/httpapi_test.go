@@ -46,7 +46,9 @@ func (f *fakeBilling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.loseAnswer.Load() {
-		defer func() { http.Error(w, `{"code":"unavailable"}`, http.StatusServiceUnavailable) }()
+		// Process the payment, answer into the void, and tell the client 503.
+		client := w
+		defer http.Error(client, `{"code":"unavailable"}`, http.StatusServiceUnavailable)
 		w = httptest.NewRecorder()
 	}
 	var req struct {
@@ -58,7 +60,7 @@ func (f *fakeBilling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	balance, ok := f.balances[req.UserID]
 	if !ok {
-		http.Error(w, `{"code":"not_found"}`, http.StatusNotFound)
+		http.Error(w, `{"code":"not_found","userId":"`+req.UserID+`"}`, http.StatusNotFound)
 		return
 	}
 	amount, _ := req.Amount.Float64()
