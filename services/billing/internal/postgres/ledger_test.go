@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -239,6 +240,44 @@ func TestVoidRacingPayDecidesOnce(t *testing.T) {
 		if paid.Status != voided.Status {
 			t.Fatalf("Pay saw %s, Void saw %s: one outcome must win for both", paid.Status, voided.Status)
 		}
+	}
+	verifyClean(t, l)
+}
+
+// TestVoidWhilePaymentWaits: a payment call waiting on the account's row lock while the
+// void of its id commits finds the void when it gets the lock, and debits nothing.
+func TestVoidWhilePaymentWaits(t *testing.T) {
+	t.Parallel()
+	l, db := newLedgerDB(t)
+	ctx := context.Background()
+	user := openWith(t, l, 100_00)
+	p := billing.Payment{ID: uuid.New(), UserID: user, Amount: 30_00}
+
+	// Hold the account row the way a concurrent debit does: Pay's UPDATE waits behind it,
+	// Void's insert (which only needs the key to stay) does not.
+	tx := db.MustBegin()
+	defer tx.Rollback()
+	tx.MustExec(`SELECT 1 FROM accounts WHERE user_id = $1 FOR NO KEY UPDATE`, user)
+	paid := make(chan billing.Payment, 1)
+	go func() {
+		out, err := l.Pay(ctx, p)
+		if err != nil {
+			t.Error(err)
+		}
+		paid <- out
+	}()
+	time.Sleep(100 * time.Millisecond) // Pay is now waiting for the row
+	if v, err := l.Void(ctx, p); err != nil || v.Status != billing.PaymentVoided {
+		t.Fatalf("Void while Pay waits = %+v, %v; want voided", v, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if out := <-paid; out.Status != billing.PaymentVoided {
+		t.Fatalf("the waiting Pay = %+v, want the stored voided", out)
+	}
+	if a, _ := l.Account(ctx, user); a.Balance != 100_00 {
+		t.Fatalf("balance = %s, want 100: a voided payment debits nothing", a.Balance)
 	}
 	verifyClean(t, l)
 }
