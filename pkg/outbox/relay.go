@@ -120,6 +120,14 @@ func (r *Relay) Run(ctx context.Context) error {
 	failures := 0
 	for {
 		n, err := r.RelayOnce(ctx)
+		var unroutable *rabbit.UnroutableError
+		if errors.As(err, &unroutable) {
+			// Not the broker's fault: the returned events are parked until the next poll
+			// and the rest of the outbox goes on.
+			r.failures.Inc()
+			r.log.WarnContext(ctx, "outbox events unroutable, retried after the poll interval", "event_ids", unroutable.MessageIDs)
+			err = nil
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -196,26 +204,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	err = r.pub.Publish(ctx, msgs)
 	var unroutable *rabbit.UnroutableError
 	if errors.As(err, &unroutable) {
-		// The rest of the batch was confirmed: delete it, so that one event without a
-		// queue neither holds up nor re-sends the events published with it.
-		returned := make(map[string]bool, len(unroutable.MessageIDs))
-		for _, id := range unroutable.MessageIDs {
-			returned[id] = true
-		}
-		var confirmed, kept []int64
-		for _, rw := range rows {
-			if returned[rw.EventID] {
-				kept = append(kept, rw.ID)
-			} else {
-				confirmed = append(confirmed, rw.ID)
-			}
-		}
-		if n, derr := r.delete(ctx, confirmed); derr != nil {
-			r.log.WarnContext(ctx, "delete confirmed outbox events", "err", derr)
-		} else {
-			r.published.Add(float64(n))
-		}
-		ids = kept
+		return r.settleUnroutable(ctx, rows, unroutable)
 	}
 	if err != nil {
 		// Release the claim so the next attempt (here or in another replica) retries at once.
@@ -232,6 +221,35 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	}
 	r.published.Add(float64(n))
 	return n, nil
+}
+
+// settleUnroutable handles a batch the broker confirmed except for the events it returned:
+// the confirmed ones are deleted, the returned ones parked until the next poll, so that an
+// event without a queue neither holds up nor re-sends the events around it. It returns how
+// many were published, and the returned events as the error.
+func (r *Relay) settleUnroutable(ctx context.Context, rows []row, unroutable *rabbit.UnroutableError) (int, error) {
+	returned := make(map[string]bool, len(unroutable.MessageIDs))
+	for _, id := range unroutable.MessageIDs {
+		returned[id] = true
+	}
+	var confirmed, parked []int64
+	for _, rw := range rows {
+		if returned[rw.EventID] {
+			parked = append(parked, rw.ID)
+		} else {
+			confirmed = append(confirmed, rw.ID)
+		}
+	}
+	if _, err := r.db.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET claimed_until = now() + $2::interval WHERE id = ANY($1)`,
+		pq.Array(parked), postgres.Interval(r.cfg.Poll)); err != nil {
+		r.log.WarnContext(ctx, "park unroutable outbox events", "err", err) // the lease ends later instead
+	}
+	n, err := r.delete(ctx, confirmed)
+	if err != nil {
+		return 0, err
+	}
+	r.published.Add(float64(n))
+	return n, unroutable
 }
 
 // delete removes published events; it runs to its end even if ctx is cancelled, since the

@@ -62,9 +62,10 @@ func NewConsumer(url string, q Queue, h BatchHandler, log *slog.Logger, reg prom
 		Name: "events_consumed_total", Help: "Deliveries handled, by queue and outcome (acked, dead_lettered, retried).",
 	}, []string{"queue", "outcome"})
 	reg.MustRegister(outcomes)
-	// The prefetch is what keeps batches large: while one batch commits, the broker keeps
-	// sending up to this many unacked messages, which make the next batch.
-	return &Consumer{url: url, queue: q, handler: h, log: log.With("queue", q.Name), prefetch: 256, outcomes: outcomes}
+	// The prefetch bounds a batch. Larger batches save little once a batch takes a few
+	// milliseconds, while every unacked message returns to the queue, one delivery attempt
+	// spent, each time the process dies.
+	return &Consumer{url: url, queue: q, handler: h, log: log.With("queue", q.Name), prefetch: 64, outcomes: outcomes}
 }
 
 // Ready reports whether the consumer currently has a live subscription.
@@ -127,6 +128,9 @@ func (c *Consumer) session(ctx context.Context) error {
 			if !ok {
 				return errors.New("delivery channel closed")
 			}
+			if ctx.Err() != nil {
+				return nil // stopping: leave it unacked, the broker redelivers it
+			}
 			if err := c.process(ctx, gather(d, deliveries, c.prefetch)); err != nil {
 				return err
 			}
@@ -175,8 +179,9 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) error {
 		c.log.WarnContext(ctx, "message processing failed, retrying", "messages", len(batch), "first_message_id", batch[0].MessageId, "err", err, "retry_in", wait.String())
 		select {
 		case <-ctx.Done():
-			// Unacked: the broker redelivers them once the channel closes.
-			return nil
+			// Unacked: the broker redelivers them once the channel closes. The error ends
+			// the session, so no later multiple ack can cover them.
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 	}
