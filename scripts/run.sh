@@ -32,18 +32,20 @@ for svc in "${SERVICES[@]}"; do
 	go build -o "bin/$svc" "./services/$svc/cmd/$svc"
 done
 
+# From here on, a start that fails half-way stops what it started, so the next make run
+# starts clean.
+fail() {
+	echo "$1" >&2
+	bash scripts/stop.sh >/dev/null 2>&1 || true
+	exit 1
+}
+trap 'fail "make run failed"' ERR
 for svc in "${SERVICES[@]}"; do
 	HTTP_ADDR="127.0.0.1:${PORTS[$svc]}" nohup "bin/$svc" >>"$RUN_DIR/logs/$svc.log" 2>&1 &
 	echo $! >"$RUN_DIR/$svc.pid"
 done
 nginx -p "$PWD/$RUN_DIR/" -c "$PWD/deploy/nginx/local.conf"
 
-# A start that fails half-way stops what it started, so the next make run starts clean.
-fail() {
-	echo "$1" >&2
-	bash scripts/stop.sh >/dev/null 2>&1 || true
-	exit 1
-}
 ready() { curl -fs -o /dev/null --max-time 2 "$1"; }
 deadline=$((SECONDS + 60))
 for svc in "${SERVICES[@]}"; do
@@ -59,4 +61,5 @@ until ready "http://127.0.0.1:8000/"; do
 	[ $SECONDS -lt $deadline ] || { cat "$RUN_DIR/logs/gateway.error.log" >&2; fail "gateway did not start"; }
 	sleep 0.2
 done
+trap - ERR
 echo "order-system is running at http://localhost:8000 (logs in $RUN_DIR/logs, stop with make stop)"
