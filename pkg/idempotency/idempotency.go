@@ -266,8 +266,9 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 }
 
 // printableASCII reports whether key is a structured-field string, as the draft defines
-// the header: characters 0x20 to 0x7E only. Anything else (control characters, bytes that
-// are not UTF-8) could not be stored as text and is the client's mistake, not ours.
+// the header's value: characters 0x20 to 0x7E only. Checking it here also keeps bytes a
+// text column cannot hold (invalid UTF-8) away from the store, which would otherwise answer
+// a client's mistake with a 503.
 func printableASCII(key string) bool {
 	for i := 0; i < len(key); i++ {
 		if key[i] < 0x20 || key[i] > 0x7e {

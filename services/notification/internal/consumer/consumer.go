@@ -43,24 +43,28 @@ func Handler(store notification.Store, lang string, log *slog.Logger) rabbit.Bat
 		if len(ns) == 0 {
 			return errs, nil
 		}
-		_, err := store.SaveAll(ctx, ns)
+		saved, err := store.SaveAll(ctx, ns)
 		if apperr.Is(err, apperr.Invalid) {
 			// The database refuses the data of one of them, and the batch with it: store them
 			// one by one to tell the poison from the rest.
+			saved = map[uuid.UUID]bool{}
 			for k, n := range ns {
-				if _, err := store.Save(ctx, n); apperr.Is(err, apperr.Invalid) {
+				ok, err := store.Save(ctx, n)
+				switch {
+				case apperr.Is(err, apperr.Invalid):
 					// Retrying would block the queue forever.
 					errs[from[k]] = fmt.Errorf("%w: %v", rabbit.ErrPoison, err)
-				} else if err != nil {
+				case err != nil:
 					return nil, err
 				}
+				saved[n.EventID] = ok
 			}
 		} else if err != nil {
 			return nil, err
 		}
 		for k, n := range ns {
 			if errs[from[k]] == nil {
-				log.InfoContext(requestContext(ctx, ds[from[k]]), "notification stored", "order_id", n.OrderID, "event_id", n.EventID)
+				log.InfoContext(requestContext(ctx, ds[from[k]]), "notification stored", "order_id", n.OrderID, "event_id", n.EventID, "duplicate", !saved[n.EventID])
 			}
 		}
 		return errs, nil

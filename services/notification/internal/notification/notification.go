@@ -88,9 +88,9 @@ type Store interface {
 	// invalid_request when the database refuses the data itself.
 	Save(ctx context.Context, n Notification) (saved bool, err error)
 	// SaveAll stores ns in one transaction, each unless a notification for its event
-	// exists, and returns how many it stored. invalid_request when the database refuses the
-	// data of one of them; then none is stored.
-	SaveAll(ctx context.Context, ns []Notification) (saved int, err error)
+	// exists, and returns the event ids it stored. invalid_request when the database
+	// refuses the data of one of them; then none is stored.
+	SaveAll(ctx context.Context, ns []Notification) (saved map[uuid.UUID]bool, err error)
 	// ListByUser returns the user's notifications, newest first.
 	ListByUser(ctx context.Context, userID uuid.UUID, limit int) ([]Notification, error)
 }

@@ -25,7 +25,8 @@ var _ notification.Store = (*Store)(nil)
 // unique event id makes a redelivered event a no-op, also within one batch.
 const saveAllSQL = `INSERT INTO notifications (id, event_id, user_id, order_id, email, type, message)
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[])
-	ON CONFLICT (event_id) DO NOTHING`
+	ON CONFLICT (event_id) DO NOTHING
+	RETURNING event_id`
 
 // NewStore returns the store over db.
 func NewStore(db *sqlx.DB) *Store {
@@ -51,11 +52,11 @@ func fromNotificationRow(r notificationRow) notification.Notification {
 // Save implements notification.Store.
 func (s *Store) Save(ctx context.Context, n notification.Notification) (bool, error) {
 	saved, err := s.SaveAll(ctx, []notification.Notification{n})
-	return saved == 1, err
+	return saved[n.EventID], err
 }
 
 // SaveAll implements notification.Store.
-func (s *Store) SaveAll(ctx context.Context, ns []notification.Notification) (int, error) {
+func (s *Store) SaveAll(ctx context.Context, ns []notification.Notification) (map[uuid.UUID]bool, error) {
 	cols := make([][]string, 7)
 	for _, n := range ns {
 		for i, v := range []string{n.ID.String(), n.EventID.String(), n.UserID.String(), n.OrderID.String(), n.Email, string(n.Type), n.Message} {
@@ -66,12 +67,15 @@ func (s *Store) SaveAll(ctx context.Context, ns []notification.Notification) (in
 	for i, c := range cols {
 		args[i] = pq.Array(c)
 	}
-	res, err := s.saveAll.ExecContext(ctx, args...)
-	if err != nil {
-		return 0, postgres.Wrap("save notifications", err)
+	var stored []uuid.UUID
+	if err := s.saveAll.SelectContext(ctx, &stored, args...); err != nil {
+		return nil, postgres.Wrap("save notifications", err)
 	}
-	rows, err := res.RowsAffected()
-	return int(rows), err
+	saved := make(map[uuid.UUID]bool, len(stored))
+	for _, id := range stored {
+		saved[id] = true
+	}
+	return saved, nil
 }
 
 // ListByUser implements notification.Store.

@@ -65,6 +65,32 @@ func TestSaveOncePerEvent(t *testing.T) {
 	}
 }
 
+func TestSaveAllStoresEachEventOnce(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	ctx := context.Background()
+	user := uuid.New()
+	old := newNotification(user)
+	if _, err := store.Save(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newNotification(user), newNotification(user)
+	redelivered := a
+	redelivered.ID = uuid.New()
+	// An event stored before, two new ones, and one of them twice in the same batch.
+	saved, err := store.SaveAll(ctx, []notification.Notification{old, a, b, redelivered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uuid.UUID]bool{a.EventID: true, b.EventID: true}
+	if diff := cmp.Diff(want, saved); diff != "" {
+		t.Errorf("saved event ids (-want +got):\n%s", diff)
+	}
+	if got, _ := store.ListByUser(ctx, user, 10); len(got) != 3 {
+		t.Errorf("user has %d notifications, want 3 (one per event)", len(got))
+	}
+}
+
 func TestListByUserLimitAndOrder(t *testing.T) {
 	t.Parallel()
 	store := newStore(t)

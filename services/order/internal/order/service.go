@@ -106,7 +106,7 @@ func resultOf(o Order) Result {
 // ReconcilerConfig bounds how pending orders are retried.
 type ReconcilerConfig struct {
 	Interval    time.Duration // how often to look for due orders
-	MaxAttempts int           // payment calls before the reconciler voids the payment instead
+	MaxAttempts int           // the reconciler's payment calls (after the request's own) before it voids the payment instead
 	BaseBackoff time.Duration // wait after the first failed attempt, doubled each time
 	MaxBackoff  time.Duration
 }
