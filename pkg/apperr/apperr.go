@@ -16,7 +16,6 @@ const (
 	NotFound             Code = "not_found"
 	MethodNotAllowed     Code = "method_not_allowed"
 	PayloadTooLarge      Code = "payload_too_large"
-	Conflict             Code = "conflict"
 	InsufficientFunds    Code = "insufficient_funds"
 	IdempotencyInUse     Code = "idempotency_key_in_use"
 	IdempotencyMismatch  Code = "idempotency_key_mismatch"

@@ -170,7 +170,7 @@ func StatusOf(code apperr.Code) int {
 		return http.StatusMethodNotAllowed
 	case apperr.PayloadTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case apperr.Conflict, apperr.IdempotencyInUse:
+	case apperr.IdempotencyInUse:
 		return http.StatusConflict
 	case apperr.IdempotencyMismatch, apperr.PaymentMismatch:
 		return http.StatusUnprocessableEntity

@@ -122,7 +122,7 @@ func IsUnavailable(err error) bool {
 		return pqErr.Code == "53300" // too_many_connections
 	}
 	return errors.Is(err, pq.ErrSSLNotSupported) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, errBadConn) || isDriverBadConn(err)
+		isDriverBadConn(err)
 }
 
 // Wrap prepares a storage error for the layers above: coded errors pass unchanged, an
