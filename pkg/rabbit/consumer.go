@@ -138,14 +138,14 @@ func (c *Consumer) session(ctx context.Context) error {
 	}
 }
 
-// gather returns first and the deliveries that follow it within linger, up to max in all.
+// gather returns first and the deliveries that follow it within linger, up to limit in all.
 // The client library hands deliveries over one at a time through an unbuffered channel, so
 // "whatever is waiting" is almost always nothing: a short linger is what makes a batch.
-func gather(first amqp.Delivery, deliveries <-chan amqp.Delivery, max int) []amqp.Delivery {
+func gather(first amqp.Delivery, deliveries <-chan amqp.Delivery, limit int) []amqp.Delivery {
 	batch := []amqp.Delivery{first}
 	timeout := time.NewTimer(linger)
 	defer timeout.Stop()
-	for len(batch) < max {
+	for len(batch) < limit {
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
