@@ -96,6 +96,16 @@ func (f *fixture) consume(ctx context.Context, h rabbit.Handler) *rabbit.Consume
 	return c
 }
 
+// collect starts a consumer of the fixture's queue that records every message id it
+// receives until ctx ends, and waits until it is subscribed.
+func (f *fixture) collect(ctx context.Context, t *testing.T) *seen {
+	t.Helper()
+	got := &seen{ids: map[string]int{}}
+	c := f.consume(ctx, got.handler)
+	waitFor(t, "consumer", c.Ready)
+	return got
+}
+
 // relay runs a relay of the fixture's outbox that polls every poll, until ctx ends.
 func (f *fixture) relay(ctx context.Context, poll time.Duration) *outbox.Relay {
 	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
@@ -144,9 +154,7 @@ func TestTwoRelaysPublishEveryCommittedEventOnce(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := &seen{ids: map[string]int{}}
-	c := f.consume(ctx, got.handler)
-	waitFor(t, "consumer", c.Ready)
+	got := f.collect(ctx, t)
 
 	committed := f.write(t, 40, true)
 	rolledBack := f.write(t, 5, false)
@@ -175,9 +183,7 @@ func TestWakePublishesWithoutWaitingForThePoll(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := &seen{ids: map[string]int{}}
-	c := f.consume(ctx, got.handler)
-	waitFor(t, "consumer", c.Ready)
+	got := f.collect(ctx, t)
 	f.write(t, 1, true)
 	r := f.relay(ctx, time.Hour)
 	waitFor(t, "the event of the relay's first pass", func() bool { d, _ := got.count(); return d == 1 })
@@ -208,9 +214,7 @@ func TestUnroutableEventsStayInTheOutbox(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	got := &seen{ids: map[string]int{}}
-	c := f.consume(cctx, got.handler)
-	waitFor(t, "consumer", c.Ready)
+	got := f.collect(cctx, t)
 	time.Sleep(time.Second) // the returned events are parked until the next poll (1 s)
 	if n, err := r.RelayOnce(ctx); err != nil || n != 3 {
 		t.Fatalf("RelayOnce with a bound queue = %d, %v; want 3, nil", n, err)
@@ -222,9 +226,7 @@ func TestOneUnroutableEventDoesNotHoldUpItsBatch(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := &seen{ids: map[string]int{}}
-	c := f.consume(ctx, got.handler)
-	waitFor(t, "consumer", c.Ready)
+	got := f.collect(ctx, t)
 
 	// The queue is bound to order.*: the user.created event in the middle has nowhere to go.
 	routed := f.write(t, 2, true)
