@@ -65,9 +65,9 @@ func (c *Client) settle(ctx context.Context, path string, paymentID, userID uuid
 }
 
 // call trusts only answers that can come from billing itself: a stored outcome, or a 404
-// that says the user has no account. Anything else (a route's 404, a 400
-// from a version skew, an outcome this client does not know) leaves the outcome unknown:
-// unavailable, so the order stays pending and is retried rather than failed by mistake.
+// that says the user has no account. Anything else (a route's 404, a 400 from a version
+// skew, an outcome this client does not know) leaves the outcome unknown: unavailable, so
+// the order stays pending and is retried rather than failed by mistake.
 func (c *Client) call(ctx context.Context, path string, req paymentRequest) (order.Payment, string, error) {
 	status, body, err := httpclient.DoJSON(ctx, c.http, http.MethodPost, c.baseURL+path, req)
 	if err != nil {
