@@ -49,11 +49,13 @@ type Entry struct {
 type PaymentStatus string
 
 // Payment outcomes. All are stored: repeating a payment returns its first outcome. A
-// voided payment id was never debited and never will be.
+// voided payment id was never debited and never will be, nor is one whose user had no
+// account at its first call (callers see that outcome as the error not_found).
 const (
 	PaymentCompleted         PaymentStatus = "completed"
 	PaymentInsufficientFunds PaymentStatus = "insufficient_funds"
 	PaymentVoided            PaymentStatus = "voided"
+	PaymentAccountNotFound   PaymentStatus = "account_not_found"
 )
 
 // Payment is a debit request and its outcome.
@@ -88,12 +90,13 @@ type Ledger interface {
 	// no account.
 	Deposit(ctx context.Context, d Deposit) (Account, error)
 	// Pay debits the amount once per payment id, or records insufficient funds, and returns
-	// the outcome; a repeated id returns the stored outcome. not_found if there is no
-	// account, payment_mismatch if the id was used for another user or amount.
+	// the outcome; a repeated id returns the stored outcome. not_found if the user had no
+	// account at the id's first call (stored too: opening the account later changes
+	// nothing for the id), payment_mismatch if the id was used for another user or amount.
 	Pay(ctx context.Context, p Payment) (Payment, error)
 	// Void stores the outcome voided for a payment id that has none yet and returns the
 	// stored outcome: voided, or the first outcome if the id was already paid or refused.
-	// not_found if there is no account, payment_mismatch as for Pay.
+	// not_found and payment_mismatch as for Pay.
 	Void(ctx context.Context, p Payment) (Payment, error)
 	// Entries returns up to limit entries, newest first; not_found if there is no account.
 	Entries(ctx context.Context, userID uuid.UUID, limit int) ([]Entry, error)

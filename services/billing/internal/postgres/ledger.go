@@ -96,7 +96,8 @@ const depositSQL = `
 // paySQL debits, writes the entry and records the outcome in one statement. The payment id
 // is the payments table's primary key: a repeated id violates it, which rolls back the whole
 // statement, debit included. A concurrent repeat waits on the account's row lock and then
-// fails the same way, so an id is debited at most once.
+// fails the same way, so an id is debited at most once. A user without an account gets the
+// outcome account_not_found, stored like the others.
 const paySQL = `
 		WITH debit AS (
 			UPDATE accounts SET balance = balance - $3, updated_at = now()
@@ -108,18 +109,25 @@ const paySQL = `
 		)
 		INSERT INTO payments (payment_id, user_id, amount, status, balance)
 		SELECT $1, $2, $3,
-		       CASE WHEN debit.balance IS NULL THEN 'insufficient_funds' ELSE 'completed' END,
-		       COALESCE(debit.balance, accounts.balance)
-		FROM accounts LEFT JOIN debit ON true
-		WHERE accounts.user_id = $2
+		       CASE WHEN accounts.user_id IS NULL THEN 'account_not_found'
+		            WHEN debit.balance IS NULL THEN 'insufficient_funds'
+		            ELSE 'completed' END,
+		       COALESCE(debit.balance, accounts.balance, 0)
+		FROM (VALUES (1)) AS one
+		LEFT JOIN accounts ON accounts.user_id = $2
+		LEFT JOIN debit ON true
 		RETURNING payment_id, user_id, amount, status, balance`
 
-// voidSQL stores the outcome voided unless the payment id has one. Against a concurrent
-// paySQL of the same id the primary key decides: whichever inserts first wins, the other
-// waits for it and then finds its row.
+// voidSQL stores the outcome voided (account_not_found for a user without an account)
+// unless the payment id has one. Against a concurrent paySQL of the same id the primary key
+// decides: whichever inserts first wins, the other waits for it and then finds its row.
 const voidSQL = `
 		INSERT INTO payments (payment_id, user_id, amount, status, balance)
-		SELECT $1, $2, $3, 'voided', balance FROM accounts WHERE user_id = $2
+		SELECT $1, $2, $3,
+		       CASE WHEN accounts.user_id IS NULL THEN 'account_not_found' ELSE 'voided' END,
+		       COALESCE(accounts.balance, 0)
+		FROM (VALUES (1)) AS one
+		LEFT JOIN accounts ON accounts.user_id = $2
 		ON CONFLICT (payment_id) DO NOTHING
 		RETURNING payment_id, user_id, amount, status, balance`
 
@@ -173,14 +181,12 @@ func (l *Ledger) Pay(ctx context.Context, p billing.Payment) (billing.Payment, e
 	var out paymentRow
 	err := l.pay.GetContext(ctx, &out, p.ID, p.UserID, int64(p.Amount))
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return billing.Payment{}, errAccountNotFound(p.UserID)
 	case postgres.IsUniqueViolation(err):
 		return l.storedPayment(ctx, p)
 	case err != nil:
 		return billing.Payment{}, postgres.Wrap("pay", err)
 	}
-	return fromPaymentRow(out), nil
+	return outcome(fromPaymentRow(out))
 }
 
 // Void implements billing.Ledger.
@@ -188,16 +194,12 @@ func (l *Ledger) Void(ctx context.Context, p billing.Payment) (billing.Payment, 
 	var out paymentRow
 	err := l.void.GetContext(ctx, &out, p.ID, p.UserID, int64(p.Amount))
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		// Either the id has an outcome already, or the user has no account.
-		if _, err := l.Account(ctx, p.UserID); err != nil {
-			return billing.Payment{}, err
-		}
+	case errors.Is(err, sql.ErrNoRows): // the id has an outcome already
 		return l.storedPayment(ctx, p)
 	case err != nil:
 		return billing.Payment{}, postgres.Wrap("void payment", err)
 	}
-	return fromPaymentRow(out), nil
+	return outcome(fromPaymentRow(out))
 }
 
 // storedPayment returns the first outcome of a repeated payment id.
@@ -210,7 +212,16 @@ func (l *Ledger) storedPayment(ctx context.Context, p billing.Payment) (billing.
 	if !stored.Matches(p.UserID, p.Amount) {
 		return billing.Payment{}, apperr.New(apperr.PaymentMismatch, "payment %s was already made with another user or amount", p.ID)
 	}
-	return stored, nil
+	return outcome(stored)
+}
+
+// outcome returns a stored payment as callers see it: account_not_found is the error
+// not_found, the same answer the id's first call got.
+func outcome(p billing.Payment) (billing.Payment, error) {
+	if p.Status == billing.PaymentAccountNotFound {
+		return billing.Payment{}, errAccountNotFound(p.UserID)
+	}
+	return p, nil
 }
 
 // Entries implements billing.Ledger.

@@ -343,3 +343,57 @@ func TestVerifyReportsTampering(t *testing.T) {
 		t.Error("deleting a ledger entry succeeded, want the immutability trigger to refuse")
 	}
 }
+
+// TestNoAccountIsAFinalAnswer: "no account" is a payment id's first definitive answer like
+// any other. Opening the account and depositing afterwards must not let a later call with
+// the id debit it: the order it pays was failed for good on that answer.
+func TestNoAccountIsAFinalAnswer(t *testing.T) {
+	t.Parallel()
+	for _, first := range []struct {
+		name string
+		call func(*postgres.Ledger) func(context.Context, billing.Payment) (billing.Payment, error)
+	}{
+		{"pay", func(l *postgres.Ledger) func(context.Context, billing.Payment) (billing.Payment, error) { return l.Pay }},
+		{"void", func(l *postgres.Ledger) func(context.Context, billing.Payment) (billing.Payment, error) {
+			return l.Void
+		}},
+	} {
+		t.Run(first.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLedger(t)
+			ctx := context.Background()
+			user := uuid.New()
+			p := billing.Payment{ID: uuid.New(), UserID: user, Amount: 1_00}
+			if _, err := first.call(l)(ctx, p); !apperr.Is(err, apperr.NotFound) {
+				t.Fatalf("%s before the account exists: err = %v, want not_found", first.name, err)
+			}
+			if _, created, err := l.OpenAccount(ctx, user); err != nil || !created {
+				t.Fatalf("OpenAccount = %v, %v", created, err)
+			}
+			if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: 10_00}); err != nil {
+				t.Fatal(err)
+			}
+			// Repeats race each other: the stored refusal answers every one of them.
+			var wg sync.WaitGroup
+			for i := range 20 {
+				wg.Go(func() {
+					call := l.Pay
+					if i%2 == 1 {
+						call = l.Void
+					}
+					if out, err := call(ctx, p); !apperr.Is(err, apperr.NotFound) {
+						t.Errorf("repeat %d after the account opened = %+v, %v; want the stored not_found", i, out, err)
+					}
+				})
+			}
+			wg.Wait()
+			if _, err := l.Pay(ctx, billing.Payment{ID: p.ID, UserID: user, Amount: 2_00}); !apperr.Is(err, apperr.PaymentMismatch) {
+				t.Errorf("same id, other amount: err = %v, want payment_mismatch", err)
+			}
+			if a, _ := l.Account(ctx, user); a.Balance != 10_00 {
+				t.Fatalf("balance = %s, want 10: the id's first answer was no account", a.Balance)
+			}
+			verifyClean(t, l)
+		})
+	}
+}

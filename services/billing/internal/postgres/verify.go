@@ -34,7 +34,11 @@ var invariants = []struct {
 	{"a refused or voided payment moved no money", `
 		SELECT p.payment_id::text AS subject, p.status || ' payment has a ledger entry' AS detail
 		FROM payments p JOIN entries e ON e.operation_id = p.payment_id
-		WHERE p.status IN ('insufficient_funds', 'voided')`},
+		WHERE p.status IN ('insufficient_funds', 'voided', 'account_not_found')`},
+	{"a payment other than account_not_found names an account", `
+		SELECT p.payment_id::text AS subject, format('%s payment of user %s, who has no account', p.status, p.user_id) AS detail
+		FROM payments p LEFT JOIN accounts a ON a.user_id = p.user_id
+		WHERE p.status <> 'account_not_found' AND a.user_id IS NULL`},
 }
 
 // Verify checks the ledger's invariants on the live database and returns every violation.
