@@ -1,8 +1,16 @@
 package main
 
 import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestSummarize(t *testing.T) {
@@ -56,6 +64,128 @@ func TestCheck(t *testing.T) {
 		want := breakIt(u)
 		if v := check(map[string]*UserState{"u": u}); v.Total() != want {
 			t.Errorf("%s: %d violations (%+v), want %d", name, v.Total(), v, want)
+		}
+	}
+}
+
+func TestSummarizeTail(t *testing.T) {
+	sample := make([]time.Duration, 2000)
+	for i := range sample {
+		sample[i] = time.Duration(i+1) * time.Millisecond
+	}
+	p := summarize(sample)
+	want := Percentiles{Count: 2000, P50: 1000, P95: 1900, P99: 1980, P999: 1998, Max: 2000}
+	if diff := cmp.Diff(want, p); diff != "" {
+		t.Fatalf("summarize (-want +got):\n%s", diff)
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		rate  float64
+		i     int
+		due   time.Duration
+		count time.Duration
+		n     int
+	}{
+		{rate: 500, i: 0, due: 0, count: 30 * time.Second, n: 15000},
+		{rate: 500, i: 1, due: 2 * time.Millisecond, count: time.Second, n: 500},
+		{rate: 500, i: 250, due: 500 * time.Millisecond, count: 1999 * time.Millisecond, n: 999},
+		{rate: 3, i: 1, due: 333333333, count: time.Second, n: 3},
+		{rate: 0.5, i: 3, due: 6 * time.Second, count: 10 * time.Second, n: 5},
+	}
+	for _, tt := range tests {
+		s := schedule{start: start, rate: tt.rate}
+		if got := s.due(tt.i).Sub(start); got != tt.due {
+			t.Errorf("rate %v: request %d due at %v, want %v", tt.rate, tt.i, got, tt.due)
+		}
+		if got := s.count(tt.count); got != tt.n {
+			t.Errorf("rate %v: %d requests within %v, want %d", tt.rate, got, tt.count, tt.n)
+		}
+	}
+}
+
+func TestLateness(t *testing.T) {
+	due := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := &lateness{threshold: time.Millisecond}
+	for _, started := range []time.Duration{0, time.Millisecond, 1500 * time.Microsecond, -time.Millisecond, 40 * time.Millisecond} {
+		l.observe(due, due.Add(started))
+	}
+	if l.late != 2 || l.max != 40*time.Millisecond {
+		t.Fatalf("late %d, max %v; want 2 late, max 40ms", l.late, l.max)
+	}
+}
+
+// TestRunOpenLoop checks that every scheduled request is placed, each with its own due time,
+// in order of the schedule; it asserts nothing about how punctual the start was.
+func TestRunOpenLoop(t *testing.T) {
+	sch := schedule{start: time.Now(), rate: 2000}
+	var mu sync.Mutex
+	var dues []time.Time
+	var placed atomic.Int64
+	late := &lateness{threshold: time.Millisecond}
+	peak := runOpenLoop(sch, 100, 4, func(rng *rand.Rand, due time.Time) {
+		rng.Float64()
+		mu.Lock()
+		dues = append(dues, due)
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}, &placed, late)
+	if placed.Load() != 100 || len(dues) != 100 {
+		t.Fatalf("placed %d (%d due times), want 100", placed.Load(), len(dues))
+	}
+	if peak < 1 || peak > 4 {
+		t.Errorf("peak in flight %d, want 1..4 (the cap)", peak)
+	}
+	slices.SortFunc(dues, time.Time.Compare)
+	for i, d := range dues {
+		if !d.Equal(sch.due(i)) {
+			t.Fatalf("due time %d is %v after the start, want %v", i, d.Sub(sch.start), sch.due(i).Sub(sch.start))
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := config{clients: 32, users: 200, duration: time.Second, insufficient: 0.1, keyed: 0.2, repeat: 0.05, maxInFlight: 10}
+	tests := map[string]struct {
+		change  func(c *config)
+		wantErr bool
+	}{
+		"default mix":             {change: func(c *config) {}},
+		"every order keyed":       {change: func(c *config) { c.keyed = 1 }},
+		"no key":                  {change: func(c *config) { c.keyed = 0 }},
+		"open loop":               {change: func(c *config) { c.rate = 500 }},
+		"keyed above 1":           {change: func(c *config) { c.keyed = 1.01 }, wantErr: true},
+		"negative share":          {change: func(c *config) { c.insufficient = -0.1 }, wantErr: true},
+		"shares above 1 together": {change: func(c *config) { c.insufficient, c.repeat = 0.6, 0.5 }, wantErr: true},
+		"no clients":              {change: func(c *config) { c.clients = 0 }, wantErr: true},
+		"negative rate":           {change: func(c *config) { c.rate = -1 }, wantErr: true},
+		"open loop with no slots": {change: func(c *config) { c.rate, c.maxInFlight = 100, 0 }, wantErr: true},
+		"not a number":            {change: func(c *config) { c.keyed = math.NaN() }, wantErr: true},
+		"zero duration":           {change: func(c *config) { c.duration = 0 }, wantErr: true},
+	}
+	for name, tt := range tests {
+		c := ok
+		tt.change(&c)
+		if err := c.validate(); (err != nil) != tt.wantErr {
+			t.Errorf("%s: validate() = %v, want error %v", name, err, tt.wantErr)
+		}
+	}
+}
+
+func TestPrintTable(t *testing.T) {
+	closed := Report{Mode: "closed", Clients: 32, Keyed: 1, OrdersPerSecond: 900, CompletedPerSec: 810,
+		Latency: map[string]Percentiles{"completed": {P50: 30, P99: 90, P999: 120}}, NotificationLag: Percentiles{P99: 60},
+		Processes: map[string]ProcStats{"order": {PeakRSSMiB: 22}, "billing": {PeakRSSMiB: 20}}}
+	open := Report{Mode: "open", Rate: 450, Keyed: 1, Late: 3, OrdersPerSecond: 450, CompletedPerSec: 405,
+		Latency: map[string]Percentiles{"completed": {P50: 8, P99: 25, P999: 60}}, Violations: Violations{LostNotes: 1}}
+	var b strings.Builder
+	printTable(&b, []tableRow{{"all keyed", closed}, {"open loop", open}}, 4500)
+	out := b.String()
+	for _, want := range []string{"pgbench debit tps (same run): 4500", "32 clients", "450/s open", "0.180", "0.090", "22.0", "1 VIOLATED", "  ok"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
 }

@@ -1,8 +1,13 @@
 // Command loadgen drives order-system through its gateway: it creates users, deposits money,
-// places orders from a fixed number of clients for a fixed time, then checks end to end that
-// nothing was lost or done twice and reports throughput, latencies, notification lag and what
-// each service process cost. It exits non-zero when an invariant fails; it never judges
-// timings.
+// places orders for a fixed time, then checks end to end that nothing was lost or done twice
+// and reports throughput, latencies, notification lag and what each service process cost. It
+// exits non-zero when an invariant fails; it never judges timings.
+//
+// Orders come either from a fixed number of clients that each wait for their answer before
+// sending the next (closed loop, -clients), or on a fixed schedule whatever the answers do
+// (open loop, -rate), with latency counted from each request's scheduled start.
+//
+// `loadgen table` prints the reports of several runs side by side.
 package main
 
 import (
@@ -12,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -34,9 +40,44 @@ type config struct {
 	keyed        float64
 	repeat       float64
 	drain        time.Duration
+	rate         float64       // open loop: requests per second; 0 means closed loop
+	lateAfter    time.Duration // open loop: a request starting later than this after its due time is late
+	maxInFlight  int           // open loop: cap on requests waiting for their answer
+}
+
+// validate rejects settings that cannot describe a run; every share is a fraction of the
+// requests, 1 included (-keyed 1: every new order carries a key).
+func (c config) validate() error {
+	for name, v := range map[string]float64{"insufficient": c.insufficient, "keyed": c.keyed, "repeat": c.repeat} {
+		if !(v >= 0 && v <= 1) {
+			return fmt.Errorf("-%s must be between 0 and 1, got %v", name, v)
+		}
+	}
+	switch {
+	case c.insufficient+c.repeat > 1:
+		return fmt.Errorf("-insufficient + -repeat must be at most 1, got %v", c.insufficient+c.repeat)
+	case c.clients < 1:
+		return fmt.Errorf("-clients must be at least 1, got %d", c.clients)
+	case c.users < 1:
+		return fmt.Errorf("-users must be at least 1, got %d", c.users)
+	case c.duration <= 0:
+		return fmt.Errorf("-duration must be positive, got %v", c.duration)
+	case !(c.rate >= 0) || math.IsInf(c.rate, 0):
+		return fmt.Errorf("-rate must be a positive number of requests per second (or 0 for closed loop), got %v", c.rate)
+	case c.rate > 0 && c.maxInFlight < 1:
+		return fmt.Errorf("-max-in-flight must be at least 1, got %d", c.maxInFlight)
+	}
+	return nil
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "table" {
+		if err := runTable(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen table:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	var c config
 	flag.StringVar(&c.baseURL, "base-url", "http://localhost:8000", "gateway URL")
 	flag.IntVar(&c.clients, "clients", 32, "concurrent clients")
@@ -45,10 +86,17 @@ func main() {
 	flag.StringVar(&c.out, "out", "bench.json", "JSON report file")
 	flag.StringVar(&c.pidDir, "pid-dir", ".run", "directory of the services' pid files (make run writes them)")
 	flag.Float64Var(&c.insufficient, "insufficient", 0.10, "share of orders that exceed the balance")
-	flag.Float64Var(&c.keyed, "keyed", 0.20, "share of the other orders sent with an Idempotency-Key")
+	flag.Float64Var(&c.keyed, "keyed", 0.20, "share of the new orders sent with an Idempotency-Key (1: all of them)")
 	flag.Float64Var(&c.repeat, "repeat", 0.05, "share of requests that repeat an earlier keyed order")
 	flag.DurationVar(&c.drain, "drain", 30*time.Second, "how long to wait for notifications after the run")
+	flag.Float64Var(&c.rate, "rate", 0, "open loop: start this many requests per second on a fixed schedule (0: closed loop with -clients)")
+	flag.DurationVar(&c.lateAfter, "late-after", time.Millisecond, "open loop: a request that starts later than this after its due time counts as late")
+	flag.IntVar(&c.maxInFlight, "max-in-flight", 4096, "open loop: most requests waiting for their answer at once")
 	flag.Parse()
+	if err := c.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(2)
+	}
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -57,7 +105,14 @@ func main() {
 
 // Report is the JSON written to -out.
 type Report struct {
-	Clients         int                    `json:"clients"`
+	Mode            string                 `json:"mode"`    // "closed" or "open"
+	Clients         int                    `json:"clients"` // closed loop
+	Rate            float64                `json:"rate"`    // open loop: requests per second scheduled
+	Keyed           float64                `json:"keyed"`   // share of new orders with an Idempotency-Key
+	Late            int                    `json:"late"`    // open loop: requests that started late
+	LateAfterMs     float64                `json:"late_after_ms"`
+	MaxLateMs       float64                `json:"max_late_ms"`
+	PeakInFlight    int                    `json:"peak_in_flight"` // open loop
 	DurationSeconds float64                `json:"duration_seconds"`
 	Orders          int                    `json:"orders"`
 	OrdersPerSecond float64                `json:"orders_per_second"`
@@ -109,8 +164,12 @@ type sampleSet struct {
 }
 
 func run(c config) error {
+	conns := c.clients * 2
+	if c.rate > 0 {
+		conns = c.maxInFlight
+	}
 	cl := client{base: strings.TrimRight(c.baseURL, "/"), http: &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{MaxIdleConns: c.clients * 2, MaxIdleConnsPerHost: c.clients * 2}}}
+		Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns}}}
 
 	fmt.Fprintf(os.Stderr, "setting up %d users\n", c.users)
 	users, ids, err := setup(cl, c.users)
@@ -119,37 +178,34 @@ func run(c config) error {
 	}
 	procNames := []string{"user", "billing", "order", "notification", "gateway"}
 	pids := readPIDs(c.pidDir, procNames)
-	before := map[string]float64{}
-	for n, pid := range pids {
-		before[n], _, _ = procSample(pid)
+	before := map[string]ProcStats{}
+	for n, ps := range pids {
+		before[n] = procSamples(ps)
 	}
 
 	s := &sampleSet{latency: map[string][]time.Duration{}, statuses: map[string]int{}, finished: map[string]time.Time{}}
 	var placed atomic.Int64
-	ctx, cancel := context.WithTimeout(context.Background(), c.duration)
-	defer cancel()
 	start := time.Now()
 	done := make(chan struct{})
-	go progress(ctx, start, c.duration, &placed, done)
-	var wg sync.WaitGroup
-	for i := range c.clients {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
-			for ctx.Err() == nil {
-				placeOne(cl, c, rng, ids, users, s)
-				placed.Add(1)
-			}
-		})
+	go progress(start, c.duration, &placed, done)
+	place := func(rng *rand.Rand, due time.Time) { placeOne(cl, c, rng, ids, users, s, due) }
+	r := Report{Mode: "closed", Clients: c.clients, Keyed: c.keyed}
+	if c.rate > 0 {
+		sch := schedule{start: start, rate: c.rate}
+		late := &lateness{threshold: c.lateAfter}
+		r.Mode, r.Clients, r.Rate = "open", 0, c.rate
+		r.PeakInFlight = runOpenLoop(sch, sch.count(c.duration), c.maxInFlight, place, &placed, late)
+		r.Late, r.LateAfterMs, r.MaxLateMs = late.late, ms(c.lateAfter), ms(late.max)
+	} else {
+		runClosedLoop(c.clients, c.duration, place, &placed)
 	}
-	wg.Wait()
 	elapsed := time.Since(start)
 	close(done)
 
 	procs := map[string]ProcStats{}
-	for n, pid := range pids {
-		cpu, peak, ok := procSample(pid)
-		if ok {
-			procs[n] = ProcStats{CPUSeconds: round2(cpu - before[n]), PeakRSSMiB: round2(peak)}
+	for n, ps := range pids {
+		if p := procSamples(ps); p.Instances > 0 {
+			procs[n] = ProcStats{CPUSeconds: round2(p.CPUSeconds - before[n].CPUSeconds), PeakRSSMiB: round2(p.PeakRSSMiB), Instances: p.Instances}
 		}
 	}
 
@@ -160,9 +216,9 @@ func run(c config) error {
 	}
 	v := check(users)
 
-	r := Report{Clients: c.clients, DurationSeconds: round2(elapsed.Seconds()), Orders: int(placed.Load()),
-		OrdersPerSecond: round2(float64(placed.Load()) / elapsed.Seconds()), CompletedPerSec: round2(float64(s.completed) / elapsed.Seconds()),
-		Latency: map[string]Percentiles{}, Statuses: s.statuses, Errors: s.errors, NotificationLag: summarize(lag), Processes: procs, Violations: v}
+	r.DurationSeconds, r.Orders = round2(elapsed.Seconds()), int(placed.Load())
+	r.OrdersPerSecond, r.CompletedPerSec = round2(float64(placed.Load())/elapsed.Seconds()), round2(float64(s.completed)/elapsed.Seconds())
+	r.Latency, r.Statuses, r.Errors, r.NotificationLag, r.Processes, r.Violations = map[string]Percentiles{}, s.statuses, s.errors, summarize(lag), procs, v
 	for kind, sample := range s.latency {
 		r.Latency[kind] = summarize(sample)
 	}
@@ -175,6 +231,24 @@ func run(c config) error {
 		return fmt.Errorf("%d invariant violations, e.g. %v", v.Total(), v.Examples)
 	}
 	return nil
+}
+
+// runClosedLoop runs clients that each send their next order once the last one was answered,
+// until d is over.
+func runClosedLoop(clients int, d time.Duration, place func(rng *rand.Rand, due time.Time), placed *atomic.Int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
+			for ctx.Err() == nil {
+				place(rng, time.Now())
+				placed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
@@ -212,7 +286,9 @@ func parseAmount(s string) int64 {
 	return w*100 + f
 }
 
-func placeOne(cl client, c config, rng *rand.Rand, ids []string, users map[string]*UserState, s *sampleSet) {
+// placeOne sends one request of the mix; its latency counts from due, the time it was meant
+// to start (in the closed loop, when it did start).
+func placeOne(cl client, c config, rng *rand.Rand, ids []string, users map[string]*UserState, s *sampleSet, due time.Time) {
 	roll := rng.Float64()
 	s.mu.Lock()
 	canRepeat := len(s.repeats) > 0
@@ -223,9 +299,8 @@ func placeOne(cl client, c config, rng *rand.Rand, ids []string, users map[strin
 	s.mu.Unlock()
 
 	if roll < c.repeat && canRepeat {
-		t0 := time.Now()
 		status, h, body, err := cl.do("POST", "/orders", rep.body, "Idempotency-Key", rep.key)
-		s.record("replay", status, time.Since(t0), err, func() {
+		s.record("replay", status, time.Since(due), err, func() {
 			if !bytes.Equal(body, rep.response) || h.Get("X-Idempotency-Cached") != "true" {
 				s.errors++
 				s.statuses["replay_mismatch"]++
@@ -242,11 +317,10 @@ func placeOne(cl client, c config, rng *rand.Rand, ids []string, users map[strin
 	body := fmt.Sprintf(`{"userId":"%s","email":"load@example.com","price":%s}`, user, amount(price))
 	var header []string
 	key := ""
-	if kind == "completed" && rng.Float64() < c.keyed {
+	if rng.Float64() < c.keyed {
 		key = fmt.Sprintf("load-%d-%d", time.Now().UnixNano(), rng.Int64())
 		header = []string{"Idempotency-Key", key}
 	}
-	t0 := time.Now()
 	status, _, resp, err := cl.do("POST", "/orders", body, header...)
 	arrived := time.Now()
 	var o struct {
@@ -257,7 +331,7 @@ func placeOne(cl client, c config, rng *rand.Rand, ids []string, users map[strin
 		} `json:"order"`
 	}
 	json.Unmarshal(resp, &o)
-	s.record(kind, status, arrived.Sub(t0), err, func() {
+	s.record(kind, status, arrived.Sub(due), err, func() {
 		u := users[user]
 		switch {
 		case status == 201:
@@ -270,6 +344,9 @@ func placeOne(cl client, c config, rng *rand.Rand, ids []string, users map[strin
 		case status == 400 && o.Code == "insufficient_funds":
 			u.Orders[o.Order.ID] = Order{Price: price, Outcome: Insufficient}
 			s.finished[o.Order.ID] = arrived
+			if key != "" {
+				s.repeats = append(s.repeats, keyedOrder{key: key, body: body, response: resp})
+			}
 		}
 	})
 }
@@ -359,7 +436,7 @@ func collect(cl client, users map[string]*UserState, s *sampleSet, drain time.Du
 	return lag, nil
 }
 
-func progress(ctx context.Context, start time.Time, total time.Duration, placed *atomic.Int64, done chan struct{}) {
+func progress(start time.Time, total time.Duration, placed *atomic.Int64, done chan struct{}) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -373,16 +450,20 @@ func progress(ctx context.Context, start time.Time, total time.Duration, placed 
 		bar := strings.Repeat("=", int(frac*30)) + strings.Repeat(" ", 30-int(frac*30))
 		n := placed.Load()
 		fmt.Fprintf(os.Stderr, "\r[%s] %4.0fs/%.0fs %7d orders %6.0f/s", bar, el.Seconds(), total.Seconds(), n, float64(n)/el.Seconds())
-		_ = ctx
 	}
 }
 
 func printReport(r Report) {
-	fmt.Printf("\norder-system load: %d clients, %.1f s\n", r.Clients, r.DurationSeconds)
+	if r.Mode == "open" {
+		fmt.Printf("\norder-system load: open loop at %.0f requests/s, %.1f s, %.0f %% of new orders keyed\n", r.Rate, r.DurationSeconds, r.Keyed*100)
+		fmt.Printf("  started late (>%g ms)  %10d   latest by %.2f ms, at most %d in flight\n", r.LateAfterMs, r.Late, r.MaxLateMs, r.PeakInFlight)
+	} else {
+		fmt.Printf("\norder-system load: %d clients, %.1f s, %.0f %% of new orders keyed\n", r.Clients, r.DurationSeconds, r.Keyed*100)
+	}
 	fmt.Printf("  orders/s (all)          %10.1f\n", r.OrdersPerSecond)
 	fmt.Printf("  orders/s (completed)    %10.1f\n", r.CompletedPerSec)
 	fmt.Printf("  requests                %10d   errors %d\n", r.Orders, r.Errors)
-	fmt.Printf("  %-22s %8s %8s %8s %8s %8s\n", "latency (ms)", "count", "p50", "p95", "p99", "max")
+	fmt.Printf("  %-22s %8s %8s %8s %8s %8s %8s\n", "latency (ms)", "count", "p50", "p95", "p99", "p99.9", "max")
 	kinds := make([]string, 0, len(r.Latency))
 	for k := range r.Latency {
 		kinds = append(kinds, k)
@@ -390,10 +471,10 @@ func printReport(r Report) {
 	sort.Strings(kinds)
 	for _, k := range kinds {
 		p := r.Latency[k]
-		fmt.Printf("  %-22s %8d %8.2f %8.2f %8.2f %8.2f\n", k, p.Count, p.P50, p.P95, p.P99, p.Max)
+		fmt.Printf("  %-22s %8d %8.2f %8.2f %8.2f %8.2f %8.2f\n", k, p.Count, p.P50, p.P95, p.P99, p.P999, p.Max)
 	}
 	l := r.NotificationLag
-	fmt.Printf("  %-22s %8d %8.2f %8.2f %8.2f %8.2f\n", "notification lag", l.Count, l.P50, l.P95, l.P99, l.Max)
+	fmt.Printf("  %-22s %8d %8.2f %8.2f %8.2f %8.2f %8.2f\n", "notification lag", l.Count, l.P50, l.P95, l.P99, l.P999, l.Max)
 	fmt.Printf("  statuses                %v\n", r.Statuses)
 	names := make([]string, 0, len(r.Processes))
 	for n := range r.Processes {
@@ -402,7 +483,7 @@ func printReport(r Report) {
 	sort.Strings(names)
 	for _, n := range names {
 		p := r.Processes[n]
-		fmt.Printf("  process %-14s cpu %6.2f s   peak rss %6.1f MiB\n", n, p.CPUSeconds, p.PeakRSSMiB)
+		fmt.Printf("  process %-14s cpu %6.2f s   peak rss %6.1f MiB   instances %d\n", n, p.CPUSeconds, p.PeakRSSMiB, p.Instances)
 	}
 	if v := r.Violations; v.Total() == 0 {
 		fmt.Println("  invariants              ok: every completed order debited once, balances = deposits - completed, one notification per finished order")

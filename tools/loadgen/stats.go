@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ type Percentiles struct {
 	P50   float64 `json:"p50_ms"`
 	P95   float64 `json:"p95_ms"`
 	P99   float64 `json:"p99_ms"`
+	P999  float64 `json:"p99_9_ms"`
 	Max   float64 `json:"max_ms"`
 }
 
@@ -30,15 +32,32 @@ func summarize(sample []time.Duration) Percentiles {
 		i := int(math.Ceil(q*float64(len(s)))) - 1
 		return ms(s[max(i, 0)])
 	}
-	return Percentiles{Count: len(s), P50: at(0.50), P95: at(0.95), P99: at(0.99), Max: ms(s[len(s)-1])}
+	return Percentiles{Count: len(s), P50: at(0.50), P95: at(0.95), P99: at(0.99), P999: at(0.999), Max: ms(s[len(s)-1])}
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*100) / 100 }
 
-// ProcStats is what one service process cost during the run.
+// ProcStats is what a service cost during the run: the CPU of all its instances and the
+// largest peak resident set of any one of them.
 type ProcStats struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	Instances  int     `json:"instances"`
+}
+
+// procSamples adds up the CPU time of the processes and takes the largest peak RSS.
+func procSamples(pids []int) ProcStats {
+	var p ProcStats
+	for _, pid := range pids {
+		cpu, peak, ok := procSample(pid)
+		if !ok {
+			continue
+		}
+		p.CPUSeconds += cpu
+		p.PeakRSSMiB = max(p.PeakRSSMiB, peak)
+		p.Instances++
+	}
+	return p
 }
 
 // procSample reads a process's CPU time (user + system, in clock ticks of 1/100 s on Linux)
@@ -64,16 +83,23 @@ func procSample(pid int) (cpu float64, peakMiB float64, ok bool) {
 	return (utime + stime) / 100, peakMiB, true
 }
 
-// readPIDs reads <dir>/<name>.pid for each name.
-func readPIDs(dir string, names []string) map[string]int {
-	pids := map[string]int{}
+// readPIDs reads, for each name, <dir>/<name>.pid and the further instances' <name>.2.pid,
+// <name>.3.pid and so on, as make run writes them with REPLICAS.
+func readPIDs(dir string, names []string) map[string][]int {
+	pids := map[string][]int{}
 	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(dir, n+".pid"))
-		if err != nil {
-			continue
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			pids[n] = pid
+		for i := 1; ; i++ {
+			file := n + ".pid"
+			if i > 1 {
+				file = fmt.Sprintf("%s.%d.pid", n, i)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, file))
+			if err != nil {
+				break
+			}
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				pids[n] = append(pids[n], pid)
+			}
 		}
 	}
 	return pids
