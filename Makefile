@@ -39,7 +39,7 @@ fuzz: ## run the money fuzzers briefly beyond their seed corpus (the seeds also 
 e2e: ## Newman run of the Postman collection against the real binaries behind the gateway
 	bash scripts/e2e.sh
 
-run: ## start the four services and the gateway on :8000 in the background
+run: ## start the four services and the gateway on :8000 in the background (REPLICAS=n: n instances of each)
 	bash scripts/run.sh
 
 stop: ## stop what make run started
@@ -71,5 +71,5 @@ deploy-check: helm-lint ## render the chart and load the compose file, checking 
 kube-test: ## helm install/upgrade/uninstall against a real kube-apiserver built here (no kubelet)
 	bash deploy/kube/install-test.sh
 
-bench: ## pgbench reference + load generator through the gateway (CLIENTS=32 DURATION=30s BASE_URL=...)
+bench: ## pgbench reference + three load runs (mix, all keyed, open loop) through the gateway (CLIENTS=32 DURATION=30s RATE= REPLICAS=1 BASE_URL=...)
 	bash tools/bench/bench.sh

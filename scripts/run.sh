@@ -2,6 +2,9 @@
 # Starts order-system on this machine: prepares the database, builds the four services, starts
 # them and the nginx gateway in the background (logs and pid files in .run/), waits until all
 # are ready and prints the URL. scripts/stop.sh stops exactly what this started.
+#
+# REPLICAS=n starts n instances of each service: instance i listens on the service's port
+# + 100 × (i − 1) and writes <service>.<i>.pid; the gateway balances over all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,12 +13,20 @@ PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}
 export PGOPTIONS="-c client_min_messages=warning"
 SERVICES=(billing notification user order) # billing and notification first: the others call or feed them
 declare -A PORTS=([user]=8081 [billing]=8082 [order]=8083 [notification]=8084)
+REPLICAS=${REPLICAS:-1}
+[[ $REPLICAS =~ ^[1-9]$ ]] || { echo "REPLICAS must be 1 to 9, got '$REPLICAS'" >&2; exit 1; }
+INSTANCES=() # service:instance, the first instance of each service named as before
+for svc in "${SERVICES[@]}"; do
+	for i in $(seq "$REPLICAS"); do INSTANCES+=("$svc:$i"); done
+done
+name() { if [ "$2" -eq 1 ]; then echo "$1"; else echo "$1.$2"; fi; }
+port() { echo $((PORTS[$1] + 100 * ($2 - 1))); }
 
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/tmp"
 
 running() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
 for name in "${SERVICES[@]}" gateway; do
-	if running "$name"; then
+	if running "$name" || running "$name.2"; then
 		echo "order-system is already running ($name, pid $(cat "$RUN_DIR/$name.pid")); run make stop first" >&2
 		exit 1
 	fi
@@ -40,19 +51,31 @@ fail() {
 	exit 1
 }
 trap 'fail "make run failed"' ERR
-for svc in "${SERVICES[@]}"; do
-	HTTP_ADDR="127.0.0.1:${PORTS[$svc]}" nohup "bin/$svc" >>"$RUN_DIR/logs/$svc.log" 2>&1 &
-	echo $! >"$RUN_DIR/$svc.pid"
+for inst in "${INSTANCES[@]}"; do
+	svc=${inst%:*} i=${inst#*:}
+	n=$(name "$svc" "$i")
+	HTTP_ADDR="127.0.0.1:$(port "$svc" "$i")" nohup "bin/$svc" >>"$RUN_DIR/logs/$n.log" 2>&1 &
+	echo $! >"$RUN_DIR/$n.pid"
 done
-nginx -p "$PWD/$RUN_DIR/" -c "$PWD/deploy/nginx/local.conf"
+# The gateway's configuration, with every instance in its service's upstream.
+mkdir -p "$RUN_DIR/gateway"
+cp deploy/nginx/local.conf deploy/nginx/routes.conf "$RUN_DIR/gateway/"
+for svc in "${SERVICES[@]}"; do
+	servers=""
+	for i in $(seq "$REPLICAS"); do servers+="server 127.0.0.1:$(port "$svc" "$i"); "; done
+	sed -i "s/server 127\.0\.0\.1:${PORTS[$svc]}; /$servers/" "$RUN_DIR/gateway/local.conf"
+done
+nginx -p "$PWD/$RUN_DIR/" -c "$PWD/$RUN_DIR/gateway/local.conf"
 
 ready() { curl -fs -o /dev/null --max-time 2 "$1"; }
 deadline=$((SECONDS + 60))
-for svc in "${SERVICES[@]}"; do
-	until ready "http://127.0.0.1:${PORTS[$svc]}/readyz"; do
-		if ! running "$svc" || [ $SECONDS -ge $deadline ]; then
-			tail -n 20 "$RUN_DIR/logs/$svc.log" >&2
-			fail "$svc did not become ready (its last log lines are above)"
+for inst in "${INSTANCES[@]}"; do
+	svc=${inst%:*} i=${inst#*:}
+	n=$(name "$svc" "$i")
+	until ready "http://127.0.0.1:$(port "$svc" "$i")/readyz"; do
+		if ! running "$n" || [ $SECONDS -ge $deadline ]; then
+			tail -n 20 "$RUN_DIR/logs/$n.log" >&2
+			fail "$n did not become ready (its last log lines are above)"
 		fi
 		sleep 0.2
 	done
@@ -62,4 +85,5 @@ until ready "http://127.0.0.1:8000/"; do
 	sleep 0.2
 done
 trap - ERR
+[ "$REPLICAS" -eq 1 ] || echo "$REPLICAS instances of each service behind the gateway"
 echo "order-system is running at http://localhost:8000 (logs in $RUN_DIR/logs, stop with make stop)"

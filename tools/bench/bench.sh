@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# make bench: a pgbench reference line and the load generator, in the same run, so that the
-# figures compare across machines. Starts the system (make run) unless BASE_URL is given, and
-# stops what it started. CLIENTS (32) and DURATION (30s) set the load.
+# make bench: a pgbench reference line and three load generator runs, in the same run, so that
+# the figures compare across machines:
+#   mix        closed loop, the default mix (a fifth of the new orders keyed)
+#   all keyed  closed loop, every new order with an Idempotency-Key
+#   open loop  every new order keyed, started on a fixed schedule at RATE requests/s (by
+#              default half of what the all-keyed run reached)
+# Starts the system (make run, with REPLICAS instances of each service) unless BASE_URL is
+# given or something already answers on :8000, and stops what it started. CLIENTS (32) and
+# DURATION (30s) set the load. Fails only if an invariant breaks in any run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CLIENTS=${CLIENTS:-32}
 DURATION=${DURATION:-30s}
+RATE=${RATE:-}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}
 
 started=
 if [ -z "${BASE_URL:-}" ]; then
 	BASE_URL=http://localhost:8000
 	if ! curl -fs -o /dev/null --max-time 2 "$BASE_URL/"; then
-		bash scripts/run.sh
+		REPLICAS=${REPLICAS:-1} bash scripts/run.sh
 		started=1
+	elif [ -n "${REPLICAS:-}" ]; then
+		echo "REPLICAS ignored: the system already runs on :8000; make stop first" >&2
 	fi
 fi
 db="bench_$$"
@@ -33,13 +42,23 @@ SQL
 tps=$(pgbench -n -f tools/bench/debit.sql -c "$CLIENTS" -j 2 -T 10 "$PG_ADMIN_URL/$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
 echo "pgbench debit tps: $tps"
 
-echo "== order-system through the gateway: $CLIENTS clients, $DURATION"
 go build -o bin/loadgen ./tools/loadgen
+rm -f bench.json bench-keyed.json bench-open.json
 status=0
-bin/loadgen -base-url "$BASE_URL" -clients "$CLIENTS" -duration "$DURATION" -out bench.json || status=$?
-orders=$(sed -n 's/.*"orders_per_second": \([0-9.]*\).*/\1/p' bench.json | head -1)
-completed=$(sed -n 's/.*"completed_per_second": \([0-9.]*\).*/\1/p' bench.json | head -1)
-if [ -n "$tps" ] && [ -n "$orders" ]; then
-	awk -v o="$orders" -v c="$completed" -v t="$tps" 'BEGIN { printf "orders/s ÷ pgbench debit tps: %.3f (completed %.3f)\n", o / t, c / t }'
+load() { bin/loadgen -base-url "$BASE_URL" -duration "$DURATION" "$@" || status=$?; }
+
+echo "== mix: $CLIENTS clients, $DURATION, default mix"
+load -clients "$CLIENTS" -out bench.json
+echo "== all keyed: $CLIENTS clients, $DURATION, every new order keyed"
+load -clients "$CLIENTS" -keyed 1 -out bench-keyed.json
+if [ -z "$RATE" ]; then
+	keyed=$(sed -n 's/.*"orders_per_second": \([0-9.]*\).*/\1/p' bench-keyed.json | head -1)
+	RATE=$(awk -v o="${keyed:-0}" 'BEGIN { r = int(o / 2 / 10 + 0.5) * 10; print (r < 10 ? 10 : r) }')
 fi
+echo "== open loop: $RATE requests/s, $DURATION, every new order keyed"
+load -rate "$RATE" -keyed 1 -out bench-open.json
+
+echo
+echo "== order-system, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
+bin/loadgen table -pgbench-tps "${tps:-0}" mix=bench.json "all keyed=bench-keyed.json" "open loop=bench-open.json"
 exit $status
