@@ -1,11 +1,14 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/mail"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -16,30 +19,129 @@ import (
 )
 
 // Decode reads the request body as one JSON object into dst. Unknown fields are ignored, as
-// clients may send more than a version of the API knows; anything else malformed is a 400.
+// clients may send more than a version of the API knows; anything else malformed, including
+// a key given twice (see CheckObject), is a 400.
 func Decode(c echo.Context, dst any) error {
-	dec := json.NewDecoder(c.Request().Body)
-	if err := dec.Decode(dst); err != nil {
-		var typeErr *json.UnmarshalTypeError
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
 		var maxErr *echo.HTTPError
-		switch {
-		case errors.As(err, &maxErr):
-			return err
-		case errors.As(err, &typeErr) && typeErr.Field != "":
-			return apperr.Validation(map[string]string{typeErr.Field: "must be a " + typeName(typeErr.Type.Kind().String())})
-		case errors.Is(err, io.EOF):
-			return apperr.New(apperr.Invalid, "request body must be a JSON object")
-		case strings.Contains(err.Error(), "http: request body too large"):
-			return apperr.New(apperr.PayloadTooLarge, "request body is larger than "+MaxBodyBytes+"B")
-		default:
-			return apperr.New(apperr.Invalid, "request body must be a JSON object")
+		if errors.As(err, &maxErr) {
+			return err // the body limit's 413
 		}
+		if strings.Contains(err.Error(), "http: request body too large") {
+			return apperr.New(apperr.PayloadTooLarge, "request body is larger than "+MaxBodyBytes+"B")
+		}
+		return apperr.Wrap(err, apperr.Invalid, "request body cannot be read")
+	}
+	if err := CheckObject(body); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, dst); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return apperr.Validation(map[string]string{typeErr.Field: "must be a " + typeName(typeErr.Type.Kind().String())})
+		}
+		return errNotObject
+	}
+	return nil
+}
+
+var errNotObject = apperr.New(apperr.Invalid, "request body must be a JSON object")
+
+// CheckObject accepts body only if it is a single JSON object (surrounded by nothing but
+// whitespace) in which no object, at any depth, names a key twice, also not in another letter
+// case. encoding/json matches keys to fields regardless of case and keeps the last one, so
+// {"price":1,"PRICE":5} would be read as 5 while anything else reading the text (a log, a
+// proxy, the idempotency fingerprint) may take 1: such a body is refused rather than guessed
+// at. The idempotency middleware runs the same check before it takes a key, so a body the
+// handler would refuse never holds one.
+func CheckObject(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return errNotObject
+	}
+	if err := checkObject(dec); err != nil {
+		return err
 	}
 	// Only whitespace may follow the object (More alone lets a stray "}" through).
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return apperr.New(apperr.Invalid, "request body must hold a single JSON object")
 	}
 	return nil
+}
+
+// checkObject walks the members of an object whose opening brace was just read, up to and
+// including its closing brace.
+func checkObject(dec *json.Decoder) error {
+	seen := map[string]string{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return errNotObject
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return errNotObject
+		}
+		folded := foldKey(key)
+		if first, dup := seen[folded]; dup {
+			msg := "is given twice"
+			if first != key {
+				msg = fmt.Sprintf("is given twice (as %q and %q; keys do not depend on letter case)", first, key)
+			}
+			return apperr.Validation(map[string]string{key: msg})
+		}
+		seen[folded] = key
+		if err := checkValue(dec); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return errNotObject
+	}
+	return nil
+}
+
+// checkValue walks the next value, descending into objects and arrays.
+func checkValue(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return errNotObject
+	}
+	switch tok {
+	case json.Delim('{'):
+		return checkObject(dec)
+	case json.Delim('['):
+		for dec.More() {
+			if err := checkValue(dec); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // the closing bracket
+			return errNotObject
+		}
+	}
+	return nil
+}
+
+// foldKey maps the keys encoding/json takes for the same field to one string, the way it
+// compares them: ASCII letters by case, other runes by Unicode simple folding (so the Kelvin
+// sign matches "k").
+func foldKey(key string) string {
+	var b strings.Builder
+	for _, r := range key {
+		for {
+			next := unicode.SimpleFold(r)
+			if next <= r {
+				r = next
+				break
+			}
+			r = next
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func typeName(kind string) string {

@@ -1,5 +1,6 @@
 // Package idempotency implements the Idempotency-Key header (IETF draft
-// draft-ietf-httpapi-idempotency-key-header) as echo middleware backed by PostgreSQL.
+// draft-ietf-httpapi-idempotency-key-header) as echo middleware backed by PostgreSQL, for
+// routes whose body is a JSON object.
 //
 // The first request with a key takes a lease on the key; a finished response (any status
 // below 500) is stored and replayed byte for byte to later requests with the same key and
@@ -29,6 +30,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/postgres"
 )
 
@@ -221,6 +223,12 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 				return err // the body limit's 413, or a broken connection
 			}
 			req.Body = io.NopCloser(bytes.NewReader(body))
+			// A body the handler would refuse must not take the key: the 400 would be stored
+			// and the corrected retry answered 422. Checking it here also makes the
+			// fingerprint see exactly the object the handler decodes.
+			if err := httpx.CheckObject(body); err != nil {
+				return err
+			}
 			scope := req.Method + " " + c.Path()
 			ctx := req.Context()
 

@@ -138,6 +138,24 @@ func TestMismatchScopeAndKeyLength(t *testing.T) {
 	}
 }
 
+// TestRefusedBodyTakesNoKey sends bodies the handler's decoder refuses: each is a 400 that
+// never reaches the handler and leaves the key free, so the corrected retry runs.
+func TestRefusedBodyTakesNoKey(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, time.Hour)
+	for _, body := range []string{`{"a":1} x`, `{"a":1}}`, `{"a":1} {"a":1}`, `{"price":1,"PRICE":5}`, `{"a":1,"a":1}`, `[1]`, ``} {
+		if resp, got := s.post(t, "/things", "k", body); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(got), "invalid_request") {
+			t.Errorf("body %q = %d %s, want 400 invalid_request", body, resp.StatusCode, got)
+		}
+	}
+	if n := s.calls.Load(); n != 0 {
+		t.Fatalf("handler ran %d times for refused bodies, want 0", n)
+	}
+	if resp, got := s.post(t, "/things", "k", `{"a":1}`); resp.StatusCode != http.StatusCreated || resp.Header.Get(idempotency.HeaderCached) != "" {
+		t.Fatalf("corrected retry = %d %s cached=%q, want a fresh 201", resp.StatusCode, got, resp.Header.Get(idempotency.HeaderCached))
+	}
+}
+
 func TestConcurrentSameKeyRunsOnce(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, time.Hour)
