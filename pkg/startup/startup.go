@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/order-system/order-system/pkg/env"
 	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/outbox"
@@ -42,9 +43,14 @@ func Command(args []string, extra ...string) (string, error) {
 }
 
 // Database opens the service's pool and applies its migrations, so a service never runs
-// against a schema older than its code.
+// against a schema older than its code. DB_MAX_OPEN_CONNS sizes the pool (default 10):
+// replicas × pools must stay under the database's max_connections.
 func Database(ctx context.Context, url string, migrations fs.FS) (*sqlx.DB, error) {
-	db, err := postgres.Open(ctx, postgres.Config{URL: url})
+	size, err := env.Int("DB_MAX_OPEN_CONNS", 10)
+	if err != nil {
+		return nil, err
+	}
+	db, err := postgres.Open(ctx, postgres.Config{URL: url, MaxOpenConns: size})
 	if err != nil {
 		return nil, err
 	}
@@ -68,10 +74,14 @@ func Registry(db *sqlx.DB, service string) *prometheus.Registry {
 // the events exchange (for the readiness check); closing stops both. The publisher dials
 // the broker lazily, so a broker that is down does not keep the service from starting.
 func Relay(ctx context.Context, databaseURL, amqpURL string, log *slog.Logger, reg prometheus.Registerer) (*outbox.Relay, *rabbit.Publisher, func(), error) {
+	size, err := env.Int("DB_RELAY_MAX_OPEN_CONNS", 2)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	publisher := rabbit.NewPublisher(amqpURL, events.Exchange)
-	// The relay's own small pool commits asynchronously: losing the mark "published" in a
-	// crash only republishes events, which consumers deduplicate.
-	db, err := postgres.Open(ctx, postgres.Config{URL: databaseURL, MaxOpenConns: 2, AsyncCommit: true})
+	// The relay's own small pool (DB_RELAY_MAX_OPEN_CONNS) commits asynchronously: losing the
+	// mark "published" in a crash only republishes events, which consumers deduplicate.
+	db, err := postgres.Open(ctx, postgres.Config{URL: databaseURL, MaxOpenConns: size, AsyncCommit: true})
 	if err != nil {
 		publisher.Close()
 		return nil, nil, nil, err
