@@ -9,7 +9,7 @@ CHART=deploy/helm/order-system
 
 command -v etcd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
 bash deploy/kube/install-helm.sh
-APISERVER=$(bash deploy/kube/build-apiserver.sh)
+APISERVER="$(bash deploy/kube/build-kube.sh)/kube-apiserver"
 
 work=$(mktemp -d)
 pids=()
