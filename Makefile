@@ -58,7 +58,7 @@ lint: ## go vet and gofmt over every module
 tidy: ## go mod tidy in every module
 	@for m in $(MODULES); do (cd $$m && go mod tidy) || exit 1; done
 
-images: ## build the images order-system-<service>:latest (needs a Docker engine)
+images: ## build the images order-system-<service>:<chart appVersion> (TAG=... for another; needs a Docker engine)
 	bash deploy/docker/build-images.sh
 
 helm-lint: ## helm lint the chart, with the bundled databases and without

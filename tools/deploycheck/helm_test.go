@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +14,10 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -44,6 +47,10 @@ type objects struct {
 	secrets      []corev1.Secret
 	ingresses    []networkingv1.Ingress
 	policies     []networkingv1.NetworkPolicy
+	testPods     []corev1.Pod // helm test hooks
+	budgets      []policyv1.PodDisruptionBudget
+	autoscalers  []autoscalingv2.HorizontalPodAutoscaler
+	httpRoutes   []map[string]any // no Go types here: the real API server checks them against the CRDs
 }
 
 // strict decodes one manifest into v, failing on any field the API type does not have.
@@ -59,8 +66,17 @@ func strict(doc []byte, v any) error {
 
 func render(t *testing.T, set ...string) objects {
 	t.Helper()
+	return renderChart(t, chart, set...)
+}
+
+func renderChart(t *testing.T, chart string, set ...string) objects {
+	t.Helper()
 	args := []string{"template", "order-system", chart, "--namespace", "default"}
 	for _, s := range set {
+		if strings.HasPrefix(s, "-") { // a flag such as --values=file
+			args = append(args, s)
+			continue
+		}
 		args = append(args, "--set", s)
 	}
 	var objs objects
@@ -101,6 +117,22 @@ func render(t *testing.T, set ...string) objects {
 			var o networkingv1.NetworkPolicy
 			err = strict([]byte(doc), &o)
 			objs.policies = append(objs.policies, o)
+		case "Pod":
+			var o corev1.Pod
+			err = strict([]byte(doc), &o)
+			objs.testPods = append(objs.testPods, o)
+		case "PodDisruptionBudget":
+			var o policyv1.PodDisruptionBudget
+			err = strict([]byte(doc), &o)
+			objs.budgets = append(objs.budgets, o)
+		case "HorizontalPodAutoscaler":
+			var o autoscalingv2.HorizontalPodAutoscaler
+			err = strict([]byte(doc), &o)
+			objs.autoscalers = append(objs.autoscalers, o)
+		case "HTTPRoute":
+			var o map[string]any
+			err = yaml.Unmarshal([]byte(doc), &o)
+			objs.httpRoutes = append(objs.httpRoutes, o)
 		default:
 			t.Errorf("unexpected kind %s", head.Kind)
 		}
@@ -205,9 +237,24 @@ func checkDeployment(t *testing.T, d appsv1.Deployment) {
 	if len(pod.InitContainers) != 1 || !slices.Equal(pod.InitContainers[0].Args, []string{"migrate"}) {
 		t.Errorf("%s: want one init container running migrate", d.Name)
 	}
-	// The pod's grace period outlasts the service's own shutdown timeout.
-	if pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= 20*time.Second {
-		t.Errorf("%s: terminationGracePeriodSeconds %v, want more than the 20 s SHUTDOWN_TIMEOUT", d.Name, pod.TerminationGracePeriodSeconds)
+	// A stopping pod first sleeps until the proxies dropped it, then shuts down within
+	// SHUTDOWN_TIMEOUT (20 s): the grace period outlasts both.
+	if main.Lifecycle == nil || main.Lifecycle.PreStop == nil || main.Lifecycle.PreStop.Sleep == nil || main.Lifecycle.PreStop.Sleep.Seconds < 1 {
+		t.Fatalf("%s: want a preStop sleep", d.Name)
+	}
+	preStop := time.Duration(main.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+	if pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= preStop+20*time.Second {
+		t.Errorf("%s: terminationGracePeriodSeconds %v, want more than preStop %v + the 20 s SHUTDOWN_TIMEOUT", d.Name, pod.TerminationGracePeriodSeconds, preStop)
+	}
+	// /readyz may take up to 2 s before it answers.
+	for _, p := range []*corev1.Probe{main.LivenessProbe, main.ReadinessProbe} {
+		if p.TimeoutSeconds <= 2 {
+			t.Errorf("%s: probe of %s times out after %d s, want more than the 2 s /readyz may take", d.Name, p.HTTPGet.Path, p.TimeoutSeconds)
+		}
+	}
+	// A rollout never drops below the wanted replicas.
+	if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("%s: want maxUnavailable 0", d.Name)
 	}
 }
 
@@ -231,7 +278,7 @@ func checkIngress(t *testing.T, ingresses []networkingv1.Ingress) {
 	}
 	want := map[string]string{
 		"Prefix /users": "order-system-user", "Prefix /billing": "order-system-billing", "Prefix /orders": "order-system-order",
-		"Prefix /notifications": "order-system-notification", "Exact /": "order-system-index",
+		"Prefix /notifications": "order-system-notification", "Prefix /": "order-system-index",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("ingress paths %v, want exactly %v", got, want)
@@ -260,5 +307,220 @@ func checkNetworkPolicy(t *testing.T, policies []networkingv1.NetworkPolicy) {
 	slices.Sort(allowed)
 	if !slices.Equal(allowed, []string{"order", "user"}) {
 		t.Errorf("pods allowed to billing: %v, want order and user", allowed)
+	}
+}
+
+// chartVersions reads version and appVersion of a Chart.yaml.
+func chartVersions(t *testing.T, path string) (version, appVersion string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Version    string `json:"version"`
+		AppVersion string `json:"appVersion"`
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Version, c.AppVersion
+}
+
+func TestImagesTaggedWithAppVersion(t *testing.T) {
+	_, appVersion := chartVersions(t, filepath.Join(chart, "Chart.yaml"))
+	for _, svc := range []string{"user", "billing", "order", "notification"} {
+		if _, sub := chartVersions(t, filepath.Join(chart, "charts", svc, "Chart.yaml")); sub != appVersion {
+			t.Errorf("charts/%s appVersion %q, want the umbrella's %q", svc, sub, appVersion)
+		}
+	}
+	for _, tt := range []struct {
+		set []string
+		tag string
+	}{
+		{nil, appVersion},
+		{[]string{"global.image.tag=next"}, "next"},
+	} {
+		objs := render(t, tt.set...)
+		for _, d := range objs.deployments {
+			if d.Name == "order-system-index" {
+				continue
+			}
+			pod := d.Spec.Template.Spec
+			for _, c := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
+				if !strings.HasSuffix(c.Image, ":"+tt.tag) {
+					t.Errorf("%v: %s/%s runs %s, want tag %s", tt.set, d.Name, c.Name, c.Image, tt.tag)
+				}
+			}
+		}
+	}
+}
+
+func TestCredentialsAnyPassword(t *testing.T) {
+	const password = `p@ss w+rd/%:?#'"\x`
+	// A values file, as --set would read the backslash as an escape.
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	js, _ := json.Marshal(password)
+	doc := fmt.Sprintf("global:\n  database: {users: {order: {role: order_service, password: %s}}}\n  amqp: {password: %s, vhost: /}\n", js, js)
+	if err := os.WriteFile(values, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	objs := render(t, "--values="+values)
+	var found bool
+	for _, s := range objs.secrets {
+		if s.Name != "order-system-order" {
+			continue
+		}
+		found = true
+		for _, key := range []string{"DATABASE_URL", "AMQP_URL"} {
+			u, err := url.Parse(s.StringData[key])
+			if err != nil {
+				t.Fatalf("%s does not parse: %v", key, err)
+			}
+			if got, _ := u.User.Password(); got != password {
+				t.Errorf("%s carries password %q, want %q", key, got, password)
+			}
+		}
+		// The AMQP client takes the path after its leading slash as the vhost.
+		if u, _ := url.Parse(s.StringData["AMQP_URL"]); strings.TrimPrefix(u.Path, "/") != "/" {
+			t.Errorf("AMQP_URL path %q, want vhost /", u.Path)
+		}
+	}
+	if !found {
+		t.Fatal("no secret order-system-order")
+	}
+	// The bundled PostgreSQL gets the same password, quoted for SQL.
+	var sql string
+	for _, c := range objs.configmaps {
+		sql += c.Data["20-passwords.sql"]
+	}
+	if want := `ALTER ROLE "order_service" PASSWORD 'p@ss w+rd/%:?#''"\x';`; !strings.Contains(sql, want) {
+		t.Errorf("20-passwords.sql lacks %s:\n%s", want, sql)
+	}
+}
+
+func TestExistingSecret(t *testing.T) {
+	objs := render(t, "order.existingSecret=order-credentials")
+	for _, s := range objs.secrets {
+		if s.Name == "order-system-order" {
+			t.Error("the chart still creates order's Secret")
+		}
+	}
+	for _, d := range objs.deployments {
+		if d.Name != "order-system-order" {
+			continue
+		}
+		for _, c := range append(slices.Clone(d.Spec.Template.Spec.InitContainers), d.Spec.Template.Spec.Containers...) {
+			var refs []string
+			for _, e := range c.EnvFrom {
+				if e.SecretRef != nil {
+					refs = append(refs, e.SecretRef.Name)
+				}
+			}
+			if !slices.Equal(refs, []string{"order-credentials"}) {
+				t.Errorf("%s reads secrets %v, want order-credentials", c.Name, refs)
+			}
+		}
+	}
+}
+
+func TestPoolSizes(t *testing.T) {
+	objs := render(t, "order.pool.maxOpenConns=7", "order.pool.relayMaxOpenConns=1")
+	want := map[string][2]string{
+		"order-system-user": {"10", "2"}, "order-system-billing": {"10", ""},
+		"order-system-order": {"7", "1"}, "order-system-notification": {"10", ""},
+	}
+	got := map[string][2]string{}
+	for _, c := range objs.configmaps {
+		if _, ok := want[c.Name]; ok {
+			got[c.Name] = [2]string{c.Data["DB_MAX_OPEN_CONNS"], c.Data["DB_RELAY_MAX_OPEN_CONNS"]}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pool sizes %v, want %v", got, want)
+	}
+}
+
+func TestTestHooks(t *testing.T) {
+	objs := render(t)
+	var names []string
+	for _, p := range objs.testPods {
+		if p.Annotations["helm.sh/hook"] != "test" {
+			t.Errorf("pod %s is not a test hook", p.Name)
+		}
+		names = append(names, p.Name)
+		if c := p.Spec.Containers[0]; !slices.Equal(c.Args, []string{"healthcheck"}) {
+			t.Errorf("test %s runs %v, want healthcheck", p.Name, c.Args)
+		}
+	}
+	slices.Sort(names)
+	want := []string{"order-system-billing-test", "order-system-notification-test", "order-system-order-test", "order-system-user-test"}
+	if !slices.Equal(names, want) {
+		t.Errorf("test pods %v, want %v", names, want)
+	}
+}
+
+func TestBudgetsAndAutoscalersOffByDefault(t *testing.T) {
+	objs := render(t)
+	if len(objs.budgets) != 0 || len(objs.autoscalers) != 0 || len(objs.httpRoutes) != 0 {
+		t.Errorf("by default %d budgets, %d autoscalers, %d HTTPRoutes; want none", len(objs.budgets), len(objs.autoscalers), len(objs.httpRoutes))
+	}
+	objs = render(t, "global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true")
+	if len(objs.budgets) != 4 || len(objs.autoscalers) != 4 {
+		t.Errorf("switched on: %d budgets, %d autoscalers; want 4 each", len(objs.budgets), len(objs.autoscalers))
+	}
+	for _, d := range objs.deployments {
+		if d.Name != "order-system-index" && d.Spec.Replicas != nil {
+			t.Errorf("%s: replicas %d set while an autoscaler owns them", d.Name, *d.Spec.Replicas)
+		}
+	}
+}
+
+func TestHTTPRoute(t *testing.T) {
+	objs := render(t, "httpRoute.enabled=true")
+	if len(objs.httpRoutes) != 1 {
+		t.Fatalf("%d HTTPRoutes, want 1", len(objs.httpRoutes))
+	}
+	js, _ := json.Marshal(objs.httpRoutes[0])
+	var route struct {
+		APIVersion string
+		Spec       struct {
+			Hostnames []string
+			Rules     []struct {
+				Matches []struct {
+					Path struct{ Type, Value string }
+				}
+				BackendRefs []struct{ Name string }
+			}
+		}
+	}
+	if err := json.Unmarshal(js, &route); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range route.Spec.Rules {
+		got[r.Matches[0].Path.Type+" "+r.Matches[0].Path.Value] = r.BackendRefs[0].Name
+	}
+	want := map[string]string{
+		"PathPrefix /users": "order-system-user", "PathPrefix /billing": "order-system-billing", "PathPrefix /orders": "order-system-order",
+		"PathPrefix /notifications": "order-system-notification", "PathPrefix /": "order-system-index",
+	}
+	if route.APIVersion != "gateway.networking.k8s.io/v1" || !slices.Equal(route.Spec.Hostnames, []string{"arch.homework"}) || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("HTTPRoute %s %v %v, want hostname arch.homework and routes %v", route.APIVersion, route.Spec.Hostnames, got, want)
+	}
+}
+
+// Each subchart renders on its own (its shared templates come from the library chart).
+func TestSubchartsAlone(t *testing.T) {
+	for _, sub := range []string{"user", "billing", "order", "notification", "postgresql", "rabbitmq"} {
+		t.Run(sub, func(t *testing.T) {
+			objs := renderChart(t, filepath.Join(chart, "charts", sub))
+			if len(objs.deployments)+len(objs.statefulsets) != 1 || len(objs.services) != 1 {
+				t.Errorf("%d deployments, %d statefulsets, %d services; want one workload and its service", len(objs.deployments), len(objs.statefulsets), len(objs.services))
+			}
+			for _, d := range objs.deployments {
+				checkDeployment(t, d)
+			}
+		})
 	}
 }

@@ -1,0 +1,313 @@
+{{/*
+Templates shared by the umbrella chart and every subchart. They live in this library chart so
+that each subchart (a service, PostgreSQL, RabbitMQ) also renders and installs on its own.
+*/}}
+
+{{- define "order-system.labels" -}}
+app.kubernetes.io/part-of: order-system
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end }}
+
+{{/* The Kubernetes name of a part of this release: <release>-<name>. */}}
+{{- define "order-system.fullname" -}}
+{{- printf "%s-%s" .root.Release.Name .name | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
+{{- define "order-system.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end }}
+
+{{/*
+The defaults of .Values.global, for a subchart installed on its own; the umbrella chart's
+values.yaml documents each of them and sets the same values.
+*/}}
+{{- define "order-system.globalDefaults" -}}
+image:
+  registry: ""
+  tag: ""
+  pullPolicy: IfNotPresent
+database:
+  host: ""
+  port: 5432
+  name: order_system
+  sslmode: disable
+  users:
+    user: { role: user_service, password: user_service }
+    billing: { role: billing_service, password: billing_service }
+    order: { role: order_service, password: order_service }
+    notification: { role: notification_service, password: notification_service }
+amqp:
+  host: ""
+  port: 5672
+  user: order
+  password: order
+  vhost: ""
+logLevel: info
+shutdownTimeoutSeconds: 20
+preStopSeconds: 5
+podDisruptionBudget:
+  enabled: false
+  minAvailable: 1
+autoscaling:
+  enabled: false
+  minReplicas: 2
+  maxReplicas: 4
+  targetCPUUtilizationPercentage: 80
+{{- end }}
+
+{{/* .Values.global over the defaults above, as YAML: use with `include ... | fromYaml`. */}}
+{{- define "order-system.global" -}}
+{{- $defaults := include "order-system.globalDefaults" . | fromYaml -}}
+{{- toYaml (mustMergeOverwrite $defaults (deepCopy (.Values.global | default dict))) -}}
+{{- end }}
+
+{{/*
+A value escaped for the user-information or path part of a URL: any password works. urlquery
+escapes everything but letters, digits and -_.~, and writes a space as "+", which a URL's
+user information would read as a plus: hence %20.
+*/}}
+{{- define "order-system.urlEscape" -}}
+{{- . | toString | urlquery | replace "+" "%20" -}}
+{{- end }}
+
+{{- define "order-system.dbHost" -}}
+{{- .g.database.host | default (printf "%s-postgresql" .root.Release.Name) -}}
+{{- end }}
+
+{{- define "order-system.amqpHost" -}}
+{{- .g.amqp.host | default (printf "%s-rabbitmq" .root.Release.Name) -}}
+{{- end }}
+
+{{/* The image of a service: <registry>order-system-<name>:<tag>, the tag defaulting to the chart's appVersion. */}}
+{{- define "order-system.image" -}}
+{{- printf "%sorder-system-%s:%s" .g.image.registry .name (.g.image.tag | default .root.Chart.AppVersion | toString) -}}
+{{- end }}
+
+{{/*
+order-system.service renders everything one service needs: ConfigMap, Secret (unless
+existingSecret names one), Deployment (migrations in an init container), Service, and when
+switched on a PodDisruptionBudget and a HorizontalPodAutoscaler. Each service subchart
+includes it with its own values: name, schema, replicas, pool, resources, callsBilling.
+*/}}
+{{- define "order-system.service" -}}
+{{- $name := .Values.name -}}
+{{- $fullname := include "order-system.fullname" (dict "root" . "name" $name) -}}
+{{- $g := include "order-system.global" . | fromYaml -}}
+{{- $db := get $g.database.users $name -}}
+{{- $secret := .Values.existingSecret | default $fullname -}}
+{{- $image := include "order-system.image" (dict "root" . "g" $g "name" $name) -}}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ $fullname }}
+  labels:
+    {{- include "order-system.labels" . | nindent 4 }}
+    app.kubernetes.io/name: {{ $name }}
+data:
+  HTTP_ADDR: ":8080"
+  LOG_LEVEL: {{ $g.logLevel | quote }}
+  SHUTDOWN_TIMEOUT: {{ printf "%ds" (int $g.shutdownTimeoutSeconds) | quote }}
+  DB_MAX_OPEN_CONNS: {{ .Values.pool.maxOpenConns | int | quote }}
+  {{- if .Values.pool.relayMaxOpenConns }}
+  DB_RELAY_MAX_OPEN_CONNS: {{ .Values.pool.relayMaxOpenConns | int | quote }}
+  {{- end }}
+  {{- if .Values.callsBilling }}
+  BILLING_URL: {{ printf "http://%s:8080" (include "order-system.fullname" (dict "root" . "name" "billing")) | quote }}
+  {{- end }}
+  {{- range $k, $v := .Values.env }}
+  {{ $k }}: {{ $v | quote }}
+  {{- end }}
+{{- if not .Values.existingSecret }}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ $fullname }}
+  labels:
+    {{- include "order-system.labels" . | nindent 4 }}
+    app.kubernetes.io/name: {{ $name }}
+type: Opaque
+stringData:
+  DATABASE_URL: {{ printf "postgres://%s:%s@%s:%d/%s?sslmode=%s&search_path=%s" (include "order-system.urlEscape" $db.role) (include "order-system.urlEscape" $db.password) (include "order-system.dbHost" (dict "root" . "g" $g)) (int $g.database.port) (include "order-system.urlEscape" $g.database.name) (urlquery $g.database.sslmode) (urlquery .Values.schema) | quote }}
+  AMQP_URL: {{ printf "amqp://%s:%s@%s:%d/%s" (include "order-system.urlEscape" $g.amqp.user) (include "order-system.urlEscape" $g.amqp.password) (include "order-system.amqpHost" (dict "root" . "g" $g)) (int $g.amqp.port) (include "order-system.urlEscape" $g.amqp.vhost) | quote }}
+{{- end }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $fullname }}
+  labels:
+    {{- include "order-system.labels" . | nindent 4 }}
+    app.kubernetes.io/name: {{ $name }}
+spec:
+  {{- if not $g.autoscaling.enabled }}
+  replicas: {{ .Values.replicas }}
+  {{- end }}
+  selector:
+    matchLabels:
+      app.kubernetes.io/instance: {{ .Release.Name }}
+      app.kubernetes.io/name: {{ $name }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      # A new pod is Ready before an old one goes: the capacity never drops during a rollout.
+      maxUnavailable: 0
+      maxSurge: 1
+  template:
+    metadata:
+      labels:
+        {{- include "order-system.labels" . | nindent 8 }}
+        app.kubernetes.io/name: {{ $name }}
+      annotations:
+        # Roll the pods when their configuration changes.
+        checksum/config: {{ printf "%v%v" .Values $g | sha256sum }}
+    spec:
+      # The preStop pause, then SHUTDOWN_TIMEOUT for in-flight requests and the outbox
+      # flush, then 10 s to spare before SIGKILL.
+      terminationGracePeriodSeconds: {{ add $g.preStopSeconds $g.shutdownTimeoutSeconds 10 }}
+      automountServiceAccountToken: false
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        runAsGroup: 65532
+        seccompProfile:
+          type: RuntimeDefault
+      initContainers:
+        # Migrations run before the app starts; golang-migrate's advisory lock keeps
+        # replicas from applying them twice.
+        - name: migrate
+          image: {{ $image | quote }}
+          imagePullPolicy: {{ $g.image.pullPolicy }}
+          args: ["migrate"]
+          envFrom:
+            - configMapRef: { name: {{ $fullname }} }
+            - secretRef: { name: {{ $secret }} }
+          securityContext:
+            {{- include "order-system.containerSecurityContext" . | nindent 12 }}
+          resources:
+            {{- toYaml .Values.resources | nindent 12 }}
+      containers:
+        - name: {{ $name }}
+          image: {{ $image | quote }}
+          imagePullPolicy: {{ $g.image.pullPolicy }}
+          ports:
+            - name: http
+              containerPort: 8080
+          envFrom:
+            - configMapRef: { name: {{ $fullname }} }
+            - secretRef: { name: {{ $secret }} }
+          lifecycle:
+            # Keep serving while the endpoint removal reaches every proxy; only then does
+            # SIGTERM start the graceful shutdown. A sleep action: the image has no shell.
+            preStop:
+              sleep: { seconds: {{ $g.preStopSeconds }} }
+          # /readyz bounds its checks at 2 s: the timeouts leave room above that.
+          livenessProbe:
+            httpGet: { path: /livez, port: http }
+            periodSeconds: 10
+            timeoutSeconds: 3
+            failureThreshold: 3
+          readinessProbe:
+            httpGet: { path: /readyz, port: http }
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 2
+          securityContext:
+            {{- include "order-system.containerSecurityContext" . | nindent 12 }}
+          resources:
+            {{- toYaml .Values.resources | nindent 12 }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $fullname }}
+  labels:
+    {{- include "order-system.labels" . | nindent 4 }}
+    app.kubernetes.io/name: {{ $name }}
+spec:
+  selector:
+    app.kubernetes.io/instance: {{ .Release.Name }}
+    app.kubernetes.io/name: {{ $name }}
+  ports:
+    - name: http
+      port: 8080
+      targetPort: http
+---
+# helm test: the Service answers /readyz from a Ready pod (the image's own probe: no curl).
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {{ $fullname }}-test
+  labels:
+    {{- include "order-system.labels" . | nindent 4 }}
+    app.kubernetes.io/name: {{ $name }}-test
+  annotations:
+    helm.sh/hook: test
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65532
+    runAsGroup: 65532
+    seccompProfile:
+      type: RuntimeDefault
+  containers:
+    - name: readyz
+      image: {{ $image | quote }}
+      imagePullPolicy: {{ $g.image.pullPolicy }}
+      args: ["healthcheck"]
+      env:
+        - { name: HTTP_ADDR, value: {{ printf "%s:8080" $fullname | quote }} }
+      securityContext:
+        {{- include "order-system.containerSecurityContext" . | nindent 8 }}
+      resources:
+        requests: { cpu: 10m, memory: 16Mi }
+        limits: { cpu: 100m, memory: 32Mi }
+{{- if $g.podDisruptionBudget.enabled }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ $fullname }}
+  labels:
+    {{- include "order-system.labels" . | nindent 4 }}
+    app.kubernetes.io/name: {{ $name }}
+spec:
+  minAvailable: {{ $g.podDisruptionBudget.minAvailable }}
+  selector:
+    matchLabels:
+      app.kubernetes.io/instance: {{ .Release.Name }}
+      app.kubernetes.io/name: {{ $name }}
+{{- end }}
+{{- if $g.autoscaling.enabled }}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ $fullname }}
+  labels:
+    {{- include "order-system.labels" . | nindent 4 }}
+    app.kubernetes.io/name: {{ $name }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ $fullname }}
+  minReplicas: {{ $g.autoscaling.minReplicas }}
+  maxReplicas: {{ $g.autoscaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $g.autoscaling.targetCPUUtilizationPercentage }}
+{{- end }}
+{{- end }}
