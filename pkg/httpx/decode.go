@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/money"
@@ -21,15 +21,14 @@ import (
 // Decode reads the request body as one JSON object into dst. Unknown fields are ignored, as
 // clients may send more than a version of the API knows; anything else malformed, including
 // a key given twice (see CheckObject), is a 400.
-func Decode(c echo.Context, dst any) error {
+func Decode(c *echo.Context, dst any) error {
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
-		var maxErr *echo.HTTPError
-		if errors.As(err, &maxErr) {
+		if echo.StatusCode(err) != 0 {
 			return err // the body limit's 413
 		}
 		if strings.Contains(err.Error(), "http: request body too large") {
-			return apperr.New(apperr.PayloadTooLarge, "request body is larger than "+MaxBodyBytes+"B")
+			return apperr.New(apperr.PayloadTooLarge, "request body is larger than %dKB", MaxBodyBytes>>10)
 		}
 		return apperr.Wrap(err, apperr.Invalid, "request body cannot be read")
 	}
@@ -214,7 +213,7 @@ func (f Fields) MaxLen(name, value string, n int) {
 }
 
 // PathUUID parses a UUID path parameter; a malformed one is a 400.
-func PathUUID(c echo.Context, name string) (uuid.UUID, error) {
+func PathUUID(c *echo.Context, name string) (uuid.UUID, error) {
 	f := Fields{}
 	id := f.UUID(name, c.Param(name))
 	return id, f.Err()

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
+	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -24,7 +24,7 @@ import (
 const HeaderRequestID = "X-Request-ID"
 
 // MaxBodyBytes bounds request bodies; the API's payloads are a few hundred bytes.
-const MaxBodyBytes = "64K"
+const MaxBodyBytes = 64 << 10
 
 // ErrorResponse is the one error body of the API.
 type ErrorResponse struct {
@@ -36,10 +36,7 @@ type ErrorResponse struct {
 // New returns an echo instance with the common middleware; metrics are registered on reg and
 // served at /metrics.
 func New(log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
-	e := echo.New()
-	e.HideBanner = true
-	e.HidePort = true
-	e.HTTPErrorHandler = errorHandler(log)
+	e := echo.NewWithConfig(echo.Config{Logger: log, HTTPErrorHandler: errorHandler(log)})
 
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "http_requests_total", Help: "HTTP requests by route, method and status.",
@@ -76,10 +73,10 @@ func Degraded(check Check) Check {
 // Health serves /livez (the process answers) and /readyz: 200 when every check passes within
 // 2 s or only Degraded ones fail, 503 otherwise; the body says how each check went.
 func Health(e *echo.Echo, checks map[string]Check) {
-	e.GET("/livez", func(c echo.Context) error {
+	e.GET("/livez", func(c *echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
-	e.GET("/readyz", func(c echo.Context) error {
+	e.GET("/readyz", func(c *echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
 		status, body := http.StatusOK, map[string]string{}
@@ -103,7 +100,7 @@ func Health(e *echo.Echo, checks map[string]Check) {
 // requestID accepts the caller's X-Request-ID or creates one, echoes it back and puts it in
 // the request context so that logs and outgoing calls carry it.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
+	return func(c *echo.Context) error {
 		req := c.Request()
 		id := req.Header.Get(HeaderRequestID)
 		if !validRequestID(id) {
@@ -134,12 +131,12 @@ func validRequestID(id string) bool {
 
 func accessLog(log *slog.Logger, requests *prometheus.CounterVec, latency *prometheus.HistogramVec) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
+		return func(c *echo.Context) error {
 			start := time.Now()
 			err := next(c)
 			if err != nil {
 				// Let the error handler write the response now so the status is known.
-				c.Error(err)
+				c.Echo().HTTPErrorHandler(c, err)
 			}
 			route := c.Path()
 			if route == "/metrics" || route == "/livez" || route == "/readyz" {
@@ -148,7 +145,7 @@ func accessLog(log *slog.Logger, requests *prometheus.CounterVec, latency *prome
 			if route == "" {
 				route = "unmatched"
 			}
-			status := c.Response().Status
+			_, status := echo.ResolveResponseStatus(c.Response(), nil)
 			elapsed := time.Since(start)
 			requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
 			latency.WithLabelValues(route, c.Request().Method).Observe(elapsed.Seconds())
@@ -182,8 +179,8 @@ func StatusOf(code apperr.Code) int {
 }
 
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
-	return func(err error, c echo.Context) {
-		if c.Response().Committed {
+	return func(c *echo.Context, err error) {
+		if resp, _ := echo.UnwrapResponse(c.Response()); resp != nil && resp.Committed {
 			return
 		}
 		ae := fromEcho(err)
@@ -226,17 +223,17 @@ func errorBody(ae *apperr.Error) any {
 
 // fromEcho turns echo's own errors (routing, body limit) into coded errors.
 func fromEcho(err error) *apperr.Error {
-	var he *echo.HTTPError
-	if !errors.As(err, &he) {
+	code := echo.StatusCode(err)
+	if code == 0 {
 		return apperr.As(err)
 	}
-	switch he.Code {
+	switch code {
 	case http.StatusNotFound:
 		return apperr.New(apperr.NotFound, "resource not found")
 	case http.StatusMethodNotAllowed:
 		return apperr.New(apperr.MethodNotAllowed, "method not allowed")
 	case http.StatusRequestEntityTooLarge:
-		return apperr.New(apperr.PayloadTooLarge, "request body is larger than "+MaxBodyBytes+"B")
+		return apperr.New(apperr.PayloadTooLarge, "request body is larger than %dKB", MaxBodyBytes>>10)
 	case http.StatusBadRequest:
 		return apperr.New(apperr.Invalid, "bad request")
 	case http.StatusServiceUnavailable:
@@ -244,8 +241,8 @@ func fromEcho(err error) *apperr.Error {
 	case http.StatusUnsupportedMediaType:
 		return apperr.New(apperr.Invalid, "request body must be JSON")
 	default:
-		if he.Code < 500 {
-			return apperr.New(apperr.Invalid, "%s", http.StatusText(he.Code))
+		if code < 500 {
+			return apperr.New(apperr.Invalid, "%s", http.StatusText(code))
 		}
 		return apperr.Wrap(err, apperr.Internal, "internal error")
 	}

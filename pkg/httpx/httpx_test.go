@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/httpx"
@@ -27,7 +27,7 @@ type payload struct {
 
 func newEcho() *echo.Echo {
 	e := httpx.New(slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	e.POST("/things", func(c echo.Context) error {
+	e.POST("/things", func(c *echo.Context) error {
 		var p payload
 		if err := httpx.Decode(c, &p); err != nil {
 			return err

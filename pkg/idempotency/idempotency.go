@@ -27,7 +27,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/httpx"
@@ -206,7 +206,7 @@ func (s *Store) RunPurge(ctx context.Context, every time.Duration, log *slog.Log
 // and path template, so the same key on two endpoints names two different requests.
 func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
+		return func(c *echo.Context) error {
 			key := c.Request().Header.Get(HeaderKey)
 			if key == "" {
 				return next(c)
@@ -249,14 +249,18 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 			}
 
 			c.SetRequest(req.WithContext(context.WithValue(ctx, recordKey{}, Record{Scope: scope, Key: key, CreatedAt: rec.CreatedAt})))
-			capture := &captureWriter{ResponseWriter: c.Response().Writer}
-			c.Response().Writer = capture
+			resp, err := echo.UnwrapResponse(c.Response())
+			if err != nil {
+				return err
+			}
+			capture := &captureWriter{ResponseWriter: resp.ResponseWriter}
+			resp.ResponseWriter = capture
 			if err := next(c); err != nil {
-				c.Error(err) // write the error body now, so that it is captured and stored
+				c.Echo().HTTPErrorHandler(c, err) // write the error body now, so that it is captured and stored
 			}
 			// The client's request is answered; recording it must not depend on the client.
 			bg := context.WithoutCancel(ctx)
-			status := c.Response().Status
+			status := resp.Status
 			if status >= http.StatusInternalServerError {
 				if err := s.release(bg, scope, key); err != nil {
 					log.WarnContext(ctx, "idempotency release failed", "err", err)

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/dbtest"
@@ -55,13 +55,13 @@ func newServer(t *testing.T, ttl time.Duration) *server {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := idempotency.NewStore(db, ttl, 10*time.Second)
 	e := httpx.New(log, prometheus.NewRegistry())
-	handle := func(c echo.Context) error {
+	handle := func(c *echo.Context) error {
 		n := s.calls.Add(1)
 		if s.release != nil {
 			<-s.release
 		}
 		if s.unavailable.Load() {
-			return echo.NewHTTPError(http.StatusServiceUnavailable)
+			return echo.ErrServiceUnavailable
 		}
 		rec, _ := idempotency.FromContext(c.Request().Context())
 		return c.JSON(http.StatusCreated, map[string]any{"call": n, "id": rec.DerivedID().String()})

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/httpx"
@@ -82,7 +82,7 @@ type depositRequest struct {
 	Amount json.RawMessage `json:"amount"`
 }
 
-func (h handler) deposit(c echo.Context) error {
+func (h handler) deposit(c *echo.Context) error {
 	var req depositRequest
 	if err := httpx.Decode(c, &req); err != nil {
 		return err
@@ -104,7 +104,7 @@ func (h handler) deposit(c echo.Context) error {
 	return c.JSON(http.StatusOK, toAccountResponse(a))
 }
 
-func (h handler) balance(c echo.Context) error {
+func (h handler) balance(c *echo.Context) error {
 	userID, err := httpx.PathUUID(c, "userId")
 	if err != nil {
 		return err
@@ -116,7 +116,7 @@ func (h handler) balance(c echo.Context) error {
 	return c.JSON(http.StatusOK, toAccountResponse(a))
 }
 
-func (h handler) transactions(c echo.Context) error {
+func (h handler) transactions(c *echo.Context) error {
 	userID, err := httpx.PathUUID(c, "userId")
 	if err != nil {
 		return err
@@ -132,7 +132,7 @@ func (h handler) transactions(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-func (h handler) openAccount(c echo.Context) error {
+func (h handler) openAccount(c *echo.Context) error {
 	userID, err := httpx.PathUUID(c, "userId")
 	if err != nil {
 		return err
@@ -154,17 +154,17 @@ type paymentRequest struct {
 	Amount    json.RawMessage `json:"amount"`
 }
 
-func (h handler) pay(c echo.Context) error {
+func (h handler) pay(c *echo.Context) error {
 	return h.settle(c, h.svc.Pay)
 }
 
-func (h handler) void(c echo.Context) error {
+func (h handler) void(c *echo.Context) error {
 	return h.settle(c, h.svc.Void)
 }
 
 // settle decodes a payment request and answers with the payment's stored outcome; paying
 // and voiding take the same request and give the same answer.
-func (h handler) settle(c echo.Context, do func(context.Context, billing.Payment) (billing.Payment, error)) error {
+func (h handler) settle(c *echo.Context, do func(context.Context, billing.Payment) (billing.Payment, error)) error {
 	var req paymentRequest
 	if err := httpx.Decode(c, &req); err != nil {
 		return err

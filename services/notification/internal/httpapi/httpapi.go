@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/httpx"
@@ -41,7 +41,7 @@ func toNotificationResponse(n notification.Notification) notificationResponse {
 		Email: n.Email, Type: string(n.Type), Message: n.Message, CreatedAt: n.CreatedAt}
 }
 
-func (h handler) list(c echo.Context) error {
+func (h handler) list(c *echo.Context) error {
 	userID, err := httpx.PathUUID(c, "userId")
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/httpx"
@@ -52,7 +52,7 @@ func toOrderResponse(o order.Order) orderResponse {
 		Status: string(o.Status), FailureReason: o.FailureReason, CreatedAt: o.CreatedAt}
 }
 
-func (h handler) create(c echo.Context) error {
+func (h handler) create(c *echo.Context) error {
 	var req orderRequest
 	if err := httpx.Decode(c, &req); err != nil {
 		return err
@@ -78,7 +78,7 @@ func (h handler) create(c echo.Context) error {
 	return c.JSON(http.StatusCreated, toOrderResponse(res.Order))
 }
 
-func (h handler) get(c echo.Context) error {
+func (h handler) get(c *echo.Context) error {
 	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/httpx"
@@ -46,7 +46,7 @@ func toUserResponse(u user.User) userResponse {
 	return userResponse{ID: u.ID.String(), Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt}
 }
 
-func (h handler) create(c echo.Context) error {
+func (h handler) create(c *echo.Context) error {
 	var req userRequest
 	if err := httpx.Decode(c, &req); err != nil {
 		return err
@@ -70,7 +70,7 @@ func (h handler) create(c echo.Context) error {
 	return c.JSON(http.StatusCreated, toUserResponse(created))
 }
 
-func (h handler) get(c echo.Context) error {
+func (h handler) get(c *echo.Context) error {
 	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
