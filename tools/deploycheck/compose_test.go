@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -60,10 +61,27 @@ func TestCompose(t *testing.T) {
 		if _, ok := s.DependsOn["postgres"]; !ok {
 			t.Errorf("%s does not wait for postgres", svc)
 		}
+		// A stop must leave the service its whole shutdown, outbox flush included, before
+		// the engine kills it.
+		if v := s.Environment["SHUTDOWN_TIMEOUT"]; v == nil {
+			t.Errorf("%s: SHUTDOWN_TIMEOUT must be set", svc)
+		} else if shutdown, err := time.ParseDuration(*v); err != nil {
+			t.Errorf("%s: SHUTDOWN_TIMEOUT %q: %v", svc, *v, err)
+		} else if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= shutdown {
+			t.Errorf("%s: stop_grace_period %v, want more than SHUTDOWN_TIMEOUT %v", svc, s.StopGracePeriod, shutdown)
+		}
 	}
 	gw := p.Services["gateway"]
 	if len(gw.Ports) != 1 || gw.Ports[0].Published != "8000" || gw.Ports[0].Target != 8000 {
 		t.Errorf("gateway ports %+v, want 8000:8000", gw.Ports)
+	}
+	// The passwords in the file are well known: nothing is published beyond loopback.
+	for name, s := range p.Services {
+		for _, port := range s.Ports {
+			if port.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes %s on %q, want 127.0.0.1", name, port.Published, port.HostIP)
+			}
+		}
 	}
 	if len(gw.DependsOn) != 4 {
 		t.Errorf("gateway waits for %d services, want the 4", len(gw.DependsOn))
