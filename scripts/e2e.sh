@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 NEWMAN=${NEWMAN:-newman}
 COLLECTION=postman/order-system.postman_collection.json
 ENVIRONMENT=postman/local.postman_environment.json
+[ "$NEWMAN" != newman ] || bash scripts/install-tools.sh newman
 
 started=
 if ! curl -fs -o /dev/null --max-time 2 http://127.0.0.1:8000/; then

@@ -21,8 +21,14 @@ for svc in "${SERVICES[@]}"; do
 done
 name() { if [ "$2" -eq 1 ]; then echo "$1"; else echo "$1.$2"; fi; }
 port() { echo $((PORTS[$1] + 100 * ($2 - 1))); }
+declare -A SCHEMAS=([user]=users [billing]=billing [order]=orders [notification]=notifications)
+# The services connect as their own roles (created by setup.sql) to the server PG_ADMIN_URL names.
+PG_HOSTPORT=${PG_ADMIN_URL#*://}
+PG_HOSTPORT=${PG_HOSTPORT##*@}
+PG_HOSTPORT=${PG_HOSTPORT%%[/?]*}
 
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/tmp"
+bash scripts/install-tools.sh nginx
 
 running() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
 for name in "${SERVICES[@]}" gateway; do
@@ -54,7 +60,9 @@ trap 'fail "make run failed"' ERR
 for inst in "${INSTANCES[@]}"; do
 	svc=${inst%:*} i=${inst#*:}
 	n=$(name "$svc" "$i")
-	HTTP_ADDR="127.0.0.1:$(port "$svc" "$i")" nohup "bin/$svc" >>"$RUN_DIR/logs/$n.log" 2>&1 &
+	HTTP_ADDR="127.0.0.1:$(port "$svc" "$i")" \
+		DATABASE_URL="postgres://${svc}_service:${svc}_service@$PG_HOSTPORT/order_system?sslmode=disable&search_path=${SCHEMAS[$svc]}" \
+		nohup "bin/$svc" >>"$RUN_DIR/logs/$n.log" 2>&1 &
 	echo $! >"$RUN_DIR/$n.pid"
 done
 # The gateway's configuration, with every instance in its service's upstream.
