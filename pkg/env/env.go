@@ -1,9 +1,11 @@
-// Package env reads configuration from environment variables with defaults in code, and holds
-// the settings every service shares.
+// Package env reads configuration from environment variables, with defaults given by the
+// caller, and reads the settings every service binary has (Common).
 package env
 
 import (
 	"fmt"
+	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -30,33 +32,6 @@ func Duration(name string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
-// Common is the configuration every service has.
-type Common struct {
-	HTTPAddr        string
-	DatabaseURL     string
-	AMQPURL         string
-	LogLevel        string
-	ShutdownTimeout time.Duration
-	Pprof           bool
-}
-
-// LoadCommon reads the shared settings. port and schema give the developer-machine defaults:
-// the service's local port and the schema its database role owns.
-func LoadCommon(role, schema, port string) (Common, error) {
-	shutdown, err := Duration("SHUTDOWN_TIMEOUT", 15*time.Second)
-	if err != nil {
-		return Common{}, err
-	}
-	return Common{
-		HTTPAddr:        String("HTTP_ADDR", ":"+port),
-		DatabaseURL:     String("DATABASE_URL", fmt.Sprintf("postgres://%[1]s:%[1]s@127.0.0.1:5432/order_system?sslmode=disable&search_path=%[2]s", role, schema)),
-		AMQPURL:         String("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-		LogLevel:        String("LOG_LEVEL", "info"),
-		ShutdownTimeout: shutdown,
-		Pprof:           os.Getenv("PPROF") == "true",
-	}, nil
-}
-
 // Int parses a positive integer, or returns def when unset.
 func Int(name string, def int) (int, error) {
 	v := os.Getenv(name)
@@ -70,29 +45,62 @@ func Int(name string, def int) (int, error) {
 	return n, nil
 }
 
-// Idempotency is the configuration of Idempotency-Key records.
-type Idempotency struct {
-	TTL           time.Duration // how long a key and its response are kept
-	PurgeInterval time.Duration // how often expired records are deleted
-	// Lease is how long a request holds its key: a retry during the lease gets 409. It must
-	// outlast the slowest request; if the process dies, the key is free again after it.
-	Lease time.Duration
+// Common is the configuration every service binary has.
+type Common struct {
+	HTTPAddr    string
+	DatabaseURL string
+	AMQPURL     string
+	// DBMaxOpenConns sizes the service's pool and DBRelayMaxOpenConns the outbox relay's
+	// own one (services that publish events): replicas × pools must stay under the
+	// database's max_connections.
+	DBMaxOpenConns      int
+	DBRelayMaxOpenConns int
+	ShutdownTimeout     time.Duration
+	Pprof               bool
 }
 
-// LoadIdempotency reads IDEMPOTENCY_TTL (default 24h), IDEMPOTENCY_PURGE_INTERVAL (10m) and
-// IDEMPOTENCY_LEASE (10s).
-func LoadIdempotency() (Idempotency, error) {
-	ttl, err := Duration("IDEMPOTENCY_TTL", 24*time.Hour)
-	if err != nil {
-		return Idempotency{}, err
+// LoadCommon reads HTTP_ADDR, DATABASE_URL, AMQP_URL, DB_MAX_OPEN_CONNS (default 10),
+// DB_RELAY_MAX_OPEN_CONNS (2), SHUTDOWN_TIMEOUT (15s) and PPROF. httpAddr and databaseURL
+// are the service's own defaults: its port and its database on a developer machine.
+func LoadCommon(httpAddr, databaseURL string) (Common, error) {
+	c := Common{
+		HTTPAddr:    String("HTTP_ADDR", httpAddr),
+		DatabaseURL: String("DATABASE_URL", databaseURL),
+		AMQPURL:     String("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+		Pprof:       os.Getenv("PPROF") == "true",
 	}
-	purge, err := Duration("IDEMPOTENCY_PURGE_INTERVAL", 10*time.Minute)
-	if err != nil {
-		return Idempotency{}, err
+	var err error
+	if c.DBMaxOpenConns, err = Int("DB_MAX_OPEN_CONNS", 10); err != nil {
+		return Common{}, err
 	}
-	lease, err := Duration("IDEMPOTENCY_LEASE", 10*time.Second)
-	if err != nil {
-		return Idempotency{}, err
+	if c.DBRelayMaxOpenConns, err = Int("DB_RELAY_MAX_OPEN_CONNS", 2); err != nil {
+		return Common{}, err
 	}
-	return Idempotency{TTL: ttl, PurgeInterval: purge, Lease: lease}, nil
+	if c.ShutdownTimeout, err = Duration("SHUTDOWN_TIMEOUT", 15*time.Second); err != nil {
+		return Common{}, err
+	}
+	return c, nil
+}
+
+// Attrs returns the settings for a start-up log line, with the passwords in the URLs masked.
+func (c Common) Attrs() []slog.Attr {
+	return []slog.Attr{
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("database_url", Masked(c.DatabaseURL)),
+		slog.String("amqp_url", Masked(c.AMQPURL)),
+		slog.Int("db_max_open_conns", c.DBMaxOpenConns),
+		slog.Int("db_relay_max_open_conns", c.DBRelayMaxOpenConns),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Bool("pprof", c.Pprof),
+	}
+}
+
+// Masked returns a URL with its password replaced by "xxxxx"; text that does not parse as a
+// URL is masked whole, since it may hold a password anywhere.
+func Masked(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "xxxxx"
+	}
+	return u.Redacted()
 }

@@ -3,9 +3,14 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/order-system/order-system/pkg/env"
 )
+
+// localDatabase is the service's database on a developer machine: its role, in its schema
+// of the order_system database that deploy/postgres/setup.sql creates.
+const localDatabase = "postgres://notification_service:notification_service@127.0.0.1:5432/order_system?sslmode=disable&search_path=notifications"
 
 // Config is the notification service's configuration.
 type Config struct {
@@ -16,7 +21,7 @@ type Config struct {
 
 // Load reads the configuration; defaults suit a developer machine.
 func Load() (Config, error) {
-	common, err := env.LoadCommon("notification_service", "notifications", "8084")
+	common, err := env.LoadCommon(":8084", localDatabase)
 	if err != nil {
 		return Config{}, err
 	}
@@ -25,4 +30,9 @@ func Load() (Config, error) {
 		return Config{}, fmt.Errorf("NOTIFICATION_LANG: %q is neither ru nor en", lang)
 	}
 	return Config{Common: common, Lang: lang}, nil
+}
+
+// LogValue is the configuration as the start-up log shows it, passwords masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(append(c.Common.Attrs(), slog.String("lang", c.Lang))...)
 }

@@ -2,24 +2,30 @@
 package config
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/order-system/order-system/pkg/env"
+	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/services/order/internal/order"
 )
+
+// localDatabase is the service's database on a developer machine: its role, in its schema
+// of the order_system database that deploy/postgres/setup.sql creates.
+const localDatabase = "postgres://order_service:order_service@127.0.0.1:5432/order_system?sslmode=disable&search_path=orders"
 
 // Config is the order service's configuration.
 type Config struct {
 	env.Common
 	BillingURL     string
 	BillingTimeout time.Duration
-	Idempotency    env.Idempotency
+	Idempotency    idempotency.Config
 	Reconciler     order.ReconcilerConfig
 }
 
 // Load reads the configuration; defaults suit a developer machine.
 func Load() (Config, error) {
-	common, err := env.LoadCommon("order_service", "orders", "8083")
+	common, err := env.LoadCommon(":8083", localDatabase)
 	if err != nil {
 		return Config{}, err
 	}
@@ -27,7 +33,7 @@ func Load() (Config, error) {
 	if cfg.BillingTimeout, err = env.Duration("BILLING_TIMEOUT", 3*time.Second); err != nil {
 		return Config{}, err
 	}
-	if cfg.Idempotency, err = env.LoadIdempotency(); err != nil {
+	if cfg.Idempotency, err = idempotency.LoadConfig(); err != nil {
 		return Config{}, err
 	}
 	r := order.DefaultReconcilerConfig()
@@ -45,4 +51,14 @@ func Load() (Config, error) {
 	}
 	cfg.Reconciler = r
 	return cfg, nil
+}
+
+// LogValue is the configuration as the start-up log shows it, passwords masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(append(c.Common.Attrs(),
+		slog.String("billing_url", c.BillingURL),
+		slog.Duration("billing_timeout", c.BillingTimeout),
+		slog.Any("idempotency", c.Idempotency),
+		slog.Group("reconciler", slog.Duration("interval", c.Reconciler.Interval), slog.Int("max_attempts", c.Reconciler.MaxAttempts),
+			slog.Duration("base_backoff", c.Reconciler.BaseBackoff), slog.Duration("max_backoff", c.Reconciler.MaxBackoff)))...)
 }

@@ -2,22 +2,28 @@
 package config
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/order-system/order-system/pkg/env"
+	"github.com/order-system/order-system/pkg/idempotency"
 )
+
+// localDatabase is the service's database on a developer machine: its role, in its schema
+// of the order_system database that deploy/postgres/setup.sql creates.
+const localDatabase = "postgres://user_service:user_service@127.0.0.1:5432/order_system?sslmode=disable&search_path=users"
 
 // Config is the user service's configuration.
 type Config struct {
 	env.Common
 	BillingURL     string
 	BillingTimeout time.Duration
-	Idempotency    env.Idempotency
+	Idempotency    idempotency.Config
 }
 
 // Load reads the configuration; defaults suit a developer machine.
 func Load() (Config, error) {
-	common, err := env.LoadCommon("user_service", "users", "8081")
+	common, err := env.LoadCommon(":8081", localDatabase)
 	if err != nil {
 		return Config{}, err
 	}
@@ -25,8 +31,16 @@ func Load() (Config, error) {
 	if cfg.BillingTimeout, err = env.Duration("BILLING_TIMEOUT", 3*time.Second); err != nil {
 		return Config{}, err
 	}
-	if cfg.Idempotency, err = env.LoadIdempotency(); err != nil {
+	if cfg.Idempotency, err = idempotency.LoadConfig(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// LogValue is the configuration as the start-up log shows it, passwords masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(append(c.Common.Attrs(),
+		slog.String("billing_url", c.BillingURL),
+		slog.Duration("billing_timeout", c.BillingTimeout),
+		slog.Any("idempotency", c.Idempotency))...)
 }

@@ -7,10 +7,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/order-system/order-system/pkg/env"
+	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/services/user/internal/config"
 )
 
-var variables = []string{"HTTP_ADDR", "DATABASE_URL", "AMQP_URL", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "PPROF",
+var variables = []string{"HTTP_ADDR", "DATABASE_URL", "AMQP_URL", "DB_MAX_OPEN_CONNS", "DB_RELAY_MAX_OPEN_CONNS", "SHUTDOWN_TIMEOUT", "PPROF",
 	"BILLING_URL", "BILLING_TIMEOUT", "IDEMPOTENCY_TTL", "IDEMPOTENCY_PURGE_INTERVAL", "IDEMPOTENCY_LEASE"}
 
 // unsetAll clears the configuration the process may have inherited; an empty variable counts
@@ -27,17 +28,15 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The service gives its own port and database; the other common settings are env's.
+	if got.HTTPAddr != ":8081" || got.DatabaseURL != "postgres://user_service:user_service@127.0.0.1:5432/order_system?sslmode=disable&search_path=users" {
+		t.Errorf("address and database = %q, %q; want the user service's own", got.HTTPAddr, got.DatabaseURL)
+	}
+	got.Common = env.Common{}
 	want := config.Config{
-		Common: env.Common{
-			HTTPAddr:        ":8081",
-			DatabaseURL:     "postgres://user_service:user_service@127.0.0.1:5432/order_system?sslmode=disable&search_path=users",
-			AMQPURL:         "amqp://guest:guest@127.0.0.1:5672/",
-			LogLevel:        "info",
-			ShutdownTimeout: 15 * time.Second,
-		},
 		BillingURL:     "http://127.0.0.1:8082",
 		BillingTimeout: 3 * time.Second,
-		Idempotency:    env.Idempotency{TTL: 24 * time.Hour, PurgeInterval: 10 * time.Minute, Lease: 10 * time.Second},
+		Idempotency:    idempotency.Config{TTL: 24 * time.Hour, PurgeInterval: 10 * time.Minute, Lease: 10 * time.Second},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
