@@ -1,11 +1,12 @@
 // Package dbtest gives integration tests a throwaway PostgreSQL database on the machine's real
-// server, and a RabbitMQ URL, skipping only when the server is truly absent.
+// server, migrated or empty, and a RabbitMQ URL, skipping only when the server is truly absent.
 package dbtest
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"strings"
@@ -13,8 +14,25 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq" // the tests talk to PostgreSQL through lib/pq, as the services do
+
+	"github.com/order-system/order-system/pkg/migrate"
+	"github.com/order-system/order-system/pkg/postgres"
 )
+
+// New returns a pool on a throwaway database with the service's migrations applied, as the
+// service opens its own at start; the pool is closed and the database dropped when the test
+// ends.
+func New(t testing.TB, migrations fs.FS) *sqlx.DB {
+	t.Helper()
+	db, err := migrate.Open(context.Background(), postgres.Config{URL: NewDatabase(t, "service")}, migrations)
+	if err != nil {
+		t.Fatalf("open test database: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
 
 // AdminURL is the superuser connection used to create and drop test databases.
 func AdminURL() string {

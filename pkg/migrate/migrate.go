@@ -2,15 +2,33 @@
 package migrate
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 
 	gomigrate "github.com/golang-migrate/migrate/v4"
-	"github.com/golang-migrate/migrate/v4/database/postgres"
+	migratepg "github.com/golang-migrate/migrate/v4/database/postgres"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/order-system/order-system/pkg/postgres"
 )
+
+// Open opens a service's pool and applies its migrations, so a service never runs against a
+// schema older than its code.
+func Open(ctx context.Context, cfg postgres.Config, fsys fs.FS) (*sqlx.DB, error) {
+	db, err := postgres.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := Up(db.DB, fsys); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
 
 // Up applies every pending migration found at the root of fsys. The migrations table lives in
 // the connection's current schema (set by search_path in DATABASE_URL), so services sharing a
@@ -21,7 +39,7 @@ func Up(db *sql.DB, fsys fs.FS) error {
 	if err != nil {
 		return fmt.Errorf("read migrations: %w", err)
 	}
-	driver, err := postgres.WithInstance(db, &postgres.Config{MigrationsTable: "schema_migrations"})
+	driver, err := migratepg.WithInstance(db, &migratepg.Config{MigrationsTable: "schema_migrations"})
 	if err != nil {
 		return fmt.Errorf("migration driver: %w", err)
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/rabbit"
-	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/billing/internal/billing"
 	"github.com/order-system/order-system/services/billing/internal/consumer"
 	"github.com/order-system/order-system/services/billing/internal/httpapi"
@@ -37,11 +36,7 @@ type api struct {
 
 func newAPI(t *testing.T) *api {
 	t.Helper()
-	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "billing"), migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.New(t, migrations.FS)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := billing.NewService(postgres.NewLedger(db), log)
 	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, prometheus.NewRegistry())

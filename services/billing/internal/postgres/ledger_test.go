@@ -13,7 +13,6 @@ import (
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/money"
-	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/billing/internal/billing"
 	"github.com/order-system/order-system/services/billing/internal/postgres"
 	"github.com/order-system/order-system/services/billing/migrations"
@@ -26,11 +25,7 @@ func newLedger(t *testing.T) *postgres.Ledger {
 
 func newLedgerDB(t *testing.T) (*postgres.Ledger, *sqlx.DB) {
 	t.Helper()
-	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "billing"), migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.New(t, migrations.FS)
 	return postgres.NewLedger(db), db
 }
 

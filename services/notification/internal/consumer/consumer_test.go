@@ -20,7 +20,6 @@ import (
 	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/money"
 	"github.com/order-system/order-system/pkg/rabbit"
-	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/notification/internal/consumer"
 	"github.com/order-system/order-system/services/notification/internal/notification"
 	"github.com/order-system/order-system/services/notification/internal/postgres"
@@ -31,11 +30,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newStore(t *testing.T) (*postgres.Store, *sqlx.DB) {
 	t.Helper()
-	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "notifications"), migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.New(t, migrations.FS)
 	return postgres.NewStore(db), db
 }
 

@@ -21,7 +21,6 @@ import (
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/money"
-	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/notification/internal/httpapi"
 	"github.com/order-system/order-system/services/notification/internal/notification"
 	"github.com/order-system/order-system/services/notification/internal/postgres"
@@ -38,11 +37,7 @@ type env struct {
 // throwaway database.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "notifications"), migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.New(t, migrations.FS)
 	store := postgres.NewStore(db)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := httpapi.New(store, map[string]httpx.Check{"database": db.PingContext}, log, prometheus.NewRegistry())

@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/order-system/order-system/pkg/dbtest"
-	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/notification/internal/notification"
 	"github.com/order-system/order-system/services/notification/internal/postgres"
 	"github.com/order-system/order-system/services/notification/migrations"
@@ -17,11 +16,7 @@ import (
 
 func newStore(t *testing.T) *postgres.Store {
 	t.Helper()
-	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "notifications"), migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.New(t, migrations.FS)
 	return postgres.NewStore(db)
 }
 

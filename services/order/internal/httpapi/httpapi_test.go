@@ -20,7 +20,6 @@ import (
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
-	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/order/internal/billing"
 	"github.com/order-system/order-system/services/order/internal/httpapi"
 	"github.com/order-system/order-system/services/order/internal/order"
@@ -92,11 +91,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "orders"), migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.New(t, migrations.FS)
 	fb := &fakeBilling{balances: map[string]int64{}, payments: map[string]string{}, debits: map[string]int{}}
 	billingSrv := httptest.NewServer(fb)
 	t.Cleanup(billingSrv.Close)

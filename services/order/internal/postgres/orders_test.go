@@ -12,7 +12,6 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/dbtest"
-	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/order/internal/order"
 	"github.com/order-system/order-system/services/order/internal/postgres"
 	"github.com/order-system/order-system/services/order/migrations"
@@ -25,11 +24,7 @@ func newOrders(t *testing.T) (*postgres.Orders, *sqlx.DB) {
 
 func newOrdersWaking(t *testing.T, published func()) (*postgres.Orders, *sqlx.DB) {
 	t.Helper()
-	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "orders"), migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.New(t, migrations.FS)
 	return postgres.NewOrders(db, published), db
 }
 

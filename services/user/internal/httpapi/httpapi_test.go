@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -22,7 +21,6 @@ import (
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
-	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/user/internal/billing"
 	"github.com/order-system/order-system/services/user/internal/httpapi"
 	userpg "github.com/order-system/order-system/services/user/internal/postgres"
@@ -66,11 +64,7 @@ type env struct {
 // database. billingDown points the billing client at a server that is already closed.
 func newEnv(t *testing.T, billingDown bool) *env {
 	t.Helper()
-	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "users"), migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.New(t, migrations.FS)
 
 	fb := &fakeBilling{}
 	billingSrv := httptest.NewServer(fb)

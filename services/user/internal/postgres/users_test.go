@@ -11,7 +11,6 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/dbtest"
-	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/user/internal/postgres"
 	"github.com/order-system/order-system/services/user/internal/user"
 	"github.com/order-system/order-system/services/user/migrations"
@@ -19,11 +18,7 @@ import (
 
 func newUsers(t *testing.T) (*postgres.Users, *sqlx.DB) {
 	t.Helper()
-	db, err := startup.Database(context.Background(), dbtest.NewDatabase(t, "users"), migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.New(t, migrations.FS)
 	return postgres.NewUsers(db, func() {}), db
 }
 
