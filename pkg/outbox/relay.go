@@ -54,6 +54,7 @@ type Relay struct {
 	claim     *postgres.Stmt
 	remove    *postgres.Stmt
 	wake      chan struct{}
+	close     func() // releases what Open opened
 }
 
 // NewRelay returns a relay over db's outbox table; its metrics are registered on reg.
@@ -98,6 +99,50 @@ func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg
 	})
 	reg.MustRegister(r.published, r.failures, backlog, age)
 	return r
+}
+
+// Endpoints says where a relay from Open reads its events and where it publishes them.
+type Endpoints struct {
+	DatabaseURL  string // the service's database, which holds its outbox table
+	MaxOpenConns int    // size of the relay's own pool
+	AMQPURL      string
+	Exchange     string
+}
+
+// Open returns the relay of a service that publishes events, with its own pool and its own
+// publisher; Close releases both. The publisher dials the broker lazily, so a broker that is
+// down does not keep the service from starting.
+func Open(ctx context.Context, ep Endpoints, log *slog.Logger, reg prometheus.Registerer) (*Relay, error) {
+	// The relay's own small pool commits asynchronously: losing the mark "published" in a
+	// crash only republishes events, which consumers deduplicate.
+	db, err := postgres.Open(ctx, postgres.Config{URL: ep.DatabaseURL, MaxOpenConns: ep.MaxOpenConns, AsyncCommit: true})
+	if err != nil {
+		return nil, err
+	}
+	pub := rabbit.NewPublisher(ep.AMQPURL, ep.Exchange)
+	r := NewRelay(db, pub, RelayConfig{}, log, reg)
+	r.close = func() {
+		db.Close()
+		pub.Close()
+	}
+	return r, nil
+}
+
+// Close releases the pool and the publisher of a relay from Open; it does nothing for one
+// from NewRelay, whose caller owns them.
+func (r *Relay) Close() {
+	if r.close != nil {
+		r.close()
+	}
+}
+
+// Check reports whether the relay's publisher reaches the broker, for a readiness probe; a
+// publisher that cannot tell counts as reaching it.
+func (r *Relay) Check(ctx context.Context) error {
+	if c, ok := r.pub.(interface{ Check(context.Context) error }); ok {
+		return c.Check(ctx)
+	}
+	return nil
 }
 
 // Wake makes the relay look for events now, without blocking: the writer calls it after

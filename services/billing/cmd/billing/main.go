@@ -17,8 +17,10 @@ import (
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/lifecycle"
 	"github.com/order-system/order-system/pkg/logger"
+	"github.com/order-system/order-system/pkg/metrics"
+	"github.com/order-system/order-system/pkg/migrate"
+	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/rabbit"
-	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/billing/internal/billing"
 	"github.com/order-system/order-system/services/billing/internal/config"
 	"github.com/order-system/order-system/services/billing/internal/consumer"
@@ -40,22 +42,23 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("load config: %w", err)
 	}
-	command, err := startup.Command(args, "verify")
+	command, err := lifecycle.Command(args, "verify")
 	if err != nil {
 		return err
 	}
-	if command == startup.Healthcheck {
+	if command == lifecycle.Healthcheck {
 		return httpx.Probe(cfg.HTTPAddr)
 	}
+	log.Info("billing starting", "command", command, "config", cfg)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := startup.Database(ctx, cfg.DatabaseURL, migrations.FS)
+	db, err := migrate.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if command == startup.Migrate {
+	if command == lifecycle.Migrate {
 		log.Info("migrations applied")
 		return nil
 	}
@@ -63,7 +66,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if command == "verify" {
 		return verify(ctx, ledger)
 	}
-	reg := startup.Registry(db, "billing")
+	reg := metrics.NewRegistry(db.DB, "billing")
 
 	svc := billing.NewService(ledger, log)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)

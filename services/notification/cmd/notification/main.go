@@ -15,12 +15,14 @@ import (
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/lifecycle"
 	"github.com/order-system/order-system/pkg/logger"
+	"github.com/order-system/order-system/pkg/metrics"
+	"github.com/order-system/order-system/pkg/migrate"
+	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/rabbit"
-	"github.com/order-system/order-system/pkg/startup"
 	"github.com/order-system/order-system/services/notification/internal/config"
 	"github.com/order-system/order-system/services/notification/internal/consumer"
 	"github.com/order-system/order-system/services/notification/internal/httpapi"
-	"github.com/order-system/order-system/services/notification/internal/postgres"
+	notificationpg "github.com/order-system/order-system/services/notification/internal/postgres"
 	"github.com/order-system/order-system/services/notification/migrations"
 )
 
@@ -37,28 +39,29 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("load config: %w", err)
 	}
-	command, err := startup.Command(args)
+	command, err := lifecycle.Command(args)
 	if err != nil {
 		return err
 	}
-	if command == startup.Healthcheck {
+	if command == lifecycle.Healthcheck {
 		return httpx.Probe(cfg.HTTPAddr)
 	}
+	log.Info("notification starting", "command", command, "config", cfg)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := startup.Database(ctx, cfg.DatabaseURL, migrations.FS)
+	db, err := migrate.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if command == startup.Migrate {
+	if command == lifecycle.Migrate {
 		log.Info("migrations applied")
 		return nil
 	}
-	reg := startup.Registry(db, "notification")
+	reg := metrics.NewRegistry(db.DB, "notification")
 
-	store := postgres.NewStore(db)
+	store := notificationpg.NewStore(db)
 	orders := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(store, cfg.Lang, log), log, reg)
 
 	e := httpapi.New(store, map[string]httpx.Check{"database": db.PingContext, "broker": httpx.Degraded(orders.Check)}, log, reg)

@@ -12,11 +12,15 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/lifecycle"
 	"github.com/order-system/order-system/pkg/logger"
-	"github.com/order-system/order-system/pkg/startup"
+	"github.com/order-system/order-system/pkg/metrics"
+	"github.com/order-system/order-system/pkg/migrate"
+	"github.com/order-system/order-system/pkg/outbox"
+	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/order/internal/billing"
 	"github.com/order-system/order-system/services/order/internal/config"
 	"github.com/order-system/order-system/services/order/internal/httpapi"
@@ -38,39 +42,40 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("load config: %w", err)
 	}
-	command, err := startup.Command(args)
+	command, err := lifecycle.Command(args)
 	if err != nil {
 		return err
 	}
-	if command == startup.Healthcheck {
+	if command == lifecycle.Healthcheck {
 		return httpx.Probe(cfg.HTTPAddr)
 	}
+	log.Info("order starting", "command", command, "config", cfg)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := startup.Database(ctx, cfg.DatabaseURL, migrations.FS)
+	db, err := migrate.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if command == startup.Migrate {
+	if command == lifecycle.Migrate {
 		log.Info("migrations applied")
 		return nil
 	}
-	reg := startup.Registry(db, "order")
+	reg := metrics.NewRegistry(db.DB, "order")
 
-	relay, publisher, closeRelay, err := startup.Relay(ctx, cfg.DatabaseURL, cfg.AMQPURL, log, reg)
+	relay, err := outbox.Open(ctx, outbox.Endpoints{DatabaseURL: cfg.DatabaseURL, MaxOpenConns: cfg.DBRelayMaxOpenConns, AMQPURL: cfg.AMQPURL, Exchange: events.Exchange}, log, reg)
 	if err != nil {
 		return err
 	}
-	defer closeRelay()
+	defer relay.Close()
 
 	svc := order.NewService(orderpg.NewOrders(db, relay.Wake), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout, reg), log)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{
 		"database": db.PingContext,
-		"broker":   httpx.Degraded(publisher.Check),
+		"broker":   httpx.Degraded(relay.Check),
 	}, log, reg)
 	if cfg.Pprof {
 		httpx.Pprof(e)
