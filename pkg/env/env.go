@@ -90,7 +90,7 @@ func (c Common) Attrs() []slog.Attr {
 		slog.String("amqp_url", Masked(c.AMQPURL)),
 		slog.Int("db_max_open_conns", c.DBMaxOpenConns),
 		slog.Int("db_relay_max_open_conns", c.DBRelayMaxOpenConns),
-		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Bool("pprof", c.Pprof),
 	}
 }

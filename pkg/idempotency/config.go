@@ -39,5 +39,5 @@ func LoadConfig() (Config, error) {
 
 // LogValue shows the configuration in a log line.
 func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(slog.Duration("ttl", c.TTL), slog.Duration("purge_interval", c.PurgeInterval), slog.Duration("lease", c.Lease))
+	return slog.GroupValue(slog.String("ttl", c.TTL.String()), slog.String("purge_interval", c.PurgeInterval.String()), slog.String("lease", c.Lease.String()))
 }

@@ -57,8 +57,8 @@ func Load() (Config, error) {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(append(c.Common.Attrs(),
 		slog.String("billing_url", c.BillingURL),
-		slog.Duration("billing_timeout", c.BillingTimeout),
+		slog.String("billing_timeout", c.BillingTimeout.String()),
 		slog.Any("idempotency", c.Idempotency),
-		slog.Group("reconciler", slog.Duration("interval", c.Reconciler.Interval), slog.Int("max_attempts", c.Reconciler.MaxAttempts),
-			slog.Duration("base_backoff", c.Reconciler.BaseBackoff), slog.Duration("max_backoff", c.Reconciler.MaxBackoff)))...)
+		slog.Group("reconciler", slog.String("interval", c.Reconciler.Interval.String()), slog.Int("max_attempts", c.Reconciler.MaxAttempts),
+			slog.String("base_backoff", c.Reconciler.BaseBackoff.String()), slog.String("max_backoff", c.Reconciler.MaxBackoff.String())))...)
 }

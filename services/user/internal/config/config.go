@@ -41,6 +41,6 @@ func Load() (Config, error) {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(append(c.Common.Attrs(),
 		slog.String("billing_url", c.BillingURL),
-		slog.Duration("billing_timeout", c.BillingTimeout),
+		slog.String("billing_timeout", c.BillingTimeout.String()),
 		slog.Any("idempotency", c.Idempotency))...)
 }
