@@ -5,10 +5,13 @@ package dbtest
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +105,63 @@ func NewDatabase(t testing.TB, schema string) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// NewVhost creates a throwaway virtual host on the machine's RabbitMQ, so that the test's
+// exchanges and queues cannot meet those of a running system or of another test, and
+// returns the broker URL for it; the virtual host is deleted when the test ends.
+func NewVhost(t testing.TB) string {
+	t.Helper()
+	ctl, err := exec.LookPath("rabbitmqctl")
+	if err != nil {
+		t.Skip("rabbitmqctl is not installed")
+	}
+	base, err := url.Parse(AMQPURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conn, err := net.DialTimeout("tcp", base.Host, 2*time.Second); err != nil {
+		t.Skipf("RabbitMQ is not running: %v", err)
+	} else {
+		conn.Close()
+	}
+	vhost := "t-" + uuid.NewString()[:8]
+	run := func(args ...string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, ctl, args...).CombinedOutput(); err != nil {
+			return errors.New(string(out) + err.Error())
+		}
+		return nil
+	}
+	if err := run("add_vhost", vhost); err != nil {
+		t.Fatalf("add vhost: %v", err)
+	}
+	t.Cleanup(func() {
+		// A fault test may leave the broker down; a virtual host left behind is no failure
+		// of what the test checked.
+		if err := run("delete_vhost", vhost); err != nil {
+			t.Logf("delete vhost %s: %v", vhost, err)
+		}
+	})
+	if err := run("set_permissions", "-p", vhost, base.User.Username(), ".*", ".*", ".*"); err != nil {
+		t.Fatalf("set permissions: %v", err)
+	}
+	base.Path = "/" + vhost
+	return base.String()
+}
+
+// Eventually polls cond every 50 ms until it holds, and fails the test if it still does not
+// after timeout.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Name returns a unique name for broker objects (queues, exchanges) of one test.

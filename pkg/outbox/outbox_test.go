@@ -102,7 +102,7 @@ func (f *fixture) collect(ctx context.Context, t *testing.T) *seen {
 	t.Helper()
 	got := &seen{ids: map[string]int{}}
 	c := f.consume(ctx, got.handler)
-	waitFor(t, "consumer", c.Ready)
+	dbtest.Eventually(t, 15*time.Second, "consumer", c.Ready)
 	return got
 }
 
@@ -139,17 +139,6 @@ func (s *seen) count() (distinct, total int) {
 	return distinct, total
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestTwoRelaysPublishEveryCommittedEventOnce(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -162,7 +151,7 @@ func TestTwoRelaysPublishEveryCommittedEventOnce(t *testing.T) {
 	f.relay(ctx, 200*time.Millisecond)
 	more := f.write(t, 40, true) // written while the relays run, nobody wakes them: the poll finds these
 
-	waitFor(t, "all committed events", func() bool { d, _ := got.count(); return d >= len(committed)+len(more) })
+	dbtest.Eventually(t, 15*time.Second, "all committed events", func() bool { d, _ := got.count(); return d >= len(committed)+len(more) })
 	time.Sleep(300 * time.Millisecond) // let duplicates, if any, arrive
 	distinct, total := got.count()
 	if distinct != 80 || total != 80 {
@@ -186,12 +175,12 @@ func TestWakePublishesWithoutWaitingForThePoll(t *testing.T) {
 	got := f.collect(ctx, t)
 	f.write(t, 1, true)
 	r := f.relay(ctx, time.Hour)
-	waitFor(t, "the event of the relay's first pass", func() bool { d, _ := got.count(); return d == 1 })
+	dbtest.Eventually(t, 15*time.Second, "the event of the relay's first pass", func() bool { d, _ := got.count(); return d == 1 })
 
 	// The relay's next poll is an hour away: only the wake-up can publish these in time.
 	f.write(t, 3, true)
 	r.Wake()
-	waitFor(t, "the woken relay's 3 events", func() bool { d, _ := got.count(); return d == 4 })
+	dbtest.Eventually(t, 15*time.Second, "the woken relay's 3 events", func() bool { d, _ := got.count(); return d == 4 })
 }
 
 func TestUnroutableEventsStayInTheOutbox(t *testing.T) {
@@ -219,7 +208,7 @@ func TestUnroutableEventsStayInTheOutbox(t *testing.T) {
 	if n, err := r.RelayOnce(ctx); err != nil || n != 3 {
 		t.Fatalf("RelayOnce with a bound queue = %d, %v; want 3, nil", n, err)
 	}
-	waitFor(t, "the 3 events", func() bool { d, _ := got.count(); return d == 3 })
+	dbtest.Eventually(t, 15*time.Second, "the 3 events", func() bool { d, _ := got.count(); return d == 3 })
 }
 
 func TestOneUnroutableEventDoesNotHoldUpItsBatch(t *testing.T) {
@@ -264,7 +253,7 @@ func TestOneUnroutableEventDoesNotHoldUpItsBatch(t *testing.T) {
 	if len(left) != 1 || left[0] != stray.ID {
 		t.Fatalf("outbox holds %v, want only the stray event %s", left, stray.ID)
 	}
-	waitFor(t, "the 6 routed events", func() bool { d, _ := got.count(); return d == 6 })
+	dbtest.Eventually(t, 15*time.Second, "the 6 routed events", func() bool { d, _ := got.count(); return d == 6 })
 	time.Sleep(200 * time.Millisecond)
 	got.mu.Lock()
 	defer got.mu.Unlock()
@@ -286,7 +275,7 @@ func TestPoisonMessageIsDeadLettered(t *testing.T) {
 		}
 		return got.handler(ctx, d)
 	})
-	waitFor(t, "consumer", c.Ready)
+	dbtest.Eventually(t, 15*time.Second, "consumer", c.Ready)
 
 	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
 	defer pub.Close()
@@ -297,7 +286,7 @@ func TestPoisonMessageIsDeadLettered(t *testing.T) {
 	if err := pub.Publish(ctx, msgs); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the good message after the poison one", func() bool { d, _ := got.count(); return d == 1 })
+	dbtest.Eventually(t, 15*time.Second, "the good message after the poison one", func() bool { d, _ := got.count(); return d == 1 })
 
 	conn, err := amqp.Dial(dbtest.AMQPURL())
 	if err != nil {
@@ -308,7 +297,7 @@ func TestPoisonMessageIsDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the poison message in the DLQ", func() bool {
+	dbtest.Eventually(t, 15*time.Second, "the poison message in the DLQ", func() bool {
 		d, ok, err := ch.Get(f.queue.DeadLetterQueue(), true)
 		return err == nil && ok && d.MessageId == "bad"
 	})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/order-system/order-system/pkg/dbtest"
 )
 
 // The fault tests restart the machine's PostgreSQL and RabbitMQ: they run only through
@@ -215,7 +217,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 		t.Fatalf("order after the restarts: %d %s", r.Status, r.Body)
 	}
 	// Orders caught pending by the outage are finished by the reconciler.
-	waitFor(t, 30*time.Second, "pending orders to finish", func() bool {
+	dbtest.Eventually(t, 30*time.Second, "pending orders to finish", func() bool {
 		return s.count(`SELECT count(*) FROM orders.orders WHERE status = 'pending'`) == 0
 	})
 	s.check("database-restart", h, 60*time.Second)
@@ -245,10 +247,10 @@ func TestFaultPoisonMessage(t *testing.T) {
 	r := s.order("", user, "10")
 	var o orderJSON
 	r.json(t, &o)
-	waitFor(t, 10*time.Second, "the order after the poison to be notified", func() bool {
+	dbtest.Eventually(t, 10*time.Second, "the order after the poison to be notified", func() bool {
 		return s.notifications(user)[o.ID] == 1
 	})
-	waitFor(t, 10*time.Second, "both poison messages in the DLQ", func() bool {
+	dbtest.Eventually(t, 10*time.Second, "both poison messages in the DLQ", func() bool {
 		q, err := ch.QueueDeclarePassive("notification.orders.dlq", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
 		return err == nil && q.Messages == 2
 	})

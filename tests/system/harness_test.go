@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	_ "github.com/lib/pq"
 
 	"github.com/order-system/order-system/pkg/dbtest"
@@ -99,27 +98,10 @@ func newSystem(t *testing.T, env map[string]string) *system {
 			t.Fatal(err)
 		}
 	}
-	s := &system{t: t, bin: bin, logDir: t.TempDir(), dbURL: url, amqp: newVhost(t), db: db, env: env, procs: map[string]*proc{},
+	s := &system{t: t, bin: bin, logDir: t.TempDir(), dbURL: url, amqp: dbtest.NewVhost(t), db: db, env: env, procs: map[string]*proc{},
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 	t.Cleanup(s.stopAll)
 	return s
-}
-
-// newVhost creates a RabbitMQ virtual host for the test, so that its exchanges and queues
-// are its own, and deletes it afterwards.
-func newVhost(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		t.Skip("rabbitmqctl is not installed")
-	}
-	vhost := "test-" + uuid.NewString()[:8]
-	for _, args := range [][]string{{"add_vhost", vhost}, {"set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"}} {
-		if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
-			t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
-		}
-	}
-	t.Cleanup(func() { exec.Command("rabbitmqctl", "delete_vhost", vhost).Run() })
-	return "amqp://guest:guest@127.0.0.1:5672/" + vhost
 }
 
 func freeAddr(t *testing.T) string {
@@ -326,18 +308,6 @@ func (s *system) verifyLedger() {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		s.t.Fatalf("billing verify: %v\n%s", err, out.String())
-	}
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

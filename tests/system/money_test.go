@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/order-system/order-system/pkg/dbtest"
 )
 
 type orderJSON struct {
@@ -238,11 +240,11 @@ func TestBillingOutageIsReconciled(t *testing.T) {
 	}
 
 	s.start("billing")
-	waitFor(t, 30*time.Second, "the reconciler to complete the order", func() bool {
+	dbtest.Eventually(t, 30*time.Second, "the reconciler to complete the order", func() bool {
 		g := s.call("GET", s.url("order")+"/orders/"+o.Order.ID, "")
 		return strings.Contains(string(g.Body), `"status":"completed"`)
 	})
-	waitFor(t, 10*time.Second, "the notification", func() bool { return s.notifications(user)[o.Order.ID] == 1 })
+	dbtest.Eventually(t, 10*time.Second, "the notification", func() bool { return s.notifications(user)[o.Order.ID] == 1 })
 	time.Sleep(500 * time.Millisecond)
 	if n := s.notifications(user)[o.Order.ID]; n != 1 {
 		t.Fatalf("%d notifications for the order, want 1", n)
@@ -302,7 +304,7 @@ func TestOrderKilledAfterDebit(t *testing.T) {
 	// The client retries with its key: 409 while the dead request's lease lasts, then the
 	// same order is resumed, not a second one created.
 	var retry response
-	waitFor(t, 10*time.Second, "the key's lease to end", func() bool {
+	dbtest.Eventually(t, 10*time.Second, "the key's lease to end", func() bool {
 		retry = s.order(key, user, "25")
 		return retry.Status != 409
 	})
@@ -317,7 +319,7 @@ func TestOrderKilledAfterDebit(t *testing.T) {
 	if d := debitsFor(s.entries(user), o.ID); d != 1 || s.balance(user) != "75" {
 		t.Fatalf("%d debits, balance %s; want 1 and 75", d, s.balance(user))
 	}
-	waitFor(t, 10*time.Second, "the notification", func() bool { return s.notifications(user)[o.ID] == 1 })
+	dbtest.Eventually(t, 10*time.Second, "the notification", func() bool { return s.notifications(user)[o.ID] == 1 })
 	s.verifyLedger()
 }
 
@@ -335,10 +337,10 @@ func TestReconcilerFinishesCrashedOrder(t *testing.T) {
 	if _, err := s.db.Exec(`INSERT INTO orders.orders (id, user_id, email, price, status) VALUES ($1, $2, 'buyer@example.com', 2500, 'pending')`, orderID, user); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the reconciler", func() bool {
+	dbtest.Eventually(t, 15*time.Second, "the reconciler", func() bool {
 		return s.count(`SELECT count(*) FROM orders.orders WHERE id = $1 AND status = 'completed'`, orderID) == 1
 	})
-	waitFor(t, 10*time.Second, "the notification", func() bool { return s.notifications(user)[orderID] == 1 })
+	dbtest.Eventually(t, 10*time.Second, "the notification", func() bool { return s.notifications(user)[orderID] == 1 })
 	if d := debitsFor(s.entries(user), orderID); d != 1 || s.balance(user) != "75" {
 		t.Fatalf("%d debits, balance %s; want 1 and 75", d, s.balance(user))
 	}
@@ -354,7 +356,7 @@ func TestExpiredKeysArePurged(t *testing.T) {
 	if first.Status != 201 || s.count(`SELECT count(*) FROM orders.idempotency_keys`) != 1 {
 		t.Fatalf("first order: %d %s", first.Status, first.Body)
 	}
-	waitFor(t, 10*time.Second, "the purge", func() bool { return s.count(`SELECT count(*) FROM orders.idempotency_keys`) == 0 })
+	dbtest.Eventually(t, 10*time.Second, "the purge", func() bool { return s.count(`SELECT count(*) FROM orders.idempotency_keys`) == 0 })
 	second := s.order("reused", user, "10")
 	var a, b orderJSON
 	first.json(t, &a)

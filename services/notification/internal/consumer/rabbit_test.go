@@ -3,10 +3,6 @@ package consumer_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"net"
-	"net/url"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -23,65 +19,12 @@ import (
 	"github.com/order-system/order-system/services/notification/internal/notification"
 )
 
-// newVhost creates a throwaway virtual host on the machine's RabbitMQ, so that the test's
-// queues cannot meet those of a running system, and returns the broker URL for it.
-func newVhost(t *testing.T) string {
-	t.Helper()
-	ctl, err := exec.LookPath("rabbitmqctl")
-	if err != nil {
-		t.Skip("rabbitmqctl is not installed")
-	}
-	base, err := url.Parse(dbtest.AMQPURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if conn, err := net.DialTimeout("tcp", base.Host, 2*time.Second); err != nil {
-		t.Skipf("RabbitMQ is not running: %v", err)
-	} else {
-		conn.Close()
-	}
-	vhost := "t-" + uuid.NewString()[:8]
-	run := func(args ...string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, ctl, args...).CombinedOutput(); err != nil {
-			return errors.New(string(out) + err.Error())
-		}
-		return nil
-	}
-	if err := run("add_vhost", vhost); err != nil {
-		t.Fatalf("add vhost: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := run("delete_vhost", vhost); err != nil {
-			t.Errorf("delete vhost %s: %v", vhost, err)
-		}
-	})
-	if err := run("set_permissions", "-p", vhost, base.User.Username(), ".*", ".*", ".*"); err != nil {
-		t.Fatalf("set permissions: %v", err)
-	}
-	base.Path = "/" + vhost
-	return base.String()
-}
-
-// eventually polls cond every 50 ms for up to 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 10s: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestConsumerWithRabbitMQ runs the consumer as main does against the real broker: a good
 // event published twice is stored once, a poison message goes to the dead-letter queue.
 func TestConsumerWithRabbitMQ(t *testing.T) {
 	t.Parallel()
 	store, db := newStore(t)
-	amqpURL := newVhost(t)
+	amqpURL := dbtest.NewVhost(t)
 
 	q := consumer.Queue()
 	c := rabbit.NewConsumer(amqpURL, q, consumer.Handler(store, "ru", discard), discard, prometheus.NewRegistry())
@@ -99,7 +42,7 @@ func TestConsumerWithRabbitMQ(t *testing.T) {
 			t.Error("consumer did not stop within 10s of its context ending")
 		}
 	})
-	eventually(t, "the consumer is not subscribed", c.Ready)
+	dbtest.Eventually(t, 10*time.Second, "the consumer is not subscribed", c.Ready)
 
 	conn, err := amqp.Dial(amqpURL)
 	if err != nil {
@@ -148,7 +91,7 @@ func TestConsumerWithRabbitMQ(t *testing.T) {
 	}
 
 	dlq := q.DeadLetterQueue()
-	eventually(t, dlq+" did not receive the poison message", func() bool {
+	dbtest.Eventually(t, 10*time.Second, dlq+" did not receive the poison message", func() bool {
 		state, err := ch.QueueDeclarePassive(dlq, true, false, false, false, nil)
 		if err != nil {
 			t.Fatalf("inspect %s: %v", dlq, err)
