@@ -14,17 +14,17 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/money"
-	"github.com/order-system/order-system/pkg/postgres"
+	pg "github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/billing/internal/billing"
 )
 
 // Ledger implements billing.Ledger.
 type Ledger struct {
 	db      *sqlx.DB
-	pay     *postgres.Stmt
-	void    *postgres.Stmt
-	deposit *postgres.Stmt
-	account *postgres.Stmt
+	pay     *pg.Stmt
+	void    *pg.Stmt
+	deposit *pg.Stmt
+	account *pg.Stmt
 }
 
 var _ billing.Ledger = (*Ledger)(nil)
@@ -33,10 +33,10 @@ var _ billing.Ledger = (*Ledger)(nil)
 func NewLedger(db *sqlx.DB) *Ledger {
 	return &Ledger{
 		db:      db,
-		pay:     postgres.Prepare(db, paySQL),
-		void:    postgres.Prepare(db, voidSQL),
-		deposit: postgres.Prepare(db, depositSQL),
-		account: postgres.Prepare(db, `SELECT `+accountColumns+` FROM accounts WHERE user_id = $1`),
+		pay:     pg.Prepare(db, paySQL),
+		void:    pg.Prepare(db, voidSQL),
+		deposit: pg.Prepare(db, depositSQL),
+		account: pg.Prepare(db, `SELECT `+accountColumns+` FROM accounts WHERE user_id = $1`),
 	}
 }
 
@@ -140,7 +140,7 @@ func (l *Ledger) OpenAccount(ctx context.Context, userID uuid.UUID) (billing.Acc
 		return fromAccountRow(r), true, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return billing.Account{}, false, postgres.Wrap("open account", err)
+		return billing.Account{}, false, pg.Wrap("open account", err)
 	}
 	a, err := l.Account(ctx, userID)
 	return a, false, err
@@ -154,7 +154,7 @@ func (l *Ledger) Account(ctx context.Context, userID uuid.UUID) (billing.Account
 		return billing.Account{}, errAccountNotFound(userID)
 	}
 	if err != nil {
-		return billing.Account{}, postgres.Wrap("get account", err)
+		return billing.Account{}, pg.Wrap("get account", err)
 	}
 	return fromAccountRow(r), nil
 }
@@ -166,12 +166,12 @@ func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit) (billing.Accoun
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return billing.Account{}, errAccountNotFound(d.UserID)
-	case postgres.IsUniqueViolation(err):
+	case pg.IsUniqueViolation(err):
 		return l.Account(ctx, d.UserID) // applied before: the retry changes nothing
-	case postgres.IsCheckViolation(err, "accounts_balance_max"):
+	case pg.IsCheckViolation(err, "accounts_balance_max"):
 		return billing.Account{}, apperr.Validation(map[string]string{"amount": "would take the balance above " + money.Max.String()})
 	case err != nil:
-		return billing.Account{}, postgres.Wrap("deposit", err)
+		return billing.Account{}, pg.Wrap("deposit", err)
 	}
 	return fromAccountRow(acc), nil
 }
@@ -181,10 +181,10 @@ func (l *Ledger) Pay(ctx context.Context, p billing.Payment) (billing.Payment, e
 	var out paymentRow
 	err := l.pay.GetContext(ctx, &out, p.ID, p.UserID, int64(p.Amount))
 	switch {
-	case postgres.IsUniqueViolation(err):
+	case pg.IsUniqueViolation(err):
 		return l.storedPayment(ctx, p)
 	case err != nil:
-		return billing.Payment{}, postgres.Wrap("pay", err)
+		return billing.Payment{}, pg.Wrap("pay", err)
 	}
 	return outcome(fromPaymentRow(out))
 }
@@ -197,7 +197,7 @@ func (l *Ledger) Void(ctx context.Context, p billing.Payment) (billing.Payment, 
 	case errors.Is(err, sql.ErrNoRows): // the id has an outcome already
 		return l.storedPayment(ctx, p)
 	case err != nil:
-		return billing.Payment{}, postgres.Wrap("void payment", err)
+		return billing.Payment{}, pg.Wrap("void payment", err)
 	}
 	return outcome(fromPaymentRow(out))
 }
@@ -206,7 +206,7 @@ func (l *Ledger) Void(ctx context.Context, p billing.Payment) (billing.Payment, 
 func (l *Ledger) storedPayment(ctx context.Context, p billing.Payment) (billing.Payment, error) {
 	var out paymentRow
 	if err := l.db.GetContext(ctx, &out, `SELECT payment_id, user_id, amount, status, balance FROM payments WHERE payment_id = $1`, p.ID); err != nil {
-		return billing.Payment{}, postgres.Wrap("get payment", err)
+		return billing.Payment{}, pg.Wrap("get payment", err)
 	}
 	stored := fromPaymentRow(out)
 	if !stored.Matches(p.UserID, p.Amount) {
@@ -232,7 +232,7 @@ func (l *Ledger) Entries(ctx context.Context, userID uuid.UUID, limit int) ([]bi
 	var rows []entryRow
 	if err := l.db.SelectContext(ctx, &rows, `SELECT id, user_id, type, amount, balance_after, operation_id, created_at
 		FROM entries WHERE user_id = $1 ORDER BY id DESC LIMIT $2`, userID, limit); err != nil {
-		return nil, postgres.Wrap("list entries", err)
+		return nil, pg.Wrap("list entries", err)
 	}
 	entries := make([]billing.Entry, len(rows))
 	for i, r := range rows {

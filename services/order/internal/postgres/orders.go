@@ -14,7 +14,7 @@ import (
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/money"
 	"github.com/order-system/order-system/pkg/outbox"
-	"github.com/order-system/order-system/pkg/postgres"
+	pg "github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/order/internal/order"
 )
 
@@ -26,9 +26,9 @@ const firstAttemptGrace = 10 * time.Second
 type Orders struct {
 	db        *sqlx.DB
 	published func() // wakes the outbox relay
-	create    *postgres.Stmt
-	finish    *postgres.Stmt
-	get       *postgres.Stmt
+	create    *pg.Stmt
+	finish    *pg.Stmt
+	get       *pg.Stmt
 }
 
 var _ order.Repository = (*Orders)(nil)
@@ -39,9 +39,9 @@ func NewOrders(db *sqlx.DB, published func()) *Orders {
 	return &Orders{
 		db:        db,
 		published: published,
-		create:    postgres.Prepare(db, createSQL),
-		finish:    postgres.Prepare(db, finishSQL),
-		get:       postgres.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
+		create:    pg.Prepare(db, createSQL),
+		finish:    pg.Prepare(db, finishSQL),
+		get:       pg.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
 	}
 }
 
@@ -88,9 +88,9 @@ func fromOrderRow(r orderRow) order.Order {
 // Create implements order.Repository.
 func (s *Orders) Create(ctx context.Context, o order.Order) (order.Order, error) {
 	var r orderRow
-	err := s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), postgres.Interval(firstAttemptGrace))
+	err := s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(firstAttemptGrace))
 	if err != nil {
-		return order.Order{}, postgres.Wrap("create order", err)
+		return order.Order{}, pg.Wrap("create order", err)
 	}
 	return fromOrderRow(r), nil
 }
@@ -103,7 +103,7 @@ func (s *Orders) Get(ctx context.Context, id uuid.UUID) (order.Order, error) {
 		return order.Order{}, apperr.New(apperr.NotFound, "order %s not found", id)
 	}
 	if err != nil {
-		return order.Order{}, postgres.Wrap("get order", err)
+		return order.Order{}, pg.Wrap("get order", err)
 	}
 	return fromOrderRow(r), nil
 }
@@ -124,7 +124,7 @@ func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error)
 	err = s.finish.GetContext(ctx, &finished,
 		o.ID, string(o.Status), o.FailureReason, o.FailureMessage, row.EventID, row.RoutingKey, row.Body, row.RequestID)
 	if err != nil {
-		return order.Order{}, postgres.Wrap("finish order", err)
+		return order.Order{}, pg.Wrap("finish order", err)
 	}
 	if finished == 0 {
 		return s.Get(ctx, o.ID)
@@ -136,7 +136,7 @@ func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error)
 // ClaimPending implements order.Repository.
 func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]order.Order, error) {
 	var rows []orderRow
-	err := postgres.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		if err := tx.SelectContext(ctx, &rows, `SELECT `+orderColumns+` FROM orders
 			WHERE status = 'pending' AND next_attempt_at <= now()
 			ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`, limit); err != nil {
@@ -144,7 +144,7 @@ func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attem
 		}
 		for i := range rows {
 			rows[i].Attempts++
-			wait := postgres.Interval(backoff(rows[i].Attempts))
+			wait := pg.Interval(backoff(rows[i].Attempts))
 			if _, err := tx.ExecContext(ctx, `UPDATE orders SET attempts = $2, next_attempt_at = now() + $3::interval WHERE id = $1`,
 				rows[i].ID, rows[i].Attempts, wait); err != nil {
 				return fmt.Errorf("lease pending order: %w", err)
@@ -153,7 +153,7 @@ func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attem
 		return nil
 	})
 	if err != nil {
-		return nil, postgres.Wrap("claim pending orders", err)
+		return nil, pg.Wrap("claim pending orders", err)
 	}
 	orders := make([]order.Order, len(rows))
 	for i, r := range rows {

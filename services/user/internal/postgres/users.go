@@ -13,7 +13,7 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/outbox"
-	"github.com/order-system/order-system/pkg/postgres"
+	pg "github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/user/internal/user"
 )
 
@@ -44,7 +44,7 @@ func fromUserRow(r userRow) user.User {
 func (s *Users) Create(ctx context.Context, u user.User) (user.User, error) {
 	var r userRow
 	created := false
-	err := postgres.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		err := tx.GetContext(ctx, &r, `INSERT INTO users (id, name, email) VALUES ($1, $2, $3)
 			ON CONFLICT (id) DO NOTHING RETURNING id, name, email, created_at`, u.ID, u.Name, u.Email)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -62,7 +62,7 @@ func (s *Users) Create(ctx context.Context, u user.User) (user.User, error) {
 		return outbox.Write(ctx, tx, event)
 	})
 	if err != nil {
-		return user.User{}, postgres.Wrap("create user", err)
+		return user.User{}, pg.Wrap("create user", err)
 	}
 	if created {
 		s.published()
@@ -78,7 +78,7 @@ func (s *Users) Get(ctx context.Context, id uuid.UUID) (user.User, error) {
 		return user.User{}, apperr.New(apperr.NotFound, "user %s not found", id)
 	}
 	if err != nil {
-		return user.User{}, postgres.Wrap("get user", err)
+		return user.User{}, pg.Wrap("get user", err)
 	}
 	return fromUserRow(r), nil
 }
