@@ -48,9 +48,17 @@ type OrderFinishedData struct {
 	Email   string       `json:"email"`
 	Price   money.Amount `json:"price"`
 	Status  string       `json:"status"`
-	// Reason says why a failed order failed: insufficient_funds, account_not_found, ...
+	// Reason says why a failed order failed: one of the Reason values.
 	Reason string `json:"reason,omitempty"`
 }
+
+// Why an order failed (OrderFinishedData.Reason). A consumer meets values it does not know
+// when the order service learns a new one first, and must take them as a plain failure.
+const (
+	ReasonInsufficientFunds  = "insufficient_funds"
+	ReasonAccountNotFound    = "account_not_found"
+	ReasonBillingUnreachable = "billing_unreachable"
+)
 
 // New wraps data in an envelope with a fresh id.
 func New(source, typ string, data any, now time.Time) (Envelope, error) {

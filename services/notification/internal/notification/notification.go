@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/money"
 )
 
@@ -68,9 +69,9 @@ func message(o FinishedOrder, lang string) string {
 
 func reasonText(reason, lang string) string {
 	texts := map[string][2]string{
-		"insufficient_funds":  {"недостаточно средств", "insufficient funds"},
-		"account_not_found":   {"счёт не найден", "no billing account"},
-		"billing_unreachable": {"платёжный сервис недоступен", "billing is unavailable"},
+		events.ReasonInsufficientFunds:  {"недостаточно средств", "insufficient funds"},
+		events.ReasonAccountNotFound:    {"счёт не найден", "no billing account"},
+		events.ReasonBillingUnreachable: {"платёжный сервис недоступен", "billing is unavailable"},
 	}
 	t, ok := texts[reason]
 	if !ok {

@@ -25,13 +25,6 @@ const (
 	StatusFailed    Status = "failed"
 )
 
-// Failure reasons of a failed order.
-const (
-	ReasonInsufficientFunds  = "insufficient_funds"
-	ReasonAccountNotFound    = "account_not_found"
-	ReasonBillingUnreachable = "billing_unreachable"
-)
-
 // Order is a purchase by a user for a price.
 type Order struct {
 	ID             uuid.UUID

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/money"
 )
 
@@ -64,13 +65,13 @@ func (s *Service) settle(ctx context.Context, o Order, call func(ctx context.Con
 	case err == nil && p.Outcome == PaymentPaid:
 		err = finished.Complete()
 	case err == nil && p.Outcome == PaymentRefused:
-		err = finished.Fail(ReasonInsufficientFunds, fmt.Sprintf("Insufficient funds: balance %s, price %s", p.Balance, o.Price))
+		err = finished.Fail(events.ReasonInsufficientFunds, fmt.Sprintf("Insufficient funds: balance %s, price %s", p.Balance, o.Price))
 	case err == nil && p.Outcome == PaymentVoided:
-		err = finished.Fail(ReasonBillingUnreachable, fmt.Sprintf("billing could not be reached after %d attempts; nothing was charged", o.Attempts))
+		err = finished.Fail(events.ReasonBillingUnreachable, fmt.Sprintf("billing could not be reached after %d attempts; nothing was charged", o.Attempts))
 	case err == nil:
 		return Result{}, fmt.Errorf("pay order %s: unknown outcome %q", o.ID, p.Outcome)
 	case apperr.Is(err, apperr.NotFound):
-		err = finished.Fail(ReasonAccountNotFound, fmt.Sprintf("no billing account for user %s", o.UserID))
+		err = finished.Fail(events.ReasonAccountNotFound, fmt.Sprintf("no billing account for user %s", o.UserID))
 	case apperr.Is(err, apperr.Unavailable):
 		s.log.WarnContext(ctx, "order left pending", "order_id", o.ID, "err", err)
 		return Result{Order: o, Err: apperr.New(apperr.Unavailable, "billing is unavailable; the order is pending and will be completed automatically")}, nil
@@ -94,9 +95,9 @@ func resultOf(o Order) Result {
 		return Result{Order: o, Err: apperr.New(apperr.Unavailable, "the order is pending and will be completed automatically")}
 	case o.Status == StatusCompleted:
 		return Result{Order: o}
-	case o.FailureReason == ReasonInsufficientFunds:
+	case o.FailureReason == events.ReasonInsufficientFunds:
 		return Result{Order: o, Err: insufficientFunds(o.FailureMessage)}
-	case o.FailureReason == ReasonAccountNotFound:
+	case o.FailureReason == events.ReasonAccountNotFound:
 		return Result{Order: o, Err: apperr.New(apperr.NotFound, "%s", o.FailureMessage)}
 	default:
 		return Result{Order: o, Err: apperr.New(apperr.Unavailable, "%s", o.FailureMessage)}
@@ -145,7 +146,7 @@ func (s *Service) Reconcile(ctx context.Context, cfg ReconcilerConfig) (int, err
 			s.log.ErrorContext(ctx, "reconcile order failed", "order_id", o.ID, "attempts", o.Attempts, "err", err)
 			continue
 		}
-		if res.Order.Status == StatusFailed && res.Order.FailureReason == ReasonBillingUnreachable {
+		if res.Order.Status == StatusFailed && res.Order.FailureReason == events.ReasonBillingUnreachable {
 			s.log.ErrorContext(ctx, "order failed, billing unreachable", "order_id", o.ID, "attempts", o.Attempts)
 		}
 	}

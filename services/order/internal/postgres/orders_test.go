@@ -12,6 +12,7 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/services/order/internal/order"
 	"github.com/order-system/order-system/services/order/internal/postgres"
 	"github.com/order-system/order-system/services/order/migrations"
@@ -72,7 +73,7 @@ func TestFinishOnceAmongRacers(t *testing.T) {
 			if i%2 == 0 {
 				f.Complete()
 			} else {
-				f.Fail(order.ReasonInsufficientFunds, "Insufficient funds")
+				f.Fail(events.ReasonInsufficientFunds, "Insufficient funds")
 			}
 			got, err := repo.Finish(ctx, f)
 			if err != nil {
