@@ -249,7 +249,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	err = r.pub.Publish(ctx, msgs)
 	var unroutable *rabbit.UnroutableError
 	if errors.As(err, &unroutable) {
-		return r.settleUnroutable(ctx, rows, unroutable)
+		return r.deleteConfirmedParkReturned(ctx, rows, unroutable)
 	}
 	if err != nil {
 		// Release the claim so the next attempt (here or in another replica) retries at once.
@@ -268,11 +268,11 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// settleUnroutable handles a batch the broker confirmed except for the events it returned:
-// the confirmed ones are deleted, the returned ones parked until the next poll, so that an
+// deleteConfirmedParkReturned handles a batch the broker confirmed except for the events it
+// returned: the confirmed ones are deleted, the returned ones parked until the next poll, so that an
 // event without a queue neither holds up nor re-sends the events around it. It returns how
 // many were published, and the returned events as the error.
-func (r *Relay) settleUnroutable(ctx context.Context, rows []row, unroutable *rabbit.UnroutableError) (int, error) {
+func (r *Relay) deleteConfirmedParkReturned(ctx context.Context, rows []row, unroutable *rabbit.UnroutableError) (int, error) {
 	returned := make(map[string]bool, len(unroutable.MessageIDs))
 	for _, id := range unroutable.MessageIDs {
 		returned[id] = true

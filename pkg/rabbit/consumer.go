@@ -172,7 +172,7 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) error {
 			return fmt.Errorf("handler answered %d outcomes for %d deliveries", len(errs), len(batch))
 		}
 		if err == nil {
-			return c.settle(ctx, batch, errs)
+			return c.ackOrDeadLetter(ctx, batch, errs)
 		}
 		c.outcomes.WithLabelValues(c.queue.Name, "retried").Add(float64(len(batch)))
 		wait := Backoff(attempt)
@@ -187,10 +187,10 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) error {
 	}
 }
 
-// settle dead-letters the poison messages of a processed batch and acks the rest: with one
+// ackOrDeadLetter dead-letters the poison messages of a processed batch and acks the rest: with one
 // multiple ack when there is no poison, since every earlier delivery of this channel has
 // been settled already.
-func (c *Consumer) settle(ctx context.Context, batch []amqp.Delivery, errs []error) error {
+func (c *Consumer) ackOrDeadLetter(ctx context.Context, batch []amqp.Delivery, errs []error) error {
 	poisoned := 0
 	for i, d := range batch {
 		if errs[i] == nil {

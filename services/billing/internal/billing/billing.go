@@ -142,25 +142,28 @@ func (s *Service) Deposit(ctx context.Context, d Deposit) (Account, error) {
 
 // Pay debits a positive amount once per payment id.
 func (s *Service) Pay(ctx context.Context, p Payment) (Payment, error) {
-	return s.settle(ctx, p, s.ledger.Pay, "payment processed")
+	if err := checkAmount(p.Amount); err != nil {
+		return Payment{}, err
+	}
+	out, err := s.ledger.Pay(ctx, p)
+	if err != nil {
+		return Payment{}, err
+	}
+	s.log.InfoContext(ctx, "payment processed", "payment_id", p.ID, "user_id", p.UserID, "amount", p.Amount.String(), "status", string(out.Status))
+	return out, nil
 }
 
 // Void settles a payment id whose outcome the caller never learned: if it was not paid, it
 // never will be; if it was, the caller learns that instead.
 func (s *Service) Void(ctx context.Context, p Payment) (Payment, error) {
-	return s.settle(ctx, p, s.ledger.Void, "payment void requested")
-}
-
-// settle checks the amount of p, stores its outcome with store and logs it under msg.
-func (s *Service) settle(ctx context.Context, p Payment, store func(context.Context, Payment) (Payment, error), msg string) (Payment, error) {
 	if err := checkAmount(p.Amount); err != nil {
 		return Payment{}, err
 	}
-	out, err := store(ctx, p)
+	out, err := s.ledger.Void(ctx, p)
 	if err != nil {
 		return Payment{}, err
 	}
-	s.log.InfoContext(ctx, msg, "payment_id", p.ID, "user_id", p.UserID, "amount", p.Amount.String(), "status", string(out.Status))
+	s.log.InfoContext(ctx, "payment void requested", "payment_id", p.ID, "user_id", p.UserID, "amount", p.Amount.String(), "status", string(out.Status))
 	return out, nil
 }
 

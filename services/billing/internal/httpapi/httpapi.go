@@ -3,7 +3,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -154,29 +153,37 @@ type paymentRequest struct {
 	Amount    json.RawMessage `json:"amount"`
 }
 
+// pay and void take the same request and answer with the payment's stored outcome.
 func (h handler) pay(c *echo.Context) error {
-	return h.settle(c, h.svc.Pay)
-}
-
-func (h handler) void(c *echo.Context) error {
-	return h.settle(c, h.svc.Void)
-}
-
-// settle decodes a payment request and answers with the payment's stored outcome; paying
-// and voiding take the same request and give the same answer.
-func (h handler) settle(c *echo.Context, do func(context.Context, billing.Payment) (billing.Payment, error)) error {
-	var req paymentRequest
-	if err := httpx.Decode(c, &req); err != nil {
+	p, err := decodePayment(c)
+	if err != nil {
 		return err
 	}
-	f := httpx.Fields{}
-	p := billing.Payment{ID: f.UUID("paymentId", req.PaymentID), UserID: f.UUID("userId", req.UserID), Amount: f.Amount("amount", req.Amount)}
-	if err := f.Err(); err != nil {
-		return err
-	}
-	out, err := do(c.Request().Context(), p)
+	out, err := h.svc.Pay(c.Request().Context(), p)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, toPaymentResponse(out))
+}
+
+func (h handler) void(c *echo.Context) error {
+	p, err := decodePayment(c)
+	if err != nil {
+		return err
+	}
+	out, err := h.svc.Void(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toPaymentResponse(out))
+}
+
+func decodePayment(c *echo.Context) (billing.Payment, error) {
+	var req paymentRequest
+	if err := httpx.Decode(c, &req); err != nil {
+		return billing.Payment{}, err
+	}
+	f := httpx.Fields{}
+	p := billing.Payment{ID: f.UUID("paymentId", req.PaymentID), UserID: f.UUID("userId", req.UserID), Amount: f.Amount("amount", req.Amount)}
+	return p, f.Err()
 }

@@ -49,15 +49,16 @@ type paymentResponse struct {
 
 // Pay implements order.BillingClient.
 func (c *Client) Pay(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (order.Payment, error) {
-	return c.settle(ctx, "/internal/payments", paymentID, userID, amount)
+	return c.post(ctx, "/internal/payments", paymentID, userID, amount)
 }
 
 // Void implements order.BillingClient.
 func (c *Client) Void(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (order.Payment, error) {
-	return c.settle(ctx, "/internal/payments/void", paymentID, userID, amount)
+	return c.post(ctx, "/internal/payments/void", paymentID, userID, amount)
 }
 
-func (c *Client) settle(ctx context.Context, path string, paymentID, userID uuid.UUID, amount money.Amount) (order.Payment, error) {
+// post sends a payment request to billing's path and records the call's latency by outcome.
+func (c *Client) post(ctx context.Context, path string, paymentID, userID uuid.UUID, amount money.Amount) (order.Payment, error) {
 	start := time.Now()
 	p, outcome, err := c.call(ctx, path, paymentRequest{PaymentID: paymentID.String(), UserID: userID.String(), Amount: amount})
 	c.latency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())

@@ -11,7 +11,6 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/events"
-	"github.com/order-system/order-system/pkg/money"
 )
 
 // Service places and finishes orders.
@@ -47,7 +46,7 @@ func (s *Service) Place(ctx context.Context, o Order) (Result, error) {
 	if stored.Status != StatusPending {
 		return resultOf(stored), nil
 	}
-	return s.settle(ctx, stored, s.billing.Pay)
+	return s.pay(ctx, stored)
 }
 
 // Get returns an order.
@@ -55,11 +54,23 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (Order, error) {
 	return s.repo.Get(ctx, id)
 }
 
-// settle asks billing for the order's payment outcome through call (Pay, or Void when
-// giving up) outside any transaction, and finishes the order with it. When billing cannot be
-// reached the order stays pending for the reconciler.
-func (s *Service) settle(ctx context.Context, o Order, call func(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (Payment, error)) (Result, error) {
-	p, err := call(ctx, o.ID, o.UserID, o.Price)
+// pay asks billing to pay the order, outside any transaction, and finishes the order with
+// the outcome.
+func (s *Service) pay(ctx context.Context, o Order) (Result, error) {
+	p, err := s.billing.Pay(ctx, o.ID, o.UserID, o.Price)
+	return s.finish(ctx, o, p, err)
+}
+
+// void asks billing to void the order's payment, outside any transaction, and finishes the
+// order with the outcome: failed if nothing was charged, completed if it was.
+func (s *Service) void(ctx context.Context, o Order) (Result, error) {
+	p, err := s.billing.Void(ctx, o.ID, o.UserID, o.Price)
+	return s.finish(ctx, o, p, err)
+}
+
+// finish stores the order's end as billing's answer (p, or err) says. When billing could not
+// be reached the order stays pending for the reconciler.
+func (s *Service) finish(ctx context.Context, o Order, p Payment, err error) (Result, error) {
 	finished := o
 	switch {
 	case err == nil && p.Outcome == PaymentPaid:
@@ -135,11 +146,12 @@ func (s *Service) Reconcile(ctx context.Context, cfg ReconcilerConfig) (int, err
 		return 0, err
 	}
 	for _, o := range orders {
-		call := s.billing.Pay
+		var res Result
 		if o.Attempts > cfg.MaxAttempts {
-			call = s.billing.Void
+			res, err = s.void(ctx, o)
+		} else {
+			res, err = s.pay(ctx, o)
 		}
-		res, err := s.settle(ctx, o, call)
 		if err != nil {
 			// The order stays pending and is tried again after its backoff; one order's
 			// trouble must not hold up the others.
