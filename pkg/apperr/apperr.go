@@ -10,16 +10,17 @@ import (
 // Code identifies a class of failure. Codes are part of the public API: clients switch on them.
 type Code string
 
-// The stable error codes of the API.
+// The stable error codes of the API that are not the business's own: the business declares
+// those itself (NewOf), each answered as one of these.
 const (
-	Invalid              Code = "invalid_request"
-	NotFound             Code = "not_found"
-	MethodNotAllowed     Code = "method_not_allowed"
-	PayloadTooLarge      Code = "payload_too_large"
-	InsufficientFunds    Code = "insufficient_funds"
-	IdempotencyInUse     Code = "idempotency_key_in_use"
-	IdempotencyMismatch  Code = "idempotency_key_mismatch"
-	PaymentMismatch      Code = "payment_mismatch"
+	Invalid             Code = "invalid_request"
+	NotFound            Code = "not_found"
+	MethodNotAllowed    Code = "method_not_allowed"
+	PayloadTooLarge     Code = "payload_too_large"
+	IdempotencyInUse    Code = "idempotency_key_in_use"
+	IdempotencyMismatch Code = "idempotency_key_mismatch"
+	// Unprocessable is a well-formed request that contradicts what was stored before.
+	Unprocessable        Code = "unprocessable"
 	Unavailable          Code = "unavailable"
 	Internal             Code = "internal"
 	internalErrorMessage      = "internal error"
@@ -28,13 +29,22 @@ const (
 // Error is an error with a code, a message meant for the client, and optional per-field
 // reasons for validation failures.
 type Error struct {
-	Code    Code
+	Code Code
+	// Kind is the code above that answers a code of the business's own (Code), e.g.
+	// invalid_request for insufficient_funds; empty when Code is one of them.
+	Kind    Code
 	Message string
 	Fields  map[string]string
-	// Extra holds additional top-level members of the error body, e.g. the failed order.
-	Extra map[string]any
 	// Err is the underlying cause; it is logged, never shown to clients.
 	Err error
+}
+
+// Class is the code that decides how e is answered: Kind, or Code when it has no Kind.
+func (e *Error) Class() Code {
+	if e.Kind != "" {
+		return e.Kind
+	}
+	return e.Code
 }
 
 func (e *Error) Error() string {
@@ -51,6 +61,11 @@ func New(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// NewOf returns an error with a code of the business's own, answered as the code kind is.
+func NewOf(kind, code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
 // Wrap returns an error with the given code and message that keeps err as its cause.
 func Wrap(err error, code Code, message string) *Error {
 	return &Error{Code: code, Message: message, Err: err}
@@ -59,16 +74,6 @@ func Wrap(err error, code Code, message string) *Error {
 // Validation returns an invalid_request error listing the reason for each bad field.
 func Validation(fields map[string]string) *Error {
 	return &Error{Code: Invalid, Message: "request validation failed", Fields: fields}
-}
-
-// With returns a copy of e with an extra member in its body.
-func (e *Error) With(key string, value any) *Error {
-	c := *e
-	c.Extra = map[string]any{key: value}
-	for k, v := range e.Extra {
-		c.Extra[k] = v
-	}
-	return &c
 }
 
 // CodeOf returns the code of the first *Error in err's chain, or Internal.

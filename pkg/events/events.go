@@ -55,7 +55,7 @@ type OrderFinishedData struct {
 // Why an order failed (OrderFinishedData.Reason). A consumer meets values it does not know
 // when the order service learns a new one first, and must take them as a plain failure.
 const (
-	ReasonInsufficientFunds  = "insufficient_funds"
+	ReasonBalanceTooLow      = "insufficient_funds"
 	ReasonAccountNotFound    = "account_not_found"
 	ReasonBillingUnreachable = "billing_unreachable"
 )

@@ -159,7 +159,7 @@ func accessLog(log *slog.Logger, requests *prometheus.CounterVec, latency *prome
 // StatusOf maps an error code to its HTTP status.
 func StatusOf(code apperr.Code) int {
 	switch code {
-	case apperr.Invalid, apperr.InsufficientFunds:
+	case apperr.Invalid:
 		return http.StatusBadRequest
 	case apperr.NotFound:
 		return http.StatusNotFound
@@ -169,7 +169,7 @@ func StatusOf(code apperr.Code) int {
 		return http.StatusRequestEntityTooLarge
 	case apperr.IdempotencyInUse:
 		return http.StatusConflict
-	case apperr.IdempotencyMismatch, apperr.PaymentMismatch:
+	case apperr.IdempotencyMismatch, apperr.Unprocessable:
 		return http.StatusUnprocessableEntity
 	case apperr.Unavailable:
 		return http.StatusServiceUnavailable
@@ -184,7 +184,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		ae := fromEcho(err)
-		status := StatusOf(ae.Code)
+		status := StatusOf(ae.Class())
 		ctx := c.Request().Context()
 		if status >= 500 {
 			log.ErrorContext(ctx, "request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)
@@ -193,7 +193,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if c.Request().Method == http.MethodHead {
 			werr = c.NoContent(status)
 		} else {
-			werr = c.JSON(status, errorBody(ae))
+			werr = c.JSON(status, errorBody(ae, membersOf(err)))
 		}
 		if werr != nil {
 			log.WarnContext(ctx, "write error response", "err", werr)
@@ -201,19 +201,42 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	}
 }
 
-func errorBody(ae *apperr.Error) any {
+// WithMembers returns err answered with members added to its error body beside code, message
+// and fields, e.g. the failed order; a member of the same name as one of those is left out.
+// A handler adds them: what an answer looks like is the HTTP layer's business.
+func WithMembers(err error, members map[string]any) error {
+	return &membersError{err: err, members: members}
+}
+
+type membersError struct {
+	err     error
+	members map[string]any
+}
+
+func (e *membersError) Error() string { return e.err.Error() }
+func (e *membersError) Unwrap() error { return e.err }
+
+func membersOf(err error) map[string]any {
+	var me *membersError
+	if errors.As(err, &me) {
+		return me.members
+	}
+	return nil
+}
+
+func errorBody(ae *apperr.Error, members map[string]any) any {
 	body := ErrorResponse{Code: ae.Code, Message: ae.Message, Fields: ae.Fields}
 	if ae.Code == apperr.Internal {
 		body.Message = "internal error"
 	}
-	if len(ae.Extra) == 0 {
+	if len(members) == 0 {
 		return body
 	}
 	m := map[string]any{"code": body.Code, "message": body.Message}
 	if len(body.Fields) > 0 {
 		m["fields"] = body.Fields
 	}
-	for k, v := range ae.Extra {
+	for k, v := range members {
 		if _, taken := m[k]; !taken {
 			m[k] = v
 		}

@@ -179,6 +179,20 @@ func checkAmount(a money.Amount) error {
 	return nil
 }
 
+// CodePaymentMismatch is the error code of a payment id used again with another user or
+// amount.
+const CodePaymentMismatch apperr.Code = "payment_mismatch"
+
+// PaymentMismatch is the 422 of a payment id used again with another user or amount.
+func PaymentMismatch(id uuid.UUID) *apperr.Error {
+	return apperr.NewOf(apperr.Unprocessable, CodePaymentMismatch, "payment %s was already made with another user or amount", id)
+}
+
+// NoAccount is the not_found of a user without a billing account.
+func NoAccount(userID uuid.UUID) *apperr.Error {
+	return apperr.New(apperr.NotFound, "no billing account for user %s", userID)
+}
+
 // Violation is a broken ledger invariant: which one, on what (an account or a payment id),
 // and the figures that disagree.
 type Violation struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/money"
@@ -98,7 +99,7 @@ func (h handler) deposit(c *echo.Context) error {
 	}
 	a, err := h.svc.Deposit(c.Request().Context(), d)
 	if err != nil {
-		return err
+		return namingUser(err, d.UserID)
 	}
 	return c.JSON(http.StatusOK, toAccountResponse(a))
 }
@@ -110,7 +111,7 @@ func (h handler) balance(c *echo.Context) error {
 	}
 	a, err := h.svc.Account(c.Request().Context(), userID)
 	if err != nil {
-		return err
+		return namingUser(err, userID)
 	}
 	return c.JSON(http.StatusOK, toAccountResponse(a))
 }
@@ -161,7 +162,7 @@ func (h handler) pay(c *echo.Context) error {
 	}
 	out, err := h.svc.Pay(c.Request().Context(), p)
 	if err != nil {
-		return err
+		return namingUser(err, p.UserID)
 	}
 	return c.JSON(http.StatusOK, toPaymentResponse(out))
 }
@@ -173,7 +174,7 @@ func (h handler) void(c *echo.Context) error {
 	}
 	out, err := h.svc.Void(c.Request().Context(), p)
 	if err != nil {
-		return err
+		return namingUser(err, p.UserID)
 	}
 	return c.JSON(http.StatusOK, toPaymentResponse(out))
 }
@@ -186,4 +187,14 @@ func decodePayment(c *echo.Context) (billing.Payment, error) {
 	f := httpx.Fields{}
 	p := billing.Payment{ID: f.UUID("paymentId", req.PaymentID), UserID: f.UUID("userId", req.UserID), Amount: f.Amount("amount", req.Amount)}
 	return p, f.Err()
+}
+
+// namingUser names the user in the body of a not_found (no billing account): that is how a
+// caller tells billing's "no such account" from a 404 of a route that does not exist (an
+// older billing, a wrong URL), which must not be taken for an answer.
+func namingUser(err error, userID uuid.UUID) error {
+	if apperr.Is(err, apperr.NotFound) {
+		return httpx.WithMembers(err, map[string]any{"userId": userID.String()})
+	}
+	return err
 }

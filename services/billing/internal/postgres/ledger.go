@@ -151,7 +151,7 @@ func (l *Ledger) Account(ctx context.Context, userID uuid.UUID) (billing.Account
 	var r accountRow
 	err := l.account.GetContext(ctx, &r, userID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return billing.Account{}, errAccountNotFound(userID)
+		return billing.Account{}, billing.NoAccount(userID)
 	}
 	if err != nil {
 		return billing.Account{}, pg.Wrap("get account", err)
@@ -165,7 +165,7 @@ func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit) (billing.Accoun
 	err := l.deposit.GetContext(ctx, &acc, d.UserID, int64(d.Amount), d.ID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return billing.Account{}, errAccountNotFound(d.UserID)
+		return billing.Account{}, billing.NoAccount(d.UserID)
 	case pg.IsUniqueViolation(err):
 		return l.Account(ctx, d.UserID) // applied before: the retry changes nothing
 	case pg.IsCheckViolation(err, "accounts_balance_max"):
@@ -210,7 +210,7 @@ func (l *Ledger) storedPayment(ctx context.Context, p billing.Payment) (billing.
 	}
 	stored := fromPaymentRow(out)
 	if !stored.Matches(p.UserID, p.Amount) {
-		return billing.Payment{}, apperr.New(apperr.PaymentMismatch, "payment %s was already made with another user or amount", p.ID)
+		return billing.Payment{}, billing.PaymentMismatch(p.ID)
 	}
 	return outcome(stored)
 }
@@ -219,7 +219,7 @@ func (l *Ledger) storedPayment(ctx context.Context, p billing.Payment) (billing.
 // not_found, the same answer the id's first call got.
 func outcome(p billing.Payment) (billing.Payment, error) {
 	if p.Status == billing.PaymentAccountNotFound {
-		return billing.Payment{}, errAccountNotFound(p.UserID)
+		return billing.Payment{}, billing.NoAccount(p.UserID)
 	}
 	return p, nil
 }
@@ -239,11 +239,4 @@ func (l *Ledger) Entries(ctx context.Context, userID uuid.UUID, limit int) ([]bi
 		entries[i] = fromEntryRow(r)
 	}
 	return entries, nil
-}
-
-// errAccountNotFound names the user in its body too: that is how a caller tells billing's
-// "no such account" from a 404 of a route that does not exist (an older billing, a wrong
-// URL), which must not be taken for an answer.
-func errAccountNotFound(userID uuid.UUID) error {
-	return apperr.New(apperr.NotFound, "no billing account for user %s", userID).With("userId", userID.String())
 }

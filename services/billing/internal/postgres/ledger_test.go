@@ -156,7 +156,7 @@ func TestSamePaymentIDDebitsOnce(t *testing.T) {
 	}
 	// Another amount under the same id is refused.
 	_, err := l.Pay(context.Background(), billing.Payment{ID: payment.ID, UserID: user, Amount: 1})
-	if !apperr.Is(err, apperr.PaymentMismatch) {
+	if !apperr.Is(err, billing.CodePaymentMismatch) {
 		t.Fatalf("same id, other amount: err = %v, want payment_mismatch", err)
 	}
 	verifyClean(t, l)
@@ -204,7 +204,7 @@ func TestVoidSettlesAnUnknownOutcome(t *testing.T) {
 	if v, err := l.Void(ctx, paid); err != nil || v.Status != billing.PaymentCompleted || v.Balance != 60_00 {
 		t.Fatalf("Void of a paid id = %+v, %v; want completed, balance 60", v, err)
 	}
-	if _, err := l.Void(ctx, billing.Payment{ID: paid.ID, UserID: user, Amount: 1}); !apperr.Is(err, apperr.PaymentMismatch) {
+	if _, err := l.Void(ctx, billing.Payment{ID: paid.ID, UserID: user, Amount: 1}); !apperr.Is(err, billing.CodePaymentMismatch) {
 		t.Fatalf("Void with another amount: err = %v, want payment_mismatch", err)
 	}
 	if _, err := l.Void(ctx, billing.Payment{ID: uuid.New(), UserID: uuid.New(), Amount: 1}); !apperr.Is(err, apperr.NotFound) {
@@ -382,7 +382,7 @@ func TestNoAccountIsAFinalAnswer(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			if _, err := l.Pay(ctx, billing.Payment{ID: p.ID, UserID: user, Amount: 2_00}); !apperr.Is(err, apperr.PaymentMismatch) {
+			if _, err := l.Pay(ctx, billing.Payment{ID: p.ID, UserID: user, Amount: 2_00}); !apperr.Is(err, billing.CodePaymentMismatch) {
 				t.Errorf("same id, other amount: err = %v, want payment_mismatch", err)
 			}
 			if a, _ := l.Account(ctx, user); a.Balance != 10_00 {

@@ -69,7 +69,7 @@ func message(o FinishedOrder, lang string) string {
 
 func reasonText(reason, lang string) string {
 	texts := map[string][2]string{
-		events.ReasonInsufficientFunds:  {"недостаточно средств", "insufficient funds"},
+		events.ReasonBalanceTooLow:      {"недостаточно средств", "insufficient funds"},
 		events.ReasonAccountNotFound:    {"счёт не найден", "no billing account"},
 		events.ReasonBillingUnreachable: {"платёжный сервис недоступен", "billing is unavailable"},
 	}

@@ -73,7 +73,7 @@ func (h handler) create(c *echo.Context) error {
 		return err
 	}
 	if res.Err != nil {
-		return res.Err.With("order", toOrderResponse(res.Order))
+		return httpx.WithMembers(res.Err, map[string]any{"order": toOrderResponse(res.Order)})
 	}
 	return c.JSON(http.StatusCreated, toOrderResponse(res.Order))
 }

@@ -112,8 +112,11 @@ type Repository interface {
 	ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]Order, error)
 }
 
-// insufficientFunds is the error of an order that failed for lack of money; the handler
-// adds the failed order to it.
+// CodeInsufficientFunds is the error code of an order that failed for lack of money.
+const CodeInsufficientFunds apperr.Code = "insufficient_funds"
+
+// insufficientFunds is the error of an order that failed for lack of money, a 400 whose
+// body also holds the failed order (the handler adds it).
 func insufficientFunds(message string) *apperr.Error {
-	return apperr.New(apperr.InsufficientFunds, "%s", message)
+	return apperr.NewOf(apperr.Invalid, CodeInsufficientFunds, "%s", message)
 }

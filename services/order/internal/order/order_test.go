@@ -17,11 +17,11 @@ func TestOrderFinishesOnce(t *testing.T) {
 	if err := o.Complete(); err == nil {
 		t.Fatal("Complete on a completed order succeeded")
 	}
-	if err := o.Fail(events.ReasonInsufficientFunds, "x"); err == nil || o.Status != order.StatusCompleted {
+	if err := o.Fail(events.ReasonBalanceTooLow, "x"); err == nil || o.Status != order.StatusCompleted {
 		t.Fatalf("Fail on a completed order: %v, status %s", err, o.Status)
 	}
 	f := order.Order{Status: order.StatusPending}
-	if err := f.Fail(events.ReasonInsufficientFunds, "Insufficient funds"); err != nil || f.FailureReason != events.ReasonInsufficientFunds {
+	if err := f.Fail(events.ReasonBalanceTooLow, "Insufficient funds"); err != nil || f.FailureReason != events.ReasonBalanceTooLow {
 		t.Fatalf("Fail on pending: %v, %+v", err, f)
 	}
 }

@@ -76,7 +76,7 @@ func (s *Service) finish(ctx context.Context, o Order, p Payment, err error) (Re
 	case err == nil && p.Outcome == PaymentPaid:
 		err = finished.Complete()
 	case err == nil && p.Outcome == PaymentRefused:
-		err = finished.Fail(events.ReasonInsufficientFunds, fmt.Sprintf("Insufficient funds: balance %s, price %s", p.Balance, o.Price))
+		err = finished.Fail(events.ReasonBalanceTooLow, fmt.Sprintf("Insufficient funds: balance %s, price %s", p.Balance, o.Price))
 	case err == nil && p.Outcome == PaymentVoided:
 		err = finished.Fail(events.ReasonBillingUnreachable, fmt.Sprintf("billing could not be reached after %d attempts; nothing was charged", o.Attempts))
 	case err == nil:
@@ -106,7 +106,7 @@ func resultOf(o Order) Result {
 		return Result{Order: o, Err: apperr.New(apperr.Unavailable, "the order is pending and will be completed automatically")}
 	case o.Status == StatusCompleted:
 		return Result{Order: o}
-	case o.FailureReason == events.ReasonInsufficientFunds:
+	case o.FailureReason == events.ReasonBalanceTooLow:
 		return Result{Order: o, Err: insufficientFunds(o.FailureMessage)}
 	case o.FailureReason == events.ReasonAccountNotFound:
 		return Result{Order: o, Err: apperr.New(apperr.NotFound, "%s", o.FailureMessage)}

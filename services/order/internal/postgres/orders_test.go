@@ -73,7 +73,7 @@ func TestFinishOnceAmongRacers(t *testing.T) {
 			if i%2 == 0 {
 				f.Complete()
 			} else {
-				f.Fail(events.ReasonInsufficientFunds, "Insufficient funds")
+				f.Fail(events.ReasonBalanceTooLow, "Insufficient funds")
 			}
 			got, err := repo.Finish(ctx, f)
 			if err != nil {
