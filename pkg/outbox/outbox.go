@@ -16,19 +16,30 @@ import (
 	"github.com/order-system/order-system/pkg/logger"
 )
 
-// Table is the outbox table in the service's schema. Each producing service creates it in its
-// own migrations:
-//
-//	CREATE TABLE outbox (
-//	    id            bigserial PRIMARY KEY,
-//	    event_id      uuid NOT NULL UNIQUE,
-//	    routing_key   text NOT NULL,
-//	    body          bytea NOT NULL,
-//	    request_id    text NOT NULL DEFAULT '',
-//	    created_at    timestamptz NOT NULL DEFAULT now(),
-//	    claimed_until timestamptz
-//	);
+// Table is the outbox table in the service's schema.
 const Table = "outbox"
+
+// Schema creates Table. Each producing service creates it so in its own migrations (a
+// migration, once applied, is history and keeps its own text); the package's tests use it.
+const Schema = `CREATE TABLE outbox (
+    id            bigserial PRIMARY KEY,
+    event_id      uuid NOT NULL UNIQUE,
+    routing_key   text NOT NULL,
+    body          bytea NOT NULL,
+    request_id    text NOT NULL DEFAULT '',
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    claimed_until timestamptz
+);`
+
+// insertColumns are the columns a writer fills; the others take their defaults.
+const insertColumns = "event_id, routing_key, body, request_id"
+
+// InsertSelect returns an INSERT of one Row for each row of source (a table, or a WITH query
+// of the caller's statement), the Row's values (Args) being the parameters $n to $n+3. A
+// state change and its event can so be one statement: one round trip, one transaction.
+func InsertSelect(source string, n int) string {
+	return fmt.Sprintf("INSERT INTO outbox (%s) SELECT $%d, $%d, $%d, $%d FROM %s", insertColumns, n, n+1, n+2, n+3, source)
+}
 
 // Row is an event encoded for the outbox table.
 type Row struct {
@@ -36,6 +47,11 @@ type Row struct {
 	RoutingKey string
 	Body       []byte
 	RequestID  string
+}
+
+// Args are the row's values in the order Write and InsertSelect take them.
+func (r Row) Args() []any {
+	return []any{r.EventID, r.RoutingKey, r.Body, r.RequestID}
 }
 
 // NewRow encodes e, tagging it with the request id of ctx so that the consumer's logs can be
@@ -54,9 +70,7 @@ func Write(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO outbox (event_id, routing_key, body, request_id) VALUES ($1, $2, $3, $4)`,
-		r.EventID, r.RoutingKey, r.Body, r.RequestID); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (`+insertColumns+`) VALUES ($1, $2, $3, $4)`, r.Args()...); err != nil {
 		return fmt.Errorf("insert outbox event: %w", err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -16,14 +17,8 @@ import (
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/outbox"
-	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/rabbit"
 )
-
-const schema = `CREATE TABLE outbox (
-    id bigserial PRIMARY KEY, event_id uuid NOT NULL UNIQUE, routing_key text NOT NULL,
-    body bytea NOT NULL, request_id text NOT NULL DEFAULT '',
-    created_at timestamptz NOT NULL DEFAULT now(), claimed_until timestamptz)`
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -37,15 +32,7 @@ type fixture struct {
 // broker, removed at the end.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	url := dbtest.NewDatabase(t, "outboxtest")
-	db, err := postgres.Open(context.Background(), postgres.Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(schema); err != nil {
-		t.Fatal(err)
-	}
+	db := dbtest.New(t, fstest.MapFS{"000001_outbox.up.sql": {Data: []byte(outbox.Schema)}})
 	f := &fixture{db: db, exchange: dbtest.Name(t, "test.events")}
 	f.queue = rabbit.Queue{Name: dbtest.Name(t, "test.queue"), Exchange: f.exchange, Bindings: []string{"order.*"}, DeliveryLimit: 2}
 	conn, err := amqp.Dial(dbtest.AMQPURL())

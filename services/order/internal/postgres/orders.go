@@ -68,14 +68,13 @@ const createSQL = `INSERT INTO orders (id, user_id, email, price, status, next_a
 
 // finishSQL stores the final status with its outbox event, in one statement guarded by
 // status = 'pending'; it returns how many orders it finished (0 or 1).
-const finishSQL = `
+var finishSQL = `
 		WITH finished AS (
 			UPDATE orders SET status = $2, failure_reason = $3, failure_message = $4, updated_at = now()
 			WHERE id = $1 AND status = 'pending'
 			RETURNING id
 		), event AS (
-			INSERT INTO outbox (event_id, routing_key, body, request_id)
-			SELECT $5, $6, $7, $8 FROM finished
+			` + outbox.InsertSelect("finished", 5) + `
 			RETURNING id
 		)
 		SELECT count(*) FROM event`
@@ -121,8 +120,8 @@ func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error)
 		return order.Order{}, err
 	}
 	var finished int
-	err = s.finish.GetContext(ctx, &finished,
-		o.ID, string(o.Status), o.FailureReason, o.FailureMessage, row.EventID, row.RoutingKey, row.Body, row.RequestID)
+	args := append([]any{o.ID, string(o.Status), o.FailureReason, o.FailureMessage}, row.Args()...)
+	err = s.finish.GetContext(ctx, &finished, args...)
 	if err != nil {
 		return order.Order{}, pg.Wrap("finish order", err)
 	}
