@@ -1,0 +1,223 @@
+package order_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/pkg/money"
+	"github.com/order-system/order-system/services/order/internal/order"
+)
+
+// fakeBilling answers every call with answer and records which calls were made.
+type fakeBilling struct {
+	mu     sync.Mutex
+	answer func(call string) (order.Payment, error)
+	calls  []string
+}
+
+var _ order.BillingClient = (*fakeBilling)(nil)
+
+func (b *fakeBilling) Pay(_ context.Context, _, _ uuid.UUID, _ money.Amount) (order.Payment, error) {
+	return b.call("pay")
+}
+
+func (b *fakeBilling) Void(_ context.Context, _, _ uuid.UUID, _ money.Amount) (order.Payment, error) {
+	return b.call("void")
+}
+
+func (b *fakeBilling) call(name string) (order.Payment, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, name)
+	return b.answer(name)
+}
+
+// fakeOrders keeps orders in memory, finishing each at most once as the real repository does.
+// It embeds the interface so that a method it does not need fails loudly if called.
+type fakeOrders struct {
+	order.Repository
+	mu      sync.Mutex
+	orders  map[uuid.UUID]order.Order
+	claimed []order.Order // what ClaimPending hands out
+}
+
+func newFakeOrders(stored ...order.Order) *fakeOrders {
+	r := &fakeOrders{orders: map[uuid.UUID]order.Order{}}
+	for _, o := range stored {
+		r.orders[o.ID] = o
+	}
+	return r
+}
+
+func (r *fakeOrders) Create(_ context.Context, o order.Order) (order.Order, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if stored, ok := r.orders[o.ID]; ok {
+		return stored, nil
+	}
+	r.orders[o.ID] = o
+	return o, nil
+}
+
+func (r *fakeOrders) Get(_ context.Context, id uuid.UUID) (order.Order, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o, ok := r.orders[id]
+	if !ok {
+		return order.Order{}, apperr.New(apperr.NotFound, "order %s not found", id)
+	}
+	return o, nil
+}
+
+func (r *fakeOrders) Finish(_ context.Context, o order.Order) (order.Order, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if stored := r.orders[o.ID]; stored.Status != order.StatusPending {
+		return stored, nil
+	}
+	r.orders[o.ID] = o
+	return o, nil
+}
+
+func (r *fakeOrders) ClaimPending(_ context.Context, _ int, _ func(int) time.Duration) ([]order.Order, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	claimed := r.claimed
+	r.claimed = nil
+	return claimed, nil
+}
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func newOrder() order.Order {
+	return order.Order{ID: uuid.New(), UserID: uuid.New(), Email: "buyer@example.com", Price: 1000_00}
+}
+
+func TestPlace(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		answer     order.Payment
+		err        error
+		wantStatus order.Status
+		wantReason string
+		wantCode   apperr.Code // of Result.Err; empty for none
+		wantErr    bool        // Place itself fails
+	}{
+		{"paid", order.Payment{Outcome: order.PaymentPaid, Balance: 0}, nil, order.StatusCompleted, "", "", false},
+		{"refused", order.Payment{Outcome: order.PaymentRefused, Balance: 500_00}, nil, order.StatusFailed, events.ReasonBalanceTooLow, order.CodeInsufficientFunds, false},
+		{"no account", order.Payment{}, apperr.New(apperr.NotFound, "no billing account"), order.StatusFailed, events.ReasonAccountNotFound, apperr.NotFound, false},
+		{"billing unreachable", order.Payment{}, apperr.New(apperr.Unavailable, "billing unreachable"), order.StatusPending, "", apperr.Unavailable, false},
+		{"unknown outcome", order.Payment{Outcome: "lost"}, nil, order.StatusPending, "", "", true},
+		{"uncoded failure", order.Payment{}, errors.New("boom"), order.StatusPending, "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			repo := newFakeOrders()
+			billing := &fakeBilling{answer: func(string) (order.Payment, error) { return tt.answer, tt.err }}
+			svc := order.NewService(repo, billing, discard)
+			o := newOrder()
+
+			res, err := svc.Place(context.Background(), o)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Place error = %v, want an error: %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff([]string{"pay"}, billing.calls); diff != "" {
+				t.Errorf("billing calls (-want +got):\n%s", diff)
+			}
+			stored, _ := repo.Get(context.Background(), o.ID)
+			if stored.Status != tt.wantStatus || stored.FailureReason != tt.wantReason {
+				t.Errorf("stored order is %s (%q), want %s (%q)", stored.Status, stored.FailureReason, tt.wantStatus, tt.wantReason)
+			}
+			if tt.wantErr {
+				return
+			}
+			var gotCode apperr.Code
+			if res.Err != nil {
+				gotCode = res.Err.Code
+			}
+			if gotCode != tt.wantCode || res.Order.Status != tt.wantStatus {
+				t.Errorf("result: order %s, error code %q; want %s, %q", res.Order.Status, gotCode, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestPlaceRefusedSaysBalanceAndPrice(t *testing.T) {
+	t.Parallel()
+	billing := &fakeBilling{answer: func(string) (order.Payment, error) {
+		return order.Payment{Outcome: order.PaymentRefused, Balance: 500_00}, nil
+	}}
+	res, err := order.NewService(newFakeOrders(), billing, discard).Place(context.Background(), newOrder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Err == nil || res.Err.Message != "Insufficient funds: balance 500, price 1000" || res.Err.Kind != apperr.Invalid {
+		t.Errorf("refusal = %+v, want an invalid_request-class insufficient_funds naming balance and price", res.Err)
+	}
+}
+
+func TestPlaceAgainReturnsTheFinishedOrderWithoutCallingBilling(t *testing.T) {
+	t.Parallel()
+	done := newOrder()
+	done.Status = order.StatusCompleted
+	billing := &fakeBilling{answer: func(string) (order.Payment, error) { return order.Payment{}, errors.New("must not be called") }}
+	res, err := order.NewService(newFakeOrders(done), billing, discard).Place(context.Background(), done)
+	if err != nil || res.Err != nil || res.Order.Status != order.StatusCompleted {
+		t.Fatalf("Place of a completed order = %+v, %v; want it completed, no error", res, err)
+	}
+	if len(billing.calls) != 0 {
+		t.Errorf("billing was called: %v", billing.calls)
+	}
+}
+
+// The reconciler pays a pending order again until it has tried MaxAttempts times, then
+// voids the payment; a void that finds nothing charged fails the order.
+func TestReconcilePaysThenVoids(t *testing.T) {
+	t.Parallel()
+	cfg := order.DefaultReconcilerConfig()
+	tests := []struct {
+		name       string
+		attempts   int
+		answer     order.Payment
+		wantCall   string
+		wantStatus order.Status
+		wantReason string
+	}{
+		{"within the attempts", cfg.MaxAttempts, order.Payment{Outcome: order.PaymentPaid}, "pay", order.StatusCompleted, ""},
+		{"past the attempts, nothing charged", cfg.MaxAttempts + 1, order.Payment{Outcome: order.PaymentVoided}, "void", order.StatusFailed, events.ReasonBillingUnreachable},
+		{"past the attempts, already paid", cfg.MaxAttempts + 1, order.Payment{Outcome: order.PaymentPaid}, "void", order.StatusCompleted, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o := newOrder()
+			o.Status, o.Attempts = order.StatusPending, tt.attempts
+			repo := newFakeOrders(o)
+			repo.claimed = []order.Order{o}
+			billing := &fakeBilling{answer: func(string) (order.Payment, error) { return tt.answer, nil }}
+			n, err := order.NewService(repo, billing, discard).Reconcile(context.Background(), cfg)
+			if err != nil || n != 1 {
+				t.Fatalf("Reconcile = %d, %v; want 1 order", n, err)
+			}
+			if diff := cmp.Diff([]string{tt.wantCall}, billing.calls); diff != "" {
+				t.Errorf("billing calls (-want +got):\n%s", diff)
+			}
+			stored, _ := repo.Get(context.Background(), o.ID)
+			if stored.Status != tt.wantStatus || stored.FailureReason != tt.wantReason {
+				t.Errorf("stored order is %s (%q), want %s (%q)", stored.Status, stored.FailureReason, tt.wantStatus, tt.wantReason)
+			}
+		})
+	}
+}
