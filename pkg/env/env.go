@@ -59,6 +59,18 @@ type Common struct {
 	Pprof               bool
 }
 
+// commonNames are the variables LoadCommon reads.
+var commonNames = []string{"HTTP_ADDR", "DATABASE_URL", "AMQP_URL", "DB_MAX_OPEN_CONNS", "DB_RELAY_MAX_OPEN_CONNS", "SHUTDOWN_TIMEOUT", "PPROF"}
+
+// Unset makes the named variables, and those LoadCommon reads, unset for the rest of test t
+// (an empty variable counts as unset): a configuration test so sees the defaults whatever
+// the process inherited.
+func Unset(t interface{ Setenv(key, value string) }, names ...string) {
+	for _, name := range append(names, commonNames...) {
+		t.Setenv(name, "")
+	}
+}
+
 // LoadCommon reads HTTP_ADDR, DATABASE_URL, AMQP_URL, DB_MAX_OPEN_CONNS (default 10),
 // DB_RELAY_MAX_OPEN_CONNS (2), SHUTDOWN_TIMEOUT (15s) and PPROF. httpAddr and databaseURL
 // are the service's own defaults: its port and its database on a developer machine.

@@ -9,20 +9,10 @@ import (
 	"github.com/order-system/order-system/pkg/env"
 )
 
-var common = []string{"HTTP_ADDR", "DATABASE_URL", "AMQP_URL", "DB_MAX_OPEN_CONNS", "DB_RELAY_MAX_OPEN_CONNS", "SHUTDOWN_TIMEOUT", "PPROF"}
-
-// unsetAll clears the configuration the process may have inherited; an empty variable counts
-// as unset.
-func unsetAll(t *testing.T) {
-	for _, v := range common {
-		t.Setenv(v, "")
-	}
-}
-
 const localDatabase = "postgres://user_service:user_service@127.0.0.1:5432/order_system?sslmode=disable&search_path=users"
 
 func TestLoadCommonDefaults(t *testing.T) {
-	unsetAll(t)
+	env.Unset(t)
 	got, err := env.LoadCommon(":8081", localDatabase)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +31,7 @@ func TestLoadCommonDefaults(t *testing.T) {
 }
 
 func TestLoadCommonFromEnvironment(t *testing.T) {
-	unsetAll(t)
+	env.Unset(t)
 	t.Setenv("HTTP_ADDR", ":8080")
 	t.Setenv("DATABASE_URL", "postgres://u:p@db:5432/x")
 	t.Setenv("AMQP_URL", "amqp://u:p@mq:5672/")
@@ -77,7 +67,7 @@ func TestLoadCommonRejectsBadValues(t *testing.T) {
 		{"DB_RELAY_MAX_OPEN_CONNS", "-2"},
 	} {
 		t.Run(tt.variable+"="+tt.value, func(t *testing.T) {
-			unsetAll(t)
+			env.Unset(t)
 			t.Setenv(tt.variable, tt.value)
 			if _, err := env.LoadCommon(":8081", localDatabase); err == nil {
 				t.Errorf("LoadCommon with %s=%q succeeded, want an error", tt.variable, tt.value)

@@ -9,16 +9,8 @@ import (
 	"github.com/order-system/order-system/services/notification/internal/config"
 )
 
-// unsetAll clears the configuration the process may have inherited; an empty variable counts
-// as unset.
-func unsetAll(t *testing.T) {
-	for _, v := range []string{"HTTP_ADDR", "DATABASE_URL", "AMQP_URL", "DB_MAX_OPEN_CONNS", "DB_RELAY_MAX_OPEN_CONNS", "SHUTDOWN_TIMEOUT", "PPROF", "NOTIFICATION_LANG"} {
-		t.Setenv(v, "")
-	}
-}
-
 func TestLoadDefaults(t *testing.T) {
-	unsetAll(t)
+	env.Unset(t, "NOTIFICATION_LANG")
 	got, err := config.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +38,7 @@ func TestLoadLanguage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
-			unsetAll(t)
+			env.Unset(t, "NOTIFICATION_LANG")
 			t.Setenv("NOTIFICATION_LANG", tt.value)
 			got, err := config.Load()
 			if (err != nil) != tt.wantErr || got.Lang != tt.want {

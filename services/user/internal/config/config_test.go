@@ -11,15 +11,9 @@ import (
 	"github.com/order-system/order-system/services/user/internal/config"
 )
 
-var variables = []string{"HTTP_ADDR", "DATABASE_URL", "AMQP_URL", "DB_MAX_OPEN_CONNS", "DB_RELAY_MAX_OPEN_CONNS", "SHUTDOWN_TIMEOUT", "PPROF",
-	"BILLING_URL", "BILLING_TIMEOUT", "IDEMPOTENCY_TTL", "IDEMPOTENCY_PURGE_INTERVAL", "IDEMPOTENCY_LEASE"}
-
-// unsetAll clears the configuration the process may have inherited; an empty variable counts
-// as unset.
+// unsetAll clears the configuration the process may have inherited.
 func unsetAll(t *testing.T) {
-	for _, v := range variables {
-		t.Setenv(v, "")
-	}
+	env.Unset(t, "BILLING_URL", "BILLING_TIMEOUT", "IDEMPOTENCY_TTL", "IDEMPOTENCY_PURGE_INTERVAL", "IDEMPOTENCY_LEASE")
 }
 
 func TestLoadDefaults(t *testing.T) {
