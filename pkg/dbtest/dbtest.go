@@ -1,5 +1,6 @@
-// Package dbtest gives integration tests a throwaway PostgreSQL database on the machine's real
-// server, migrated or empty, and a RabbitMQ URL, skipping only when the server is truly absent.
+// Package dbtest gives integration tests what they share: a throwaway PostgreSQL database on
+// the machine's real server (migrated or empty), a RabbitMQ virtual host or channel, and
+// Eventually. A test skips only when the server it needs is truly absent.
 package dbtest
 
 import (
@@ -13,15 +14,18 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq" // the tests talk to PostgreSQL through lib/pq, as the services do
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/postgres"
+	"github.com/order-system/order-system/pkg/rabbit"
 )
 
 // New returns a pool on a throwaway database with the service's migrations applied, as the
@@ -162,6 +166,36 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Channel returns a channel on the broker at url, closed with its connection when the test
+// ends; the test skips when nothing listens there.
+func Channel(t testing.TB, url string) *amqp.Channel {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		t.Skipf("RabbitMQ is not running: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("dial RabbitMQ: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("open channel: %v", err)
+	}
+	return ch
+}
+
+// RemoveQueue deletes q's queues and exchanges when the test ends, for a test that declares
+// them outside a virtual host of its own.
+func RemoveQueue(t testing.TB, ch *amqp.Channel, q rabbit.Queue) {
+	t.Cleanup(func() {
+		ch.QueueDelete(q.Name, false, false, false)
+		ch.QueueDelete(q.DeadLetterQueue(), false, false, false)
+		ch.ExchangeDelete(q.Exchange, false, false)
+		ch.ExchangeDelete(q.DeadLetterExchange(), false, false)
+	})
 }
 
 // Name returns a unique name for broker objects (queues, exchanges) of one test.

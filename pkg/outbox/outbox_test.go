@@ -35,21 +35,7 @@ func newFixture(t *testing.T) *fixture {
 	db := dbtest.New(t, fstest.MapFS{"000001_outbox.up.sql": {Data: []byte(outbox.Schema)}})
 	f := &fixture{db: db, exchange: dbtest.Name(t, "test.events")}
 	f.queue = rabbit.Queue{Name: dbtest.Name(t, "test.queue"), Exchange: f.exchange, Bindings: []string{"order.*"}, DeliveryLimit: 2}
-	conn, err := amqp.Dial(dbtest.AMQPURL())
-	if err != nil {
-		t.Skipf("RabbitMQ is not reachable: %v", err)
-	}
-	t.Cleanup(func() {
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			return
-		}
-		ch.QueueDelete(f.queue.Name, false, false, false)
-		ch.QueueDelete(f.queue.DeadLetterQueue(), false, false, false)
-		ch.ExchangeDelete(f.exchange, false, false)
-		ch.ExchangeDelete(f.queue.DeadLetterExchange(), false, false)
-	})
+	dbtest.RemoveQueue(t, dbtest.Channel(t, dbtest.AMQPURL()), f.queue)
 	return f
 }
 
@@ -275,15 +261,7 @@ func TestPoisonMessageIsDeadLettered(t *testing.T) {
 	}
 	dbtest.Eventually(t, 15*time.Second, "the good message after the poison one", func() bool { d, _ := got.count(); return d == 1 })
 
-	conn, err := amqp.Dial(dbtest.AMQPURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := dbtest.Channel(t, dbtest.AMQPURL())
 	dbtest.Eventually(t, 15*time.Second, "the poison message in the DLQ", func() bool {
 		d, ok, err := ch.Get(f.queue.DeadLetterQueue(), true)
 		return err == nil && ok && d.MessageId == "bad"

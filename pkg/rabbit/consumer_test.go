@@ -21,22 +21,9 @@ import (
 // poison goes to the dead-letter queue, and deliveries that arrive together are handed over
 // as batches.
 func TestConsumerBatches(t *testing.T) {
-	conn, err := amqp.Dial(dbtest.AMQPURL())
-	if err != nil {
-		t.Skipf("RabbitMQ is not reachable: %v", err)
-	}
-	defer conn.Close()
+	ch := dbtest.Channel(t, dbtest.AMQPURL())
 	q := rabbit.Queue{Name: dbtest.Name(t, "test.batches"), Exchange: dbtest.Name(t, "test.events"), Bindings: []string{"#"}, DeliveryLimit: 2}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ch.QueueDelete(q.Name, false, false, false)
-		ch.QueueDelete(q.DeadLetterQueue(), false, false, false)
-		ch.ExchangeDelete(q.Exchange, false, false)
-		ch.ExchangeDelete(q.DeadLetterExchange(), false, false)
-	})
+	dbtest.RemoveQueue(t, ch, q)
 	if err := rabbit.Declare(ch, q); err != nil {
 		t.Fatal(err)
 	}

@@ -228,15 +228,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 func TestFaultPoisonMessage(t *testing.T) {
 	s := newSystem(t, nil)
 	s.startAll()
-	conn, err := amqp.Dial(s.amqp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := dbtest.Channel(t, s.amqp)
 	for _, body := range []string{"not json", `{"specversion":"1.0","id":"x","type":"order.shipped","data":{}}`} {
 		if err := ch.PublishWithContext(context.Background(), "order-system.events", "order.completed", true, false,
 			amqp.Publishing{MessageId: "poison", Body: []byte(body), DeliveryMode: amqp.Persistent}); err != nil {

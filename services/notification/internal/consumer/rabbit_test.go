@@ -44,15 +44,7 @@ func TestConsumerWithRabbitMQ(t *testing.T) {
 	})
 	dbtest.Eventually(t, 10*time.Second, "the consumer is not subscribed", c.Ready)
 
-	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := dbtest.Channel(t, amqpURL)
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
