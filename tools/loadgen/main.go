@@ -79,7 +79,7 @@ func main() {
 		return
 	}
 	var c config
-	flag.StringVar(&c.baseURL, "base-url", "http://localhost:8000", "gateway URL")
+	flag.StringVar(&c.baseURL, "base-url", "http://localhost:8000", "gateway URL (through HTTP_PROXY when set, e.g. http://arch.homework via a cluster entry)")
 	flag.IntVar(&c.clients, "clients", 32, "concurrent clients")
 	flag.DurationVar(&c.duration, "duration", 30*time.Second, "how long to place orders")
 	flag.IntVar(&c.users, "users", 200, "users to spread the orders over")
@@ -169,7 +169,7 @@ func run(c config) error {
 		conns = c.maxInFlight
 	}
 	cl := client{base: strings.TrimRight(c.baseURL, "/"), http: &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns}}}
+		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConns: conns, MaxIdleConnsPerHost: conns}}}
 
 	fmt.Fprintf(os.Stderr, "setting up %d users\n", c.users)
 	users, ids, err := setup(cl, c.users)
