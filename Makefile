@@ -12,7 +12,7 @@ COLLECTION := postman/order-system.postman_collection.json
 LOCAL_ENV  := postman/local.postman_environment.json
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit system fault e2e run stop up down lint tidy images helm-lint deploy-check kube-test bench fuzz
+.PHONY: help build test unit system fault e2e run stop up down lint tidy images helm-lint deploy-check kube-test cluster-up cluster-test cluster-down bench fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,15 @@ deploy-check: helm-lint ## render the chart and load the compose file, checking 
 
 kube-test: ## helm install/upgrade/uninstall against a real kube-apiserver built here (no kubelet)
 	bash deploy/kube/install-test.sh
+
+cluster-up: ## a real one-node Kubernetes here with the chart installed (2 replicas each) and an HTTP entry; cluster-down stops it
+	@bash deploy/kube/cluster-up.sh || { echo "cluster-up failed: stopping what it started"; bash deploy/kube/cluster-down.sh; exit 1; }
+
+cluster-test: ## against cluster-up's cluster: Newman through the entry, helm test, a rollout and pod deletions under load
+	bash deploy/kube/cluster-test.sh
+
+cluster-down: ## stop cluster-up's cluster and check the machine is as it was
+	bash deploy/kube/cluster-down.sh
 
 bench: ## pgbench reference + three load runs (mix, all keyed, open loop) through the gateway (CLIENTS=32 DURATION=30s RATE= REPLICAS=1 BASE_URL=...)
 	bash tools/bench/bench.sh

@@ -1,0 +1,37 @@
+# Settings shared by cluster-up.sh, cluster-test.sh and cluster-down.sh (sourced).
+# Every name and address here is the cluster's own, away from the usual defaults, so that
+# nothing else on the machine is touched and cleanup removes only what is ours.
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KUBE_CACHE=${KUBE_CACHE:-$REPO/.cache/kube}
+STATE=$REPO/.run/cluster              # everything the running cluster writes
+BIN=$KUBE_CACHE/bin
+IMAGES=$KUBE_CACHE/images             # OCI archives of every image the chart names
+NET_LOCK=/tmp/os-net.lock             # held from cluster-up to cluster-down
+BRIDGE=oskube0                        # node IP, API server address, pods' gateway
+NODE_IP=10.213.0.1
+POD_CIDR=10.213.0.0/24
+SERVICE_CIDR=10.214.0.0/24
+NODE=order-system-node
+ETCD_PORT=23792 ETCD_PEER_PORT=23802
+API_PORT=16444
+ENTRY_PORT=80
+RELEASE=order-system
+CHART=$REPO/deploy/helm/order-system
+COMMENT=order-system-cluster          # marks our own iptables rules
+CONTAINERD_SOCK=$STATE/containerd/containerd.sock
+export KUBECONFIG=$STATE/kubeconfig
+export PATH=$BIN:$PATH:$(go env GOPATH)/bin
+
+kubectl() { "$BIN/kubectl" "$@"; }
+# helm notes each linked library chart on stderr (walk.go: found symbolic link): keep the rest.
+helm_() { helm "$@" 2> >(grep -v 'found symbolic link' >&2); }
+ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+# The sysctls that the cluster's parts may change; cluster-down puts back what cluster-up found.
+SYSCTLS="net.ipv4.ip_forward net.ipv4.conf.all.route_localnet net.bridge.bridge-nf-call-iptables
+vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
+kernel.keys.root_maxbytes net.netfilter.nf_conntrack_max"
+# chart_images: every image the chart names with the values cluster-up installs it with.
+chart_images() {
+	helm_ template "$RELEASE" "$CHART" -f "$STATE/values.yaml" "$@" | sed -n 's/^ *image: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' | sort -u
+}
+log() { printf '%s %s\n' "$(date +%T)" "$*"; }

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# make cluster-test, against the cluster of make cluster-up:
+#   1. the Postman collection through the HTTP entry, with --delay-request 2000 and without;
+#   2. helm test (each Service answers /readyz from a Ready pod);
+#   3. the Gateway API HTTPRoute: the CRDs of sigs.k8s.io/gateway-api installed, the chart
+#      upgraded with httpRoute.enabled, the route stored by the API server, then switched off;
+#   4. helm upgrade to a newly built image tag while tools/loadgen runs: 0 failed requests,
+#      its invariant check holds, every pod runs the new tag;
+#   5. one pod of each service deleted while tools/loadgen runs: its invariant check holds
+#      (no lost or duplicated event, no double debit; requests cut by the deletion are counted).
+set -euo pipefail
+. "$(dirname "$0")/cluster-env.sh"
+cd "$REPO"
+[ -e "$STATE/up" ] || { echo "no cluster: make cluster-up first" >&2; exit 1; }
+ENTRY=http://$NODE_IP:$ENTRY_PORT
+t0=$SECONDS
+step() { log "== $* (${SECONDS}s)"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+results=$STATE/results
+mkdir -p "$results"
+
+step "Newman through the entry, with --delay-request 2000 and without"
+for delay in 2000 0; do
+	t1=$SECONDS
+	args=()
+	[ "$delay" = 0 ] || args=(--delay-request "$delay")
+	HTTP_PROXY=$ENTRY http_proxy=$ENTRY NO_PROXY= no_proxy= newman run postman/order-system.postman_collection.json \
+		-e postman/k8s.postman_environment.json "${args[@]}" --reporters cli >"$results/newman-$delay.log" 2>&1 ||
+		{ tail -60 "$results/newman-$delay.log"; fail "newman (delay $delay)"; }
+	counts=$(grep -E '│ +assertions' "$results/newman-$delay.log" | tr -s ' │' ' ')
+	[ -n "$counts" ] || { tail -20 "$results/newman-$delay.log"; fail "newman (delay $delay) ran no assertion"; }
+	log "newman, delay $delay ms:$counts (executed, failed) in $((SECONDS - t1)) s"
+done
+
+step "helm test"
+helm_ test "$RELEASE" --timeout 3m >"$results/helm-test.log" || { cat "$results/helm-test.log"; fail "helm test"; }
+log "helm test: $(grep -c 'Phase: *Succeeded' "$results/helm-test.log") test pods succeeded"
+
+step "Gateway API HTTPRoute against the real API server"
+crds=$(bash deploy/kube/gateway-api-crds.sh)
+kubectl apply --server-side -f "$crds" >/dev/null
+kubectl wait --for condition=Established crd/httproutes.gateway.networking.k8s.io --timeout 60s >/dev/null
+helm_ upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set httpRoute.enabled=true --wait --timeout 3m >/dev/null
+rules=$(kubectl get httproute "$RELEASE" -o jsonpath='{range .spec.rules[*]}{.matches[0].path.value}={.backendRefs[0].name} {end}')
+log "HTTPRoute stored: $rules"
+for want in /users=$RELEASE-user /billing=$RELEASE-billing /orders=$RELEASE-order /notifications=$RELEASE-notification /=$RELEASE-index; do
+	grep -qw -- "$want" <<<"$rules" || fail "the HTTPRoute lacks $want"
+done
+helm_ upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --wait --timeout 3m >/dev/null
+kubectl get httproute "$RELEASE" >/dev/null 2>&1 && fail "the HTTPRoute is still there with httpRoute.enabled=false"
+log "HTTPRoute removed again with httpRoute.enabled=false"
+
+# load <name> <seconds>: tools/loadgen through the entry in the background (its pid in
+# $load_pid); its report in $results/<name>.json, its output in $results/<name>.log.
+load() {
+	mkdir -p "$results/pids"
+	HTTP_PROXY=$ENTRY "$BIN/loadgen" -base-url http://arch.homework -clients 8 -users 40 -duration "$2s" -drain 60s \
+		-pid-dir "$results/pids" -out "$results/$1.json" >"$results/$1.log" 2>&1 &
+	load_pid=$!
+}
+# placing: waits until loadgen has set up its users and places orders.
+placing() {
+	for _ in $(seq 120); do grep -q 'orders' "$results/$1.log" 2>/dev/null && return 0; sleep 0.5; done
+	fail "loadgen $1 never started placing orders"
+}
+summary() { # <name>: the figures of a loadgen report
+	jq -r '"\(.orders) requests, \(.errors) failed (\(.statuses | to_entries | map("\(.key): \(.value)") | join(", "))), invariant violations \(.violations | [.double_debits, .missing_debits, .unexpected_debits, .balance_mismatches, .lost_notifications, .duplicated_notifications, .wrong_notification_type, .unexpected_notifications] | add)"' "$results/$1.json"
+}
+
+step "helm upgrade to a new image tag under load"
+NEW_TAG=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$CHART/Chart.yaml")-rollout.$(date +%s)
+bash deploy/kube/images.sh services "$NEW_TAG"
+for svc in user billing order notification; do ctr_ images import --no-unpack "$IMAGES/$svc-$NEW_TAG.oci.tar" >/dev/null; done
+load rollout 45
+placing rollout
+t1=$SECONDS
+helm_ upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set global.image.tag="$NEW_TAG" --wait --timeout 5m >/dev/null
+rollout=$((SECONDS - t1))
+log "rollout to $NEW_TAG done in $rollout s; the load goes on"
+wait "$load_pid" || { tail -30 "$results/rollout.log"; fail "loadgen during the rollout: invariant check"; }
+log "rollout under load: $(summary rollout)"
+[ "$(jq .errors "$results/rollout.json")" = 0 ] || fail "requests failed during the rollout"
+old=$(kubectl get pods -l "app.kubernetes.io/instance=$RELEASE" -o jsonpath='{range .items[*]}{.spec.containers[0].image}{"\n"}{end}' | grep order-system- | grep -vc ":$NEW_TAG$" || true)
+[ "$old" = 0 ] || fail "$old pods still run an old image after the upgrade"
+for svc in user billing order notification; do rm -f "$IMAGES/$svc-$NEW_TAG.oci.tar"; done
+
+step "one pod of each service deleted under load"
+load podkill 40
+placing podkill
+sleep 5
+victims=()
+for svc in user billing order notification; do
+	victims+=("$(kubectl get pods -l "app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/name=$svc" -o jsonpath='{.items[0].metadata.name}')")
+done
+kubectl delete pod "${victims[@]}" --wait=false >/dev/null
+log "deleted ${victims[*]}"
+wait "$load_pid" || { tail -30 "$results/podkill.log"; fail "loadgen during the pod deletions: invariant check"; }
+log "pod deletions under load: $(summary podkill)"
+kubectl wait --for=condition=Available deployment -l "app.kubernetes.io/instance=$RELEASE" --timeout 3m >/dev/null
+for svc in user billing order notification; do
+	n=$(kubectl get deployment "$RELEASE-$svc" -o jsonpath='{.status.readyReplicas}')
+	[ "$n" = 2 ] || fail "$svc has $n ready replicas after the deletions, want 2"
+done
+log "every service back to 2 ready replicas"
+log "cluster-test passed in $((SECONDS - t0)) s"
