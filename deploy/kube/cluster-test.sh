@@ -18,6 +18,7 @@ step() { log "== $* (${SECONDS}s)"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 results=$STATE/results
 mkdir -p "$results"
+bash scripts/install-tools.sh newman
 
 step "Newman through the entry, with --delay-request 2000 and without"
 for delay in 2000 0; do

@@ -25,8 +25,10 @@ missing=()
 for tool in runc containerd ctr etcd conntrack iptables nginx jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 [ -x /usr/lib/cni/bridge ] || missing+=(cni)
 if [ ${#missing[@]} -gt 0 ]; then
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc containerd containernetworking-plugins etcd-server conntrack iptables nginx jq >/dev/null
+	log "installing from Debian: ${missing[*]}"
+	apt-get -o DPkg::Lock::Timeout=300 update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+		runc containerd containernetworking-plugins etcd-server conntrack iptables nginx jq >/dev/null
 fi
 bash deploy/kube/install-helm.sh >/dev/null
 bash deploy/kube/build-kube.sh >/dev/null
