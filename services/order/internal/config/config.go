@@ -49,6 +49,7 @@ func Load() (Config, error) {
 	if r.MaxAttempts, err = env.Int("RECONCILE_MAX_ATTEMPTS", r.MaxAttempts); err != nil {
 		return Config{}, err
 	}
+	r.CallTimeout = cfg.BillingTimeout
 	cfg.Reconciler = r
 	return cfg, nil
 }

@@ -29,8 +29,10 @@ import (
 
 // fakeBilling stands in for the billing service over HTTP: balances in memory, one outcome
 // per payment id (paid, refused or voided), a switch that makes it answer 503, and one that
-// makes it pay but lose the answer.
+// makes it pay but lose the answer. Like billing before it stored "no account", it stores
+// no outcome for a user without an account.
 type fakeBilling struct {
+	held       sync.Map // payment id → chan struct{}: the id's next call waits until it is closed
 	mu         sync.Mutex
 	balances   map[string]int64 // minor units
 	payments   map[string]string
@@ -55,6 +57,9 @@ func (f *fakeBilling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Amount            json.Number
 	}
 	json.NewDecoder(r.Body).Decode(&req)
+	if release, ok := f.held.LoadAndDelete(req.PaymentID); ok {
+		<-release.(chan struct{})
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	balance, ok := f.balances[req.UserID]
@@ -82,11 +87,12 @@ func (f *fakeBilling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type env struct {
-	t       *testing.T
-	db      *sqlx.DB
-	url     string
-	svc     *order.Service
-	billing *fakeBilling
+	t          *testing.T
+	db         *sqlx.DB
+	url        string
+	billingURL string
+	svc        *order.Service
+	billing    *fakeBilling
 }
 
 func newEnv(t *testing.T) *env {
@@ -102,7 +108,7 @@ func newEnv(t *testing.T) *env {
 	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{}, log, reg)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return &env{t: t, db: db, url: srv.URL, svc: svc, billing: fb}
+	return &env{t: t, db: db, url: srv.URL, billingURL: billingSrv.URL, svc: svc, billing: fb}
 }
 
 func (e *env) user(balance int64) string {
@@ -263,7 +269,7 @@ func TestBillingDownLeavesPendingThenReconcilerFinishes(t *testing.T) {
 		t.Fatalf("retry after recovery = %d %s; want 201 for order %s", resumed.Status, resumed.Raw, r.Order.ID)
 	}
 	// The order placed without a key is finished by the reconciler.
-	cfg := order.ReconcilerConfig{MaxAttempts: 5, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	cfg := order.ReconcilerConfig{MaxAttempts: 5, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond, CallTimeout: time.Second}
 	if n := e.reconcile(cfg); n != 1 {
 		t.Fatalf("Reconcile took %d orders; want the one pending order", n)
 	}
@@ -286,7 +292,7 @@ func TestReconcilerGivesUpAfterMaxAttempts(t *testing.T) {
 	user := e.user(100_00)
 	e.billing.down.Store(true)
 	r := e.post("", orderJSON(user, "30"))
-	cfg := order.ReconcilerConfig{MaxAttempts: 3, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	cfg := order.ReconcilerConfig{MaxAttempts: 3, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond, CallTimeout: time.Second}
 	// Three payment attempts and a first void attempt find billing down: still pending,
 	// because nobody knows yet whether the user was charged.
 	for range 4 {
@@ -321,7 +327,7 @@ func TestGivingUpFindsALostDebit(t *testing.T) {
 	if r.Status != 503 || r.Order.Status != "pending" {
 		t.Fatalf("order whose answer was lost = %d %s, want 503 pending", r.Status, r.Raw)
 	}
-	cfg := order.ReconcilerConfig{MaxAttempts: 2, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	cfg := order.ReconcilerConfig{MaxAttempts: 2, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond, CallTimeout: time.Second}
 	for range 2 {
 		e.reconcile(cfg)
 	}
@@ -372,4 +378,66 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestAnOutdatedClaimNeverPaysAFailedOrder: two replicas' reconcilers on one database. A
+// claims two orders and is held up on the first; its claim on the second runs out, B claims
+// that one and fails it (the user has no account yet). When A gets to it, the account
+// exists: A must see that the order is no longer its own and not pay it.
+func TestAnOutdatedClaimNeverPaysAFailedOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// Claims last 200 ms: long enough for the first call, not for A's whole batch.
+	cfg := order.ReconcilerConfig{MaxAttempts: 5, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond, CallTimeout: 100 * time.Millisecond}
+	replicaB := order.NewService(postgres.NewOrders(e.db, func() {}), billing.NewClient(e.billingURL, time.Second, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	e.billing.down.Store(true)
+	slow := e.post("", orderJSON(e.user(100_00), "10"))
+	noAccount := uuid.NewString()
+	failing := e.post("", orderJSON(noAccount, "10"))
+	e.billing.down.Store(false)
+	// slow is claimed first; its payment call waits until released.
+	e.db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '2 seconds' WHERE id = $1`, slow.Order.ID)
+	e.db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '1 second' WHERE id = $1`, failing.Order.ID)
+	release := make(chan struct{})
+	e.billing.held.Store(slow.Order.ID, release)
+
+	replicaA := make(chan error, 1)
+	go func() {
+		_, err := e.svc.Reconcile(context.Background(), cfg)
+		replicaA <- err
+	}()
+	waitUntil(t, func() bool { _, held := e.billing.held.Load(slow.Order.ID); return !held })
+	time.Sleep(300 * time.Millisecond) // A's claim on both orders runs out
+	if _, err := replicaB.Reconcile(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := get(t, e.url+"/orders/"+failing.Order.ID); !strings.Contains(body, `"failureReason":"account_not_found"`) {
+		t.Fatalf("order of a user without an account after B's pass = %d %s, want failed", status, body)
+	}
+	e.billing.mu.Lock()
+	e.billing.balances[noAccount] = 100_00 // the account opens meanwhile
+	e.billing.mu.Unlock()
+	close(release)
+	if err := <-replicaA; err != nil {
+		t.Fatal(err)
+	}
+
+	e.billing.mu.Lock()
+	defer e.billing.mu.Unlock()
+	if d := e.billing.debits[failing.Order.ID]; d != 0 || e.billing.balances[noAccount] != 100_00 {
+		t.Fatalf("the failed order was debited %d times, balance %d; want 0 and 10000", d, e.billing.balances[noAccount])
+	}
+	if d := e.billing.debits[slow.Order.ID]; d != 1 {
+		t.Fatalf("the slow order was debited %d times, want 1", d)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+	}
 }

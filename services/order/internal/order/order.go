@@ -108,8 +108,12 @@ type Repository interface {
 	// it returns the stored order unchanged.
 	Finish(ctx context.Context, o Order) (Order, error)
 	// ClaimPending leases up to limit pending orders whose next attempt is due, counting the
-	// attempt and pushing the next one back by backoff(attempts).
+	// attempt and pushing the next one back by backoff(attempts): until then the claim is
+	// the caller's.
 	ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]Order, error)
+	// Claimed reports whether o, as ClaimPending returned it, is still pending and still
+	// claimed by that call (no later claim counted another attempt) for at least margin.
+	Claimed(ctx context.Context, o Order, margin time.Duration) (bool, error)
 }
 
 // CodeInsufficientFunds is the error code of an order that failed for lack of money.

@@ -121,17 +121,27 @@ type ReconcilerConfig struct {
 	MaxAttempts int           // the reconciler's payment calls (after the request's own) before it voids the payment instead
 	BaseBackoff time.Duration // wait after the first failed attempt, doubled each time
 	MaxBackoff  time.Duration
+	// CallTimeout is the longest a billing call takes (the client's BILLING_TIMEOUT). A
+	// claim on an order lasts at least Lease, and a call starts only while the claim
+	// outlasts it, so no call outlives the claim it was made under.
+	CallTimeout time.Duration
 }
 
 // DefaultReconcilerConfig retries for about an hour in all: long enough to ride out a billing
 // deployment or outage, short enough that a client is not left waiting for days.
 func DefaultReconcilerConfig() ReconcilerConfig {
-	return ReconcilerConfig{Interval: time.Second, MaxAttempts: 20, BaseBackoff: time.Second, MaxBackoff: 5 * time.Minute}
+	return ReconcilerConfig{Interval: time.Second, MaxAttempts: 20, BaseBackoff: time.Second, MaxBackoff: 5 * time.Minute, CallTimeout: 3 * time.Second}
 }
 
 // Backoff is the delay before attempt number attempts+1.
 func (c ReconcilerConfig) Backoff(attempts int) time.Duration {
 	return min(c.BaseBackoff<<min(attempts, 20), c.MaxBackoff)
+}
+
+// Lease is the shortest claim on an order: room for two billing calls, so the first order
+// of a batch is always paid under its claim.
+func (c ReconcilerConfig) Lease() time.Duration {
+	return 2 * c.CallTimeout
 }
 
 // Reconcile finishes due pending orders once: those whose billing call failed, and those
@@ -140,12 +150,24 @@ func (c ReconcilerConfig) Backoff(attempts int) time.Duration {
 // cfg.MaxAttempts calls that did not get an answer it stops paying and voids the payment
 // instead: the order fails only once billing confirms that it was not charged (or completes,
 // if the void finds it was).
+//
+// Each order is checked again just before its call: an order that another replica claimed
+// or finished since (its claim ran out while earlier orders of the batch were slow) is
+// left to that replica, so a batch never acts on a claim it no longer holds.
 func (s *Service) Reconcile(ctx context.Context, cfg ReconcilerConfig) (int, error) {
-	orders, err := s.repo.ClaimPending(ctx, 50, cfg.Backoff)
+	orders, err := s.repo.ClaimPending(ctx, 50, func(attempts int) time.Duration { return max(cfg.Backoff(attempts), cfg.Lease()) })
 	if err != nil {
 		return 0, err
 	}
 	for _, o := range orders {
+		held, err := s.repo.Claimed(ctx, o, cfg.CallTimeout)
+		if err != nil {
+			return len(orders), err
+		}
+		if !held {
+			s.log.InfoContext(ctx, "reconcile skipped an order no longer claimed", "order_id", o.ID, "attempts", o.Attempts)
+			continue
+		}
 		var res Result
 		if o.Attempts > cfg.MaxAttempts {
 			res, err = s.void(ctx, o)

@@ -97,6 +97,14 @@ func (r *fakeOrders) ClaimPending(_ context.Context, _ int, _ func(int) time.Dur
 	return claimed, nil
 }
 
+// Claimed holds while the stored order is pending with the attempts of the claimed copy.
+func (r *fakeOrders) Claimed(_ context.Context, o order.Order, _ time.Duration) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stored, ok := r.orders[o.ID]
+	return ok && stored.Status == order.StatusPending && stored.Attempts == o.Attempts, nil
+}
+
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newOrder() order.Order {
@@ -219,5 +227,31 @@ func TestReconcilePaysThenVoids(t *testing.T) {
 				t.Errorf("stored order is %s (%q), want %s (%q)", stored.Status, stored.FailureReason, tt.wantStatus, tt.wantReason)
 			}
 		})
+	}
+}
+
+// TestReconcileLeavesAnOrderNoLongerClaimed: an order finished or claimed again by another
+// replica after this reconciler claimed it gets no billing call from this one.
+func TestReconcileLeavesAnOrderNoLongerClaimed(t *testing.T) {
+	t.Parallel()
+	claimed := newOrder()
+	claimed.Status, claimed.Attempts = order.StatusPending, 1
+	failed := claimed
+	failed.Status, failed.FailureReason = order.StatusFailed, events.ReasonAccountNotFound
+	reclaimed := newOrder()
+	reclaimed.Status, reclaimed.Attempts = order.StatusPending, 1
+	reclaimedLater := reclaimed
+	reclaimedLater.Attempts = 2
+	repo := newFakeOrders(failed, reclaimedLater)
+	repo.claimed = []order.Order{claimed, reclaimed}
+	billing := &fakeBilling{answer: func(string) (order.Payment, error) { return order.Payment{Outcome: order.PaymentPaid}, nil }}
+	if _, err := order.NewService(repo, billing, discard).Reconcile(context.Background(), order.DefaultReconcilerConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if len(billing.calls) != 0 {
+		t.Errorf("billing calls %v, want none", billing.calls)
+	}
+	if stored, _ := repo.Get(context.Background(), claimed.ID); stored.Status != order.StatusFailed {
+		t.Errorf("the failed order is now %s", stored.Status)
 	}
 }

@@ -29,6 +29,7 @@ type Orders struct {
 	create    *pg.Stmt
 	finish    *pg.Stmt
 	get       *pg.Stmt
+	claimed   *pg.Stmt
 }
 
 var _ order.Repository = (*Orders)(nil)
@@ -42,6 +43,7 @@ func NewOrders(db *sqlx.DB, published func()) *Orders {
 		create:    pg.Prepare(db, createSQL),
 		finish:    pg.Prepare(db, finishSQL),
 		get:       pg.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
+		claimed:   pg.Prepare(db, claimedSQL),
 	}
 }
 
@@ -78,6 +80,12 @@ var finishSQL = `
 			RETURNING id
 		)
 		SELECT count(*) FROM event`
+
+// claimedSQL tells whether a claim still holds: every claim counts an attempt, so an
+// unchanged count means no other claim came in between, and the database's clock decides
+// whether the claim lasts margin more, whichever replica asks.
+const claimedSQL = `SELECT EXISTS (SELECT 1 FROM orders
+	WHERE id = $1 AND status = 'pending' AND attempts = $2 AND next_attempt_at >= now() + $3::interval)`
 
 func fromOrderRow(r orderRow) order.Order {
 	return order.Order{ID: r.ID, UserID: r.UserID, Email: r.Email, Price: money.Amount(r.Price), Status: order.Status(r.Status),
@@ -159,4 +167,13 @@ func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attem
 		orders[i] = fromOrderRow(r)
 	}
 	return orders, nil
+}
+
+// Claimed implements order.Repository.
+func (s *Orders) Claimed(ctx context.Context, o order.Order, margin time.Duration) (bool, error) {
+	var held bool
+	if err := s.claimed.GetContext(ctx, &held, o.ID, o.Attempts, pg.Interval(margin)); err != nil {
+		return false, pg.Wrap("check order claim", err)
+	}
+	return held, nil
 }
