@@ -38,14 +38,30 @@ func TestFinishedEventType(t *testing.T) {
 
 func TestBackoffDoublesUpToTheCap(t *testing.T) {
 	t.Parallel()
-	cfg := order.ReconcilerConfig{BaseBackoff: time.Second, MaxBackoff: 10 * time.Second}
-	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
-	for attempts, w := range want {
-		if got := cfg.Backoff(attempts); got != w {
-			t.Errorf("Backoff(%d) = %v, want %v", attempts, got, w)
-		}
+	const day = 24 * time.Hour
+	tests := []struct {
+		base, limit time.Duration
+		attempts    int
+		want        time.Duration
+	}{
+		{time.Second, 10 * time.Second, 0, time.Second},
+		{time.Second, 10 * time.Second, 1, 2 * time.Second},
+		{time.Second, 10 * time.Second, 2, 4 * time.Second},
+		{time.Second, 10 * time.Second, 3, 8 * time.Second},
+		{time.Second, 10 * time.Second, 4, 10 * time.Second},
+		{time.Second, 10 * time.Second, 1000, 10 * time.Second},
+		{time.Minute, 5 * time.Minute, 3, 5 * time.Minute},
+		// A long base and cap: doubling the base 20 times would overflow a Duration.
+		{day, 1000 * day, 20, 1000 * day},
+		{day, 1000 * day, 9, 512 * day},
+		{day, 1000 * day, 1 << 30, 1000 * day},
+		{time.Duration(1 << 62), time.Duration(1<<63 - 1), 5, time.Duration(1<<63 - 1)},
+		{0, time.Second, 1 << 40, 0},
 	}
-	if got := cfg.Backoff(1000); got != 10*time.Second {
-		t.Errorf("Backoff(1000) = %v, want the cap", got)
+	for _, tt := range tests {
+		cfg := order.ReconcilerConfig{BaseBackoff: tt.base, MaxBackoff: tt.limit}
+		if got := cfg.Backoff(tt.attempts); got != tt.want {
+			t.Errorf("Backoff(%d) with base %v, cap %v = %v, want %v", tt.attempts, tt.base, tt.limit, got, tt.want)
+		}
 	}
 }

@@ -133,13 +133,23 @@ func DefaultReconcilerConfig() ReconcilerConfig {
 	return ReconcilerConfig{Interval: time.Second, MaxAttempts: 20, BaseBackoff: time.Second, MaxBackoff: 5 * time.Minute, CallTimeout: 3 * time.Second}
 }
 
-// Backoff is the delay before attempt number attempts+1.
+// Backoff is the delay before attempt number attempts+1: BaseBackoff doubled attempts
+// times, at most MaxBackoff. It doubles only while that stays below MaxBackoff, so no
+// setting overflows it.
 func (c ReconcilerConfig) Backoff(attempts int) time.Duration {
-	return min(c.BaseBackoff<<min(attempts, 20), c.MaxBackoff)
+	d := c.BaseBackoff
+	for i := 0; i < attempts && d > 0; i++ {
+		if d > c.MaxBackoff/2 {
+			return c.MaxBackoff
+		}
+		d *= 2
+	}
+	return min(d, c.MaxBackoff)
 }
 
-// Lease is the shortest claim on an order: room for two billing calls, so the first order
-// of a batch is always paid under its claim.
+// Lease is the shortest claim on an order, and the grace before a new order is first due:
+// room for two billing calls, so the first order of a batch is always paid under its claim
+// and the request that placed an order has finished its own call before anyone repeats it.
 func (c ReconcilerConfig) Lease() time.Duration {
 	return 2 * c.CallTimeout
 }

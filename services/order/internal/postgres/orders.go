@@ -18,13 +18,12 @@ import (
 	"github.com/order-system/order-system/services/order/internal/order"
 )
 
-// firstAttemptGrace keeps the reconciler off an order while the request that placed it is
-// still calling billing (the call's timeout is a few seconds).
-const firstAttemptGrace = 10 * time.Second
-
 // Orders implements order.Repository.
 type Orders struct {
-	db        *sqlx.DB
+	db *sqlx.DB
+	// grace keeps the reconciler off a new order while the request that placed it is still
+	// calling billing.
+	grace     time.Duration
 	published func() // wakes the outbox relay
 	create    *pg.Stmt
 	finish    *pg.Stmt
@@ -35,10 +34,12 @@ type Orders struct {
 var _ order.Repository = (*Orders)(nil)
 
 // NewOrders returns the repository over db; it calls published after committing an event
-// (the outbox relay's Wake).
-func NewOrders(db *sqlx.DB, published func()) *Orders {
+// (the outbox relay's Wake). A new order is first due for the reconciler after grace, which
+// must outlast the placing request's billing call (order.ReconcilerConfig.Lease).
+func NewOrders(db *sqlx.DB, published func(), grace time.Duration) *Orders {
 	return &Orders{
 		db:        db,
+		grace:     grace,
 		published: published,
 		create:    pg.Prepare(db, createSQL),
 		finish:    pg.Prepare(db, finishSQL),
@@ -95,7 +96,7 @@ func fromOrderRow(r orderRow) order.Order {
 // Create implements order.Repository.
 func (s *Orders) Create(ctx context.Context, o order.Order) (order.Order, error) {
 	var r orderRow
-	err := s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(firstAttemptGrace))
+	err := s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(s.grace))
 	if err != nil {
 		return order.Order{}, pg.Wrap("create order", err)
 	}

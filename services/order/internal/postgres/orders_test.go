@@ -26,7 +26,7 @@ func newOrders(t *testing.T) (*postgres.Orders, *sqlx.DB) {
 func newOrdersWaking(t *testing.T, published func()) (*postgres.Orders, *sqlx.DB) {
 	t.Helper()
 	db := dbtest.New(t, migrations.FS)
-	return postgres.NewOrders(db, published), db
+	return postgres.NewOrders(db, published, 10*time.Second), db
 }
 
 func pending() order.Order {
@@ -167,5 +167,23 @@ func TestFreshOrderIsLeftToItsRequest(t *testing.T) {
 	got, err := repo.ClaimPending(ctx, 10, func(int) time.Duration { return time.Second })
 	if err != nil || len(got) != 0 {
 		t.Fatalf("ClaimPending of a just placed order = %d, %v; want none while its request pays it", len(got), err)
+	}
+}
+
+// TestNewOrderIsDueAfterTheGraceGiven: the grace is the repository's setting (the reconciler
+// lease, from BILLING_TIMEOUT), not a fixed time.
+func TestNewOrderIsDueAfterTheGraceGiven(t *testing.T) {
+	t.Parallel()
+	_, db := newOrders(t)
+	for _, grace := range []time.Duration{time.Second, 40 * time.Second, 4 * time.Minute} {
+		o, err := postgres.NewOrders(db, func() {}, grace).Create(context.Background(), pending())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var waits time.Duration
+		db.Get(&waits, `SELECT (extract(epoch FROM next_attempt_at - created_at) * 1e9)::bigint FROM orders WHERE id = $1`, o.ID)
+		if waits != grace {
+			t.Errorf("order created with grace %v is first due after %v", grace, waits)
+		}
 	}
 }
