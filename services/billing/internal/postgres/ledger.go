@@ -169,11 +169,32 @@ func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit) (billing.Accoun
 	case pg.IsUniqueViolation(err):
 		return l.Account(ctx, d.UserID) // applied before: the retry changes nothing
 	case pg.IsCheckViolation(err, "accounts_balance_max"):
+		// The credit meets the cap before the entry meets the unique deposit id, so a retry
+		// of a deposit that took the balance to the cap lands here; it was applied, and
+		// gets the applied result like any other retry.
+		applied, err := l.applied(ctx, d.ID)
+		if err != nil {
+			return billing.Account{}, err
+		}
+		if applied {
+			return l.Account(ctx, d.UserID)
+		}
 		return billing.Account{}, apperr.Validation(map[string]string{"amount": "would take the balance above " + money.Max.String()})
 	case err != nil:
 		return billing.Account{}, pg.Wrap("deposit", err)
 	}
 	return fromAccountRow(acc), nil
+}
+
+// applied reports whether the ledger holds the entry of an operation id. A statement that
+// failed on a concurrent repeat of the id ran after that repeat committed (it waited for the
+// account's row lock), so the entry is visible here.
+func (l *Ledger) applied(ctx context.Context, operationID uuid.UUID) (bool, error) {
+	var found bool
+	if err := l.db.GetContext(ctx, &found, `SELECT EXISTS (SELECT 1 FROM entries WHERE operation_id = $1)`, operationID); err != nil {
+		return false, pg.Wrap("find entry", err)
+	}
+	return found, nil
 }
 
 // Pay implements billing.Ledger; a repeated payment id returns the stored outcome.

@@ -392,3 +392,31 @@ func TestNoAccountIsAFinalAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestRetriedDepositNearTheCapReturnsTheApplied: a deposit that took the balance to the cap
+// and is then retried (concurrently, too) returns the applied result; the retry is found
+// to be a repeat before the cap is checked.
+func TestRetriedDepositNearTheCapReturnsTheApplied(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	ctx := context.Background()
+	user := openWith(t, l, money.Max-10_00)
+	d := billing.Deposit{ID: uuid.New(), UserID: user, Amount: 10_00}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if a, err := l.Deposit(ctx, d); err != nil || a.Balance != money.Max {
+				t.Errorf("deposit %d of one id = %+v, %v; want the applied balance %s", i, a, err, money.Max)
+			}
+		})
+	}
+	wg.Wait()
+	if a, err := l.Deposit(ctx, d); err != nil || a.Balance != money.Max {
+		t.Fatalf("retry after the others = %+v, %v; want the applied balance %s", a, err, money.Max)
+	}
+	entries, _ := l.Entries(ctx, user, 10)
+	if len(entries) != 2 {
+		t.Fatalf("%d entries, want the opening deposit and the one retried", len(entries))
+	}
+	verifyClean(t, l)
+}
