@@ -4,6 +4,7 @@ package money
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -25,6 +26,21 @@ var (
 // Parse reads a decimal number such as "500", "-3", "499.5" or "0.01". It accepts at most two
 // decimals and no exponent, so every accepted text maps to exactly one Amount.
 func Parse(s string) (Amount, error) {
+	return parse(s, maxWholeDigits)
+}
+
+// ParseBalance is Parse for a balance billing reports: a ledger from before balances were
+// capped at Max may hold more, up to whatever an Amount holds.
+func ParseBalance(s string) (Amount, error) {
+	return parse(s, 18)
+}
+
+// maxWholeDigits is how many digits Max has before the decimal point.
+const maxWholeDigits = 12
+
+// parse reads a decimal number with at most maxWhole digits before the point, as long as it
+// fits an Amount.
+func parse(s string, maxWhole int) (Amount, error) {
 	neg := strings.HasPrefix(s, "-")
 	if neg {
 		s = s[1:]
@@ -37,7 +53,7 @@ func Parse(s string) (Amount, error) {
 	if len(whole) > 1 && whole[0] == '0' {
 		return 0, ErrSyntax
 	}
-	if len(whole) > 12 {
+	if len(whole) > maxWhole {
 		return 0, ErrTooLarge
 	}
 	units, err := strconv.ParseInt(whole, 10, 64)
@@ -50,6 +66,9 @@ func Parse(s string) (Amount, error) {
 			frac += "0"
 		}
 		cents, _ = strconv.ParseInt(frac, 10, 64)
+	}
+	if units > (math.MaxInt64-cents)/100 {
+		return 0, ErrTooLarge
 	}
 	a := Amount(units*100 + cents)
 	if neg {

@@ -2,6 +2,7 @@ package money_test
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"testing"
 
@@ -37,6 +38,36 @@ func TestParse(t *testing.T) {
 		got, err := money.Parse(tt.in)
 		if !errors.Is(err, tt.err) || got != tt.want {
 			t.Errorf("Parse(%q) = %d, %v; want %d, %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestParseBalance(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want money.Amount
+		err  error
+	}{
+		{"499.5", 49950, nil},
+		{"999999999999.99", money.Max, nil},
+		{"1000000000000", money.Max + 1, nil},
+		{"92233720368547758.07", math.MaxInt64, nil},
+		{"-92233720368547758.07", -math.MaxInt64, nil},
+		{"92233720368547758.08", 0, money.ErrTooLarge},
+		{"92233720368547759", 0, money.ErrTooLarge},
+		{"999999999999999999.99", 0, money.ErrTooLarge},
+		{"1000000000000000000", 0, money.ErrTooLarge},
+		{"1.234", 0, money.ErrSyntax},
+		{"1e20", 0, money.ErrSyntax},
+	}
+	for _, tt := range tests {
+		got, err := money.ParseBalance(tt.in)
+		if !errors.Is(err, tt.err) || got != tt.want {
+			t.Errorf("ParseBalance(%q) = %d, %v; want %d, %v", tt.in, got, err, tt.want, tt.err)
+		}
+		if err == nil && got.String() != tt.in {
+			t.Errorf("ParseBalance(%q) prints back as %q", tt.in, got.String())
 		}
 	}
 }

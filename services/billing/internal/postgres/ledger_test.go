@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/money"
+	pg "github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/billing/internal/billing"
 	"github.com/order-system/order-system/services/billing/internal/postgres"
 	"github.com/order-system/order-system/services/billing/migrations"
@@ -417,6 +420,57 @@ func TestRetriedDepositNearTheCapReturnsTheApplied(t *testing.T) {
 	entries, _ := l.Entries(ctx, user, 10)
 	if len(entries) != 2 {
 		t.Fatalf("%d entries, want the opening deposit and the one retried", len(entries))
+	}
+	verifyClean(t, l)
+}
+
+// TestAccountAboveTheCapCanStillPay: the cap came after the balances, so a database from
+// before it may hold an account above it. Upgraded, that account must still be debited:
+// the cap stops growth, not use.
+func TestAccountAboveTheCapCanStillPay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.NewDatabase(t, "billing")
+	older, err := sqlx.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Close()
+	// The database as migrations 1 and 2 left it, recorded the way the migration tool does.
+	for _, name := range []string{"000001_init.up.sql", "000002_voided_payments.up.sql"} {
+		script, err := fs.ReadFile(migrations.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		older.MustExec(string(script))
+	}
+	older.MustExec(`CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)`)
+	older.MustExec(`INSERT INTO schema_migrations VALUES (2, false)`)
+	user := uuid.New()
+	above := money.Max + 1_000_00
+	older.MustExec(`INSERT INTO accounts (user_id, balance) VALUES ($1, $2)`, user, int64(above))
+	older.MustExec(`INSERT INTO entries (user_id, type, amount, balance_after, operation_id) VALUES ($1, 'deposit', $2, $2, $3)`, user, int64(above), uuid.New())
+
+	db, err := migrate.Open(ctx, pg.Config{URL: url}, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l := postgres.NewLedger(db)
+	p, err := l.Pay(ctx, billing.Payment{ID: uuid.New(), UserID: user, Amount: 10_00})
+	if err != nil || p.Status != billing.PaymentCompleted || p.Balance != above-10_00 {
+		t.Fatalf("Pay on an account above the cap = %+v, %v; want completed, balance %s", p, err, above-10_00)
+	}
+	// Growing it further is refused as before, and so is a new account's deposit past the cap.
+	if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: 1}); !apperr.Is(err, apperr.Invalid) {
+		t.Fatalf("deposit on an account above the cap: err = %v, want invalid_request", err)
+	}
+	other := openWith(t, l, money.Max)
+	if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: other, Amount: 1}); !apperr.Is(err, apperr.Invalid) {
+		t.Fatalf("deposit past the cap: err = %v, want invalid_request", err)
+	}
+	if a, _ := l.Account(ctx, user); a.Balance != above-10_00 {
+		t.Fatalf("balance = %s, want %s", a.Balance, above-10_00)
 	}
 	verifyClean(t, l)
 }

@@ -43,8 +43,11 @@ type paymentRequest struct {
 }
 
 type paymentResponse struct {
-	Status  string       `json:"status"`
-	Balance money.Amount `json:"balance"`
+	Status string `json:"status"`
+	// Balance is read with money.ParseBalance, not as an amount: an account from before
+	// billing capped balances may hold more than any amount, and its payments are answers
+	// all the same.
+	Balance json.RawMessage `json:"balance"`
 }
 
 // Pay implements order.BillingClient.
@@ -80,9 +83,13 @@ func (c *Client) call(ctx context.Context, path string, req paymentRequest) (ord
 		if err := json.Unmarshal(body, &resp); err != nil {
 			return order.Payment{}, "bad_response", apperr.Wrap(err, apperr.Unavailable, "billing answered an unreadable payment")
 		}
+		balance, err := money.ParseBalance(string(resp.Balance))
+		if err != nil {
+			return order.Payment{}, "bad_response", apperr.Wrap(err, apperr.Unavailable, "billing answered an unreadable balance")
+		}
 		switch outcome := order.PaymentOutcome(resp.Status); outcome {
 		case order.PaymentPaid, order.PaymentRefused, order.PaymentVoided:
-			return order.Payment{Outcome: outcome, Balance: resp.Balance}, resp.Status, nil
+			return order.Payment{Outcome: outcome, Balance: balance}, resp.Status, nil
 		}
 		return order.Payment{}, "bad_response", apperr.New(apperr.Unavailable, "billing answered payment %s with unknown status %q", req.PaymentID, resp.Status)
 	case status == http.StatusNotFound && accountMissing(body, req.UserID):

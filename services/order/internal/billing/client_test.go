@@ -34,6 +34,10 @@ func TestOutcomes(t *testing.T) {
 		{"paid", 200, `{"status":"completed","balance":499.5}`, order.Payment{Outcome: order.PaymentPaid, Balance: 499_50}, ""},
 		{"refused", 200, `{"status":"insufficient_funds","balance":10}`, order.Payment{Outcome: order.PaymentRefused, Balance: 10_00}, ""},
 		{"voided", 200, `{"status":"voided","balance":0}`, order.Payment{Outcome: order.PaymentVoided}, ""},
+		// Accounts from before billing's cap may hold more than an order can cost.
+		{"paid, balance above the cap", 200, `{"status":"completed","balance":1000000000000000.5}`, order.Payment{Outcome: order.PaymentPaid, Balance: 100000000000000050}, ""},
+		{"refused, largest balance", 200, `{"status":"insufficient_funds","balance":92233720368547758.07}`, order.Payment{Outcome: order.PaymentRefused, Balance: 1<<63 - 1}, ""},
+		{"balance beyond any amount", 200, `{"status":"completed","balance":92233720368547758.08}`, order.Payment{}, apperr.Unavailable},
 		{"unknown outcome", 200, `{"status":"maybe","balance":0}`, order.Payment{}, apperr.Unavailable},
 		{"unreadable answer", 200, `<html>`, order.Payment{}, apperr.Unavailable},
 		{"no account", 404, `{"code":"not_found","message":"no billing account","userId":"` + user.String() + `"}`, order.Payment{}, apperr.NotFound},
