@@ -12,7 +12,7 @@ COLLECTION := postman/order-system.postman_collection.json
 LOCAL_ENV  := postman/local.postman_environment.json
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit system fault e2e run stop up down lint tidy images helm-lint deploy-check kube-test cluster-up cluster-test cluster-down bench fuzz
+.PHONY: help build test unit system fault e2e run stop up down lint tidy images helm-lint deploy-check kube-test cluster-up cluster-test cluster-down compose-test bench fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -45,8 +45,8 @@ run: ## start the four services and the gateway on :8000 in the background (REPL
 stop: ## stop what make run started
 	bash scripts/stop.sh
 
-up: ## start everything with docker compose (needs a Docker engine)
-	docker compose up --build -d
+up: ## start everything with docker compose and wait until it is healthy (needs a Docker engine)
+	docker compose up --build -d --wait
 
 down: ## stop docker compose
 	docker compose down
@@ -79,6 +79,9 @@ cluster-test: ## against cluster-up's cluster: Newman through the entry, helm te
 
 cluster-down: ## stop cluster-up's cluster and check the machine is as it was
 	bash deploy/kube/cluster-down.sh
+
+compose-test: ## the images built and docker compose up run by a Docker engine of its own, offline; Newman, a restart under load (root)
+	bash deploy/docker/compose-test.sh
 
 bench: ## pgbench reference + three load runs (mix, all keyed, open loop) through the gateway (CLIENTS=32 DURATION=30s RATE= REPLICAS=1 BASE_URL=...)
 	bash tools/bench/bench.sh

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# make compose-test: the README's Docker Compose path, run for real on a machine without a
+# registry. A Docker engine of its own (deploy/docker/engine.sh) builds the four images with
+# deploy/Dockerfile (its golang and distroless bases are local stand-ins of the same names,
+# its module downloads are served from this machine's module cache), `docker compose up
+# --wait` starts docker-compose.yml (plus deploy/docker/compose.offline.yml: pull_policy
+# never), Newman runs the collection through the compose gateway with the 2 s delay and
+# without, one service is stopped and started again under the load generator (its
+# invariant check must hold), `docker compose down -v`, and the engine stops leaving
+# nothing behind (checked). Timings are logged as measured.
+#
+# Needs root and Go; installs Debian's docker.io and jq, and newman, when they are missing.
+# Docker Compose is built from the Go module proxy once into .cache/compose (git-ignored).
+# Host ports (127.0.0.1): gateway $GATEWAY_PORT (38000), PostgreSQL $POSTGRES_PORT (35432),
+# RabbitMQ $RABBITMQ_PORT (35672) and $RABBITMQ_MANAGEMENT_PORT (45672), so it runs next to
+# `make run` and the machine's own PostgreSQL and RabbitMQ.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+
+export GATEWAY_PORT=${GATEWAY_PORT:-38000} POSTGRES_PORT=${POSTGRES_PORT:-35432}
+export RABBITMQ_PORT=${RABBITMQ_PORT:-35672} RABBITMQ_MANAGEMENT_PORT=${RABBITMQ_MANAGEMENT_PORT:-45672}
+export PUBLISH_ADDRESS=127.0.0.1
+# Scripts of this repository that add bridges, iptables rules or change ip_forward hold this
+# lock from the first change to the last clean-up, so each can tell its own objects apart.
+NET_LOCK=${NET_LOCK:-/tmp/os-net.lock}
+NEWMAN=${NEWMAN:-newman}
+gw=http://127.0.0.1:$GATEWAY_PORT
+
+[ "$(id -u)" = 0 ] || { echo "compose-test: needs root (it runs a Docker engine)" >&2; exit 1; }
+if ! command -v dockerd >/dev/null || ! command -v jq >/dev/null; then
+	echo "compose-test: installing docker.io and jq from Debian's packages"
+	# Installing must not start a system engine (the test runs its own): services stay down.
+	policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+		policy=1
+	fi
+	apt-get -o DPkg::Lock::Timeout=300 update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends docker.io jq >/dev/null
+	[ -z "$policy" ] || rm -f /usr/sbin/policy-rc.d
+fi
+[ "$NEWMAN" != newman ] || bash scripts/install-tools.sh newman
+for tool in dockerd containerd iptables jq go "$NEWMAN"; do
+	command -v "$tool" >/dev/null || { echo "compose-test: $tool is missing" >&2; exit 1; }
+done
+
+log() { printf '\n== compose-test: %s\n' "$*"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
+t_all=$(now)
+
+state=$(mktemp -d /tmp/order-system-compose.XXXXXX)
+# Debian's docker CLI, of the engine's version, first on PATH (another docker may be newer);
+# the classic builder (no BuildKit here); a client configuration of its own.
+mkdir -p "$state/bin" && ln -s /usr/bin/docker "$state/bin/docker"
+export PATH=$state/bin:$PATH DOCKER_BUILDKIT=0 DOCKER_CONFIG=$state/docker-config
+unset DOCKER_CONTEXT
+
+log "Docker Compose (built once into .cache/compose)"
+t=$(now)
+bash deploy/docker/build-compose.sh .cache/compose
+compose_bin=$repo/.cache/compose/docker-compose
+compose() { "$compose_bin" -f docker-compose.yml -f deploy/docker/compose.offline.yml "$@"; }
+log "compose ready in $(since "$t") s"
+
+log "stand-in base images, the load generator, the services' modules in the local cache"
+t=$(now)
+for n in golang distroless postgres rabbitmq nginx; do bash deploy/standins/build-rootfs.sh "$n" "$state/standins"; done
+(cd tools/loadgen && go build -o "$state/loadgen" .)
+for s in user billing order notification; do (cd "services/$s" && GOWORK=off go mod download); done
+log "prepared in $(since "$t") s"
+
+# From here to the check after shutdown the engine changes the host's network.
+exec 9>"$NET_LOCK"
+flock 9
+. deploy/docker/engine.sh
+modsrv=
+finish() {
+	local rc=$?
+	set +e
+	if [ -n "${DOCKER_HOST:-}" ] && [ $rc != 0 ]; then
+		log "failed ($rc): last logs"
+		compose ps -a 2>/dev/null
+		compose logs --no-color --tail 30 2>/dev/null | tail -150
+	fi
+	[ -z "${DOCKER_HOST:-}" ] || compose down -v --timeout 30 >/dev/null 2>&1
+	[ -z "$modsrv" ] || kill "$modsrv" 2>/dev/null
+	if [ -n "${ENGINE_DIR:-}" ]; then
+		engine_down
+		engine_check || rc=1
+	fi
+	flock -u 9
+	rm -rf "$state"
+	[ $rc = 0 ] && log "passed in $(since "$t_all") s" || log "FAILED"
+	exit $rc
+}
+trap finish EXIT
+
+log "engine"
+t=$(now)
+engine_up "$state/engine"
+log "engine up in $(since "$t") s"
+
+# The module cache as a GOPROXY, on the engine's bridge where the build containers reach it.
+bridge_ip=${ENGINE_BRIDGE_CIDR%/*}
+modport=38081
+"$state/standins/.debs/busybox-static/bin/busybox" httpd -f -p "$bridge_ip:$modport" -h "$(go env GOMODCACHE)/cache/download" &
+modsrv=$!
+
+log "images: stand-ins, then the four services with deploy/Dockerfile (docker compose build)"
+t=$(now)
+s=deploy/standins/docker-import.sh
+bash $s "$state/standins/golang" golang:1.26-bookworm -- "ENV GOPROXY=http://$bridge_ip:$modport"
+bash $s "$state/standins/distroless" gcr.io/distroless/static-debian12:nonroot
+bash $s "$state/standins/postgres" postgres:15-alpine
+bash $s "$state/standins/rabbitmq" rabbitmq:3.13-management-alpine
+bash $s "$state/standins/nginx" nginx:1.27-alpine
+log "stand-ins loaded in $(since "$t") s"
+t=$(now)
+compose build >"$state/build.log" 2>&1 || { tail -40 "$state/build.log"; exit 1; }
+docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^order-system-'
+kill "$modsrv" && modsrv=
+log "services built in $(since "$t") s"
+
+log "docker compose up --wait"
+t=$(now)
+compose up -d --wait --wait-timeout 300
+log "up and healthy in $(since "$t") s"
+compose ps --format '{{.Service}} {{.Status}} {{.Ports}}'
+# Published ports listen on loopback only.
+if docker ps --format '{{.Ports}}' | tr ',' '\n' | grep -E -- '->' | grep -vE '^ *127\.0\.0\.1:'; then
+	echo "compose-test: a port is published beyond 127.0.0.1" >&2
+	exit 1
+fi
+
+log "Newman through the compose gateway, with the 2 s delay and without"
+t=$(now)
+"$NEWMAN" run postman/order-system.postman_collection.json -e postman/local.postman_environment.json \
+	--env-var "baseUrl=$gw" --delay-request 2000 --reporters cli
+"$NEWMAN" run postman/order-system.postman_collection.json -e postman/local.postman_environment.json \
+	--env-var "baseUrl=$gw" --reporters cli
+log "Newman runs took $(since "$t") s"
+
+# One service is stopped (SIGTERM, then its grace period) and started again while orders
+# flow; the load generator's end-to-end check must still hold.
+victim=${RESTART_SERVICE:-order}
+log "restart of $victim under the load generator"
+"$state/loadgen" -base-url "$gw" -clients 8 -users 40 -duration 40s -drain 60s \
+	-pid-dir "$state/none" -out "$state/restart.json" >"$state/loadgen.log" 2>&1 &
+loadgen=$!
+sleep 12
+cid=$(compose ps -q "$victim")
+t=$(now)
+compose stop "$victim"
+stopped=$(since "$t")
+exit_code=$(docker inspect -f '{{.State.ExitCode}}' "$cid")
+t=$(now)
+compose up -d --wait --no-deps "$victim"
+back=$(since "$t")
+rc=0
+wait "$loadgen" || rc=$?
+tail -5 "$state/loadgen.log"
+jq -c '{orders, orders_per_second, statuses, errors, violations}' "$state/restart.json"
+log "$victim stopped in $stopped s (exit code $exit_code), healthy again after $back s; load generator exit $rc"
+[ "$exit_code" = 0 ] || { echo "compose-test: $victim did not exit cleanly on SIGTERM (exit code $exit_code)" >&2; exit 1; }
+[ "$rc" = 0 ] || { echo "compose-test: the load generator's check failed" >&2; exit 1; }
+
+log "docker compose down -v"
+t=$(now)
+compose down -v --timeout 30
+log "down in $(since "$t") s"

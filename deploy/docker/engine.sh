@@ -1,0 +1,180 @@
+# A Docker engine of its own for tests on a machine without a registry (sourced, bash).
+#
+#   engine_up <state-dir>   containerd and dockerd with their own roots, socket and pid files
+#                           under <state-dir> (never inside a build context); exports DOCKER_HOST.
+#                           Pulls fail on this machine: the engine's proxy is a dead loopback
+#                           port. Forwarded traffic to the uplink is dropped (DOCKER-USER)
+#                           before any container exists.
+#   engine_down             stops both by pid and removes what the engine left behind: its
+#                           mounts, bridges, cgroups, iptables rules and chains; ip_forward and the
+#                           bridge sysctls go back to their values before engine_up.
+#   engine_check            fails, naming each, if any of that is still there.
+#
+# The caller holds the network lock for the whole up..down span: the engine's rules and
+# bridges are told apart from others' by comparing with the state before engine_up.
+# Needs root and Debian's docker.io (dockerd, containerd, runc, iptables).
+
+ENGINE_BRIDGE_CIDR=${ENGINE_BRIDGE_CIDR:-172.30.0.1/24}
+ENGINE_POOL=${ENGINE_POOL:-172.31.0.0/16}
+ENGINE_SYSCTLS="net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridge/bridge-nf-call-ip6tables"
+# The engine's containers live under this cgroup in every hierarchy (cgroupfs driver).
+ENGINE_CGROUP=${ENGINE_CGROUP:-order-system-engine}
+
+engine_log() { printf 'engine: %s\n' "$*" >&2; }
+
+# The iptables state that matters: rules and chains of the filter and nat tables.
+engine_rules() {
+	local t
+	for t in filter nat; do iptables -t "$t" -S | sed "s/^/$t /"; done
+}
+
+engine_cgroups() { find /sys/fs/cgroup -maxdepth 2 -type d -name "$ENGINE_CGROUP" 2>/dev/null; }
+
+engine_sysctls() {
+	local s
+	for s in $ENGINE_SYSCTLS; do printf '%s=%s\n' "$s" "$(cat "/proc/sys/$s" 2>/dev/null || echo absent)"; done
+}
+
+engine_up() {
+	ENGINE_DIR=$1
+	mkdir -p "$ENGINE_DIR"
+	ENGINE_DIR=$(cd "$ENGINE_DIR" && pwd)
+	if ip link show docker0 >/dev/null 2>&1; then
+		engine_log "a docker0 bridge exists already (another engine?); not starting a second one"
+		return 1
+	fi
+	engine_rules >"$ENGINE_DIR/rules.before"
+	[ -z "$(engine_cgroups)" ] || { engine_log "cgroups /$ENGINE_CGROUP exist already (another engine?)"; return 1; }
+	engine_sysctls >"$ENGINE_DIR/sysctls.before"
+	ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort >"$ENGINE_DIR/links.before"
+	ENGINE_UPLINKS=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i+1)}' | sort -u)
+	[ -n "$ENGINE_UPLINKS" ] || ENGINE_UPLINKS=$(ip -o link show | awk -F': ' '$2 != "lo" {print $2}' | sed 's/@.*//')
+
+	# containerd of its own: dockerd would otherwise share a system containerd if one runs.
+	mkdir -p "$ENGINE_DIR/containerd"
+	cat >"$ENGINE_DIR/containerd/config.toml" <<-EOF
+	version = 2
+	root = "$ENGINE_DIR/containerd/root"
+	state = "$ENGINE_DIR/containerd/state"
+	disabled_plugins = ["io.containerd.grpc.v1.cri"]
+	[grpc]
+	  address = "$ENGINE_DIR/containerd.sock"
+	[ttrpc]
+	  address = "$ENGINE_DIR/containerd.sock.ttrpc"
+	[debug]
+	  address = ""
+	[metrics]
+	  address = ""
+	EOF
+	containerd --config "$ENGINE_DIR/containerd/config.toml" >"$ENGINE_DIR/containerd.log" 2>&1 &
+	echo $! >"$ENGINE_DIR/containerd.pid"
+	local i
+	for i in $(seq 50); do [ -S "$ENGINE_DIR/containerd.sock" ] && break; sleep 0.2; done
+	[ -S "$ENGINE_DIR/containerd.sock" ] || { engine_log "containerd did not start"; tail -20 "$ENGINE_DIR/containerd.log" >&2; return 1; }
+
+	echo '{}' >"$ENGINE_DIR/daemon.json"
+	HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= \
+		http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy= \
+		dockerd --config-file "$ENGINE_DIR/daemon.json" \
+		--data-root "$ENGINE_DIR/data" --exec-root "$ENGINE_DIR/exec" \
+		--pidfile "$ENGINE_DIR/dockerd.pid" --host "unix://$ENGINE_DIR/docker.sock" \
+		--containerd "$ENGINE_DIR/containerd.sock" \
+		--bip "$ENGINE_BRIDGE_CIDR" --default-address-pool "base=$ENGINE_POOL,size=24" \
+		--storage-driver overlay2 --cgroup-parent "/$ENGINE_CGROUP" --log-level warn >"$ENGINE_DIR/dockerd.log" 2>&1 &
+	echo $! >"$ENGINE_DIR/dockerd.launch.pid"
+	export DOCKER_HOST=unix://$ENGINE_DIR/docker.sock
+	for i in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.3; done
+	docker version >/dev/null 2>&1 || { engine_log "dockerd did not start"; tail -30 "$ENGINE_DIR/dockerd.log" >&2; return 1; }
+
+	# The egress guard, before the first container: nothing forwarded leaves by the uplink.
+	local dev
+	for dev in $ENGINE_UPLINKS; do
+		iptables -I DOCKER-USER -o "$dev" -j DROP
+		iptables -C DOCKER-USER -o "$dev" -j DROP
+	done
+	iptables -C FORWARD -j DOCKER-USER
+	engine_log "up: $(docker version --format 'Docker Engine {{.Server.Version}}'), egress to $(echo $ENGINE_UPLINKS) dropped"
+}
+
+engine_stop_pid() { # <pid-file> <name>
+	local pid
+	pid=$(cat "$1" 2>/dev/null) || return 0
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid"
+	for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+	engine_log "$2 ($pid) did not stop in 30 s; killing it"
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+engine_down() {
+	[ -n "${ENGINE_DIR:-}" ] && [ -d "$ENGINE_DIR" ] || return 0
+	if docker version >/dev/null 2>&1; then
+		local left
+		left=$(docker ps -aq)
+		[ -z "$left" ] || docker rm -f $left >/dev/null || true
+	fi
+	engine_stop_pid "$ENGINE_DIR/dockerd.launch.pid" dockerd
+	engine_stop_pid "$ENGINE_DIR/containerd.pid" containerd
+	# Shims of containers that outlived their engine: found by this engine's own paths.
+	local pid
+	for pid in $(pgrep -f -- "$ENGINE_DIR/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
+
+	local m
+	for m in $(awk -v d="$ENGINE_DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" || true
+	done
+
+	local link
+	for link in $(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | comm -13 "$ENGINE_DIR/links.before" -); do
+		case $link in docker0 | br-* | veth*) ip link del "$link" 2>/dev/null || true ;; esac
+	done
+
+	# Empty by now: the containers are gone.
+	local cg
+	for cg in $(engine_cgroups); do
+		find "$cg" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
+		rmdir "$cg" 2>/dev/null || true
+	done
+
+	# Rules the engine added, then the chains it created.
+	local line table rule
+	engine_rules | grep -vxF -f "$ENGINE_DIR/rules.before" | grep ' -A ' | while read -r table _ rule; do
+		eval "iptables -t $table -D $rule" || true
+	done
+	engine_rules | grep -vxF -f "$ENGINE_DIR/rules.before" | grep ' -N ' | while read -r table _ chain; do
+		iptables -t "$table" -F "$chain" || true
+	done
+	engine_rules | grep -vxF -f "$ENGINE_DIR/rules.before" | grep ' -N ' | while read -r table _ chain; do
+		iptables -t "$table" -X "$chain" || true
+	done
+
+	# Policies as they were (dockerd sets FORWARD to DROP when it turns on forwarding).
+	grep ' -P ' "$ENGINE_DIR/rules.before" | while read -r table _ chain policy; do
+		iptables -t "$table" -P "$chain" "$policy" || true
+	done
+
+	while IFS== read -r s v; do
+		[ "$v" = absent ] || [ ! -e "/proc/sys/$s" ] || echo "$v" >"/proc/sys/$s"
+	done <"$ENGINE_DIR/sysctls.before"
+}
+
+engine_check() {
+	local bad=0 what
+	what=$(pgrep -af -- "$ENGINE_DIR/" || true)
+	[ -z "$what" ] || { engine_log "left running: $what"; bad=1; }
+	for f in dockerd.launch.pid containerd.pid; do
+		if kill -0 "$(cat "$ENGINE_DIR/$f")" 2>/dev/null; then engine_log "left running: $f"; bad=1; fi
+	done
+	what=$(awk -v d="$ENGINE_DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts)
+	[ -z "$what" ] || { engine_log "left mounted: $what"; bad=1; }
+	what=$(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | comm -13 "$ENGINE_DIR/links.before" -)
+	[ -z "$what" ] || { engine_log "links left: $what"; bad=1; }
+	what=$(engine_cgroups)
+	[ -z "$what" ] || { engine_log "cgroups left: $what"; bad=1; }
+	what=$(engine_rules | diff "$ENGINE_DIR/rules.before" - || true)
+	[ -z "$what" ] || { engine_log "iptables differ from before: $what"; bad=1; }
+	what=$(engine_sysctls | diff "$ENGINE_DIR/sysctls.before" - || true)
+	[ -z "$what" ] || { engine_log "sysctls differ from before: $what"; bad=1; }
+	[ $bad = 0 ] && engine_log "after shutdown: no process, mount, link, cgroup, iptables rule or chain left; $(tr '\n' ' ' <"$ENGINE_DIR/sysctls.before")as before"
+	return $bad
+}
