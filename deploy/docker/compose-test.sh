@@ -73,7 +73,9 @@ log "prepared in $(since "$t") s"
 
 # From here to the check after shutdown the engine changes the host's network.
 exec 9>"$NET_LOCK"
+t=$(now)
 flock 9
+log "network lock $NET_LOCK taken after $(since "$t") s"
 . deploy/docker/engine.sh
 modsrv=
 finish() {
