@@ -51,6 +51,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
 t_all=$(now)
 
 state=$(mktemp -d /tmp/order-system-compose.XXXXXX)
+trap 'rm -rf "$state"' EXIT
 # Debian's docker CLI, of the engine's version, first on PATH (another docker may be newer);
 # the classic builder (no BuildKit here); a client configuration of its own.
 mkdir -p "$state/bin" && ln -s /usr/bin/docker "$state/bin/docker"
