@@ -123,6 +123,27 @@ func rabbitctl(t *testing.T, args ...string) {
 	}
 }
 
+// postgresCluster returns the version of the machine's PostgreSQL cluster, which the
+// caller is about to restart.
+func postgresCluster(t *testing.T) string {
+	t.Helper()
+	cluster, err := os.ReadDir("/etc/postgresql")
+	if err != nil || len(cluster) == 0 {
+		t.Skip("no local PostgreSQL cluster to restart")
+	}
+	return cluster[0].Name()
+}
+
+// restartPostgres restarts the machine's PostgreSQL in mode fast (sessions are closed) or
+// immediate (like a crash: recovery from the WAL at start).
+func restartPostgres(t *testing.T, version, mode string) {
+	t.Helper()
+	out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", mode).CombinedOutput()
+	if err != nil {
+		t.Fatalf("restart PostgreSQL (%s): %v\n%s", mode, err, out)
+	}
+}
+
 // a. RabbitMQ is down for more than 30 s while orders keep flowing.
 func TestFaultBrokerOutage(t *testing.T) {
 	s := newSystem(t, nil)
@@ -190,11 +211,7 @@ func TestFaultTwoRelays(t *testing.T) {
 // d. PostgreSQL restarts (fast, then immediate) while orders flow: the services answer 503
 // meanwhile, never 500, and recover on their own; no acknowledged order is lost.
 func TestFaultDatabaseRestart(t *testing.T) {
-	cluster, err := os.ReadDir("/etc/postgresql")
-	if err != nil || len(cluster) == 0 {
-		t.Skip("no local PostgreSQL cluster to restart")
-	}
-	version := cluster[0].Name()
+	version := postgresCluster(t)
 	s := newSystem(t, map[string]string{"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s"})
 	s.startAll()
 	users := faultUsers(s, 8)
@@ -204,10 +221,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
 	for _, mode := range []string{"fast", "immediate"} {
 		time.Sleep(2 * time.Second)
-		out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", mode).CombinedOutput()
-		if err != nil {
-			t.Fatalf("restart PostgreSQL (%s): %v\n%s", mode, err, out)
-		}
+		restartPostgres(t, version, mode)
 	}
 	time.Sleep(3 * time.Second)
 	cancel()

@@ -184,6 +184,36 @@ func (s *system) url(name string) string {
 	return "http://" + s.procs[name].addr
 }
 
+// running reports whether the named service has a live process.
+func (s *system) running(name string) bool {
+	s.mu.Lock()
+	p, ok := s.procs[name]
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// pause and resume freeze and thaw a service (SIGSTOP, SIGCONT): it keeps its connections
+// and answers nothing meanwhile, like a stalled process.
+func (s *system) pause(name string)  { s.sendSignal(name, syscall.SIGSTOP) }
+func (s *system) resume(name string) { s.sendSignal(name, syscall.SIGCONT) }
+
+func (s *system) sendSignal(name string, sig syscall.Signal) {
+	s.mu.Lock()
+	p := s.procs[name]
+	s.mu.Unlock()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal %v to %s: %v", sig, name, err)
+	}
+}
+
 // signal sends sig to a service and waits for it to exit.
 func (s *system) signal(name string, sig syscall.Signal) {
 	s.t.Helper()
@@ -231,11 +261,13 @@ func tailFile(path string) string {
 	return strings.Join(lines, "\n")
 }
 
-// response is an HTTP answer with its body kept as bytes.
+// response is an HTTP answer with its body kept as bytes. Status 0 means there was no
+// answer (a transport error or the context ended): Err says why.
 type response struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	Err    error
 }
 
 func (r response) json(t *testing.T, v any) {
@@ -247,17 +279,28 @@ func (r response) json(t *testing.T, v any) {
 
 // call sends a request to a service; a transport error is returned as status 0.
 func (s *system) call(method, url, body string, header ...string) response {
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	return s.callContext(context.Background(), method, url, body, header...)
+}
+
+// callContext is call bounded by ctx: a request that outlives it has no answer (status 0).
+func (s *system) callContext(ctx context.Context, method, url, body string, header ...string) response {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return response{Err: err}
+	}
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return response{}
+		return response{Err: err}
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{Err: fmt.Errorf("read body: %w", err)}
+	}
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
@@ -302,13 +345,21 @@ func (s *system) count(query string, args ...any) int {
 // verifyLedger runs `billing verify` against the test database and fails on any violation.
 func (s *system) verifyLedger() {
 	s.t.Helper()
+	if err := s.ledgerViolations(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// ledgerViolations runs `billing verify` and returns what it reported, if anything.
+func (s *system) ledgerViolations() error {
 	cmd := exec.Command(filepath.Join(s.bin, "billing"), "verify")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+s.serviceDB("billing"), "AMQP_URL="+s.amqp)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		s.t.Fatalf("billing verify: %v\n%s", err, out.String())
+		return fmt.Errorf("billing verify: %w\n%s", err, out.String())
 	}
+	return nil
 }
 
 // ctxTimeout is a helper for tests that bound their load loops.
