@@ -12,7 +12,7 @@ COLLECTION := postman/order-system.postman_collection.json
 LOCAL_ENV  := postman/local.postman_environment.json
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit system fault e2e run stop up down lint tidy images helm-lint deploy-check kube-test cluster-up cluster-test cluster-down compose-test bench fuzz
+.PHONY: help build test unit system fault chaos e2e run stop up down lint tidy images helm-lint deploy-check kube-test cluster-up cluster-test cluster-down compose-test bench fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,10 +27,15 @@ unit: ## unit and integration tests of pkg and every service
 	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry; do echo "== $$m"; (cd $$m && go test -count=1 -timeout 10m ./...) || exit 1; done
 
 system: ## the real binaries under concurrency, crashes and lost responses (tests/system)
-	cd tests/system && go test -count=1 -timeout 10m -skip '^TestFault' ./...
+	cd tests/system && go test -count=1 -timeout 10m -skip '^Test(Fault|Chaos)' ./...
 
 fault: ## fault suite: broker and database outages, killed consumers, two relays, poison (restarts the local PostgreSQL and RabbitMQ)
 	cd tests/system && go test -count=1 -timeout 15m -v -run '^TestFault' ./... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|fault '
+
+chaos: ## randomized faults against the real binaries, then an oracle (CHAOS_SEED, CHAOS_DURATION=1m; restarts the local PostgreSQL and RabbitMQ)
+	@bash scripts/install-tools.sh nginx
+	@mkdir -p .run
+	cd tests/system && CHAOS_HISTORY=$${CHAOS_HISTORY:-$(CURDIR)/.run/chaos-history.jsonl} go test -count=1 -timeout 60m -v -run '^TestChaos$$' ./...
 
 fuzz: ## run the money fuzzers briefly beyond their seed corpus (the seeds also run in make unit)
 	cd pkg && go test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 10s ./money
