@@ -58,7 +58,7 @@ func TestChaos(t *testing.T) {
 	s := newSystem(t, map[string]string{
 		"LOG_LEVEL":       "info",
 		"BILLING_TIMEOUT": "1s", "IDEMPOTENCY_LEASE": "1500ms",
-		"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s", "RECONCILE_MAX_ATTEMPTS": "2",
+		"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s", "RECONCILE_MAX_ATTEMPTS": "1",
 	})
 	s.startAll()
 	// The second order replica gets its address now, so that the gateway knows it; the
@@ -232,7 +232,7 @@ func (n *nemesis) between(lo, hi time.Duration) time.Duration {
 
 // inject picks a fault, applies it, heals it and returns its kind.
 func (n *nemesis) inject() string {
-	switch p := n.rng.IntN(12); {
+	switch p := n.rng.IntN(13); {
 	case p < 5: // SIGKILL a service, keep it down a moment, start it again
 		name := []string{"user", "billing", "order", "notification", "order"}[p]
 		if name == "order" && n.s.running("order2") && n.rng.IntN(2) == 0 {
@@ -245,17 +245,29 @@ func (n *nemesis) inject() string {
 		time.Sleep(n.between(0, 2*time.Second))
 		n.s.start(name)
 		return "kill-" + name
-	case p < 7: // a stalled billing: requests to it time out
+	case p < 7: // a stalled billing: requests to it time out; now and then long enough for the reconciler to give up
 		n.s.pause("billing")
-		time.Sleep(n.between(300*time.Millisecond, 6*time.Second))
+		if n.rng.IntN(4) == 0 {
+			time.Sleep(n.between(15*time.Second, 25*time.Second))
+		} else {
+			time.Sleep(n.between(300*time.Millisecond, 5*time.Second))
+		}
 		n.s.resume("billing")
 		return "pause-billing"
-	case p < 8:
+	case p < 8: // billing comes back while the broker is down: users created meanwhile have no account yet
+		n.s.signal("billing", syscall.SIGKILL)
+		time.Sleep(n.between(500*time.Millisecond, 3*time.Second))
+		rabbitctl(n.t, "stop_app")
+		n.s.start("billing")
+		time.Sleep(n.between(time.Second, 5*time.Second))
+		rabbitctl(n.t, "start_app")
+		return "kill-billing-rabbitmq-stop"
+	case p < 9:
 		rabbitctl(n.t, "stop_app")
 		time.Sleep(n.between(time.Second, 6*time.Second))
 		rabbitctl(n.t, "start_app")
 		return "rabbitmq-stop"
-	case p < 9:
+	case p < 10:
 		mode := []string{"fast", "immediate"}[n.rng.IntN(2)]
 		restartPostgres(n.t, n.pg, mode)
 		return "postgres-restart-" + mode
