@@ -183,6 +183,18 @@ func TestDefaultInstall(t *testing.T) {
 	if len(local) == 0 || !bytes.Equal(local, inChart) {
 		t.Error("charts/postgresql/files/setup.sql differs from deploy/postgres/setup.sql")
 	}
+	// The index serves the same OpenAPI document as the other gateways.
+	doc, _ := os.ReadFile("../../api/openapi.yaml")
+	var served string
+	for _, cm := range objs.configmaps {
+		if cm.Name == "order-system-index" {
+			served = cm.Data["openapi.yaml"]
+		}
+	}
+	// (The manifest splitter takes the last newline of the last value.)
+	if len(doc) == 0 || strings.TrimSpace(served) != strings.TrimSpace(string(doc)) {
+		t.Error("the index's openapi.yaml differs from api/openapi.yaml: cp api/openapi.yaml deploy/helm/order-system/files/")
+	}
 }
 
 func TestExternalDatabases(t *testing.T) {
