@@ -8,10 +8,11 @@ import (
 	"net/url"
 )
 
-// Proxy returns a reverse proxy to upstream that checks every exchange passing through it.
-// An exchange whose upstream could not be reached is not checked: it says nothing about the
+// Proxy returns a reverse proxy to upstream that checks every exchange passing through it and
+// reports each problem to report (which may be nil: the report at the end has them all). An
+// exchange whose upstream could not be reached is not checked, as it says nothing about the
 // document; the client's connection is dropped, as the upstream's would have been.
-func (c *Checker) Proxy(upstream *url.URL) http.Handler {
+func (c *Checker) Proxy(upstream *url.URL, report func(problem string)) http.Handler {
 	rp := httputil.NewSingleHostReverseProxy(upstream)
 	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		panic(http.ErrAbortHandler)
@@ -24,7 +25,12 @@ func (c *Checker) Proxy(upstream *url.URL) http.Handler {
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		reqBody, _ := resp.Request.Context().Value(bodyKey{}).([]byte)
-		c.Check(resp.Request.Context(), Exchange{Request: resp.Request, RequestBody: reqBody, Status: resp.StatusCode, Header: resp.Header, ResponseBody: body})
+		problems := c.Check(resp.Request.Context(), Exchange{Request: resp.Request, RequestBody: reqBody, Status: resp.StatusCode, Header: resp.Header, ResponseBody: body})
+		for _, p := range problems {
+			if report != nil {
+				report(p)
+			}
+		}
 		return nil
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -52,7 +52,7 @@ func run(listen, upstream string, requireAll bool, docs []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: checker.Proxy(target), ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: checker.Proxy(target, nil), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: log.New(discard{}, "", 0)} // dropped connections are the proxy's answer to an unreachable upstream
 	go srv.Serve(ln)
 	fmt.Printf("apicheck: checking %v on %s → %s\n", docs, listen, upstream)
