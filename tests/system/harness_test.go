@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	_ "github.com/lib/pq"
 
 	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/tools/apicheck"
 )
 
 // binaries holds the four service binaries, built once per test run.
@@ -30,8 +33,20 @@ var (
 	buildErr  error
 )
 
+// contract checks every exchange of the tests against the OpenAPI documents: the tests'
+// own requests to the services, and the services' calls to billing's internal API.
+var contract *apicheck.Checker
+
 func TestMain(m *testing.M) {
+	var err error
+	contract, err = apicheck.Load(context.Background(), "../../api/openapi.yaml", "../../api/billing-internal.yaml")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	r := contract.Report()
+	fmt.Printf("api contract: %d exchanges checked, %d violations, operations not exercised: %q\n", r.Checked, len(r.Violations), r.Uncovered)
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
@@ -73,6 +88,8 @@ type system struct {
 	mu     sync.Mutex
 	procs  map[string]*proc
 	client *http.Client
+	// toBilling is a checking proxy in front of billing for the user and order services.
+	toBilling *httptest.Server
 }
 
 type proc struct {
@@ -98,8 +115,8 @@ func newSystem(t *testing.T, env map[string]string) *system {
 			t.Fatal(err)
 		}
 	}
-	s := &system{t: t, bin: bin, logDir: t.TempDir(), dbURL: url, amqp: dbtest.NewVhost(t), db: db, env: env, procs: map[string]*proc{},
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	s := &system{t: t, bin: bin, logDir: t.TempDir(), dbURL: url, amqp: dbtest.NewVhost(t), db: db, env: env, procs: map[string]*proc{}}
+	s.client = &http.Client{Timeout: 30 * time.Second, Transport: contract.Transport(&http.Transport{MaxIdleConnsPerHost: 256}, s.contractViolation)}
 	t.Cleanup(s.stopAll)
 	return s
 }
@@ -129,8 +146,8 @@ func (s *system) start(name string) *proc {
 	}
 	env := append(os.Environ(),
 		"HTTP_ADDR="+addr, "DATABASE_URL="+s.serviceDB(svc), "AMQP_URL="+s.amqp, "LOG_LEVEL=debug", "SHUTDOWN_TIMEOUT=10s")
-	if b, ok := s.procs["billing"]; ok {
-		env = append(env, "BILLING_URL=http://"+b.addr)
+	if _, ok := s.procs["billing"]; ok {
+		env = append(env, "BILLING_URL="+s.billingProxy())
 	}
 	for k, v := range s.env {
 		env = append(env, k+"="+v)
@@ -169,6 +186,22 @@ func (s *system) start(name string) *proc {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// contractViolation fails the test for an exchange that breaks the OpenAPI documents.
+func (s *system) contractViolation(problem string) {
+	s.t.Errorf("api contract: %s", problem)
+}
+
+// billingProxy returns the URL of the checking proxy in front of billing, starting it on
+// first use; s.mu is held. Billing keeps its address when it restarts, so the proxy follows.
+func (s *system) billingProxy() string {
+	if s.toBilling == nil {
+		target, _ := url.Parse("http://" + s.procs["billing"].addr)
+		s.toBilling = httptest.NewServer(contract.Proxy(target, s.contractViolation))
+		s.t.Cleanup(s.toBilling.Close)
+	}
+	return s.toBilling.URL
 }
 
 // startAll starts the four services, billing first (the others call it).
