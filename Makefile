@@ -5,7 +5,7 @@ SHELL := bash
 .SHELLFLAGS := -o pipefail -c
 
 SERVICE_MODULES := pkg services/user services/billing services/order services/notification
-MODULES  := $(SERVICE_MODULES) tests/system tools/deploycheck tools/ingressentry tools/loadgen
+MODULES  := $(SERVICE_MODULES) tests/system tools/apicheck tools/deploycheck tools/ingressentry tools/loadgen
 SERVICES := user billing order notification
 NEWMAN   ?= newman
 COLLECTION := postman/order-system.postman_collection.json
@@ -24,7 +24,7 @@ build: ## build the four service binaries into bin/
 test: unit system fuzz e2e ## all tests: unit + integration (real PostgreSQL and RabbitMQ), system, fuzz, Newman end to end
 
 unit: ## unit and integration tests of pkg and every service
-	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry; do echo "== $$m"; (cd $$m && go test -count=1 -timeout 10m ./...) || exit 1; done
+	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry tools/apicheck; do echo "== $$m"; (cd $$m && go test -count=1 -timeout 10m ./...) || exit 1; done
 
 system: ## the real binaries under concurrency, crashes and lost responses (tests/system)
 	cd tests/system && go test -count=1 -timeout 10m -skip '^Test(Fault|Chaos)' ./...
