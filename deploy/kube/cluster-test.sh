@@ -2,11 +2,12 @@
 # make cluster-test, against the cluster of make cluster-up:
 #   1. the Postman collection through the HTTP entry, with --delay-request 2000 and without;
 #   2. helm test (each Service answers /readyz from a Ready pod);
-#   3. the Gateway API HTTPRoute: the CRDs of sigs.k8s.io/gateway-api installed, the chart
+#   3. a pod's connection to an address beyond the machine is dropped by the egress rule;
+#   4. the Gateway API HTTPRoute: the CRDs of sigs.k8s.io/gateway-api installed, the chart
 #      upgraded with httpRoute.enabled, the route stored by the API server, then switched off;
-#   4. helm upgrade to a newly built image tag while tools/loadgen runs: 0 failed requests,
+#   5. helm upgrade to a newly built image tag while tools/loadgen runs: 0 failed requests,
 #      its invariant check holds, every pod runs the new tag;
-#   5. one pod of each service deleted while tools/loadgen runs: its invariant check holds
+#   6. one pod of each service deleted while tools/loadgen runs: its invariant check holds
 #      (no lost or duplicated event, no double debit; requests cut by the deletion are counted).
 set -euo pipefail
 . "$(dirname "$0")/cluster-env.sh"
@@ -36,6 +37,18 @@ done
 step "helm test"
 helm_ test "$RELEASE" --timeout 3m >"$results/helm-test.log" || { cat "$results/helm-test.log"; fail "helm test"; }
 log "helm test: $(grep -c 'Phase: *Succeeded' "$results/helm-test.log") test pods succeeded"
+
+step "no pod traffic leaves the machine"
+# A connection from a pod to an address beyond the machine (TEST-NET-3, never a real host) must
+# be dropped by the bridge's egress rule: its packet counter grows and the connection fails.
+drops() { iptables -L FORWARD -v -x -n | awk -v c="$COMMENT" '$3 == "DROP" && index($0, c) {print $1}'; }
+before=$(drops)
+if kubectl exec "$RELEASE-postgresql-0" -- nc -w 3 203.0.113.1 80 </dev/null >/dev/null 2>&1; then
+	fail "a pod reached 203.0.113.1"
+fi
+after=$(drops)
+[ "${after:-0}" -gt "${before:-0}" ] || fail "the egress rule dropped nothing ($before, then $after packets)"
+log "a pod's connection beyond the machine was dropped by the bridge's egress rule ($((after - before)) packets)"
 
 step "Gateway API HTTPRoute against the real API server"
 crds=$(bash deploy/kube/gateway-api-crds.sh)
