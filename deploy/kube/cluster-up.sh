@@ -178,11 +178,12 @@ for f in "$IMAGES"/pause.oci.tar "$IMAGES"/postgres.oci.tar "$IMAGES"/rabbitmq.o
 done
 # Every image the chart names must be there before the first pod: a missing one would be
 # looked up (at the dead port, but never anywhere else).
+imported=$(ctr_ images ls -q | grep -v '^sha256:')
 for image in $(chart_images); do
 	case $image in */*/*) full=$image ;; */*) full=docker.io/$image ;; *) full=docker.io/library/$image ;; esac
-	ctr_ images ls -q | grep -qx "$full" || { echo "the chart names $image, which is not imported" >&2; exit 1; }
+	grep -qx "$full" <<<"$imported" || { echo "the chart names $image, which is not imported" >&2; exit 1; }
 done
-log "imported: $(ctr_ images ls -q | tr '\n' ' ')"
+log "imported: $(tr '\n' ' ' <<<"$imported")"
 
 step "controller-manager, scheduler, kubelet, kube-proxy, CoreDNS"
 start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$KUBECONFIG" \
