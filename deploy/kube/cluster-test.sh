@@ -42,6 +42,7 @@ step "no pod traffic leaves the machine"
 # A connection from a pod to an address beyond the machine (TEST-NET-3, never a real host) must
 # be dropped by the bridge's egress rule: its packet counter grows and the connection fails.
 drops() { iptables -L FORWARD -v -x -n | awk -v c="$COMMENT" '$3 == "DROP" && index($0, c) {print $1}'; }
+kubectl exec "$RELEASE-postgresql-0" -- true || fail "kubectl exec does not work"
 before=$(drops)
 if kubectl exec "$RELEASE-postgresql-0" -- nc -w 3 203.0.113.1 80 </dev/null >/dev/null 2>&1; then
 	fail "a pod reached 203.0.113.1"
@@ -78,7 +79,7 @@ placing() {
 	fail "loadgen $1 never started placing orders"
 }
 summary() { # <name>: the figures of a loadgen report
-	jq -r '"\(.orders) requests, \(.errors) failed (\(.statuses | to_entries | map("\(.key): \(.value)") | join(", "))), invariant violations \(.violations | [.double_debits, .missing_debits, .unexpected_debits, .balance_mismatches, .lost_notifications, .duplicated_notifications, .wrong_notification_type, .unexpected_notifications] | add)"' "$results/$1.json"
+	jq -r '"\(.orders) requests, \(.errors) failed (\(.statuses | to_entries | map("\(.key): \(.value)") | join(", "))), invariant violations \(.violations | [.double_debits, .missing_debits, .unexpected_debits, .balance_mismatches, .lost_notifications, .duplicated_notifications, .wrong_notification_type, .unexpected_notifications, (.unfinished_orders // 0)] | add)"' "$results/$1.json"
 }
 
 step "helm upgrade to a new image tag under load"

@@ -116,7 +116,8 @@ start kube-apiserver "$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETC
 	--service-cluster-ip-range="$SERVICE_CIDR" --service-node-port-range=30000-30100 \
 	--service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$pki/sa.pub" \
 	--service-account-signing-key-file="$pki/sa.key" --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
-	--token-auth-file="$pki/tokens.csv" --authorization-mode=RBAC --anonymous-auth=false
+	--token-auth-file="$pki/tokens.csv" --authorization-mode=RBAC --anonymous-auth=false \
+	--kubelet-preferred-address-types=InternalIP
 wait_for "kube-apiserver" 120 kubectl get --raw /readyz
 
 step "containerd (every registry at a dead port)"

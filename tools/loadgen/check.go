@@ -9,6 +9,11 @@ type Outcome string
 const (
 	Completed    Outcome = "completed"
 	Insufficient Outcome = "insufficient"
+	// Pending: the answer was 503 with the order (billing unreachable); the service finishes
+	// such an order on its own, and its final state is read before the check.
+	Pending Outcome = "pending"
+	Failed  Outcome = "failed" // a pending order the service finished as failed
+
 )
 
 // UserState is what the load generator did to one user and what the system says about them.
@@ -38,12 +43,13 @@ type Violations struct {
 	DuplicatedNotes   int      `json:"duplicated_notifications"`
 	WrongNoteType     int      `json:"wrong_notification_type"`
 	UnexpectedNotes   int      `json:"unexpected_notifications"`
+	Unfinished        int      `json:"unfinished_orders"`
 	Examples          []string `json:"examples,omitempty"`
 }
 
 // Total is the number of violations.
 func (v Violations) Total() int {
-	return v.DoubleDebits + v.MissingDebits + v.UnexpectedDebits + v.BalanceMismatches + v.LostNotes + v.DuplicatedNotes + v.WrongNoteType + v.UnexpectedNotes
+	return v.DoubleDebits + v.MissingDebits + v.UnexpectedDebits + v.BalanceMismatches + v.LostNotes + v.DuplicatedNotes + v.WrongNoteType + v.UnexpectedNotes + v.Unfinished
 }
 
 func (v *Violations) add(counter *int, format string, args ...any) {
@@ -73,7 +79,10 @@ func check(users map[string]*UserState) Violations {
 				if u.NoteCount[oid] > 0 && u.Notes[oid] != "success" {
 					v.add(&v.WrongNoteType, "order %s completed, notification %s", oid, u.Notes[oid])
 				}
-			case Insufficient:
+			case Pending:
+				v.add(&v.Unfinished, "order %s is still pending", oid)
+				continue
+			case Insufficient, Failed:
 				if u.DebitRows[oid] > 0 {
 					v.add(&v.UnexpectedDebits, "refused order %s was debited", oid)
 				}

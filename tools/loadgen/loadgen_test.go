@@ -49,6 +49,13 @@ func TestCheck(t *testing.T) {
 	if v := check(map[string]*UserState{"u": healthy()}); v.Total() != 0 {
 		t.Fatalf("healthy user: %+v", v)
 	}
+	// An order answered with 503 that the service finished as failed: no debit, a failure note.
+	u := healthy()
+	u.Orders["c"] = Order{Price: 10, Outcome: Failed}
+	u.Notes["c"], u.NoteCount["c"] = "failure", 1
+	if v := check(map[string]*UserState{"u": u}); v.Total() != 0 {
+		t.Fatalf("an order finished as failed: %+v", v)
+	}
 	tests := map[string]func(u *UserState) int{
 		"double debit":      func(u *UserState) int { u.DebitRows["a"] = 2; return 1 },
 		"refused debited":   func(u *UserState) int { u.DebitRows["b"] = 1; return 1 },
@@ -58,6 +65,13 @@ func TestCheck(t *testing.T) {
 		"wrong type":        func(u *UserState) int { u.Notes["a"] = "failure"; return 1 },
 		"unknown note":      func(u *UserState) int { u.NoteCount["zzz"] = 1; return 1 },
 		"debit unknown":     func(u *UserState) int { u.DebitRows["zzz"] = 1; return 1 },
+		"failed debited": func(u *UserState) int {
+			u.Orders["c"] = Order{Price: 10, Outcome: Failed}
+			u.NoteCount["c"], u.Notes["c"] = 1, "failure"
+			u.DebitRows["c"] = 1
+			return 1
+		},
+		"still pending": func(u *UserState) int { u.Orders["c"] = Order{Price: 10, Outcome: Pending}; return 1 },
 	}
 	for name, breakIt := range tests {
 		u := healthy()

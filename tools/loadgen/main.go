@@ -331,6 +331,13 @@ func placeOne(cl client, c config, rng *rand.Rand, ids []string, users map[strin
 		} `json:"order"`
 	}
 	json.Unmarshal(resp, &o)
+	if err == nil && status == http.StatusServiceUnavailable && o.Code == "unavailable" && o.Order.ID != "" {
+		// A failed request all the same, but the order exists and will be finished: the check
+		// must account for it.
+		s.mu.Lock()
+		users[user].Orders[o.Order.ID] = Order{Price: price, Outcome: Pending}
+		s.mu.Unlock()
+	}
 	s.record(kind, status, arrived.Sub(due), err, func() {
 		u := users[user]
 		switch {
@@ -373,6 +380,9 @@ func (s *sampleSet) record(kind string, status int, d time.Duration, err error, 
 // arriving, and returns the notification lag of each order.
 func collect(cl client, users map[string]*UserState, s *sampleSet, drain time.Duration) ([]time.Duration, error) {
 	deadline := time.Now().Add(drain)
+	if err := settle(cl, users, deadline); err != nil {
+		return nil, err
+	}
 	var lag []time.Duration
 	for id, u := range users {
 		for {
@@ -434,6 +444,37 @@ func collect(cl client, users map[string]*UserState, s *sampleSet, drain time.Du
 		u.Balance = parseAmount(b.Balance.String())
 	}
 	return lag, nil
+}
+
+// settle reads the final state of each order answered with 503, waiting until the service
+// has finished it or the deadline passes (it then stays Pending, a violation).
+func settle(cl client, users map[string]*UserState, deadline time.Time) error {
+	for _, u := range users {
+		for oid, o := range u.Orders {
+			for o.Outcome == Pending {
+				status, _, body, err := cl.do("GET", "/orders/"+oid, "")
+				if err != nil || status != 200 {
+					return fmt.Errorf("order %s: %d %v", oid, status, err)
+				}
+				var got struct{ Status string }
+				json.Unmarshal(body, &got)
+				switch got.Status {
+				case "completed":
+					o.Outcome = Completed
+				case "failed":
+					o.Outcome = Failed
+				}
+				if o.Outcome == Pending && time.Now().After(deadline) {
+					break
+				}
+				if o.Outcome == Pending {
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
+			u.Orders[oid] = o
+		}
+	}
+	return nil
 }
 
 func progress(start time.Time, total time.Duration, placed *atomic.Int64, done chan struct{}) {
