@@ -49,6 +49,17 @@ for svc in "${SERVICES[@]}"; do
 	go build -o "bin/$svc" "./services/$svc/cmd/$svc"
 done
 
+# PostgreSQL on this host is reached over its unix socket when a service role may log in
+# there: a transaction over TCP costs the server measurably more CPU (docs/performance.md).
+# PG_SOCKET_DIR= (empty) keeps TCP. Otherwise they connect to the server PG_ADMIN_URL names.
+PG_SOCKET_DIR=${PG_SOCKET_DIR-/var/run/postgresql}
+db_url() { echo "postgres://$1_service:$1_service@$PG_HOSTPORT/order_system?sslmode=disable&search_path=${SCHEMAS[$1]}"; }
+if [[ $PG_HOSTPORT =~ ^(127\.0\.0\.1|localhost)(:5432)?$ ]] && [ -n "$PG_SOCKET_DIR" ] && [ -S "$PG_SOCKET_DIR/.s.PGSQL.5432" ] &&
+	psql "postgres://order_service:order_service@/order_system?host=$PG_SOCKET_DIR" -qtAc "SELECT 1" >/dev/null 2>&1; then
+	db_url() { echo "postgres://$1_service:$1_service@/order_system?host=$PG_SOCKET_DIR&sslmode=disable&search_path=${SCHEMAS[$1]}"; }
+	echo "services reach PostgreSQL over $PG_SOCKET_DIR"
+fi
+
 # From here on, a start that fails half-way stops what it started, so the next make run
 # starts clean.
 fail() {
@@ -60,9 +71,7 @@ trap 'fail "make run failed"' ERR
 for inst in "${INSTANCES[@]}"; do
 	svc=${inst%:*} i=${inst#*:}
 	n=$(name "$svc" "$i")
-	HTTP_ADDR="127.0.0.1:$(port "$svc" "$i")" \
-		DATABASE_URL="postgres://${svc}_service:${svc}_service@$PG_HOSTPORT/order_system?sslmode=disable&search_path=${SCHEMAS[$svc]}" \
-		nohup "bin/$svc" >>"$RUN_DIR/logs/$n.log" 2>&1 &
+	DATABASE_URL="$(db_url "$svc")" HTTP_ADDR="127.0.0.1:$(port "$svc" "$i")" nohup "bin/$svc" >>"$RUN_DIR/logs/$n.log" 2>&1 &
 	echo $! >"$RUN_DIR/$n.pid"
 done
 # The gateway's configuration, with every instance in its service's upstream.
