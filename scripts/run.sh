@@ -50,7 +50,7 @@ for svc in "${SERVICES[@]}"; do
 done
 
 # PostgreSQL on this host is reached over its unix socket when a service role may log in
-# there: a transaction over TCP costs the server measurably more CPU (docs/performance.md).
+# there: a statement costs the server less CPU over the socket than over TCP.
 # PG_SOCKET_DIR= (empty) keeps TCP. Otherwise they connect to the server PG_ADMIN_URL names.
 PG_SOCKET_DIR=${PG_SOCKET_DIR-/var/run/postgresql}
 db_url() { echo "postgres://$1_service:$1_service@$PG_HOSTPORT/order_system?sslmode=disable&search_path=${SCHEMAS[$1]}"; }
