@@ -8,6 +8,11 @@
 // client's retry runs again. Handlers that create resources derive the resource id from the
 // key (Record.DerivedID), which makes a retry after a crash resume the same resource instead
 // of creating a second one.
+//
+// Each lease carries a random owner token. Only the request holding the current lease may
+// store its response or release the key: a request that outlived its lease, and whose key a
+// retry took over meanwhile, can neither overwrite the retry's answer nor free the key while
+// the retry runs. A key is never deleted while a lease on it is live, whatever its age.
 package idempotency
 
 import (
@@ -55,6 +60,7 @@ const MaxKeyLength = 255
 //	    content_type text,
 //	    body         bytea,
 //	    locked_until timestamptz,
+//	    lease_owner  uuid,
 //	    created_at   timestamptz NOT NULL DEFAULT now(),
 //	    expires_at   timestamptz NOT NULL,
 //	    PRIMARY KEY (scope, key)
@@ -98,6 +104,9 @@ func NewStore(db *sqlx.DB, ttl, lease time.Duration) *Store {
 	return &Store{db: db, ttl: ttl, lease: lease}
 }
 
+// errLeaseLost is returned by complete and release when another request holds the key now.
+var errLeaseLost = errors.New("lease taken over by another request")
+
 // outcome of Begin.
 type outcome int
 
@@ -116,23 +125,25 @@ type stored struct {
 	CreatedAt   time.Time      `db:"created_at"`
 }
 
-// begin takes the key for a new request, or reports why it cannot.
-func (s *Store) begin(ctx context.Context, scope, key, fingerprint string) (outcome, stored, error) {
+// begin takes the key for a new request under the lease owner, or reports why it cannot.
+func (s *Store) begin(ctx context.Context, scope, key, fingerprint string, owner uuid.UUID) (outcome, stored, error) {
 	// An expired record no longer exists as far as clients are concerned, even if the purge
-	// job has not reached it yet.
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at < now()`, scope, key); err != nil {
+	// job has not reached it yet; unless a request still holds its lease.
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at < now() AND `+notLeased, scope, key); err != nil {
 		return 0, stored{}, fmt.Errorf("drop expired key: %w", err)
 	}
+	// A record whose request died unfinished is taken over with its created_at, so the
+	// request resumes under the same DerivedID.
 	var rec stored
 	err := s.db.GetContext(ctx, &rec, `
-		INSERT INTO idempotency_keys (scope, key, fingerprint, locked_until, expires_at)
-		VALUES ($1, $2, $3, now() + $4::interval, now() + $5::interval)
-		ON CONFLICT (scope, key) DO UPDATE SET locked_until = excluded.locked_until
+		INSERT INTO idempotency_keys (scope, key, fingerprint, locked_until, lease_owner, expires_at)
+		VALUES ($1, $2, $3, now() + $4::interval, $6, now() + $5::interval)
+		ON CONFLICT (scope, key) DO UPDATE SET locked_until = excluded.locked_until, lease_owner = excluded.lease_owner
 		WHERE idempotency_keys.status_code IS NULL
 		  AND idempotency_keys.fingerprint = excluded.fingerprint
 		  AND idempotency_keys.locked_until < now()
 		RETURNING fingerprint, status_code, content_type, body, created_at`,
-		scope, key, fingerprint, postgres.Interval(s.lease), postgres.Interval(s.ttl))
+		scope, key, fingerprint, postgres.Interval(s.lease), postgres.Interval(s.ttl), owner)
 	if err == nil {
 		return acquired, rec, nil
 	}
@@ -155,26 +166,47 @@ func (s *Store) begin(ctx context.Context, scope, key, fingerprint string) (outc
 	}
 }
 
-func (s *Store) complete(ctx context.Context, scope, key string, status int, contentType string, body []byte) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE idempotency_keys SET status_code = $3, content_type = $4, body = $5, locked_until = NULL WHERE scope = $1 AND key = $2`,
-		scope, key, status, contentType, body)
+// notLeased is the condition under which a record may be deleted: finished, or abandoned by
+// its request (the lease ended).
+const notLeased = `(status_code IS NOT NULL OR locked_until IS NULL OR locked_until < now())`
+
+func (s *Store) complete(ctx context.Context, scope, key string, owner uuid.UUID, status int, contentType string, body []byte) error {
+	res, err := s.db.ExecContext(ctx, `
+		UPDATE idempotency_keys SET status_code = $4, content_type = $5, body = $6, locked_until = NULL, lease_owner = NULL,
+			expires_at = greatest(expires_at, now() + $7::interval)
+		WHERE scope = $1 AND key = $2 AND lease_owner = $3 AND status_code IS NULL`,
+		scope, key, owner, status, contentType, body, postgres.Interval(s.ttl))
 	if err != nil {
 		return fmt.Errorf("store response: %w", err)
 	}
-	return nil
+	return ownedOne(res)
 }
 
-func (s *Store) release(ctx context.Context, scope, key string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE idempotency_keys SET locked_until = now() - interval '1 microsecond' WHERE scope = $1 AND key = $2 AND status_code IS NULL`, scope, key)
+func (s *Store) release(ctx context.Context, scope, key string, owner uuid.UUID) error {
+	res, err := s.db.ExecContext(ctx, `
+		UPDATE idempotency_keys SET locked_until = now() - interval '1 microsecond', lease_owner = NULL
+		WHERE scope = $1 AND key = $2 AND lease_owner = $3 AND status_code IS NULL`, scope, key, owner)
 	if err != nil {
 		return fmt.Errorf("release key: %w", err)
+	}
+	return ownedOne(res)
+}
+
+// ownedOne turns an update guarded by the lease owner into errLeaseLost when it matched no row.
+func ownedOne(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("rows affected: %w", err)
+	}
+	if n == 0 {
+		return errLeaseLost
 	}
 	return nil
 }
 
-// Purge deletes expired records and returns how many.
+// Purge deletes expired records, except those a request still holds, and returns how many.
 func (s *Store) Purge(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE expires_at < now()`)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE expires_at < now() AND `+notLeased)
 	if err != nil {
 		return 0, fmt.Errorf("purge keys: %w", err)
 	}
@@ -232,7 +264,8 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 			scope := req.Method + " " + c.Path()
 			ctx := req.Context()
 
-			result, rec, err := s.begin(ctx, scope, key, Fingerprint(body))
+			owner := uuid.New()
+			result, rec, err := s.begin(ctx, scope, key, Fingerprint(body), owner)
 			if err != nil {
 				return apperr.Wrap(err, apperr.Unavailable, "idempotency store unavailable")
 			}
@@ -262,12 +295,18 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 			bg := context.WithoutCancel(ctx)
 			status := resp.Status
 			if status >= http.StatusInternalServerError {
-				if err := s.release(bg, scope, key); err != nil {
+				if err := s.release(bg, scope, key, owner); err != nil {
 					log.WarnContext(ctx, "idempotency release failed", "err", err)
 				}
 				return nil
 			}
-			if err := s.complete(bg, scope, key, status, c.Response().Header().Get(echo.HeaderContentType), capture.body.Bytes()); err != nil {
+			err = s.complete(bg, scope, key, owner, status, c.Response().Header().Get(echo.HeaderContentType), capture.body.Bytes())
+			switch {
+			case errors.Is(err, errLeaseLost):
+				// This request outlived its lease and a retry took the key over; the retry
+				// worked on the same DerivedID and stores its own answer.
+				log.WarnContext(ctx, "idempotency lease lost before the response was stored", "status", status)
+			case err != nil:
 				// The key stays leased until the lease ends; a retry then re-runs the
 				// request, which resumes the same resource through DerivedID.
 				log.ErrorContext(ctx, "idempotency store failed", "err", err)

@@ -26,21 +26,31 @@ import (
 
 const schema = `CREATE TABLE idempotency_keys (
     scope text NOT NULL, key text NOT NULL, fingerprint text NOT NULL, status_code int,
-    content_type text, body bytea, locked_until timestamptz,
+    content_type text, body bytea, locked_until timestamptz, lease_owner uuid,
     created_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz NOT NULL,
     PRIMARY KEY (scope, key))`
 
 // server mounts two endpoints behind the middleware. The handler counts its calls, can be
-// held back to simulate a slow request, and fails with 503 while unavailable is set.
+// held back to simulate a slow request (every call until release is closed, or call n until
+// hold[n] is), and fails with 503 while unavailable is set or on a call listed in fail.
 type server struct {
 	db          *sqlx.DB
 	srv         *httptest.Server
 	calls       atomic.Int64
 	release     chan struct{}
+	hold        map[int64]chan struct{}
+	fail        map[int64]bool
 	unavailable atomic.Bool
 }
 
 func newServer(t *testing.T, ttl time.Duration) *server {
+	t.Helper()
+	return newServerWithLease(t, ttl, 10*time.Second)
+}
+
+// newServerWithLease is newServer with a lease of its own; hold and fail are set before any
+// request and only read afterwards.
+func newServerWithLease(t *testing.T, ttl, lease time.Duration) *server {
 	t.Helper()
 	url := dbtest.NewDatabase(t, "idem")
 	db, err := postgres.Open(context.Background(), postgres.Config{URL: url})
@@ -51,16 +61,19 @@ func newServer(t *testing.T, ttl time.Duration) *server {
 	if _, err := db.Exec(schema); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{db: db}
+	s := &server{db: db, hold: map[int64]chan struct{}{}, fail: map[int64]bool{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := idempotency.NewStore(db, ttl, 10*time.Second)
+	store := idempotency.NewStore(db, ttl, lease)
 	e := httpx.New(log, prometheus.NewRegistry())
 	handle := func(c *echo.Context) error {
 		n := s.calls.Add(1)
 		if s.release != nil {
 			<-s.release
 		}
-		if s.unavailable.Load() {
+		if gate, ok := s.hold[n]; ok {
+			<-gate
+		}
+		if s.unavailable.Load() || s.fail[n] {
 			return echo.ErrServiceUnavailable
 		}
 		rec, _ := idempotency.FromContext(c.Request().Context())
@@ -160,26 +173,201 @@ func TestConcurrentSameKeyRunsOnce(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, time.Hour)
 	s.release = make(chan struct{})
-	const n = 20
-	statuses := make(chan int, n)
+	const n = 64
+	results := make(chan result, n)
 	var wg sync.WaitGroup
 	for range n {
-		wg.Go(func() {
-			resp, _ := s.post(t, "/things", "same", `{"x":1}`)
-			statuses <- resp.StatusCode
-		})
+		wg.Go(func() { results <- s.send("/things", "same", `{"x":1}`) })
 	}
 	// Let the losers come back with 409 while the winner is held, then release it.
 	time.Sleep(500 * time.Millisecond)
 	close(s.release)
 	wg.Wait()
-	close(statuses)
+	close(results)
 	counts := map[int]int{}
-	for st := range statuses {
-		counts[st]++
+	bodies := map[string]bool{}
+	for r := range results {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		counts[r.status]++
+		if r.status == http.StatusCreated {
+			bodies[r.body] = true
+		}
 	}
-	if s.calls.Load() != 1 || counts[http.StatusCreated] < 1 || counts[http.StatusCreated]+counts[http.StatusConflict] != n {
-		t.Fatalf("calls=%d statuses=%v, want one call and only 201/409", s.calls.Load(), counts)
+	if s.calls.Load() != 1 || counts[http.StatusCreated] < 1 || counts[http.StatusCreated]+counts[http.StatusConflict] != n || len(bodies) != 1 {
+		t.Fatalf("calls=%d statuses=%v distinct 201 bodies=%d, want one call, only 201/409 and one body", s.calls.Load(), counts, len(bodies))
+	}
+}
+
+// result is one response as a goroutine saw it (a goroutine must not call t.Fatal).
+type result struct {
+	status int
+	body   string
+	err    error
+}
+
+func (s *server) send(path, key, body string) result {
+	req, err := http.NewRequest(http.MethodPost, s.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		return result{err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(idempotency.HeaderKey, key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return result{err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return result{status: resp.StatusCode, body: string(b), err: err}
+}
+
+// gate holds call n of the handler until the returned func is called; the test's cleanup
+// opens it too, so a failing test does not leave a request hanging.
+func (s *server) gate(t *testing.T, n int64) func() {
+	ch := make(chan struct{})
+	s.hold[n] = ch
+	open := sync.OnceFunc(func() { close(ch) })
+	t.Cleanup(open)
+	return open
+}
+
+// waitCalls waits until the handler has been entered n times.
+func (s *server) waitCalls(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.calls.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("handler entered %d times, want %d", s.calls.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTakeoverAfterLeaseExpiry holds a first request past its lease. Of many retries racing
+// for the key then, exactly one takes it over, under the same derived id; the first request,
+// finishing last, cannot overwrite the answer stored by the one that owns the key now.
+func TestTakeoverAfterLeaseExpiry(t *testing.T) {
+	t.Parallel()
+	const lease = time.Second
+	s := newServerWithLease(t, time.Hour, lease)
+	open1, open2 := s.gate(t, 1), s.gate(t, 2)
+	first := make(chan result, 1)
+	go func() { first <- s.send("/things", "k", `{"a":1}`) }()
+	s.waitCalls(t, 1)
+	time.Sleep(lease + 100*time.Millisecond)
+
+	const n = 32
+	retries := make(chan result, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { retries <- s.send("/things", "k", `{"a":1}`) })
+	}
+	// Every retry but the one that took the key over comes back at once.
+	for range n - 1 {
+		r := <-retries
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.status != http.StatusConflict {
+			t.Fatalf("retry while another holds the key = %d %s, want 409", r.status, r.body)
+		}
+	}
+	open2()
+	wg.Wait()
+	won := <-retries
+	if won.err != nil || won.status != http.StatusCreated {
+		t.Fatalf("retry that took the key over = %d %s %v, want 201", won.status, won.body, won.err)
+	}
+	open1()
+	late := <-first
+	if late.err != nil {
+		t.Fatal(late.err)
+	}
+	if n := s.calls.Load(); n != 2 {
+		t.Fatalf("handler ran %d times, want 2: the first request and one takeover", n)
+	}
+	var a, b struct {
+		Call int
+		ID   string
+	}
+	if err := json.Unmarshal([]byte(late.body), &a); err != nil {
+		t.Fatalf("first request's body %q: %v", late.body, err)
+	}
+	if err := json.Unmarshal([]byte(won.body), &b); err != nil {
+		t.Fatalf("takeover's body %q: %v", won.body, err)
+	}
+	if a.ID == "" || a.ID != b.ID {
+		t.Fatalf("derived ids %q (first) and %q (takeover): a takeover must keep the id", a.ID, b.ID)
+	}
+	replay := s.send("/things", "k", `{"a":1}`)
+	if replay.status != http.StatusCreated || replay.body != won.body {
+		t.Fatalf("replay = %d %s, want the takeover's stored answer %s", replay.status, replay.body, won.body)
+	}
+}
+
+// TestFormerOwnerCannotReleaseKey lets a request that outlived its lease fail with a 503
+// while the retry that took its key over still runs: the key stays taken, so a third
+// request gets 409 instead of running alongside the retry.
+func TestFormerOwnerCannotReleaseKey(t *testing.T) {
+	t.Parallel()
+	const lease = time.Second
+	s := newServerWithLease(t, time.Hour, lease)
+	open1, open2 := s.gate(t, 1), s.gate(t, 2)
+	s.fail[1] = true
+	first := make(chan result, 1)
+	go func() { first <- s.send("/things", "k", `{}`) }()
+	s.waitCalls(t, 1)
+	time.Sleep(lease + 100*time.Millisecond)
+	second := make(chan result, 1)
+	go func() { second <- s.send("/things", "k", `{}`) }()
+	s.waitCalls(t, 2)
+	open1()
+	if r := <-first; r.err != nil || r.status != http.StatusServiceUnavailable {
+		t.Fatalf("first request = %d %v, want its 503", r.status, r.err)
+	}
+	if r := s.send("/things", "k", `{}`); r.status != http.StatusConflict {
+		t.Fatalf("third request while the takeover runs = %d %s, want 409", r.status, r.body)
+	}
+	open2()
+	if r := <-second; r.err != nil || r.status != http.StatusCreated {
+		t.Fatalf("takeover = %d %v, want 201", r.status, r.err)
+	}
+	if n := s.calls.Load(); n != 2 {
+		t.Fatalf("handler ran %d times, want 2", n)
+	}
+}
+
+// TestInFlightKeyOutlivesItsTTL keeps a request running past the key's time to live: neither
+// a new request with the key nor the purge may delete the record under it, and its answer is
+// then stored and replayed.
+func TestInFlightKeyOutlivesItsTTL(t *testing.T) {
+	t.Parallel()
+	const ttl = 300 * time.Millisecond
+	s := newServerWithLease(t, ttl, 10*time.Second)
+	open1 := s.gate(t, 1)
+	first := make(chan result, 1)
+	go func() { first <- s.send("/things", "k", `{"a":1}`) }()
+	s.waitCalls(t, 1)
+	time.Sleep(ttl + 100*time.Millisecond)
+	if r := s.send("/things", "k", `{"a":1}`); r.status != http.StatusConflict {
+		t.Fatalf("same key after the TTL while the first still runs = %d %s, want 409", r.status, r.body)
+	}
+	store := idempotency.NewStore(s.db, ttl, 10*time.Second)
+	if n, err := store.Purge(context.Background()); err != nil || n != 0 {
+		t.Fatalf("Purge = %d, %v; want 0: the record is in flight", n, err)
+	}
+	open1()
+	r := <-first
+	if r.err != nil || r.status != http.StatusCreated {
+		t.Fatalf("first request = %d %v, want 201", r.status, r.err)
+	}
+	if replay := s.send("/things", "k", `{"a":1}`); replay.status != http.StatusCreated || replay.body != r.body {
+		t.Fatalf("replay = %d %s, want the stored %s", replay.status, replay.body, r.body)
+	}
+	if n := s.calls.Load(); n != 1 {
+		t.Fatalf("handler ran %d times, want 1", n)
 	}
 }
 
