@@ -55,6 +55,9 @@ type Relay struct {
 	remove    *postgres.Stmt
 	wake      chan struct{}
 	close     func() // releases what Open opened
+	// connect keeps the publisher of a relay from Open connected while Run runs, so that
+	// Check reports a live state instead of dialing in the probe's time.
+	connect func(ctx context.Context) error
 }
 
 // NewRelay returns a relay over db's outbox table; its metrics are registered on reg.
@@ -110,8 +113,8 @@ type Endpoints struct {
 }
 
 // Open returns the relay of a service that publishes events, with its own pool and its own
-// publisher; Close releases both. The publisher dials the broker lazily, so a broker that is
-// down does not keep the service from starting.
+// publisher; Close releases both. Nothing dials the broker before Run, so a broker that is
+// down does not keep the service from starting; Run then keeps the publisher connected.
 func Open(ctx context.Context, ep Endpoints, log *slog.Logger, reg prometheus.Registerer) (*Relay, error) {
 	// The relay's own small pool commits asynchronously: losing the mark "published" in a
 	// crash only republishes events, which consumers deduplicate.
@@ -121,6 +124,7 @@ func Open(ctx context.Context, ep Endpoints, log *slog.Logger, reg prometheus.Re
 	}
 	pub := rabbit.NewPublisher(ep.AMQPURL, ep.Exchange)
 	r := NewRelay(db, pub, RelayConfig{}, log, reg)
+	r.connect = pub.Run
 	r.close = func() {
 		db.Close()
 		pub.Close()
@@ -157,8 +161,16 @@ func (r *Relay) Wake() {
 // Run publishes until ctx ends: after every wake-up, every poll tick, and straight away
 // again while batches come back full. Failures are retried forever with jittered backoff. On
 // the way out it flushes what is left, briefly, so a clean stop does not leave events
-// waiting for the next start.
+// waiting for the next start. A relay from Open keeps its publisher connected meanwhile.
 func (r *Relay) Run(ctx context.Context) error {
+	if r.connect != nil {
+		connected := make(chan struct{})
+		go func() {
+			defer close(connected)
+			r.connect(ctx)
+		}()
+		defer func() { <-connected }()
+	}
 	defer r.flush(ctx)
 	tick := time.NewTicker(r.cfg.Poll)
 	defer tick.Stop()

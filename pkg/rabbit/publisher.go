@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -36,16 +37,20 @@ func (e *UnroutableError) Error() string {
 func (e *UnroutableError) Is(target error) bool { return target == ErrUnroutable }
 
 // Publisher publishes batches of persistent messages to one exchange and waits for the
-// broker's confirms. It reconnects lazily: after any failure the next Publish dials again.
-// A Publisher is used by one goroutine at a time (the outbox relay); the mutex only guards
-// against misuse and Close.
+// broker's confirms. Run keeps it connected; without Run it connects lazily, and after any
+// failure the next Publish dials again. A Publisher is used by one goroutine at a time (the
+// outbox relay) besides Run; the mutex serializes them and Close.
 type Publisher struct {
 	url      string
 	exchange string
 
-	connected atomic.Bool
+	// live is the open connection, nil while there is none; lastErr says why there is none.
+	// Check reads both without the mutex, so a probe never waits behind a dial.
+	live    atomic.Pointer[amqp.Connection]
+	lastErr atomic.Pointer[error]
 
 	mu      sync.Mutex
+	down    chan struct{} // closed when conn closes
 	conn    *amqp.Connection
 	ch      *amqp.Channel
 	returns chan amqp.Return
@@ -119,12 +124,45 @@ drain:
 	return nil
 }
 
+// Run keeps the publisher connected until ctx ends: it dials at once, again with jittered
+// backoff after a failure, and again whenever the connection closes. The readiness check then
+// reports what this loop knows instead of dialing in the probe's time.
+func (p *Publisher) Run(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		p.mu.Lock()
+		err := p.connect()
+		down := p.down
+		p.mu.Unlock()
+		if err == nil {
+			attempt = -1
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-down:
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(Backoff(attempt)):
+		}
+	}
+}
+
 func (p *Publisher) connect() error {
 	if p.ch != nil && !p.ch.IsClosed() {
-		p.connected.Store(true)
 		return nil
 	}
 	p.closeLocked()
+	err := p.dial()
+	if err != nil {
+		p.lastErr.Store(&err)
+	}
+	return err
+}
+
+func (p *Publisher) dial() error {
 	conn, err := amqp.DialConfig(p.url, amqp.Config{Dial: amqp.DefaultDial(dialTimeout), Properties: amqp.Table{"connection_name": "outbox-relay"}})
 	if err != nil {
 		return fmt.Errorf("dial broker: %w", err)
@@ -144,26 +182,31 @@ func (p *Publisher) connect() error {
 	}
 	p.conn, p.ch = conn, ch
 	p.returns = ch.NotifyReturn(make(chan amqp.Return, 1024))
-	p.connected.Store(true)
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	down := make(chan struct{})
+	p.down = down
+	p.live.Store(conn)
 	go func() {
-		<-closed
-		p.connected.Store(false)
+		if amqpErr := <-closed; amqpErr != nil {
+			err := fmt.Errorf("connection closed: %w", amqpErr)
+			p.lastErr.Store(&err)
+		}
+		p.live.CompareAndSwap(conn, nil) // a newer connection may be live already
+		close(down)
 	}()
 	return nil
 }
 
-// Check is a readiness check: nil while connected. When not connected it tries to connect,
-// unless a publish is under way, so a probe never waits behind the relay.
+// Check is a readiness check: nil while connected, else why not. It only reads the state
+// that Run and Publish keep, so it answers at once even while the broker does not.
 func (p *Publisher) Check(ctx context.Context) error {
-	if p.connected.Load() {
+	if conn := p.live.Load(); conn != nil && !conn.IsClosed() {
 		return nil
 	}
-	if !p.mu.TryLock() {
-		return errors.New("connecting to the broker")
+	if err := p.lastErr.Load(); err != nil {
+		return fmt.Errorf("not connected to the broker: %w", *err)
 	}
-	defer p.mu.Unlock()
-	return p.connect()
+	return errors.New("not connected to the broker")
 }
 
 // Close closes the connection, if any.
@@ -176,8 +219,8 @@ func (p *Publisher) Close() error {
 
 func (p *Publisher) closeLocked() {
 	if p.conn != nil {
+		p.live.CompareAndSwap(p.conn, nil)
 		p.conn.Close()
 	}
 	p.conn, p.ch, p.returns = nil, nil, nil
-	p.connected.Store(false)
 }
