@@ -115,15 +115,22 @@ func (c *Consumer) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	// The subscription's context ends when the connection or the channel closes or the
+	// broker cancels the consumer, so that a batch retried in place during a database outage
+	// is given up at once: its deliveries are back in the queue, and acking them later on
+	// this channel is impossible.
+	sub, lost := context.WithCancelCause(ctx)
+	defer lost(nil)
+	go watch(sub, lost, conn.NotifyClose(make(chan *amqp.Error, 1)), ch.NotifyClose(make(chan *amqp.Error, 1)), ch.NotifyCancel(make(chan string, 1)))
 	c.ready.Store(true)
 	c.log.InfoContext(ctx, "consumer subscribed")
 	for {
 		select {
-		case <-ctx.Done():
-			return nil
-		case amqpErr := <-closed:
-			return fmt.Errorf("connection closed: %v", amqpErr)
+		case <-sub.Done():
+			if ctx.Err() != nil {
+				return nil
+			}
+			return context.Cause(sub)
 		case d, ok := <-deliveries:
 			if !ok {
 				return errors.New("delivery channel closed")
@@ -131,10 +138,27 @@ func (c *Consumer) session(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil // stopping: leave it unacked, the broker redelivers it
 			}
-			if err := c.process(ctx, gather(d, deliveries, c.prefetch)); err != nil {
+			if err := c.process(sub, gather(d, deliveries, c.prefetch)); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return err
 			}
 		}
+	}
+}
+
+// watch ends the subscription's context when the connection or the channel closes or the
+// consumer is cancelled, saying which.
+func watch(sub context.Context, lost context.CancelCauseFunc, connClosed, chClosed <-chan *amqp.Error, cancelled <-chan string) {
+	select {
+	case <-sub.Done():
+	case err := <-connClosed:
+		lost(fmt.Errorf("connection closed: %v", err))
+	case err := <-chClosed:
+		lost(fmt.Errorf("channel closed: %v", err))
+	case <-cancelled:
+		lost(errors.New("consumer cancelled by the broker"))
 	}
 }
 
@@ -164,7 +188,8 @@ func gather(first amqp.Delivery, deliveries <-chan amqp.Delivery, limit int) []a
 const linger = 2 * time.Millisecond
 
 // process handles a batch, retrying transient failures in place so that a database outage
-// does not burn the delivery limit and dead-letter good messages.
+// does not burn the delivery limit and dead-letter good messages. ctx is the subscription's:
+// once the channel is gone the retries stop and the session starts over.
 func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) error {
 	for attempt := 0; ; attempt++ {
 		errs, err := c.handler(ctx, batch)
@@ -181,7 +206,7 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) error {
 		case <-ctx.Done():
 			// Unacked: the broker redelivers them once the channel closes. The error ends
 			// the session, so no later multiple ack can cover them.
-			return ctx.Err()
+			return context.Cause(ctx)
 		case <-time.After(wait):
 		}
 	}

@@ -2,9 +2,12 @@ package rabbit_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,4 +130,122 @@ func consumed(t *testing.T, reg *prometheus.Registry, outcome string) int {
 		}
 	}
 	return 0
+}
+
+// TestRetryStopsWhenConnectionCloses keeps the handler failing, as during a database outage,
+// and has the broker close the consumer's connection while a message is being retried in
+// place: the consumer gives the dead channel's batch up at once, subscribes again, gets the
+// message redelivered and retries it there; once the database is back the message is acked,
+// not dead-lettered, although its delivery limit is 1.
+func TestRetryStopsWhenConnectionCloses(t *testing.T) {
+	ctl, err := exec.LookPath("rabbitmqctl")
+	if err != nil {
+		t.Skip("rabbitmqctl is not installed: it is how the test closes a connection on the broker's side")
+	}
+	conn, err := amqp.Dial(dbtest.AMQPURL())
+	if err != nil {
+		t.Skipf("RabbitMQ is not reachable: %v", err)
+	}
+	defer conn.Close()
+	q := rabbit.Queue{Name: dbtest.Name(t, "test.outage"), Exchange: dbtest.Name(t, "test.events"), Bindings: []string{"#"}, DeliveryLimit: 1}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ch.QueueDelete(q.Name, false, false, false)
+		ch.QueueDelete(q.DeadLetterQueue(), false, false, false)
+		ch.ExchangeDelete(q.Exchange, false, false)
+		ch.ExchangeDelete(q.DeadLetterExchange(), false, false)
+	}()
+	if err := rabbit.Declare(ch, q); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.PublishWithContext(context.Background(), q.Exchange, "k", false, false, amqp.Publishing{MessageId: "m1", Body: []byte("m1")}); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu          sync.Mutex
+		calls       int
+		redelivered int  // calls that saw the message redelivered on a later channel
+		databaseUp  bool // the outage ends when the test says so
+	)
+	handler := func(ctx context.Context, ds []amqp.Delivery) ([]error, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if ds[0].Redelivered {
+			redelivered++
+		}
+		if !databaseUp {
+			return nil, errors.New("database unavailable")
+		}
+		return make([]error, len(ds)), nil
+	}
+	state := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls, redelivered
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				n, r := state()
+				t.Fatalf("%s: not within 15 s (handler calls %d, redelivered %d)", what, n, r)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	reg := prometheus.NewRegistry()
+	c := rabbit.NewConsumer(dbtest.AMQPURL(), q, handler, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	waitUntil("the message retried in place", func() bool { n, _ := state(); return n >= 3 })
+	closeConnection(t, ctl, "consumer "+q.Name)
+	start := time.Now()
+	waitUntil("the message redelivered on a new subscription", func() bool { _, r := state(); return r > 0 })
+	t.Logf("redelivered on a new subscription %v after the connection was closed", time.Since(start).Round(time.Millisecond))
+	waitUntil("retries in place on the new subscription", func() bool { _, r := state(); return r >= 3 })
+
+	mu.Lock()
+	databaseUp = true
+	mu.Unlock()
+	waitUntil("the message acked", func() bool { return consumed(t, reg, "acked") == 1 })
+	if n := consumed(t, reg, "dead_lettered"); n != 0 {
+		t.Errorf("%d messages dead-lettered, want 0", n)
+	}
+	st, err := ch.QueueDeclarePassive(q.DeadLetterQueue(), true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Messages != 0 {
+		t.Errorf("dead-letter queue holds %d messages, want 0", st.Messages)
+	}
+}
+
+// closeConnection has the broker close the connection whose client-given name
+// (connection_name among its client properties) is name.
+func closeConnection(t *testing.T, ctl, name string) {
+	t.Helper()
+	out, err := exec.Command(ctl, "list_connections", "-q", "--no-table-headers", "pid", "client_properties").CombinedOutput()
+	if err != nil {
+		t.Fatalf("list connections: %v: %s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		pid, rest, ok := strings.Cut(line, "\t")
+		if !ok || !strings.Contains(rest, `"`+name+`"`) {
+			continue
+		}
+		if out, err := exec.Command(ctl, "close_connection", pid, "test: connection lost").CombinedOutput(); err != nil {
+			t.Fatalf("close connection %s: %v: %s", pid, err, out)
+		}
+		return
+	}
+	t.Fatalf("no connection named %q among:\n%s", name, out)
 }
