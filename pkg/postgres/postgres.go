@@ -3,10 +3,13 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -27,26 +30,49 @@ type Config struct {
 	// reaches the disk. Only for writes whose loss in a crash is harmless, such as marking
 	// outbox events published (a lost mark means a duplicate that consumers drop).
 	AsyncCommit bool
+	// ConnectTimeout bounds opening a connection, handshake included; default 5 s. Without
+	// it lib/pq waits forever for a server that accepted the TCP connection and went silent.
+	// A connect_timeout in URL takes precedence.
+	ConnectTimeout time.Duration
+	// StatementTimeout is the server's statement_timeout for the pool's sessions; default
+	// 30 s. A statement_timeout in URL takes precedence.
+	StatementTimeout time.Duration
+	// ReadTimeout bounds every wait for the server's answer on an open connection; default
+	// 35 s, beyond the default statement timeout, so that a server that answers at all
+	// answers first. It is what ends a query to a partitioned server, which neither the
+	// query's context nor statement_timeout can.
+	ReadTimeout time.Duration
 }
+
+// Defaults of Config's timeouts.
+const (
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultStatementTimeout = 30 * time.Second
+	DefaultReadTimeout      = 35 * time.Second
+)
 
 // Open returns a pool connected to cfg.URL. It retries until the database answers or ctx
 // ends, because in a cluster the database often starts after the services.
 func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
-	dsn := cfg.URL
-	if cfg.AsyncCommit {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return nil, fmt.Errorf("parse database url: %w", err)
-		}
-		q := u.Query()
-		q.Set("synchronous_commit", "off") // lib/pq sends unknown parameters as run-time settings
-		u.RawQuery = q.Encode()
-		dsn = u.String()
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
-	db, err := sqlx.Open("postgres", dsn)
+	if cfg.StatementTimeout == 0 {
+		cfg.StatementTimeout = DefaultStatementTimeout
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	dsn, err := withSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	connector, err := pq.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	connector.Dialer(deadlineDialer{dialer: net.Dialer{KeepAlive: 15 * time.Second}, read: cfg.ReadTimeout})
+	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
 	if cfg.MaxOpenConns == 0 {
 		cfg.MaxOpenConns = 10
 	}
@@ -71,6 +97,31 @@ func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
+}
+
+// withSettings adds the pool's session settings to a postgres:// URL: lib/pq sends parameters
+// it does not know as run-time settings. A setting the URL names already is left alone.
+func withSettings(cfg Config) (string, error) {
+	if !strings.HasPrefix(cfg.URL, "postgres://") && !strings.HasPrefix(cfg.URL, "postgresql://") {
+		return cfg.URL, nil // a key=value DSN is taken as it is
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return "", fmt.Errorf("parse database url: %w", err)
+	}
+	q := u.Query()
+	setDefault := func(key, value string) {
+		if !q.Has(key) {
+			q.Set(key, value)
+		}
+	}
+	setDefault("connect_timeout", strconv.Itoa(max(1, int(cfg.ConnectTimeout.Round(time.Second)/time.Second))))
+	setDefault("statement_timeout", strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10))
+	if cfg.AsyncCommit {
+		q.Set("synchronous_commit", "off")
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // InTx runs fn in a transaction, committing when fn returns nil and rolling back otherwise.

@@ -15,14 +15,26 @@ import (
 
 // Service places and finishes orders.
 type Service struct {
-	repo    Repository
-	billing BillingClient
-	log     *slog.Logger
+	repo         Repository
+	billing      BillingClient
+	log          *slog.Logger
+	placeTimeout time.Duration
 }
+
+// DefaultPlaceTimeout bounds Place: far beyond a healthy request (the billing call has its
+// own, shorter timeout), short enough that a request never waits forever on a database
+// that stopped answering.
+const DefaultPlaceTimeout = 20 * time.Second
 
 // NewService returns the order service.
 func NewService(repo Repository, billing BillingClient, log *slog.Logger) *Service {
-	return &Service{repo: repo, billing: billing, log: log}
+	return &Service{repo: repo, billing: billing, log: log, placeTimeout: DefaultPlaceTimeout}
+}
+
+// WithPlaceTimeout sets the bound on Place and returns s.
+func (s *Service) WithPlaceTimeout(d time.Duration) *Service {
+	s.placeTimeout = d
+	return s
 }
 
 // Result is a finished or pending order and, when it did not complete, the coded error the
@@ -36,8 +48,10 @@ type Result struct {
 // the same Idempotency-Key) resumes that order instead of creating another.
 func (s *Service) Place(ctx context.Context, o Order) (Result, error) {
 	// A client that hangs up must not cut a payment in half: once started, the billing call
-	// and the final commit run to their own end (the billing call has its own timeout).
-	ctx = context.WithoutCancel(ctx)
+	// and the final commit run to their own end (the billing call has its own timeout), but
+	// within placeTimeout. An order a stalled database leaves pending is the reconciler's.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.placeTimeout)
+	defer cancel()
 	o.Status = StatusPending
 	stored, err := s.repo.Create(ctx, o)
 	if err != nil {

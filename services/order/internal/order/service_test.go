@@ -255,3 +255,38 @@ func TestReconcileLeavesAnOrderNoLongerClaimed(t *testing.T) {
 		t.Errorf("the failed order is now %s", stored.Status)
 	}
 }
+
+// stalledFinish is a repository whose final commit never answers, like a database that
+// stopped answering in the middle of a request: Finish returns only when its context ends.
+type stalledFinish struct{ *fakeOrders }
+
+func (r stalledFinish) Finish(ctx context.Context, _ order.Order) (order.Order, error) {
+	<-ctx.Done()
+	return order.Order{}, ctx.Err()
+}
+
+func TestPlaceIsBounded(t *testing.T) {
+	t.Parallel()
+	billing := &fakeBilling{answer: func(string) (order.Payment, error) { return order.Payment{Outcome: order.PaymentPaid}, nil }}
+	const bound = 300 * time.Millisecond
+	svc := order.NewService(stalledFinish{newFakeOrders()}, billing, discard).WithPlaceTimeout(bound)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := svc.Place(context.Background(), newOrder())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		took := time.Since(start)
+		t.Logf("Place with a stalled final commit: %v after %v", err, took.Round(time.Millisecond))
+		if err == nil {
+			t.Error("Place succeeded although the final commit never answered")
+		}
+		if took > bound+time.Second {
+			t.Errorf("Place took %v, want about its bound %v", took, bound)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Place still waiting after 10 s on a final commit that never answers")
+	}
+}

@@ -1,0 +1,148 @@
+package postgres_test
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/postgres"
+)
+
+// partition forwards TCP connections to a PostgreSQL server until cut is set; from then on it
+// keeps every connection open and forwards nothing, in either direction, as a network
+// partition does.
+type partition struct {
+	ln       net.Listener
+	upstream string
+	cut      atomic.Bool
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+func newPartition(t *testing.T, upstream string) *partition {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &partition{ln: ln, upstream: upstream}
+	go p.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	return p
+}
+
+func (p *partition) serve() {
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.keep(client)
+		if p.cut.Load() {
+			continue // accepted, never answered
+		}
+		server, err := net.Dial("tcp", p.upstream)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		p.keep(server)
+		go p.pipe(server, client)
+		go p.pipe(client, server)
+	}
+}
+
+func (p *partition) keep(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.conns = append(p.conns, c)
+}
+
+// pipe copies from src to dst until the partition is cut, then swallows what src sends.
+func (p *partition) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		if p.cut.Load() {
+			continue
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// TestPartitionedDatabase cuts the network between a pool and its server: a query on an open
+// connection and the opening of a new one both fail within their timeouts instead of
+// waiting for TCP to give up, and a statement that runs too long is stopped by the server.
+func TestPartitionedDatabase(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(dbtest.NewDatabase(t, "part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPartition(t, u.Host)
+	u.Host = p.ln.Addr().String()
+	cfg := postgres.Config{URL: u.String(), MaxOpenConns: 1, ConnectTimeout: time.Second, StatementTimeout: time.Second, ReadTimeout: 2 * time.Second}
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	start := time.Now()
+	_, err = db.ExecContext(ctx, `SELECT pg_sleep(5)`)
+	t.Logf("pg_sleep(5) with a 1 s statement timeout: %v after %v", err, time.Since(start).Round(time.Millisecond))
+	if err == nil || time.Since(start) > 4*time.Second {
+		t.Fatalf("pg_sleep(5) with a 1 s statement timeout = %v after %v, want an error within about 1 s", err, time.Since(start))
+	}
+
+	p.cut.Store(true)
+	bounded := func(what string, within time.Duration, query func(ctx context.Context) error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() { done <- query(ctx) }()
+		select {
+		case err := <-done:
+			took := time.Since(start)
+			t.Logf("%s across the partition: %v after %v", what, err, took.Round(time.Millisecond))
+			if err == nil {
+				t.Errorf("%s across the partition succeeded", what)
+			}
+			if took > within {
+				t.Errorf("%s took %v, want at most %v", what, took, within)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("%s across the partition: no answer after 15 s", what)
+		}
+	}
+	// The pool's one connection is open: the query waits on a read.
+	bounded("a query on an open connection", cfg.ReadTimeout+2*time.Second, func(ctx context.Context) error {
+		_, err := db.ExecContext(ctx, `SELECT 1`)
+		return err
+	})
+	// That connection is broken now: the next query opens another, whose handshake hangs.
+	bounded("opening a connection", cfg.ConnectTimeout+2*time.Second, func(ctx context.Context) error {
+		_, err := db.ExecContext(ctx, `SELECT 1`)
+		return err
+	})
+}
