@@ -7,7 +7,7 @@ import (
 )
 
 // deadlineDialer opens the pool's connections. Each read on an open connection waits at most
-// read for the server: lib/pq does not interrupt a read when a query's context ends (it sends
+// read (if not 0) for the server: lib/pq does not interrupt a read when a query's context ends (it sends
 // a cancel request on another connection, which a partition swallows too), so without this a
 // query to a server that stopped answering waits until TCP gives up, many minutes later.
 type deadlineDialer struct {
@@ -48,7 +48,7 @@ func (c *deadlineConn) SetDeadline(t time.Time) error {
 }
 
 func (c *deadlineConn) Read(b []byte) (int, error) {
-	if !c.fixed {
+	if !c.fixed && c.read > 0 {
 		if err := c.Conn.SetReadDeadline(time.Now().Add(c.read)); err != nil {
 			return 0, err
 		}

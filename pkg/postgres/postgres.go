@@ -38,9 +38,10 @@ type Config struct {
 	// 30 s. A statement_timeout in URL takes precedence.
 	StatementTimeout time.Duration
 	// ReadTimeout bounds every wait for the server's answer on an open connection; default
-	// 35 s, beyond the default statement timeout, so that a server that answers at all
-	// answers first. It is what ends a query to a partitioned server, which neither the
-	// query's context nor statement_timeout can.
+	// the statement timeout (the URL's, if it names one) plus 5 s, so that a server that
+	// answers at all answers first, and none when the URL turns statement_timeout off. It is
+	// what ends a query to a partitioned server, which neither the query's context nor
+	// statement_timeout can.
 	ReadTimeout time.Duration
 }
 
@@ -48,7 +49,7 @@ type Config struct {
 const (
 	DefaultConnectTimeout   = 5 * time.Second
 	DefaultStatementTimeout = 30 * time.Second
-	DefaultReadTimeout      = 35 * time.Second
+	readTimeoutMargin       = 5 * time.Second
 )
 
 // Open returns a pool connected to cfg.URL. It retries until the database answers or ctx
@@ -61,7 +62,13 @@ func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 		cfg.StatementTimeout = DefaultStatementTimeout
 	}
 	if cfg.ReadTimeout == 0 {
-		cfg.ReadTimeout = DefaultReadTimeout
+		statement, ok := statementTimeoutIn(cfg.URL)
+		switch {
+		case !ok:
+			cfg.ReadTimeout = cfg.StatementTimeout + readTimeoutMargin
+		case statement > 0:
+			cfg.ReadTimeout = statement + readTimeoutMargin
+		}
 	}
 	dsn, err := withSettings(cfg)
 	if err != nil {
@@ -122,6 +129,26 @@ func withSettings(cfg Config) (string, error) {
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
+}
+
+// statementTimeoutIn returns the statement_timeout a postgres:// URL names, if it names one
+// that reads as PostgreSQL does (milliseconds by default, or with a unit ms, s, min or h).
+func statementTimeoutIn(dsn string) (time.Duration, bool) {
+	u, err := url.Parse(dsn)
+	if err != nil || !u.Query().Has("statement_timeout") {
+		return 0, false
+	}
+	v := strings.TrimSpace(u.Query().Get("statement_timeout"))
+	units := []struct {
+		suffix string
+		unit   time.Duration
+	}{{"ms", time.Millisecond}, {"min", time.Minute}, {"s", time.Second}, {"h", time.Hour}, {"", time.Millisecond}}
+	for _, u := range units {
+		if n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), 10, 64); err == nil && strings.HasSuffix(v, u.suffix) && n >= 0 {
+			return time.Duration(n) * u.unit, true
+		}
+	}
+	return 0, false
 }
 
 // InTx runs fn in a transaction, committing when fn returns nil and rolling back otherwise.
