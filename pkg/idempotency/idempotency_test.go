@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -21,14 +22,7 @@ import (
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
-	"github.com/order-system/order-system/pkg/postgres"
 )
-
-const schema = `CREATE TABLE idempotency_keys (
-    scope text NOT NULL, key text NOT NULL, fingerprint text NOT NULL, status_code int,
-    content_type text, body bytea, locked_until timestamptz, lease_owner uuid,
-    created_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz NOT NULL,
-    PRIMARY KEY (scope, key))`
 
 // server mounts two endpoints behind the middleware. The handler counts its calls, can be
 // held back to simulate a slow request (every call until release is closed, or call n until
@@ -52,15 +46,7 @@ func newServer(t *testing.T, ttl time.Duration) *server {
 // request and only read afterwards.
 func newServerWithLease(t *testing.T, ttl, lease time.Duration) *server {
 	t.Helper()
-	url := dbtest.NewDatabase(t, "idem")
-	db, err := postgres.Open(context.Background(), postgres.Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(schema); err != nil {
-		t.Fatal(err)
-	}
+	db := dbtest.New(t, fstest.MapFS{"000001_idempotency.up.sql": {Data: []byte(idempotency.Schema)}})
 	s := &server{db: db, hold: map[int64]chan struct{}{}, fail: map[int64]bool{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := idempotency.NewStore(db, ttl, lease)
