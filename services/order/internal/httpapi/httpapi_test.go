@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -113,10 +114,34 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) user(balance int64) string {
 	id := uuid.NewString()
-	e.billing.mu.Lock()
-	e.billing.balances[id] = balance
-	e.billing.mu.Unlock()
+	e.billing.setBalance(id, balance)
 	return id
+}
+
+// The fake's handler runs on the test server's goroutines: the test reads and changes its
+// state under its lock.
+func (f *fakeBilling) setBalance(user string, balance int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.balances[user] = balance
+}
+
+func (f *fakeBilling) balanceOf(user string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.balances[user]
+}
+
+func (f *fakeBilling) debitsOf(payment string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.debits[payment]
+}
+
+func (f *fakeBilling) outcomeOf(payment string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.payments[payment]
 }
 
 type orderBody struct {
@@ -137,20 +162,35 @@ type response struct {
 
 func (e *env) post(key, body string) response {
 	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.url+"/orders", strings.NewReader(body))
+	r, err := e.send(key, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// send is post for a spawned goroutine, which must not end the test.
+func (e *env) send(key, body string) (response, error) {
+	req, err := http.NewRequest(http.MethodPost, e.url+"/orders", strings.NewReader(body))
+	if err != nil {
+		return response{}, err
+	}
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, fmt.Errorf("read the answer: %w", err)
+	}
 	r := response{Status: resp.StatusCode, Raw: string(b), Cached: resp.Header.Get("X-Idempotency-Cached")}
 	json.Unmarshal(b, &r)
 	json.Unmarshal(b, &r.orderBody)
-	return r
+	return r, nil
 }
 
 // reconcile makes every pending order due and runs one reconcile pass; it returns how many
@@ -208,8 +248,8 @@ func TestBasicScenario(t *testing.T) {
 	if mismatch := e.post("key-1", orderJSON(user, "200")); mismatch.Status != 422 || mismatch.Code != "idempotency_key_mismatch" {
 		t.Fatalf("same key, other price = %d %s", mismatch.Status, mismatch.Raw)
 	}
-	if e.billing.balances[user] != 400_00 || e.billing.debits[first.ID] != 1 {
-		t.Fatalf("balance %d, debits of the keyed order %d; want 40000 and 1", e.billing.balances[user], e.billing.debits[first.ID])
+	if e.billing.balanceOf(user) != 400_00 || e.billing.debitsOf(first.ID) != 1 {
+		t.Fatalf("balance %d, debits of the keyed order %d; want 40000 and 1", e.billing.balanceOf(user), e.billing.debitsOf(first.ID))
 	}
 
 	status, body := get(t, e.url+"/orders/"+poor.Order.ID)
@@ -277,12 +317,12 @@ func TestBillingDownLeavesPendingThenReconcilerFinishes(t *testing.T) {
 		t.Fatalf("reconciled order = %d %s", status, body)
 	}
 	for _, id := range []string{r.Order.ID, other.Order.ID} {
-		if e.billing.debits[id] != 1 || len(e.events(id)) != 1 {
-			t.Errorf("order %s: %d debits, events %v; want 1 and 1", id, e.billing.debits[id], e.events(id))
+		if e.billing.debitsOf(id) != 1 || len(e.events(id)) != 1 {
+			t.Errorf("order %s: %d debits, events %v; want 1 and 1", id, e.billing.debitsOf(id), e.events(id))
 		}
 	}
-	if e.billing.balances[user] != 50_00 {
-		t.Errorf("balance %d, want 5000", e.billing.balances[user])
+	if e.billing.balanceOf(user) != 50_00 {
+		t.Errorf("balance %d, want 5000", e.billing.balanceOf(user))
 	}
 }
 
@@ -310,8 +350,8 @@ func TestReconcilerGivesUpAfterMaxAttempts(t *testing.T) {
 	if got := e.events(r.Order.ID); len(got) != 1 || got[0] != "order.failed" {
 		t.Fatalf("events = %v, want one order.failed", got)
 	}
-	if e.billing.debits[r.Order.ID] != 0 || e.billing.payments[r.Order.ID] != "voided" {
-		t.Fatalf("billing: %d debits, outcome %q; want 0, voided", e.billing.debits[r.Order.ID], e.billing.payments[r.Order.ID])
+	if e.billing.debitsOf(r.Order.ID) != 0 || e.billing.outcomeOf(r.Order.ID) != "voided" {
+		t.Fatalf("billing: %d debits, outcome %q; want 0, voided", e.billing.debitsOf(r.Order.ID), e.billing.outcomeOf(r.Order.ID))
 	}
 }
 
@@ -336,8 +376,8 @@ func TestGivingUpFindsALostDebit(t *testing.T) {
 	if status, body := get(t, e.url+"/orders/"+r.Order.ID); status != 200 || !strings.Contains(body, `"status":"completed"`) {
 		t.Fatalf("order after the void found its debit = %d %s, want completed", status, body)
 	}
-	if e.billing.debits[r.Order.ID] != 1 || e.billing.balances[user] != 70_00 {
-		t.Fatalf("billing: %d debits, balance %d; want 1 and 7000", e.billing.debits[r.Order.ID], e.billing.balances[user])
+	if e.billing.debitsOf(r.Order.ID) != 1 || e.billing.balanceOf(user) != 70_00 {
+		t.Fatalf("billing: %d debits, balance %d; want 1 and 7000", e.billing.debitsOf(r.Order.ID), e.billing.balanceOf(user))
 	}
 }
 
@@ -348,7 +388,13 @@ func TestConcurrentOrdersOneKey(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make(chan response, 30)
 	for range 30 {
-		wg.Go(func() { results <- e.post("burst", orderJSON(user, "10")) })
+		wg.Go(func() {
+			r, err := e.send("burst", orderJSON(user, "10"))
+			if err != nil {
+				t.Error(err)
+			}
+			results <- r
+		})
 	}
 	wg.Wait()
 	close(results)
@@ -364,8 +410,8 @@ func TestConcurrentOrdersOneKey(t *testing.T) {
 	}
 	var orders int
 	e.db.Get(&orders, `SELECT count(*) FROM orders`)
-	if len(ids) != 1 || orders != 1 || e.billing.balances[user] != 990_00 {
-		t.Fatalf("ids %v, %d orders stored, balance %d; want one order debited once", ids, orders, e.billing.balances[user])
+	if len(ids) != 1 || orders != 1 || e.billing.balanceOf(user) != 990_00 {
+		t.Fatalf("ids %v, %d orders stored, balance %d; want one order debited once", ids, orders, e.billing.balanceOf(user))
 	}
 }
 
@@ -415,20 +461,16 @@ func TestAnOutdatedClaimNeverPaysAFailedOrder(t *testing.T) {
 	if status, body := get(t, e.url+"/orders/"+failing.Order.ID); !strings.Contains(body, `"failureReason":"account_not_found"`) {
 		t.Fatalf("order of a user without an account after B's pass = %d %s, want failed", status, body)
 	}
-	e.billing.mu.Lock()
-	e.billing.balances[noAccount] = 100_00 // the account opens meanwhile
-	e.billing.mu.Unlock()
+	e.billing.setBalance(noAccount, 100_00) // the account opens meanwhile
 	close(release)
 	if err := <-replicaA; err != nil {
 		t.Fatal(err)
 	}
 
-	e.billing.mu.Lock()
-	defer e.billing.mu.Unlock()
-	if d := e.billing.debits[failing.Order.ID]; d != 0 || e.billing.balances[noAccount] != 100_00 {
-		t.Fatalf("the failed order was debited %d times, balance %d; want 0 and 10000", d, e.billing.balances[noAccount])
+	if d := e.billing.debitsOf(failing.Order.ID); d != 0 || e.billing.balanceOf(noAccount) != 100_00 {
+		t.Fatalf("the failed order was debited %d times, balance %d; want 0 and 10000", d, e.billing.balanceOf(noAccount))
 	}
-	if d := e.billing.debits[slow.Order.ID]; d != 1 {
+	if d := e.billing.debitsOf(slow.Order.ID); d != 1 {
 		t.Fatalf("the slow order was debited %d times, want 1", d)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,13 @@ func (b *fakeBilling) call(name string) (order.Payment, error) {
 	defer b.mu.Unlock()
 	b.calls = append(b.calls, name)
 	return b.answer(name)
+}
+
+// made returns the calls made so far.
+func (b *fakeBilling) made() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.calls)
 }
 
 // fakeOrders keeps orders in memory, finishing each at most once as the real repository does.
@@ -141,7 +149,7 @@ func TestPlace(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Place error = %v, want an error: %v", err, tt.wantErr)
 			}
-			if diff := cmp.Diff([]string{"pay"}, billing.calls); diff != "" {
+			if diff := cmp.Diff([]string{"pay"}, billing.made()); diff != "" {
 				t.Errorf("billing calls (-want +got):\n%s", diff)
 			}
 			stored, _ := repo.Get(context.Background(), o.ID)
@@ -185,8 +193,8 @@ func TestPlaceAgainReturnsTheFinishedOrderWithoutCallingBilling(t *testing.T) {
 	if err != nil || res.Err != nil || res.Order.Status != order.StatusCompleted {
 		t.Fatalf("Place of a completed order = %+v, %v; want it completed, no error", res, err)
 	}
-	if len(billing.calls) != 0 {
-		t.Errorf("billing was called: %v", billing.calls)
+	if len(billing.made()) != 0 {
+		t.Errorf("billing was called: %v", billing.made())
 	}
 }
 
@@ -219,7 +227,7 @@ func TestReconcilePaysThenVoids(t *testing.T) {
 			if err != nil || n != 1 {
 				t.Fatalf("Reconcile = %d, %v; want 1 order", n, err)
 			}
-			if diff := cmp.Diff([]string{tt.wantCall}, billing.calls); diff != "" {
+			if diff := cmp.Diff([]string{tt.wantCall}, billing.made()); diff != "" {
 				t.Errorf("billing calls (-want +got):\n%s", diff)
 			}
 			stored, _ := repo.Get(context.Background(), o.ID)
@@ -248,8 +256,8 @@ func TestReconcileLeavesAnOrderNoLongerClaimed(t *testing.T) {
 	if _, err := order.NewService(repo, billing, discard).Reconcile(context.Background(), order.DefaultReconcilerConfig()); err != nil {
 		t.Fatal(err)
 	}
-	if len(billing.calls) != 0 {
-		t.Errorf("billing calls %v, want none", billing.calls)
+	if len(billing.made()) != 0 {
+		t.Errorf("billing calls %v, want none", billing.made())
 	}
 	if stored, _ := repo.Get(context.Background(), claimed.ID); stored.Status != order.StatusFailed {
 		t.Errorf("the failed order is now %s", stored.Status)
