@@ -23,14 +23,16 @@ build: ## build the four service binaries into bin/
 
 test: unit system fuzz e2e ## all tests: unit + integration (real PostgreSQL and RabbitMQ), system, fuzz, Newman end to end
 
-unit: ## unit and integration tests of pkg and every service
-	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry tools/apicheck; do echo "== $$m"; (cd $$m && go test -count=1 -timeout 10m ./...) || exit 1; done
+unit: ## unit and integration tests of pkg and every service, with the race detector
+	@bash scripts/install-tools.sh gcc
+	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry tools/apicheck; do echo "== $$m"; (cd $$m && go test -race -count=1 -timeout 10m ./...) || exit 1; done
 
-system: ## the real binaries under concurrency, crashes and lost responses (tests/system)
-	cd tests/system && go test -count=1 -timeout 10m -skip '^Test(Fault|Chaos)' ./...
+system: ## the real binaries under concurrency, crashes and lost responses (tests/system), with the race detector
+	@bash scripts/install-tools.sh gcc
+	cd tests/system && go test -race -count=1 -timeout 10m -skip '^Test(Fault|Chaos)' ./...
 
 fault: ## fault suite: broker and database outages, killed consumers, two relays, poison (restarts the local PostgreSQL and RabbitMQ)
-	cd tests/system && go test -count=1 -timeout 15m -v -run '^TestFault' ./... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|fault '
+	cd tests/system && go test -count=1 -timeout 15m -v -run '^TestFault' ./...
 
 chaos: ## randomized faults against the real binaries, then an oracle (CHAOS_SEED, CHAOS_DURATION=1m; restarts the local PostgreSQL and RabbitMQ)
 	@bash scripts/install-tools.sh nginx

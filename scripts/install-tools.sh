@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the named tools when they are missing, so that make run and make e2e need nothing
-# typed by hand: nginx from Debian's packages, newman from npm. Usage: install-tools.sh nginx newman
+# typed by hand: nginx and gcc (the race detector's cgo needs a C compiler) from Debian's
+# packages, newman from npm. Usage: install-tools.sh nginx newman gcc
 set -euo pipefail
 
 # Root installs directly; anyone else goes through sudo, which asks when it has to.
@@ -21,11 +22,11 @@ quiet() {
 for tool in "$@"; do
 	command -v "$tool" >/dev/null && continue
 	case $tool in
-	nginx)
-		echo "nginx is missing: installing it from Debian's packages (apt-get install nginx)"
+	nginx | gcc)
+		echo "$tool is missing: installing it from Debian's packages (apt-get install $tool)"
 		# Another apt run on the machine holds the dpkg lock for a while; wait for it rather than fail.
 		quiet as_root apt-get -o DPkg::Lock::Timeout=300 update
-		quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y nginx
+		quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y "$tool"
 		;;
 	newman)
 		echo "newman is missing: installing it from npm (npm install -g newman)"
