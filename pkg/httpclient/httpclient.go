@@ -39,7 +39,12 @@ func (t requestIDTransport) RoundTrip(req *http.Request) (*http.Response, error)
 
 // DoJSON sends in (if not nil) as a JSON body and returns the status and the response body.
 // Any transport failure is returned as an error; every status is returned to the caller.
-func DoJSON(ctx context.Context, c *http.Client, method, url string, in any) (int, []byte, error) {
+//
+// A non-empty idempotencyKey is sent as Idempotency-Key, for calls the server applies once
+// per key whatever the method. The header is also what lets Go's transport send a POST again
+// on a new connection when a kept-alive one was closed by the server before it answered
+// (an instance shutting down in a rollout), instead of failing the call.
+func DoJSON(ctx context.Context, c *http.Client, method, url, idempotencyKey string, in any) (int, []byte, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -54,6 +59,9 @@ func DoJSON(ctx context.Context, c *http.Client, method, url string, in any) (in
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", idempotencyKey)
 	}
 	resp, err := c.Do(req)
 	if err != nil {

@@ -73,7 +73,7 @@ func (c *Client) post(ctx context.Context, path string, paymentID, userID uuid.U
 // skew, an outcome this client does not know) leaves the outcome unknown: unavailable, so
 // the order stays pending and is retried rather than failed by mistake.
 func (c *Client) call(ctx context.Context, path string, req paymentRequest) (order.Payment, string, error) {
-	status, body, err := httpclient.DoJSON(ctx, c.http, http.MethodPost, c.baseURL+path, req)
+	status, body, err := httpclient.DoJSON(ctx, c.http, http.MethodPost, c.baseURL+path, req.PaymentID, req)
 	if err != nil {
 		return order.Payment{}, "unreachable", apperr.Wrap(err, apperr.Unavailable, "billing unreachable")
 	}

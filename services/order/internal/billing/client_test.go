@@ -51,9 +51,9 @@ func TestOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var path, requestID string
+			var path, requestID, key string
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				path, requestID = r.URL.Path, r.Header.Get("X-Request-ID")
+				path, requestID, key = r.URL.Path, r.Header.Get("X-Request-ID"), r.Header.Get("Idempotency-Key")
 				w.WriteHeader(tt.status)
 				io.WriteString(w, tt.body)
 			}))
@@ -64,7 +64,8 @@ func TestOutcomes(t *testing.T) {
 				do   func(context.Context, uuid.UUID, uuid.UUID, money.Amount) (order.Payment, error)
 				path string
 			}{{c.Pay, "/internal/payments"}, {c.Void, "/internal/payments/void"}} {
-				got, err := call.do(ctx, uuid.New(), user, 1_00)
+				payment := uuid.New()
+				got, err := call.do(ctx, payment, user, 1_00)
 				if tt.wantErr != "" && !apperr.Is(err, tt.wantErr) || tt.wantErr == "" && err != nil {
 					t.Fatalf("%s: err = %v, want code %q", call.path, err, tt.wantErr)
 				}
@@ -73,6 +74,11 @@ func TestOutcomes(t *testing.T) {
 				}
 				if path != call.path || requestID != "req-7" {
 					t.Errorf("request to %s with request id %q, want %s with req-7", path, requestID, call.path)
+				}
+				// The payment id as Idempotency-Key lets the transport resend the call on a
+				// new connection when billing closed a kept-alive one without answering.
+				if key != payment.String() {
+					t.Errorf("%s: Idempotency-Key %q, want the payment id %s", call.path, key, payment)
 				}
 			}
 		})

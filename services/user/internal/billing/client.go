@@ -29,7 +29,7 @@ func NewClient(baseURL string, timeout time.Duration) *Client {
 
 // Open implements user.Accounts.
 func (c *Client) Open(ctx context.Context, userID uuid.UUID) error {
-	status, body, err := httpclient.DoJSON(ctx, c.http, http.MethodPut, c.baseURL+"/internal/accounts/"+userID.String(), nil)
+	status, body, err := httpclient.DoJSON(ctx, c.http, http.MethodPut, c.baseURL+"/internal/accounts/"+userID.String(), "", nil)
 	if err != nil {
 		return apperr.Wrap(err, apperr.Unavailable, "billing unreachable")
 	}
