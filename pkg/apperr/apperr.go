@@ -20,7 +20,10 @@ const (
 	IdempotencyInUse    Code = "idempotency_key_in_use"
 	IdempotencyMismatch Code = "idempotency_key_mismatch"
 	// Unprocessable is a well-formed request that contradicts what was stored before.
-	Unprocessable        Code = "unprocessable"
+	Unprocessable Code = "unprocessable"
+	// FailedDependency is a request that failed for good because a service it needs could
+	// not do its part; nothing was done, and repeating the request gets the same answer.
+	FailedDependency     Code = "failed_dependency"
 	Unavailable          Code = "unavailable"
 	Internal             Code = "internal"
 	internalErrorMessage      = "internal error"

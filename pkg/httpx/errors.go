@@ -32,6 +32,8 @@ func StatusOf(code apperr.Code) int {
 		return http.StatusConflict
 	case apperr.IdempotencyMismatch, apperr.Unprocessable:
 		return http.StatusUnprocessableEntity
+	case apperr.FailedDependency:
+		return http.StatusFailedDependency
 	case apperr.Unavailable:
 		return http.StatusServiceUnavailable
 	default:

@@ -355,6 +355,33 @@ func TestReconcilerGivesUpAfterMaxAttempts(t *testing.T) {
 	}
 }
 
+// TestGivenUpOrderAnswersItsKeyForGood: a keyed order that billing never answered and the
+// reconciler failed gets a final answer of its own, stored under the key like any other.
+func TestGivenUpOrderAnswersItsKeyForGood(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := e.user(100_00)
+	e.billing.down.Store(true)
+	r := e.post("given-up", orderJSON(user, "30"))
+	cfg := order.ReconcilerConfig{MaxAttempts: 1, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond, CallTimeout: time.Second}
+	e.reconcile(cfg)
+	e.billing.down.Store(false)
+	e.reconcile(cfg) // voids the payment: failed, nothing charged
+
+	retry := e.post("given-up", orderJSON(user, "30"))
+	if retry.Status != http.StatusFailedDependency || retry.Code != "payment_unavailable" || retry.Order.ID != r.Order.ID ||
+		retry.Order.Status != "failed" || retry.Order.FailureReason != "billing_unreachable" || retry.Cached != "" {
+		t.Fatalf("retry of a given-up order = %d %s; want 424 payment_unavailable with failed order %s", retry.Status, retry.Raw, r.Order.ID)
+	}
+	replay := e.post("given-up", orderJSON(user, "30"))
+	if replay.Status != retry.Status || replay.Raw != retry.Raw || replay.Cached != "true" {
+		t.Fatalf("second retry = %d %s cached=%q; want the stored answer replayed", replay.Status, replay.Raw, replay.Cached)
+	}
+	if e.billing.debits[r.Order.ID] != 0 || e.billing.balances[user] != 100_00 {
+		t.Fatalf("billing: %d debits, balance %d; want 0 and 10000", e.billing.debits[r.Order.ID], e.billing.balances[user])
+	}
+}
+
 // TestGivingUpFindsALostDebit: billing debits but every answer is lost; when the reconciler
 // gives up, the void reports the debit and the order completes instead of failing with the
 // user's money taken.

@@ -124,3 +124,14 @@ const CodeInsufficientFunds apperr.Code = "insufficient_funds"
 func insufficientFunds(message string) *apperr.Error {
 	return apperr.NewOf(apperr.Invalid, CodeInsufficientFunds, "%s", message)
 }
+
+// CodePaymentUnavailable is the error code of an order that failed because billing stayed
+// unreachable for its payment; nothing was charged.
+const CodePaymentUnavailable apperr.Code = "payment_unavailable"
+
+// paymentUnavailable is the error of an order that failed because billing stayed
+// unreachable: a 424 whose body also holds the failed order. It is final like
+// insufficient_funds, so a keyed retry gets it replayed instead of a 503 forever.
+func paymentUnavailable(message string) *apperr.Error {
+	return apperr.NewOf(apperr.FailedDependency, CodePaymentUnavailable, "%s", message)
+}

@@ -38,7 +38,8 @@ func (s *Service) WithPlaceTimeout(d time.Duration) *Service {
 }
 
 // Result is a finished or pending order and, when it did not complete, the coded error the
-// client sees (insufficient_funds, not_found, unavailable).
+// client sees (insufficient_funds, not_found, payment_unavailable, or unavailable while it
+// is pending).
 type Result struct {
 	Order Order
 	Err   *apperr.Error
@@ -125,7 +126,7 @@ func resultOf(o Order) Result {
 	case o.FailureReason == events.ReasonAccountNotFound:
 		return Result{Order: o, Err: apperr.New(apperr.NotFound, "%s", o.FailureMessage)}
 	default:
-		return Result{Order: o, Err: apperr.New(apperr.Unavailable, "%s", o.FailureMessage)}
+		return Result{Order: o, Err: paymentUnavailable(o.FailureMessage)}
 	}
 }
 
