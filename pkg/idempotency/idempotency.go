@@ -4,8 +4,9 @@
 //
 // The first request with a key takes a lease on the key; a finished response (any status
 // below 500) is stored and replayed byte for byte to later requests with the same key and
-// payload. A transient failure (5xx) releases the lease without storing anything, so the
-// client's retry runs again. Handlers that create resources derive the resource id from the
+// payload. A transient failure (5xx), or any answer with Retry-After (the client is told
+// to come back, e.g. a 404 for an account that opens moments later), releases the lease
+// without storing anything, so the client's retry runs again. Handlers that create resources derive the resource id from the
 // key (Record.DerivedID), which makes a retry after a crash resume the same resource instead
 // of creating a second one.
 //
@@ -28,6 +29,8 @@ const (
 	HeaderKey      = "Idempotency-Key"
 	HeaderCached   = "X-Idempotency-Cached"
 	HeaderReplayed = "Idempotent-Replayed"
+	// HeaderRetryAfter on an answer marks it as not final: it is not stored.
+	HeaderRetryAfter = "Retry-After"
 )
 
 // MaxKeyLength is the longest key accepted.

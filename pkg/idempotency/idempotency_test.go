@@ -26,7 +26,8 @@ import (
 
 // server mounts two endpoints behind the middleware. The handler counts its calls, can be
 // held back to simulate a slow request (every call until release is closed, or call n until
-// hold[n] is), and fails with 503 while unavailable is set or on a call listed in fail.
+// hold[n] is), and fails with 503 while unavailable is set or on a call listed in fail. While
+// notYet is set it answers 404 with Retry-After, as a resource that appears moments later.
 type server struct {
 	db          *sqlx.DB
 	srv         *httptest.Server
@@ -35,6 +36,7 @@ type server struct {
 	hold        map[int64]chan struct{}
 	fail        map[int64]bool
 	unavailable atomic.Bool
+	notYet      atomic.Bool
 }
 
 func newServer(t *testing.T, ttl time.Duration) *server {
@@ -61,6 +63,10 @@ func newServerWithLease(t *testing.T, ttl, lease time.Duration) *server {
 		}
 		if s.unavailable.Load() || s.fail[n] {
 			return echo.ErrServiceUnavailable
+		}
+		if s.notYet.Load() {
+			c.Response().Header().Set(idempotency.HeaderRetryAfter, "1")
+			return echo.ErrNotFound
 		}
 		rec, _ := idempotency.FromContext(c.Request().Context())
 		return c.JSON(http.StatusCreated, map[string]any{"call": n, "id": rec.DerivedID().String()})
@@ -372,6 +378,30 @@ func TestTransientFailureIsNotStored(t *testing.T) {
 	var out struct{ Call int }
 	if err := json.Unmarshal(body, &out); err != nil || out.Call != 2 {
 		t.Fatalf("retry body %s: the handler should have run again", body)
+	}
+}
+
+// An answer that tells the client to retry later is not the request's outcome: storing it
+// would replay it to the very retry it asks for.
+func TestRetryLaterAnswerIsNotStored(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, time.Hour)
+	s.notYet.Store(true)
+	resp, _ := s.post(t, "/things", "k", `{}`)
+	if resp.StatusCode != http.StatusNotFound || resp.Header.Get(idempotency.HeaderRetryAfter) == "" {
+		t.Fatalf("first = %d Retry-After=%q, want 404 with Retry-After", resp.StatusCode, resp.Header.Get(idempotency.HeaderRetryAfter))
+	}
+	s.notYet.Store(false)
+	resp, body := s.post(t, "/things", "k", `{}`)
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get(idempotency.HeaderCached) != "" {
+		t.Fatalf("retry = %d cached=%q body %s, want a fresh 201", resp.StatusCode, resp.Header.Get(idempotency.HeaderCached), body)
+	}
+	// The retry's answer is final and stored.
+	if resp, _ := s.post(t, "/things", "k", `{}`); resp.StatusCode != http.StatusCreated || resp.Header.Get(idempotency.HeaderCached) != "true" {
+		t.Fatalf("third = %d cached=%q, want the stored 201", resp.StatusCode, resp.Header.Get(idempotency.HeaderCached))
+	}
+	if n := s.calls.Load(); n != 2 {
+		t.Fatalf("handler ran %d times, want 2", n)
 	}
 }
 

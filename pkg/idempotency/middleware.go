@@ -79,7 +79,7 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 			// The client's request is answered; recording it must not depend on the client.
 			bg := context.WithoutCancel(ctx)
 			status := resp.Status
-			if status >= http.StatusInternalServerError {
+			if status >= http.StatusInternalServerError || resp.Header().Get(HeaderRetryAfter) != "" {
 				if err := s.release(bg, scope, key, owner); err != nil {
 					log.WarnContext(ctx, "idempotency release failed", "err", err)
 				}
