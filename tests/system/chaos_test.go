@@ -419,10 +419,12 @@ func (c *chaosClient) deposit(ctx context.Context, u chaosUser) {
 }
 
 // settleDeposit retries a keyed deposit until it has a definitive answer or attempts run out.
+// A 404 with Retry-After (the account of a user registered while billing was down is not
+// open yet) is retried too, as the API tells clients to.
 func (c *chaosClient) settleDeposit(ctx context.Context, d *keyedDeposit, attempts int) bool {
 	for attempt := range attempts {
 		r := c.send("deposit", "POST", "/billing/deposit", d.key, d.body, c.timeout())
-		if !retryable(r.Status) {
+		if !retryable(r.Status) && !(r.Status == 404 && r.Header.Get("Retry-After") != "") {
 			c.h.deposit(d.user, d.amount, r.Status)
 			return true
 		}

@@ -99,7 +99,7 @@ func (h handler) deposit(c *echo.Context) error {
 	}
 	a, err := h.svc.Deposit(c.Request().Context(), d)
 	if err != nil {
-		return namingUser(err, d.UserID)
+		return retryLater(c, namingUser(err, d.UserID))
 	}
 	return c.JSON(http.StatusOK, toAccountResponse(a))
 }
@@ -111,7 +111,7 @@ func (h handler) balance(c *echo.Context) error {
 	}
 	a, err := h.svc.Account(c.Request().Context(), userID)
 	if err != nil {
-		return namingUser(err, userID)
+		return retryLater(c, namingUser(err, userID))
 	}
 	return c.JSON(http.StatusOK, toAccountResponse(a))
 }
@@ -123,7 +123,7 @@ func (h handler) transactions(c *echo.Context) error {
 	}
 	entries, err := h.svc.Transactions(c.Request().Context(), userID)
 	if err != nil {
-		return err
+		return retryLater(c, namingUser(err, userID))
 	}
 	out := make([]entryResponse, len(entries))
 	for i, e := range entries {
@@ -187,6 +187,22 @@ func decodePayment(c *echo.Context) (billing.Payment, error) {
 	f := httpx.Fields{}
 	p := billing.Payment{ID: f.UUID("paymentId", req.PaymentID), UserID: f.UUID("userId", req.UserID), Amount: f.Amount("amount", req.Amount)}
 	return p, f.Err()
+}
+
+// accountRetryAfter is the Retry-After, in seconds, of a public route's answer for a user
+// without an account. A user registered while billing was unreachable gets their account
+// once billing consumes the user.created event, normally within a second of billing being
+// back; until then the client is told to come back rather than that the user is unknown
+// for good (billing cannot tell the two apart). With Retry-After the answer is also not
+// stored under an Idempotency-Key, so the keyed retry deposits.
+const accountRetryAfter = "1"
+
+// retryLater adds Retry-After to a no-account error of a public route.
+func retryLater(c *echo.Context, err error) error {
+	if apperr.Is(err, apperr.NotFound) {
+		c.Response().Header().Set(idempotency.HeaderRetryAfter, accountRetryAfter)
+	}
+	return err
 }
 
 // namingUser names the user in the body of a not_found (no billing account): that is how a

@@ -111,6 +111,54 @@ func TestAccountLifecycle(t *testing.T) {
 	}
 }
 
+// A user registered while billing was down has no account until billing consumes the
+// user.created event. A deposit in that window is told to retry, and the keyed retry after
+// the account opened deposits instead of replaying the 404.
+func TestDepositBeforeAccountOpens(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	user := uuid.NewString()
+	deposit := func() (*http.Response, string) {
+		req, _ := http.NewRequest("POST", a.url+"/billing/deposit", strings.NewReader(`{"userId":"`+user+`","amount":10}`))
+		req.Header.Set(idempotency.HeaderKey, "deposit-"+user)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	for _, path := range []string{"/billing/balance/" + user, "/billing/transactions/" + user} {
+		resp, err := http.Get(a.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 || resp.Header.Get("Retry-After") != "1" {
+			t.Fatalf("GET %s = %d Retry-After=%q, want 404 with Retry-After: 1", path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	resp, body := deposit()
+	if resp.StatusCode != 404 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, `"userId":"`+user+`"`) {
+		t.Fatalf("deposit before the account = %d Retry-After=%q %s, want 404 naming the user with Retry-After: 1", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if status, body := a.do("PUT", "/internal/accounts/"+user, ""); status != 201 {
+		t.Fatalf("open account = %d %s", status, body)
+	}
+	resp, body = deposit()
+	if resp.StatusCode != 200 || resp.Header.Get(idempotency.HeaderCached) != "" || !strings.Contains(body, `"balance":10,`) {
+		t.Fatalf("keyed retry after the account opened = %d cached=%q %s, want a fresh deposit", resp.StatusCode, resp.Header.Get(idempotency.HeaderCached), body)
+	}
+	resp, body = deposit()
+	if resp.StatusCode != 200 || resp.Header.Get(idempotency.HeaderCached) != "true" || !strings.Contains(body, `"balance":10,`) {
+		t.Fatalf("third call = %d cached=%q %s, want the stored deposit", resp.StatusCode, resp.Header.Get(idempotency.HeaderCached), body)
+	}
+	if status, body := a.do("GET", "/billing/balance/"+user, ""); status != 200 || !strings.Contains(body, `"balance":10,`) {
+		t.Fatalf("balance = %d %s, want 10: one deposit", status, body)
+	}
+}
+
 func TestUserCreatedOpensAccount(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
