@@ -1,5 +1,6 @@
 // Package logger builds the JSON slog logger every service uses and carries the request id
-// through contexts so that every log line of a request can be correlated.
+// through contexts so that every log line of a request can be correlated, with the others of
+// the request and, through the trace id, with its trace.
 package logger
 
 import (
@@ -7,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 type requestIDKey struct{}
@@ -37,18 +40,21 @@ func ParseLevel(s string) slog.Level {
 }
 
 // New returns a JSON logger that tags every record with the service name and, when the
-// context has one, the request id.
+// context has them, the request id and the trace id.
 func New(w io.Writer, service string, level slog.Level) *slog.Logger {
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
 	return slog.New(contextHandler{h}).With("service", service)
 }
 
-// contextHandler adds request_id from the context to each record.
+// contextHandler adds request_id and trace_id from the context to each record.
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

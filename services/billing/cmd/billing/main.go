@@ -21,6 +21,7 @@ import (
 	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/rabbit"
+	"github.com/order-system/order-system/pkg/tracing"
 	"github.com/order-system/order-system/services/billing/internal/billing"
 	"github.com/order-system/order-system/services/billing/internal/config"
 	"github.com/order-system/order-system/services/billing/internal/consumer"
@@ -67,6 +68,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return verify(ctx, ledger)
 	}
 	reg := metrics.NewRegistry(db.DB, "billing")
+	stopTracing, err := tracing.Setup(ctx, "billing", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // after the inputs and workers stopped: their last spans go out too
 
 	svc := billing.NewService(ledger, log)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)

@@ -19,6 +19,7 @@ import (
 	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/rabbit"
+	"github.com/order-system/order-system/pkg/tracing"
 	"github.com/order-system/order-system/services/notification/internal/config"
 	"github.com/order-system/order-system/services/notification/internal/consumer"
 	"github.com/order-system/order-system/services/notification/internal/httpapi"
@@ -60,6 +61,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return nil
 	}
 	reg := metrics.NewRegistry(db.DB, "notification")
+	stopTracing, err := tracing.Setup(ctx, "notification", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // after the inputs and workers stopped: their last spans go out too
 
 	store := notificationpg.NewStore(db)
 	orders := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(store, cfg.Lang, log), log, reg)

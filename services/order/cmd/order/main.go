@@ -21,6 +21,7 @@ import (
 	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/outbox"
 	"github.com/order-system/order-system/pkg/postgres"
+	"github.com/order-system/order-system/pkg/tracing"
 	"github.com/order-system/order-system/services/order/internal/billing"
 	"github.com/order-system/order-system/services/order/internal/config"
 	"github.com/order-system/order-system/services/order/internal/httpapi"
@@ -63,6 +64,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return nil
 	}
 	reg := metrics.NewRegistry(db.DB, "order")
+	stopTracing, err := tracing.Setup(ctx, "order", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // after the inputs and workers stopped: their last spans go out too
 
 	relay, err := outbox.Open(ctx, outbox.Endpoints{DatabaseURL: cfg.DatabaseURL, MaxOpenConns: cfg.DBRelayMaxOpenConns, AMQPURL: cfg.AMQPURL, Exchange: events.Exchange}, log, reg)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/outbox"
 	"github.com/order-system/order-system/pkg/postgres"
+	"github.com/order-system/order-system/pkg/tracing"
 	"github.com/order-system/order-system/services/user/internal/billing"
 	"github.com/order-system/order-system/services/user/internal/config"
 	"github.com/order-system/order-system/services/user/internal/httpapi"
@@ -62,6 +63,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return nil
 	}
 	reg := metrics.NewRegistry(db.DB, "user")
+	stopTracing, err := tracing.Setup(ctx, "user", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // after the inputs and workers stopped: their last spans go out too
 
 	relay, err := outbox.Open(ctx, outbox.Endpoints{DatabaseURL: cfg.DatabaseURL, MaxOpenConns: cfg.DBRelayMaxOpenConns, AMQPURL: cfg.AMQPURL, Exchange: events.Exchange}, log, reg)
 	if err != nil {
