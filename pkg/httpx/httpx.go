@@ -1,5 +1,6 @@
 // Package httpx builds the echo server every service uses: one error handler that maps
-// apperr codes to statuses, request ids, access logs, metrics, a body limit and health checks.
+// apperr codes to statuses, request ids, trace spans, access logs, metrics, a body limit and
+// health checks.
 package httpx
 
 import (
@@ -31,7 +32,7 @@ func New(log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
 	}, []string{"route", "method"})
 	reg.MustRegister(requests, latency)
 
-	e.Use(requestID, middleware.Recover(), accessLog(log, requests, latency), middleware.BodyLimit(MaxBodyBytes))
+	e.Use(requestID, traceRequests, middleware.Recover(), accessLog(log, requests, latency), middleware.BodyLimit(MaxBodyBytes))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	return e
 }
