@@ -1,5 +1,6 @@
 // Package httpclient builds the HTTP client services use to call each other: pooled
-// keep-alive connections, a bounded timeout, and the request id carried along.
+// keep-alive connections, a bounded timeout, the request id carried along, and a client span
+// for each call whose W3C trace context goes with it.
 package httpclient
 
 import (
@@ -24,7 +25,7 @@ func New(timeout time.Duration) *http.Client {
 		MaxIdleConnsPerHost: 128,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &http.Client{Timeout: timeout, Transport: requestIDTransport{transport}}
+	return &http.Client{Timeout: timeout, Transport: tracingTransport{requestIDTransport{transport}}}
 }
 
 type requestIDTransport struct{ next http.RoundTripper }
