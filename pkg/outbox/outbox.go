@@ -14,6 +14,7 @@ import (
 
 	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/logger"
+	"github.com/order-system/order-system/pkg/tracing"
 )
 
 // Table is the outbox table in the service's schema.
@@ -27,18 +28,20 @@ const Schema = `CREATE TABLE outbox (
     routing_key   text NOT NULL,
     body          bytea NOT NULL,
     request_id    text NOT NULL DEFAULT '',
+    traceparent   text NOT NULL DEFAULT '',
+    tracestate    text NOT NULL DEFAULT '',
     created_at    timestamptz NOT NULL DEFAULT now(),
     claimed_until timestamptz
 );`
 
 // insertColumns are the columns a writer fills; the others take their defaults.
-const insertColumns = "event_id, routing_key, body, request_id"
+const insertColumns = "event_id, routing_key, body, request_id, traceparent, tracestate"
 
 // InsertSelect returns an INSERT of one Row for each row of source (a table, or a WITH query
-// of the caller's statement), the Row's values (Args) being the parameters $n to $n+3. A
+// of the caller's statement), the Row's values (Args) being the parameters $n to $n+5. A
 // state change and its event can so be one statement: one round trip, one transaction.
 func InsertSelect(source string, n int) string {
-	return fmt.Sprintf("INSERT INTO outbox (%s) SELECT $%d, $%d, $%d, $%d FROM %s", insertColumns, n, n+1, n+2, n+3, source)
+	return fmt.Sprintf("INSERT INTO outbox (%s) SELECT $%d, $%d, $%d, $%d, $%d, $%d FROM %s", insertColumns, n, n+1, n+2, n+3, n+4, n+5, source)
 }
 
 // Row is an event encoded for the outbox table.
@@ -47,21 +50,26 @@ type Row struct {
 	RoutingKey string
 	Body       []byte
 	RequestID  string
+	// TraceParent and TraceState are the W3C trace context of the span that wrote the event
+	// (empty without one): the relay's publish span continues that trace.
+	TraceParent string
+	TraceState  string
 }
 
 // Args are the row's values in the order Write and InsertSelect take them.
 func (r Row) Args() []any {
-	return []any{r.EventID, r.RoutingKey, r.Body, r.RequestID}
+	return []any{r.EventID, r.RoutingKey, r.Body, r.RequestID, r.TraceParent, r.TraceState}
 }
 
-// NewRow encodes e, tagging it with the request id of ctx so that the consumer's logs can be
-// correlated with the request that caused the event.
+// NewRow encodes e, tagging it with the request id and the trace context of ctx, so that the
+// consumer's logs and spans can be correlated with the request that caused the event.
 func NewRow(ctx context.Context, e events.Envelope) (Row, error) {
 	body, err := json.Marshal(e)
 	if err != nil {
 		return Row{}, fmt.Errorf("marshal event: %w", err)
 	}
-	return Row{EventID: e.ID, RoutingKey: e.Type, Body: body, RequestID: logger.RequestID(ctx)}, nil
+	tc := tracing.ContextOf(ctx)
+	return Row{EventID: e.ID, RoutingKey: e.Type, Body: body, RequestID: logger.RequestID(ctx), TraceParent: tc.TraceParent, TraceState: tc.TraceState}, nil
 }
 
 // Write stores e in the outbox within tx; the caller wakes its relay once tx committed.
@@ -70,7 +78,7 @@ func Write(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (`+insertColumns+`) VALUES ($1, $2, $3, $4)`, r.Args()...); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (`+insertColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`, r.Args()...); err != nil {
 		return fmt.Errorf("insert outbox event: %w", err)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/rabbit"
+	"github.com/order-system/order-system/pkg/tracing"
 )
 
 // Publisher publishes a batch and returns nil only when the broker confirmed all of it.
@@ -87,7 +88,7 @@ func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg
 				WHERE claimed_until IS NULL OR claimed_until < now()
 				ORDER BY id LIMIT $1
 				FOR UPDATE SKIP LOCKED)
-			RETURNING id, event_id, routing_key, body, request_id`),
+			RETURNING id, event_id, routing_key, body, request_id, traceparent, tracestate`),
 		remove: postgres.Prepare(db, `DELETE FROM outbox WHERE id = ANY($1)`),
 	}
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "outbox_backlog", Help: "Events waiting in the outbox."}, func() float64 {
@@ -234,11 +235,13 @@ func (r *Relay) flush(ctx context.Context) {
 }
 
 type row struct {
-	ID         int64  `db:"id"`
-	EventID    string `db:"event_id"`
-	RoutingKey string `db:"routing_key"`
-	Body       []byte `db:"body"`
-	RequestID  string `db:"request_id"`
+	ID          int64  `db:"id"`
+	EventID     string `db:"event_id"`
+	RoutingKey  string `db:"routing_key"`
+	Body        []byte `db:"body"`
+	RequestID   string `db:"request_id"`
+	TraceParent string `db:"traceparent"`
+	TraceState  string `db:"tracestate"`
 }
 
 // RelayOnce claims one batch, publishes it and deletes it once confirmed. It returns how many
@@ -255,7 +258,8 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	msgs := make([]rabbit.Message, len(rows))
 	ids := make([]int64, len(rows))
 	for i, rw := range rows {
-		msgs[i] = rabbit.Message{RoutingKey: rw.RoutingKey, MessageID: rw.EventID, Body: rw.Body, Headers: amqp.Table{"x-request-id": rw.RequestID}}
+		msgs[i] = rabbit.Message{RoutingKey: rw.RoutingKey, MessageID: rw.EventID, Body: rw.Body, Headers: amqp.Table{"x-request-id": rw.RequestID},
+			Trace: tracing.Context{TraceParent: rw.TraceParent, TraceState: rw.TraceState}}
 		ids[i] = rw.ID
 	}
 	err = r.pub.Publish(ctx, msgs)

@@ -189,10 +189,14 @@ const linger = 2 * time.Millisecond
 
 // process handles a batch, retrying transient failures in place so that a database outage
 // does not burn the delivery limit and dead-letter good messages. ctx is the subscription's:
-// once the channel is gone the retries stop and the session starts over.
-func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) error {
+// once the channel is gone the retries stop and the session starts over. Each delivery's
+// consumer span covers every attempt and the ack.
+func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (err error) {
+	handlerCtx, spans := startProcess(ctx, c.queue.Name, batch)
+	var errs []error
+	defer func() { endProcess(spans, errs, err) }()
 	for attempt := 0; ; attempt++ {
-		errs, err := c.handler(ctx, batch)
+		errs, err = c.handler(handlerCtx, batch)
 		if err == nil && len(errs) != len(batch) {
 			return fmt.Errorf("handler answered %d outcomes for %d deliveries", len(errs), len(batch))
 		}

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/order-system/order-system/pkg/tracing"
 )
 
 // Message is one message to publish.
@@ -17,6 +20,9 @@ type Message struct {
 	MessageID  string
 	Body       []byte
 	Headers    amqp.Table
+	// Trace is the trace context of what caused the message: its publish span is a child of
+	// it, and the message carries the publish span's context on in its headers.
+	Trace tracing.Context
 }
 
 // ErrUnroutable is returned when the broker returned a mandatory message because no queue
@@ -78,14 +84,18 @@ func (p *Publisher) Publish(ctx context.Context, msgs []Message) error {
 	return err
 }
 
-func (p *Publisher) publish(ctx context.Context, msgs []Message) error {
+func (p *Publisher) publish(ctx context.Context, msgs []Message) (err error) {
+	spans := make([]trace.Span, 0, len(msgs))
+	defer func() { endPublish(spans, msgs, err) }()
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
 	for _, m := range msgs {
+		headers, span := startPublish(ctx, p.exchange, m)
+		spans = append(spans, span)
 		dc, err := p.ch.PublishWithDeferredConfirmWithContext(ctx, p.exchange, m.RoutingKey, true, false, amqp.Publishing{
 			ContentType:  "application/cloudevents+json",
 			DeliveryMode: amqp.Persistent,
 			MessageId:    m.MessageID,
-			Headers:      m.Headers,
+			Headers:      headers,
 			Body:         m.Body,
 		})
 		if err != nil {
