@@ -522,6 +522,40 @@ func TestHTTPRoute(t *testing.T) {
 	}
 }
 
+// An OTLP endpoint in the values makes every service export its traces there, under its own
+// name; without one, no service is told of any.
+func TestTracingEndpoint(t *testing.T) {
+	services := []string{"user", "billing", "order", "notification"}
+	for _, tt := range []struct {
+		name     string
+		set      []string
+		endpoint string
+	}{
+		{"off by default", nil, ""},
+		{"endpoint set", []string{"global.tracing.otlpEndpoint=http://jaeger-collector.observability:4318"}, "http://jaeger-collector.observability:4318"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			objs := render(t, tt.set...)
+			got := map[string][2]string{}
+			for _, c := range objs.configmaps {
+				if svc := strings.TrimPrefix(c.Name, "order-system-"); slices.Contains(services, svc) {
+					got[svc] = [2]string{c.Data["OTEL_EXPORTER_OTLP_ENDPOINT"], c.Data["OTEL_SERVICE_NAME"]}
+				}
+			}
+			want := map[string][2]string{}
+			for _, svc := range services {
+				want[svc] = [2]string{}
+				if tt.endpoint != "" {
+					want[svc] = [2]string{tt.endpoint, svc}
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME %v, want %v", got, want)
+			}
+		})
+	}
+}
+
 // Each subchart renders on its own (its shared templates come from the library chart).
 func TestSubchartsAlone(t *testing.T) {
 	for _, sub := range []string{"user", "billing", "order", "notification", "postgresql", "rabbitmq"} {

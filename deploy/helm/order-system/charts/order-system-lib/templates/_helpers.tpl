@@ -48,6 +48,8 @@ amqp:
   password: order
   vhost: ""
 logLevel: info
+tracing:
+  otlpEndpoint: ""
 shutdownTimeoutSeconds: 20
 preStopSeconds: 5
 podDisruptionBudget:
@@ -115,6 +117,10 @@ data:
   DB_MAX_OPEN_CONNS: {{ .Values.pool.maxOpenConns | int | quote }}
   {{- if .Values.pool.relayMaxOpenConns }}
   DB_RELAY_MAX_OPEN_CONNS: {{ .Values.pool.relayMaxOpenConns | int | quote }}
+  {{- end }}
+  {{- with $g.tracing.otlpEndpoint }}
+  OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+  OTEL_SERVICE_NAME: {{ $name | quote }}
   {{- end }}
   {{- if .Values.callsBilling }}
   BILLING_URL: {{ printf "http://%s:8080" (include "order-system.fullname" (dict "root" . "name" "billing")) | quote }}
