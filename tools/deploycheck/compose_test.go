@@ -10,9 +10,10 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
-func loadCompose(t *testing.T) *types.Project {
+// loadCompose loads docker-compose.yml with the given profiles active.
+func loadCompose(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
-	opts, err := cli.NewProjectOptions([]string{"../../docker-compose.yml"}, cli.WithWorkingDirectory("../.."), cli.WithOsEnv)
+	opts, err := cli.NewProjectOptions([]string{"../../docker-compose.yml"}, cli.WithWorkingDirectory("../.."), cli.WithOsEnv, cli.WithProfiles(profiles))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,5 +86,41 @@ func TestCompose(t *testing.T) {
 	}
 	if len(gw.DependsOn) != 4 {
 		t.Errorf("gateway waits for %d services, want the 4", len(gw.DependsOn))
+	}
+}
+
+// Jaeger is there only with the tracing profile, so that a plain `docker compose up` needs no
+// image beyond its own; the services export to an OTLP endpoint only when one is given.
+func TestComposeTracing(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	if _, ok := loadCompose(t).Services["jaeger"]; ok {
+		t.Error("jaeger starts without the tracing profile")
+	}
+	p := loadCompose(t, "tracing")
+	j, ok := p.Services["jaeger"]
+	if !ok {
+		t.Fatal("no jaeger service in the tracing profile")
+	}
+	if j.HealthCheck == nil || len(j.HealthCheck.Test) == 0 {
+		t.Error("jaeger has no healthcheck")
+	}
+	ports := map[uint32]string{}
+	for _, port := range j.Ports {
+		ports[port.Target] = port.HostIP
+	}
+	if ports[16686] != "127.0.0.1" {
+		t.Errorf("jaeger ports %+v, want its UI (16686) published on 127.0.0.1", j.Ports)
+	}
+	for _, svc := range []string{"user", "billing", "order", "notification"} {
+		if v := p.Services[svc].Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]; v == nil || *v != "" {
+			t.Errorf("%s: OTEL_EXPORTER_OTLP_ENDPOINT %v, want it empty (no export) unless set", svc, v)
+		}
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4318")
+	p = loadCompose(t, "tracing")
+	for _, svc := range []string{"user", "billing", "order", "notification"} {
+		if v := p.Services[svc].Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]; v == nil || *v != "http://jaeger:4318" {
+			t.Errorf("%s: OTEL_EXPORTER_OTLP_ENDPOINT %v, want the one given", svc, v)
+		}
 	}
 }
