@@ -5,7 +5,7 @@ SHELL := bash
 .SHELLFLAGS := -o pipefail -c
 
 SERVICE_MODULES := pkg services/user services/billing services/order services/notification
-MODULES  := $(SERVICE_MODULES) tests/system tools/apicheck tools/deploycheck tools/ingressentry tools/loadgen
+MODULES  := $(SERVICE_MODULES) tests/system tools/apicheck tools/deploycheck tools/ingressentry tools/loadgen tools/otlpsink
 SERVICES := user billing order notification
 NEWMAN   ?= newman
 COLLECTION := postman/order-system.postman_collection.json
@@ -90,5 +90,5 @@ cluster-down: ## stop cluster-up's cluster and check the machine is as it was
 compose-test: ## the images built and docker compose up run by a Docker engine of its own, offline; Newman, a restart under load (root)
 	bash deploy/docker/compose-test.sh
 
-bench: ## pgbench reference + three load runs (mix, all keyed, open loop) through the gateway (CLIENTS=32 DURATION=30s RATE= REPLICAS=1 BASE_URL=...)
+bench: ## pgbench reference + three load runs (mix, all keyed, open loop) through the gateway (CLIENTS=32 DURATION=30s RATE= REPLICAS=1 BASE_URL=... RUNS="mix keyed open" TRACING=1: export every span)
 	bash tools/bench/bench.sh

@@ -7,15 +7,46 @@
 #              default half of what the all-keyed run reached)
 # Starts the system (make run, with REPLICAS instances of each service) unless BASE_URL is
 # given or something already answers on :8000, and stops what it started. CLIENTS (32) and
-# DURATION (30s) set the load. Fails only if an invariant breaks in any run.
+# DURATION (30s) set the load; RUNS ("mix keyed open") picks the runs. Fails only if an
+# invariant breaks in any run.
+#
+# TRACING=1 starts the services with every span sampled and exported over OTLP to
+# tools/otlpsink (which decodes and counts them, and keeps nothing), so that the figures
+# include the whole cost of tracing; compare with a run without it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CLIENTS=${CLIENTS:-32}
 DURATION=${DURATION:-30s}
 RATE=${RATE:-}
+RUNS=${RUNS:-mix keyed open}
+TRACING=${TRACING:-}
+OTLP_SINK_ADDR=${OTLP_SINK_ADDR:-127.0.0.1:4318}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}
 
+sink=
+if [ -n "$TRACING" ]; then
+	if [ -n "${BASE_URL:-}" ] || curl -fs -o /dev/null --max-time 2 http://localhost:8000/; then
+		echo "TRACING needs the services started by this benchmark: make stop first, and no BASE_URL" >&2
+		exit 1
+	fi
+	go build -o bin/otlpsink ./tools/otlpsink
+	bin/otlpsink -addr "$OTLP_SINK_ADDR" &
+	sink=$!
+	export OTEL_EXPORTER_OTLP_ENDPOINT="http://$OTLP_SINK_ADDR" OTEL_TRACES_SAMPLER=always_on
+	echo "tracing: every span exported to $OTEL_EXPORTER_OTLP_ENDPOINT (tools/otlpsink)"
+fi
+
 started=
+db="bench_$$"
+cleanup() {
+	psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+	if [ -n "$started" ]; then bash scripts/stop.sh; fi
+	if [ -n "$sink" ]; then
+		kill "$sink" 2>/dev/null || true # it prints how many spans it received
+		wait "$sink" || true
+	fi
+}
+trap cleanup EXIT
 if [ -z "${BASE_URL:-}" ]; then
 	BASE_URL=http://localhost:8000
 	if ! curl -fs -o /dev/null --max-time 2 "$BASE_URL/"; then
@@ -25,12 +56,6 @@ if [ -z "${BASE_URL:-}" ]; then
 		echo "REPLICAS ignored: the system already runs on :8000; make stop first" >&2
 	fi
 fi
-db="bench_$$"
-cleanup() {
-	psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-	if [ -n "$started" ]; then bash scripts/stop.sh; fi
-}
-trap cleanup EXIT
 
 echo "== reference: pgbench, debit-shaped transaction, $CLIENTS clients, 10 s, TCP"
 psql "$PG_ADMIN_URL/postgres" -qc "CREATE DATABASE $db"
@@ -47,18 +72,37 @@ rm -f bench.json bench-keyed.json bench-open.json
 status=0
 load() { bin/loadgen -base-url "$BASE_URL" -duration "$DURATION" "$@" || status=$?; }
 
-echo "== mix: $CLIENTS clients, $DURATION, default mix"
-load -clients "$CLIENTS" -out bench.json
-echo "== all keyed: $CLIENTS clients, $DURATION, every new order keyed"
-load -clients "$CLIENTS" -keyed 1 -out bench-keyed.json
-if [ -z "$RATE" ]; then
-	keyed=$(sed -n 's/.*"orders_per_second": \([0-9.]*\).*/\1/p' bench-keyed.json | head -1)
-	RATE=$(awk -v o="${keyed:-0}" 'BEGIN { r = int(o / 2 / 10 + 0.5) * 10; print (r < 10 ? 10 : r) }')
-fi
-echo "== open loop: $RATE requests/s, $DURATION, every new order keyed"
-load -rate "$RATE" -keyed 1 -out bench-open.json
+reports=()
+for run in $RUNS; do
+	case $run in
+	mix)
+		echo "== mix: $CLIENTS clients, $DURATION, default mix"
+		load -clients "$CLIENTS" -out bench.json
+		reports+=(mix=bench.json)
+		;;
+	keyed)
+		echo "== all keyed: $CLIENTS clients, $DURATION, every new order keyed"
+		load -clients "$CLIENTS" -keyed 1 -out bench-keyed.json
+		reports+=("all keyed=bench-keyed.json")
+		;;
+	open)
+		if [ -z "$RATE" ] && [ -f bench-keyed.json ]; then
+			keyed=$(sed -n 's/.*"orders_per_second": \([0-9.]*\).*/\1/p' bench-keyed.json | head -1)
+			RATE=$(awk -v o="${keyed:-0}" 'BEGIN { r = int(o / 2 / 10 + 0.5) * 10; print (r < 10 ? 10 : r) }')
+		fi
+		[ -n "$RATE" ] || { echo "RUNS=open without keyed before it needs RATE" >&2; exit 1; }
+		echo "== open loop: $RATE requests/s, $DURATION, every new order keyed"
+		load -rate "$RATE" -keyed 1 -out bench-open.json
+		reports+=("open loop=bench-open.json")
+		;;
+	*)
+		echo "RUNS: unknown run '$run' (mix, keyed, open)" >&2
+		exit 1
+		;;
+	esac
+done
 
 echo
-echo "== order-system, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
-bin/loadgen table -pgbench-tps "${tps:-0}" mix=bench.json "all keyed=bench-keyed.json" "open loop=bench-open.json"
+echo "== order-system, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')${TRACING:+, tracing: every span exported over OTLP}"
+bin/loadgen table -pgbench-tps "${tps:-0}" "${reports[@]}"
 exit $status
