@@ -1,7 +1,14 @@
 package tracing_test
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
 	"testing"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/order-system/order-system/pkg/tracing"
 )
@@ -34,5 +41,37 @@ func TestExportingNeedsAnEndpoint(t *testing.T) {
 				t.Errorf("Exporting() = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestWithoutEndpointContextStillFlows sets up tracing with no endpoint: a request of its own
+// records nothing yet has a trace context to pass on, and a request whose caller sampled its
+// trace continues it, sampled, under a span id of its own.
+func TestWithoutEndpointContextStillFlows(t *testing.T) {
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER"} {
+		t.Setenv(name, "")
+	}
+	stop, err := tracing.Setup(context.Background(), "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	tracer := otel.Tracer("test")
+
+	_, root := tracer.Start(context.Background(), "request")
+	root.End()
+	if root.IsRecording() || !root.SpanContext().IsValid() {
+		t.Errorf("a trace of its own: recording %v, valid context %v; want not recording, valid", root.IsRecording(), root.SpanContext().IsValid())
+	}
+	if got := tracing.ContextOf(trace.ContextWithSpan(context.Background(), root)).TraceParent; !strings.HasSuffix(got, "-00") {
+		t.Errorf("a trace of its own is passed on as %q, want it marked not sampled", got)
+	}
+
+	const caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	_, child := tracer.Start(tracing.Context{TraceParent: caller}.Into(context.Background()), "request")
+	child.End()
+	sc := child.SpanContext()
+	if sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || !sc.IsSampled() || sc.SpanID().String() == "00f067aa0ba902b7" {
+		t.Errorf("caller's sampled trace continued as %s/%s sampled %v; want its trace id, a new span id, sampled", sc.TraceID(), sc.SpanID(), sc.IsSampled())
 	}
 }
