@@ -24,9 +24,10 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
-// flushTimeout bounds the export of the last spans at shutdown, so that an unreachable
-// collector cannot hold up a stop.
-const flushTimeout = 5 * time.Second
+// flushTimeout bounds the export of the last spans at shutdown: an unreachable collector
+// must not hold up a stop beyond the margin that compose and the chart leave past
+// SHUTDOWN_TIMEOUT (the outbox flush takes up to 3 s of it too).
+const flushTimeout = 2 * time.Second
 
 // Config is what Setup reads from the environment.
 type Config struct {
