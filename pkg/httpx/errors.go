@@ -46,17 +46,19 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if resp, _ := echo.UnwrapResponse(c.Response()); resp != nil && resp.Committed {
 			return
 		}
-		ae := fromEcho(err)
-		status := StatusOf(ae.Class())
 		ctx := c.Request().Context()
-		if status >= 500 {
-			log.ErrorContext(ctx, "request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)
+		reply, werr := ErrorReply(err)
+		if werr != nil {
+			log.WarnContext(ctx, "write error response", "err", werr)
+			return
 		}
-		var werr error
+		if reply.Status >= 500 {
+			log.ErrorContext(ctx, "request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", reply.Status, "err", err)
+		}
 		if c.Request().Method == http.MethodHead {
-			werr = c.NoContent(status)
+			werr = c.NoContent(reply.Status)
 		} else {
-			werr = c.JSON(status, errorBody(ae, membersOf(err)))
+			werr = Send(c, reply)
 		}
 		if werr != nil {
 			log.WarnContext(ctx, "write error response", "err", werr)
