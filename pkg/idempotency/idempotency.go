@@ -10,6 +10,11 @@
 // key (Record.DerivedID), which makes a retry after a crash resume the same resource instead
 // of creating a second one.
 //
+// A route may leave taking the key to its handler (Store.InTransaction): the middleware then
+// puts a Claim in the request's context, and the repository takes the key in the statement
+// or transaction that writes the resource and stores the answer in the one that finishes it,
+// so that a keyed request costs no commit of its own.
+//
 // Each lease carries a random owner token. Only the request holding the current lease may
 // store its response or release the key: a request that outlived its lease, and whose key a
 // retry took over meanwhile, can neither overwrite the retry's answer nor free the key while
@@ -51,10 +56,11 @@ func (r Record) DerivedID() uuid.UUID {
 	return uuid.NewSHA1(idNamespace, []byte(r.Scope+"\x00"+r.Key+"\x00"+strconv.FormatInt(r.CreatedAt.UnixMicro(), 10)))
 }
 
-type recordKey struct{}
-
-// FromContext returns the record of the current request, if it carried a key.
+// FromContext returns the record of the current request, if it carried a key that is taken.
 func FromContext(ctx context.Context) (Record, bool) {
-	r, ok := ctx.Value(recordKey{}).(Record)
-	return r, ok
+	c, ok := ClaimFrom(ctx)
+	if !ok || !c.taken {
+		return Record{}, false
+	}
+	return c.record(), true
 }

@@ -196,6 +196,7 @@ func TestConcurrentSameKeyRunsOnce(t *testing.T) {
 type result struct {
 	status int
 	body   string
+	cached string // X-Idempotency-Cached
 	err    error
 }
 
@@ -212,7 +213,7 @@ func (s *server) send(path, key, body string) result {
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return result{status: resp.StatusCode, body: string(b), err: err}
+	return result{status: resp.StatusCode, body: string(b), cached: resp.Header.Get(idempotency.HeaderCached), err: err}
 }
 
 // gate holds call n of the handler until the returned func is called; the test's cleanup

@@ -12,16 +12,32 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/httpx"
 )
 
-// Middleware enforces idempotency on the routes it wraps. The scope is the route's method
-// and path template, so the same key on two endpoints names two different requests.
+// Middleware enforces idempotency on the routes it wraps, taking the key before the handler
+// runs. The scope is the route's method and path template, so the same key on two endpoints
+// names two different requests.
 func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
+	return s.middleware(log, true)
+}
+
+// InTransaction enforces idempotency like Middleware on routes whose handler takes the key
+// itself, in the statement or transaction that writes the resource (Claim.Take, with the
+// Claim in the request's context), and stores its answer in the one that finishes it
+// (StoreSQL): a keyed request then costs the commits of an unkeyed one. A Refusal the
+// handler returns is answered as Middleware answers it; the middleware stores any other
+// final answer that was not stored with the resource, and releases the key after a 5xx or
+// an answer with Retry-After.
+// Such a handler must take the claim before it sends a success.
+func (s *Store) InTransaction(log *slog.Logger) echo.MiddlewareFunc {
+	return s.middleware(log, false)
+}
+
+func (s *Store) middleware(log *slog.Logger, takeFirst bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			key := c.Request().Header.Get(HeaderKey)
@@ -46,46 +62,49 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 			if err := httpx.CheckObject(body); err != nil {
 				return err
 			}
-			scope := req.Method + " " + c.Path()
 			ctx := req.Context()
-
-			owner := uuid.New()
-			result, rec, err := s.begin(ctx, scope, key, Fingerprint(body), owner)
-			if err != nil {
-				return apperr.Wrap(err, apperr.Unavailable, "idempotency store unavailable")
+			claim := s.claim(req.Method+" "+c.Path(), key, Fingerprint(body))
+			if takeFirst {
+				if err := s.take(ctx, claim); err != nil {
+					return refuse(c, err)
+				}
 			}
-			switch result {
-			case mismatch:
-				return apperr.New(apperr.IdempotencyMismatch, "Idempotency-Key was already used with a different request payload")
-			case inFlight:
-				return apperr.New(apperr.IdempotencyInUse, "a request with this Idempotency-Key is still being processed")
-			case replay:
-				h := c.Response().Header()
-				h.Set(HeaderCached, "true")
-				h.Set(HeaderReplayed, "true")
-				return c.Blob(int(rec.StatusCode.Int32), rec.ContentType.String, rec.Body)
-			}
-
-			c.SetRequest(req.WithContext(context.WithValue(ctx, recordKey{}, Record{Scope: scope, Key: key, CreatedAt: rec.CreatedAt})))
+			c.SetRequest(req.WithContext(context.WithValue(ctx, claimKey{}, claim)))
 			resp, err := echo.UnwrapResponse(c.Response())
 			if err != nil {
 				return err
 			}
 			capture := &captureWriter{ResponseWriter: resp.ResponseWriter}
 			resp.ResponseWriter = capture
-			if err := next(c); err != nil {
+			err = next(c)
+			var refused *Refusal
+			if errors.As(err, &refused) {
+				return refuse(c, refused)
+			}
+			if err != nil && !claim.taken && final(c, err) {
+				// Answered before the handler took the key (a 400 of its own, a change it
+				// rolled back): the key is taken now, so that the answer is stored, or the
+				// request holding the key answers instead.
+				if err := s.take(ctx, claim); err != nil {
+					return refuse(c, err)
+				}
+			}
+			if err != nil {
 				c.Echo().HTTPErrorHandler(c, err) // write the error body now, so that it is captured and stored
+			}
+			if !claim.taken || claim.stored {
+				return nil
 			}
 			// The client's request is answered; recording it must not depend on the client.
 			bg := context.WithoutCancel(ctx)
 			status := resp.Status
 			if status >= http.StatusInternalServerError || resp.Header().Get(HeaderRetryAfter) != "" {
-				if err := s.release(bg, scope, key, owner); err != nil {
+				if err := s.release(bg, claim); err != nil {
 					log.WarnContext(ctx, "idempotency release failed", "err", err)
 				}
 				return nil
 			}
-			err = s.complete(bg, scope, key, owner, status, c.Response().Header().Get(echo.HeaderContentType), capture.body.Bytes())
+			err = s.complete(bg, claim, httpx.Reply{Status: status, ContentType: c.Response().Header().Get(echo.HeaderContentType), Body: capture.body.Bytes()})
 			switch {
 			case errors.Is(err, errLeaseLost):
 				// This request outlived its lease and a retry took the key over; the retry
@@ -98,6 +117,33 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 			}
 			return nil
 		}
+	}
+}
+
+// final reports whether err is answered as the request's outcome, an answer to store: with a
+// status below 500 and no Retry-After.
+func final(c *echo.Context, err error) bool {
+	r, rerr := httpx.ErrorReply(err)
+	return rerr == nil && r.Status < http.StatusInternalServerError && c.Response().Header().Get(HeaderRetryAfter) == ""
+}
+
+// refuse answers a request whose key could not be taken: with the stored answer, 409 or
+// 422 after a Refusal, 503 when the store could not be asked.
+func refuse(c *echo.Context, err error) error {
+	var r *Refusal
+	if !errors.As(err, &r) {
+		return apperr.Wrap(err, apperr.Unavailable, "idempotency store unavailable")
+	}
+	switch r.outcome {
+	case mismatch:
+		return apperr.New(apperr.IdempotencyMismatch, "Idempotency-Key was already used with a different request payload")
+	case replay:
+		h := c.Response().Header()
+		h.Set(HeaderCached, "true")
+		h.Set(HeaderReplayed, "true")
+		return httpx.Send(c, r.stored)
+	default:
+		return apperr.New(apperr.IdempotencyInUse, "a request with this Idempotency-Key is still being processed")
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
-	"github.com/order-system/order-system/pkg/postgres"
+	"github.com/order-system/order-system/pkg/httpx"
 )
 
 // Table is the key store in the service's schema.
@@ -51,85 +51,68 @@ func NewStore(db *sqlx.DB, ttl, lease time.Duration) *Store {
 // errLeaseLost is returned by complete and release when another request holds the key now.
 var errLeaseLost = errors.New("lease taken over by another request")
 
-// outcome of Begin.
+// outcome of taking a key, when it was not taken.
 type outcome int
 
 const (
-	acquired outcome = iota
-	replay
+	replay outcome = iota + 1
 	inFlight
 	mismatch
 )
 
-type stored struct {
+// keyRecord is a key's record as Claim.Take reads it when it could not take it.
+type keyRecord struct {
 	Fingerprint string         `db:"fingerprint"`
 	StatusCode  sql.NullInt32  `db:"status_code"`
 	ContentType sql.NullString `db:"content_type"`
 	Body        []byte         `db:"body"`
 	CreatedAt   time.Time      `db:"created_at"`
+	Lapsed      bool           `db:"lapsed"`
 }
 
-// begin takes the key for a new request under the lease owner, or reports why it cannot.
-func (s *Store) begin(ctx context.Context, scope, key, fingerprint string, owner uuid.UUID) (outcome, stored, error) {
-	// An expired record no longer exists as far as clients are concerned, even if the purge
-	// job has not reached it yet; unless a request still holds its lease.
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at < now() AND `+notLeased, scope, key); err != nil {
-		return 0, stored{}, fmt.Errorf("drop expired key: %w", err)
-	}
-	// A record whose request died unfinished is taken over with its created_at, so the
-	// request resumes under the same DerivedID.
-	var rec stored
-	err := s.db.GetContext(ctx, &rec, `
-		INSERT INTO idempotency_keys (scope, key, fingerprint, locked_until, lease_owner, expires_at)
-		VALUES ($1, $2, $3, now() + $4::interval, $6, now() + $5::interval)
-		ON CONFLICT (scope, key) DO UPDATE SET locked_until = excluded.locked_until, lease_owner = excluded.lease_owner
-		WHERE idempotency_keys.status_code IS NULL
-		  AND idempotency_keys.fingerprint = excluded.fingerprint
-		  AND idempotency_keys.locked_until < now()
-		RETURNING fingerprint, status_code, content_type, body, created_at`,
-		scope, key, fingerprint, postgres.Interval(s.lease), postgres.Interval(s.ttl), owner)
-	if err == nil {
-		return acquired, rec, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, stored{}, fmt.Errorf("take key: %w", err)
-	}
-	err = s.db.GetContext(ctx, &rec, `SELECT fingerprint, status_code, content_type, body, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2`, scope, key)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		// Purged between the two statements; the client may simply retry.
-		return inFlight, rec, nil
-	case err != nil:
-		return 0, stored{}, fmt.Errorf("read key: %w", err)
-	case rec.Fingerprint != fingerprint:
-		return mismatch, rec, nil
-	case rec.StatusCode.Valid:
-		return replay, rec, nil
-	default:
-		return inFlight, rec, nil
-	}
+// claim returns the claim of a new request on key in scope, with a lease owner of its own
+// and the current time proposed as the record's creation time (microseconds, what the
+// column keeps, so that the id derived from it is the one derived from the stored value).
+func (s *Store) claim(scope, key, fingerprint string) *Claim {
+	return &Claim{scope: scope, key: key, fingerprint: fingerprint, owner: uuid.New(), lease: s.lease, ttl: s.ttl,
+		createdAt: time.Now().Truncate(time.Microsecond)}
 }
 
-// notLeased is the condition under which a record may be deleted: finished, or abandoned by
-// its request (the lease ended).
-const notLeased = `(status_code IS NOT NULL OR locked_until IS NULL OR locked_until < now())`
+// takeOnlySQL takes a key and does nothing else, for routes that do not take it themselves
+// and for answers given before the key was taken.
+var takeOnlySQL = `WITH ` + TakeSQL(1) + ` SELECT created_at FROM key_taken`
 
-func (s *Store) complete(ctx context.Context, scope, key string, owner uuid.UUID, status int, contentType string, body []byte) error {
-	res, err := s.db.ExecContext(ctx, `
-		UPDATE idempotency_keys SET status_code = $4, content_type = $5, body = $6, locked_until = NULL, lease_owner = NULL,
-			expires_at = greatest(expires_at, now() + $7::interval)
-		WHERE scope = $1 AND key = $2 AND lease_owner = $3 AND status_code IS NULL`,
-		scope, key, owner, status, contentType, body, postgres.Interval(s.ttl))
+// take takes c's key in a statement of its own.
+func (s *Store) take(ctx context.Context, c *Claim) error {
+	return c.Take(ctx, s.db, func(_ uuid.UUID, args []any) error {
+		var createdAt time.Time
+		if err := s.db.GetContext(ctx, &createdAt, takeOnlySQL, args...); err != nil {
+			return fmt.Errorf("take key: %w", err)
+		}
+		return nil
+	})
+}
+
+// complete stores the answer of the request that owns c's key.
+func (s *Store) complete(ctx context.Context, c *Claim, r httpx.Reply) error {
+	res, err := s.db.ExecContext(ctx, storeSQL(1, "true"), c.StoreArgs(r)...)
 	if err != nil {
 		return fmt.Errorf("store response: %w", err)
 	}
 	return ownedOne(res)
 }
 
-func (s *Store) release(ctx context.Context, scope, key string, owner uuid.UUID) error {
+// notLeased is the condition under which table's record may be deleted or reset: finished,
+// or abandoned by its request (the lease ended).
+func notLeased(table string) string {
+	return fmt.Sprintf("(%[1]s.status_code IS NOT NULL OR %[1]s.locked_until IS NULL OR %[1]s.locked_until < now())", table)
+}
+
+// release frees c's key for a retry, unless another request owns it now.
+func (s *Store) release(ctx context.Context, c *Claim) error {
 	res, err := s.db.ExecContext(ctx, `
 		UPDATE idempotency_keys SET locked_until = now() - interval '1 microsecond', lease_owner = NULL
-		WHERE scope = $1 AND key = $2 AND lease_owner = $3 AND status_code IS NULL`, scope, key, owner)
+		WHERE scope = $1 AND key = $2 AND lease_owner = $3 AND status_code IS NULL`, c.scope, c.key, c.owner)
 	if err != nil {
 		return fmt.Errorf("release key: %w", err)
 	}
@@ -150,7 +133,7 @@ func ownedOne(res sql.Result) error {
 
 // Purge deletes expired records, except those a request still holds, and returns how many.
 func (s *Store) Purge(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE expires_at < now() AND `+notLeased)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE expires_at < now() AND `+notLeased("idempotency_keys"))
 	if err != nil {
 		return 0, fmt.Errorf("purge keys: %w", err)
 	}

@@ -1,0 +1,194 @@
+package idempotency
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/order-system/order-system/pkg/httpx"
+	"github.com/order-system/order-system/pkg/postgres"
+)
+
+// Claim is a keyed request's right to its key. The middleware checks the key and the body
+// and puts the claim in the request's context; whoever writes the resource takes the key
+// (Take) in the same statement or transaction, and stores the answer (StoreSQL) in the one
+// that finishes it, so that neither a key without its resource nor a finished resource
+// without its answer is ever committed.
+type Claim struct {
+	scope       string
+	key         string
+	fingerprint string
+	owner       uuid.UUID // the lease's owner token
+	lease, ttl  time.Duration
+	// createdAt is the creation time of the record the claim takes: a new one's, proposed
+	// by the claim, or that of the record a takeover resumes. DerivedID is made from it.
+	createdAt time.Time
+	taken     bool
+	stored    bool
+	reply     any // func(T) (httpx.Reply, error), see SetReply
+}
+
+type claimKey struct{}
+
+// ClaimFrom returns the claim of ctx's request, if it carries an Idempotency-Key.
+func ClaimFrom(ctx context.Context) (*Claim, bool) {
+	c, ok := ctx.Value(claimKey{}).(*Claim)
+	return c, ok
+}
+
+// ID is the id of the resource the claim's request creates: the DerivedID of the record
+// the claim takes.
+func (c *Claim) ID() uuid.UUID {
+	return c.record().DerivedID()
+}
+
+func (c *Claim) record() Record {
+	return Record{Scope: c.scope, Key: c.key, CreatedAt: c.createdAt}
+}
+
+// Taken reports whether the key was taken for this request.
+func (c *Claim) Taken() bool { return c.taken }
+
+// MarkStored records that the statement storing the answer (StoreSQL) stored it, so that
+// the middleware does not store it again.
+func (c *Claim) MarkStored() { c.stored = true }
+
+// TakeSQL is a WITH query named key_taken that takes a claim's key, its parameters $n to
+// $n+6 being TakeArgs. It inserts the key; resets in place a record that expired and that
+// no request holds (the key starts afresh); or takes over a record its request abandoned
+// (unfinished, lease ended, same payload) when that record was created at the claim's
+// createdAt. It yields one row when it took the key and none otherwise: the statement it
+// starts must write only FROM key_taken and return no row unless it took the key, which is
+// how Take learns that it has to look at the record.
+func TakeSQL(n int) string {
+	return fmt.Sprintf(`key_taken AS (
+		INSERT INTO idempotency_keys AS k (scope, key, fingerprint, locked_until, lease_owner, created_at, expires_at)
+		VALUES ($%d, $%d, $%d, now() + $%d::interval, $%d, $%d, now() + $%d::interval)
+		ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint,
+			status_code = NULL, content_type = NULL, body = NULL, locked_until = excluded.locked_until,
+			lease_owner = excluded.lease_owner, created_at = excluded.created_at, expires_at = excluded.expires_at
+		WHERE (k.expires_at < now() AND %s)
+		   OR (k.status_code IS NULL AND k.fingerprint = excluded.fingerprint AND k.locked_until < now()
+		       AND k.created_at = excluded.created_at)
+		RETURNING k.created_at
+	)`, n, n+1, n+2, n+3, n+4, n+5, n+6, notLeased("k"))
+}
+
+// takeArgs are TakeSQL's parameters.
+func (c *Claim) takeArgs() []any {
+	return []any{c.scope, c.key, c.fingerprint, postgres.Interval(c.lease), c.owner, c.createdAt, postgres.Interval(c.ttl)}
+}
+
+// Take takes the claim's key with a statement that starts WITH TakeSQL: run executes it
+// with id, the resource id for the record it would take (use it as the new resource's id),
+// and args, TakeSQL's parameters, and returns sql.ErrNoRows when the statement returned no
+// row. q reads the record then (the transaction run works in, if any). A record its request
+// abandoned is taken over by a second run under the record's own creation time, so the
+// request resumes the resource the first one created.
+//
+// Take returns nil once the key is taken, a *Refusal when the request must not run (its
+// answer is stored, it is in flight, the key was used with another payload), or the
+// statement's error.
+func (c *Claim) Take(ctx context.Context, q sqlx.QueryerContext, run func(id uuid.UUID, args []any) error) error {
+	for attempt := 0; ; attempt++ {
+		err := run(c.ID(), c.takeArgs())
+		if err == nil {
+			c.taken = true
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		var rec keyRecord
+		err = sqlx.GetContext(ctx, q, &rec, `SELECT fingerprint, status_code, content_type, body, created_at,
+			coalesce(locked_until < now(), false) AS lapsed FROM idempotency_keys WHERE scope = $1 AND key = $2`, c.scope, c.key)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			// Purged after the statement looked at it; the client may simply retry.
+			return &Refusal{outcome: inFlight}
+		case err != nil:
+			return fmt.Errorf("read key: %w", err)
+		case rec.Fingerprint != c.fingerprint:
+			return &Refusal{outcome: mismatch}
+		case rec.StatusCode.Valid:
+			return &Refusal{outcome: replay, stored: httpx.Reply{Status: int(rec.StatusCode.Int32), ContentType: rec.ContentType.String, Body: rec.Body}}
+		case rec.Lapsed && attempt == 0 && !rec.CreatedAt.Equal(c.createdAt):
+			c.createdAt = rec.CreatedAt
+		default:
+			return &Refusal{outcome: inFlight}
+		}
+	}
+}
+
+// StoreSQL is a WITH query named key_stored that stores a taken claim's answer, its
+// parameters $n to $n+6 being StoreArgs, provided the WITH query named after yields a row
+// (the change the answer reports): a statement that finishes a resource so stores its
+// answer atomically. key_stored yields one row when it stored the answer (the claim still
+// owns the key); the caller then calls MarkStored.
+func StoreSQL(after string, n int) string {
+	return "key_stored AS (" + storeSQL(n, "EXISTS (SELECT FROM "+after+")") + " RETURNING 1)"
+}
+
+// storeSQL stores an answer under the key the lease owner holds, if cond holds.
+func storeSQL(n int, cond string) string {
+	return fmt.Sprintf(`UPDATE idempotency_keys SET status_code = $%d, content_type = $%d, body = $%d,
+			locked_until = NULL, lease_owner = NULL, expires_at = greatest(expires_at, now() + $%d::interval)
+		WHERE scope = $%d AND key = $%d AND lease_owner = $%d AND status_code IS NULL AND %s`,
+		n+3, n+4, n+5, n+6, n, n+1, n+2, cond)
+}
+
+// StoreArgs are StoreSQL's parameters for the answer r.
+func (c *Claim) StoreArgs(r httpx.Reply) []any {
+	return []any{c.scope, c.key, c.owner, r.Status, r.ContentType, r.Body, postgres.Interval(c.ttl)}
+}
+
+// SetReply tells the claim of ctx's request, if any, how its answer is rendered from the
+// value of type T the request's work ends with; the handler that writes the answer sets
+// it, with the function that renders what it then sends.
+func SetReply[T any](ctx context.Context, render func(T) (httpx.Reply, error)) {
+	if c, ok := ClaimFrom(ctx); ok {
+		c.reply = render
+	}
+}
+
+// Reply returns the taken claim of ctx's request and the answer the request gets when its
+// work ends with v, rendered by the function SetReply gave; ok is false when there is no
+// taken claim or no such function, and the answer is then the middleware's to store.
+func Reply[T any](ctx context.Context, v T) (c *Claim, r httpx.Reply, ok bool, err error) {
+	c, found := ClaimFrom(ctx)
+	if !found || !c.taken {
+		return nil, httpx.Reply{}, false, nil
+	}
+	render, found := c.reply.(func(T) (httpx.Reply, error))
+	if !found {
+		return nil, httpx.Reply{}, false, nil
+	}
+	r, err = render(v)
+	if err != nil {
+		return nil, httpx.Reply{}, false, err
+	}
+	return c, r, true, nil
+}
+
+// Refusal is why a claim's key could not be taken. The request does not run: the middleware
+// answers it with the stored answer, 409 or 422.
+type Refusal struct {
+	outcome outcome
+	stored  httpx.Reply
+}
+
+func (r *Refusal) Error() string {
+	switch r.outcome {
+	case replay:
+		return "idempotency key holds a stored answer"
+	case mismatch:
+		return "idempotency key used with another payload"
+	default:
+		return "idempotency key in use"
+	}
+}
