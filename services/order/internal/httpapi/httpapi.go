@@ -22,7 +22,7 @@ func New(svc *order.Service, keys *idempotency.Store, checks map[string]httpx.Ch
 	e := httpx.New(log, reg)
 	httpx.Health(e, checks)
 	h := handler{svc: svc}
-	e.POST("/orders", h.create, keys.Middleware(log))
+	e.POST("/orders", h.create, keys.InTransaction(log))
 	e.GET("/orders/:id", h.get)
 	return e
 }
@@ -63,19 +63,38 @@ func (h handler) create(c *echo.Context) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	// With an Idempotency-Key the order id is derived from the key: a retry after a
-	// timeout or a crash finds the order the first attempt stored and resumes it.
-	if rec, ok := idempotency.FromContext(c.Request().Context()); ok {
-		o.ID = rec.DerivedID()
-	}
-	res, err := h.svc.Place(c.Request().Context(), o)
+	// With an Idempotency-Key the repository takes the key with the pending order, whose id
+	// it derives from the key (a retry after a timeout or a crash so finds the order the
+	// first attempt stored and resumes it), and stores the answer with the finished order.
+	ctx := c.Request().Context()
+	idempotency.SetReply(ctx, placed)
+	res, err := h.svc.Place(ctx, o)
 	if err != nil {
 		return err
 	}
 	if res.Err != nil {
-		return httpx.WithMembers(res.Err, map[string]any{"order": toOrderResponse(res.Order)})
+		return withOrder(res) // the error handler renders it as placed does
 	}
-	return c.JSON(http.StatusCreated, toOrderResponse(res.Order))
+	reply, err := placed(res.Order)
+	if err != nil {
+		return err
+	}
+	return httpx.Send(c, reply)
+}
+
+// placed is the answer to POST /orders once the order is o: what the handler sends, and
+// what an Idempotency-Key stores with the finished order.
+func placed(o order.Order) (httpx.Reply, error) {
+	res := order.ResultOf(o)
+	if res.Err != nil {
+		return httpx.ErrorReply(withOrder(res))
+	}
+	return httpx.JSONReply(http.StatusCreated, toOrderResponse(res.Order))
+}
+
+// withOrder is the error of an order that did not complete, with the order in its body.
+func withOrder(res order.Result) error {
+	return httpx.WithMembers(res.Err, map[string]any{"order": toOrderResponse(res.Order)})
 }
 
 func (h handler) get(c *echo.Context) error {

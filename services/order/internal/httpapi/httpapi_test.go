@@ -510,3 +510,97 @@ func waitUntil(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// TestKeyedOrderStoresItsAnswerWithItsFinish: the finished order, its event and the stored
+// answer are written by one transaction, and the answer is the one the client got.
+func TestKeyedOrderStoresItsAnswerWithItsFinish(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := e.user(100_00)
+	r := e.post("atomic", orderJSON(user, "30"))
+	if r.Status != http.StatusCreated {
+		t.Fatalf("order = %d %s, want 201", r.Status, r.Raw)
+	}
+	var n int
+	if err := e.db.Get(&n, `SELECT count(*) FROM orders JOIN idempotency_keys k ON k.xmin = orders.xmin
+		JOIN outbox ON outbox.xmin = orders.xmin
+		WHERE orders.id = $1 AND orders.status = 'completed' AND k.key = 'atomic' AND k.status_code = 201
+		  AND k.body = convert_to($2, 'UTF8') AND k.lease_owner IS NULL`, r.ID, r.Raw); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("completed order, its event and its stored answer %s in one transaction: %d rows, want 1", r.Raw, n)
+	}
+	if replay := e.post("atomic", orderJSON(user, "30")); replay.Raw != r.Raw || replay.Cached != "true" {
+		t.Fatalf("replay = %d %s cached=%q, want %s", replay.Status, replay.Raw, replay.Cached, r.Raw)
+	}
+}
+
+// TestFailedFinishStoresNeitherAnswerNorFinish makes the final statement fail after billing
+// paid: the order stays pending and the key holds no answer, so the retry resumes the order
+// and billing's stored outcome completes it without a second debit.
+func TestFailedFinishStoresNeitherAnswerNorFinish(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := e.user(100_00)
+	e.db.MustExec(`CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no events'; END $$;
+		CREATE TRIGGER refuse_event BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_event()`)
+	r := e.post("finish-fails", orderJSON(user, "30"))
+	if r.Status != http.StatusInternalServerError {
+		t.Fatalf("order whose finish fails = %d %s, want 500", r.Status, r.Raw)
+	}
+	var state struct {
+		Orders  int `db:"orders"`
+		Pending int `db:"pending"`
+		Answers int `db:"answers"`
+	}
+	if err := e.db.Get(&state, `SELECT (SELECT count(*) FROM orders) AS orders,
+		(SELECT count(*) FROM orders WHERE status = 'pending') AS pending,
+		(SELECT count(*) FROM idempotency_keys WHERE status_code IS NOT NULL) AS answers`); err != nil {
+		t.Fatal(err)
+	}
+	if state.Orders != 1 || state.Pending != 1 || state.Answers != 0 {
+		t.Fatalf("after the failed finish: %+v, want one pending order and no stored answer", state)
+	}
+	e.db.MustExec(`DROP TRIGGER refuse_event ON outbox`)
+	retry := e.post("finish-fails", orderJSON(user, "30"))
+	if retry.Status != http.StatusCreated || retry.Cached != "" {
+		t.Fatalf("retry = %d %s cached=%q, want a fresh 201", retry.Status, retry.Raw, retry.Cached)
+	}
+	var id string
+	e.db.Get(&id, `SELECT id FROM orders`)
+	if retry.ID != id || e.billing.debitsOf(id) != 1 || e.billing.balanceOf(user) != 70_00 {
+		t.Fatalf("retry completed %s (stored order %s), %d debits, balance %d; want the same order debited once",
+			retry.ID, id, e.billing.debitsOf(id), e.billing.balanceOf(user))
+	}
+}
+
+// TestTakeoverAfterACrashResumesTheOrder leaves a key as a process that died mid-order
+// does (leased to a request that will never answer, the order pending): once the lease is
+// over, a retry takes the key over in the statement that reads the order, and completes
+// the same order.
+func TestTakeoverAfterACrashResumesTheOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := e.user(100_00)
+	e.billing.down.Store(true)
+	first := e.post("crash", orderJSON(user, "30"))
+	if first.Status != http.StatusServiceUnavailable {
+		t.Fatalf("first = %d %s, want 503", first.Status, first.Raw)
+	}
+	e.db.MustExec(`UPDATE idempotency_keys SET lease_owner = $1, locked_until = now() + interval '300 milliseconds'`, uuid.New())
+	if r := e.post("crash", orderJSON(user, "30")); r.Status != http.StatusConflict {
+		t.Fatalf("retry during the dead request's lease = %d %s, want 409", r.Status, r.Raw)
+	}
+	e.billing.down.Store(false)
+	time.Sleep(400 * time.Millisecond)
+	r := e.post("crash", orderJSON(user, "30"))
+	if r.Status != http.StatusCreated || r.ID != first.Order.ID {
+		t.Fatalf("retry after the lease = %d %s, want 201 for order %s", r.Status, r.Raw, first.Order.ID)
+	}
+	var orders int
+	e.db.Get(&orders, `SELECT count(*) FROM orders`)
+	if orders != 1 || e.billing.debitsOf(first.Order.ID) != 1 {
+		t.Fatalf("%d orders, %d debits; want one order paid once", orders, e.billing.debitsOf(first.Order.ID))
+	}
+}

@@ -96,10 +96,13 @@ type BillingClient interface {
 	Void(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (Payment, error)
 }
 
-// Repository stores orders.
+// Repository stores orders. When ctx carries an idempotency claim (pkg/idempotency), Create
+// takes its key together with the pending order, which then has the key's derived id, and
+// Finish stores the request's answer together with the finished order.
 type Repository interface {
 	// Create stores a pending order unless an order with its id exists; it returns the
-	// stored order either way.
+	// stored order either way. With a claim it returns the claim's *idempotency.Refusal,
+	// storing nothing, when the key cannot be taken.
 	Create(ctx context.Context, o Order) (Order, error)
 	// Get returns an order; not_found if there is none.
 	Get(ctx context.Context, id uuid.UUID) (Order, error)

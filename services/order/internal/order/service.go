@@ -59,7 +59,7 @@ func (s *Service) Place(ctx context.Context, o Order) (Result, error) {
 		return Result{}, err
 	}
 	if stored.Status != StatusPending {
-		return resultOf(stored), nil
+		return ResultOf(stored), nil
 	}
 	return s.pay(ctx, stored)
 }
@@ -112,10 +112,11 @@ func (s *Service) finish(ctx context.Context, o Order, p Payment, err error) (Re
 		return Result{}, err
 	}
 	s.log.InfoContext(ctx, "order finished", "order_id", finished.ID, "status", finished.Status, "reason", finished.FailureReason)
-	return resultOf(finished), nil
+	return ResultOf(finished), nil
 }
 
-func resultOf(o Order) Result {
+// ResultOf is what placing an order that is now o tells the client.
+func ResultOf(o Order) Result {
 	switch {
 	case o.Status == StatusPending:
 		return Result{Order: o, Err: apperr.New(apperr.Unavailable, "the order is pending and will be completed automatically")}

@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/money"
 	"github.com/order-system/order-system/pkg/outbox"
 	pg "github.com/order-system/order-system/pkg/postgres"
@@ -23,12 +24,14 @@ type Orders struct {
 	db *sqlx.DB
 	// grace keeps the reconciler off a new order while the request that placed it is still
 	// calling billing.
-	grace     time.Duration
-	published func() // wakes the outbox relay
-	create    *pg.Stmt
-	finish    *pg.Stmt
-	get       *pg.Stmt
-	claimed   *pg.Stmt
+	grace       time.Duration
+	published   func() // wakes the outbox relay
+	create      *pg.Stmt
+	createKeyed *pg.Stmt
+	finish      *pg.Stmt
+	finishKeyed *pg.Stmt
+	get         *pg.Stmt
+	claimed     *pg.Stmt
 }
 
 var _ order.Repository = (*Orders)(nil)
@@ -38,13 +41,15 @@ var _ order.Repository = (*Orders)(nil)
 // must outlast the placing request's billing call (order.ReconcilerConfig.Lease).
 func NewOrders(db *sqlx.DB, published func(), grace time.Duration) *Orders {
 	return &Orders{
-		db:        db,
-		grace:     grace,
-		published: published,
-		create:    pg.Prepare(db, createSQL),
-		finish:    pg.Prepare(db, finishSQL),
-		get:       pg.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
-		claimed:   pg.Prepare(db, claimedSQL),
+		db:          db,
+		grace:       grace,
+		published:   published,
+		create:      pg.Prepare(db, createSQL),
+		createKeyed: pg.Prepare(db, createKeyedSQL),
+		finish:      pg.Prepare(db, finishSQL),
+		finishKeyed: pg.Prepare(db, finishKeyedSQL),
+		get:         pg.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
+		claimed:     pg.Prepare(db, claimedSQL),
 	}
 }
 
@@ -69,9 +74,17 @@ const createSQL = `INSERT INTO orders (id, user_id, email, price, status, next_a
 	ON CONFLICT (id) DO UPDATE SET id = excluded.id
 	RETURNING ` + orderColumns
 
-// finishSQL stores the final status with its outbox event, in one statement guarded by
-// status = 'pending'; it returns how many orders it finished (0 or 1).
-var finishSQL = `
+// createKeyedSQL is createSQL that takes an Idempotency-Key in the same statement: the order
+// is written only if the key was taken, and no row comes back otherwise.
+var createKeyedSQL = `WITH ` + idempotency.TakeSQL(7) + `
+	INSERT INTO orders (id, user_id, email, price, status, next_attempt_at)
+	SELECT $1, $2, $3, $4, $5, now() + $6::interval FROM key_taken
+	ON CONFLICT (id) DO UPDATE SET id = excluded.id
+	RETURNING ` + orderColumns
+
+// finishCTE stores the final status with its outbox event, guarded by status = 'pending';
+// event yields a row if it finished the order.
+var finishCTE = `
 		WITH finished AS (
 			UPDATE orders SET status = $2, failure_reason = $3, failure_message = $4, updated_at = now()
 			WHERE id = $1 AND status = 'pending'
@@ -79,8 +92,22 @@ var finishSQL = `
 		), event AS (
 			` + outbox.InsertSelect("finished", 5) + `
 			RETURNING id
-		)
+		)`
+
+// finishSQL finishes an order in one statement; it returns how many orders it finished (0
+// or 1).
+var finishSQL = finishCTE + `
 		SELECT count(*) FROM event`
+
+// finishKeyedSQL is finishSQL that also stores the answer under the request's
+// Idempotency-Key, if it finished the order: the order, its event and the answer commit
+// together, or none of them.
+var finishKeyedSQL = finishCTE + `, ` + idempotency.StoreSQL("event", finishKeyAt) + `
+		SELECT (SELECT count(*) FROM event) AS finished, (SELECT count(*) FROM key_stored) AS stored`
+
+// finishKeyAt is the first of finishKeyedSQL's parameters for the key: after the order's
+// four and the outbox row's.
+var finishKeyAt = 5 + len(outbox.Row{}.Args())
 
 // claimedSQL tells whether a claim still holds: every claim counts an attempt, so an
 // unchanged count means no other claim came in between, and the database's clock decides
@@ -96,7 +123,15 @@ func fromOrderRow(r orderRow) order.Order {
 // Create implements order.Repository.
 func (s *Orders) Create(ctx context.Context, o order.Order) (order.Order, error) {
 	var r orderRow
-	err := s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(s.grace))
+	var err error
+	if claim, keyed := idempotency.ClaimFrom(ctx); keyed {
+		err = claim.Take(ctx, s.db, func(id uuid.UUID, key []any) error {
+			args := append([]any{id, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(s.grace)}, key...)
+			return s.createKeyed.GetContext(ctx, &r, args...)
+		})
+	} else {
+		err = s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(s.grace))
+	}
 	if err != nil {
 		return order.Order{}, pg.Wrap("create order", err)
 	}
@@ -116,9 +151,10 @@ func (s *Orders) Get(ctx context.Context, id uuid.UUID) (order.Order, error) {
 	return fromOrderRow(r), nil
 }
 
-// Finish implements order.Repository. The status change and the event are one statement,
-// hence one transaction and one round trip; the pending condition makes the request that
-// placed the order and the reconciler finish it at most once between them.
+// Finish implements order.Repository. The status change, the event and a keyed request's
+// answer are one statement, hence one transaction and one round trip; the pending condition
+// makes the request that placed the order and the reconciler finish it at most once between
+// them.
 func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error) {
 	event, err := o.FinishedEvent(time.Now())
 	if err != nil {
@@ -128,13 +164,27 @@ func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error)
 	if err != nil {
 		return order.Order{}, err
 	}
-	var finished int
 	args := append([]any{o.ID, string(o.Status), o.FailureReason, o.FailureMessage}, row.Args()...)
-	err = s.finish.GetContext(ctx, &finished, args...)
+	claim, reply, keyed, err := idempotency.Reply(ctx, o)
+	if err != nil {
+		return order.Order{}, err
+	}
+	var res struct {
+		Finished int `db:"finished"`
+		Stored   int `db:"stored"`
+	}
+	if keyed {
+		err = s.finishKeyed.GetContext(ctx, &res, append(args, claim.StoreArgs(reply)...)...)
+	} else {
+		err = s.finish.GetContext(ctx, &res.Finished, args...)
+	}
 	if err != nil {
 		return order.Order{}, pg.Wrap("finish order", err)
 	}
-	if finished == 0 {
+	if res.Stored == 1 {
+		claim.MarkStored()
+	}
+	if res.Finished == 0 {
 		return s.Get(ctx, o.ID)
 	}
 	s.published()
