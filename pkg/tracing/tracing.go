@@ -1,5 +1,6 @@
 // Package tracing sets up OpenTelemetry traces from the standard OTEL_* environment variables
-// and carries the W3C trace context (traceparent, tracestate) across HTTP and AMQP.
+// and gives the W3C trace context (traceparent, tracestate) a stored form (Context), in which
+// the outbox keeps it with an event; httpx, httpclient and rabbit carry it over the wire.
 //
 // The instrumentation in pkg (httpx, httpclient, rabbit) reaches the provider through
 // OpenTelemetry's own registry (otel.Tracer, otel.GetTextMapPropagator), as the API is
@@ -12,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -42,26 +42,33 @@ type Config struct {
 // LoadConfig reads the variables that decide whether spans are exported. The exporter, the
 // sampler (OTEL_TRACES_SAMPLER), the batching (OTEL_BSP_*) and the resource
 // (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES) read the rest themselves.
-func LoadConfig() (Config, error) {
-	cfg := Config{Endpoint: os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")}
+//
+// A value it cannot use is ignored with a warning, as the OpenTelemetry specification asks:
+// a telemetry setting must never keep a service from starting.
+func LoadConfig() (cfg Config, warnings []string) {
+	cfg.Endpoint = os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	}
-	if v := os.Getenv("OTEL_SDK_DISABLED"); v != "" {
-		disabled, err := strconv.ParseBool(v)
-		if err != nil {
-			return Config{}, fmt.Errorf("OTEL_SDK_DISABLED: %q is not a boolean", v)
-		}
-		cfg.Disabled = disabled
-	}
-	switch v := strings.ToLower(os.Getenv("OTEL_TRACES_EXPORTER")); v {
-	case "", "otlp":
-	case "none":
+	// Only "true" disables the SDK; anything else leaves it on.
+	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED"))); v {
+	case "true":
 		cfg.Disabled = true
+	case "", "false":
 	default:
-		return Config{}, fmt.Errorf("OTEL_TRACES_EXPORTER: %q is not supported (otlp or none)", v)
+		warnings = append(warnings, fmt.Sprintf("OTEL_SDK_DISABLED=%q is not true or false: ignored", v))
 	}
-	return cfg, nil
+	// A list; of the exporters it may name, only OTLP over HTTP is built in.
+	for _, v := range strings.Split(os.Getenv("OTEL_TRACES_EXPORTER"), ",") {
+		switch v = strings.ToLower(strings.TrimSpace(v)); v {
+		case "", "otlp":
+		case "none":
+			cfg.Disabled = true
+		default:
+			warnings = append(warnings, fmt.Sprintf("OTEL_TRACES_EXPORTER names %q, which is not supported (otlp or none): ignored", v))
+		}
+	}
+	return cfg, warnings
 }
 
 // Exporting reports whether spans leave the process.
@@ -71,14 +78,15 @@ func (c Config) Exporting() bool { return c.Endpoint != "" && !c.Disabled }
 // which exports the spans still buffered and shuts the provider down; call it after the
 // service's inputs and workers have stopped.
 //
-// When nothing is exported, the provider has no processor and its sampler keeps only what a
-// caller's traceparent marked sampled: no exporter, no goroutine, a span costs about an
-// allocation, and the trace context still flows on with fresh span ids, so a caller that
-// does trace sees its trace continue through the services.
+// When nothing is exported, the provider has no processor and its sampler records only what
+// a caller's traceparent marked sampled (recorded, then dropped at its end): no exporter, no
+// goroutine, a span of a trace of the service's own is not recorded at all, and the trace
+// context still flows on with fresh span ids, so a caller that does trace sees its trace
+// continue through the services.
 func Setup(ctx context.Context, service string, log *slog.Logger) (stop func(), err error) {
-	cfg, err := LoadConfig()
-	if err != nil {
-		return nil, err
+	cfg, warnings := LoadConfig()
+	for _, w := range warnings {
+		log.WarnContext(ctx, "tracing setting ignored", "reason", w)
 	}
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	if !cfg.Exporting() {
@@ -95,7 +103,11 @@ func Setup(ctx context.Context, service string, log *slog.Logger) (stop func(), 
 	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithHost(),
 		resource.WithAttributes(semconv.ServiceName(service)), resource.WithFromEnv())
 	if err != nil {
-		return nil, fmt.Errorf("detect trace resource: %w", err)
+		// A malformed OTEL_RESOURCE_ATTRIBUTES leaves the attributes that could be read.
+		log.WarnContext(ctx, "trace resource incomplete", "err", err)
+		if res == nil {
+			res = resource.NewSchemaless(semconv.ServiceName(service))
+		}
 	}
 	provider := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
 	otel.SetTracerProvider(provider)

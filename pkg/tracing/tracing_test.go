@@ -15,32 +15,55 @@ import (
 
 func TestExportingNeedsAnEndpoint(t *testing.T) {
 	tests := []struct {
-		name    string
-		env     map[string]string
-		want    bool
-		wantErr bool
+		name     string
+		env      map[string]string
+		want     bool
+		warnings int
 	}{
-		{"nothing set", nil, false, false},
-		{"endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, true, false},
-		{"traces endpoint", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, true, false},
-		{"sdk disabled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"}, false, false},
-		{"exporter none", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_TRACES_EXPORTER": "none"}, false, false},
-		{"sdk disabled not a boolean", map[string]string{"OTEL_SDK_DISABLED": "yes please"}, false, true},
-		{"unknown exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, false, true},
+		{"nothing set", nil, false, 0},
+		{"endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, true, 0},
+		{"traces endpoint", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, true, 0},
+		{"sdk disabled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "TRUE"}, false, 0},
+		{"exporter none", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_TRACES_EXPORTER": "none"}, false, 0},
+		// Values that cannot be used are ignored with a warning, never a failure to start.
+		{"sdk disabled not true", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "yes"}, true, 1},
+		{"unknown exporter", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_TRACES_EXPORTER": "zipkin"}, true, 1},
+		{"otlp and an unknown exporter", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_TRACES_EXPORTER": "otlp, console"}, true, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, name := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER"} {
 				t.Setenv(name, tt.env[name])
 			}
-			cfg, err := tracing.LoadConfig()
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("LoadConfig() error %v, want error %v", err, tt.wantErr)
+			cfg, warnings := tracing.LoadConfig()
+			if len(warnings) != tt.warnings {
+				t.Errorf("LoadConfig() warnings %q, want %d", warnings, tt.warnings)
 			}
 			if got := cfg.Exporting(); got != tt.want {
 				t.Errorf("Exporting() = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestBadSettingsDoNotStopSetup: a malformed resource or exporter setting is warned about, and
+// the service starts with tracing as far as the rest of its settings allow.
+func TestBadSettingsDoNotStopSetup(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "foo")
+	t.Setenv("OTEL_TRACES_EXPORTER", "otlp,console")
+	t.Setenv("OTEL_SDK_DISABLED", "yes")
+	var logs strings.Builder
+	stop, err := tracing.Setup(context.Background(), "test", slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("Setup = %v, want it to start with warnings", err)
+	}
+	stop()
+	for _, want := range []string{"OTEL_SDK_DISABLED", "console", "trace resource incomplete"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack a warning about %s:\n%s", want, logs.String())
+		}
 	}
 }
 
