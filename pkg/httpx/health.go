@@ -27,6 +27,12 @@ func Degraded(check Check) Check {
 	}
 }
 
+// operational reports whether route is one of the probes or the metrics scrape: they are
+// not logged, counted or traced: they would drown the requests that matter.
+func operational(route string) bool {
+	return route == "/metrics" || route == "/livez" || route == "/readyz"
+}
+
 // Health serves /livez (the process answers) and /readyz: 200 when every check passes within
 // 2 s or only Degraded ones fail, 503 otherwise; the body says how each check went.
 func Health(e *echo.Echo, checks map[string]Check) {

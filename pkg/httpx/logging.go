@@ -54,7 +54,7 @@ func accessLog(log *slog.Logger, requests *prometheus.CounterVec, latency *prome
 				c.Echo().HTTPErrorHandler(c, err)
 			}
 			route := c.Path()
-			if route == "/metrics" || route == "/livez" || route == "/readyz" {
+			if operational(route) {
 				return nil
 			}
 			if route == "" {

@@ -26,7 +26,7 @@ func traceRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	tracer := otel.Tracer(tracerName)
 	return func(c *echo.Context) error {
 		route := c.Path()
-		if route == "/metrics" || route == "/livez" || route == "/readyz" {
+		if operational(route) {
 			return next(c)
 		}
 		req := c.Request()
