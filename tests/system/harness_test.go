@@ -144,7 +144,7 @@ func (s *system) start(name string) *proc {
 	if old, ok := s.procs[name]; ok {
 		addr = old.addr
 	}
-	env := append(os.Environ(),
+	env := append(environWithout("OTEL_"),
 		"HTTP_ADDR="+addr, "DATABASE_URL="+s.serviceDB(svc), "AMQP_URL="+s.amqp, "LOG_LEVEL=debug", "SHUTDOWN_TIMEOUT=10s")
 	if _, ok := s.procs["billing"]; ok {
 		env = append(env, "BILLING_URL="+s.billingProxy())
@@ -405,4 +405,17 @@ func (s *system) ledgerViolations() error {
 // ctxTimeout is a helper for tests that bound their load loops.
 func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// environWithout is the test's environment less the variables whose names start with prefix:
+// the services must not export traces to whatever collector the shell running the tests
+// names, nor take its sampler or protocol; a test that wants tracing sets its own.
+func environWithout(prefix string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, prefix) {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

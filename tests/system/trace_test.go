@@ -95,6 +95,13 @@ func (r *otlpReceiver) traceIDs() []string {
 	return ids
 }
 
+// errors returns the exports the receiver refused.
+func (r *otlpReceiver) errors() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.errs...)
+}
+
 // hop is one span a trace must hold, and the span that must be its parent ("" for the
 // caller's own span, which the receiver never gets).
 type hop struct {
@@ -131,7 +138,7 @@ func (r *otlpReceiver) waitForTrace(t *testing.T, id, callerSpan string, hops []
 					missing = append(missing, h.key)
 				}
 			}
-			t.Fatalf("trace %s lacks %q after 20 s; it holds:\n%s\nother traces: %q, receiver errors: %q", id, missing, list(spans), r.traceIDs(), r.errs)
+			t.Fatalf("trace %s lacks %q after 20 s; it holds:\n%s\nother traces: %q, receiver errors: %q", id, missing, list(spans), r.traceIDs(), r.errors())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
