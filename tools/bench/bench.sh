@@ -32,6 +32,17 @@ if [ -n "$TRACING" ]; then
 	go build -o bin/otlpsink ./tools/otlpsink
 	bin/otlpsink -addr "$OTLP_SINK_ADDR" &
 	sink=$!
+	# Spans must reach this sink, not whatever else may listen on the address: it has to be
+	# up, and still running once up (it exits at once when the address is taken).
+	for _ in $(seq 50); do
+		curl -s -o /dev/null --max-time 1 "http://$OTLP_SINK_ADDR/" && break
+		sleep 0.1
+	done
+	sleep 0.2
+	if ! kill -0 "$sink" 2>/dev/null; then
+		echo "tools/otlpsink could not listen on $OTLP_SINK_ADDR (OTLP_SINK_ADDR picks another)" >&2
+		exit 1
+	fi
 	export OTEL_EXPORTER_OTLP_ENDPOINT="http://$OTLP_SINK_ADDR" OTEL_TRACES_SAMPLER=always_on
 	echo "tracing: every span exported to $OTEL_EXPORTER_OTLP_ENDPOINT (tools/otlpsink)"
 fi
