@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/labstack/echo/v5"
@@ -72,6 +73,41 @@ func TestServerSpans(t *testing.T) {
 				t.Errorf("http.response.status_code %v, want %d", got.Emit(), tt.status)
 			}
 		})
+	}
+}
+
+// TestBadTraceparentStartsATrace: a traceparent that is not W3C's is never refused; the
+// request starts a trace of its own. A valid one's tracestate goes on with the trace.
+func TestBadTraceparentStartsATrace(t *testing.T) {
+	tracingtest.Recorder()
+	e := httpx.New(slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	var seen trace.SpanContext // ServeHTTP runs the handler before it returns
+	e.GET("/things", func(c *echo.Context) error {
+		seen = trace.SpanContextFromContext(c.Request().Context())
+		return c.String(http.StatusOK, "ok")
+	})
+	for _, bad := range []string{
+		"garbage",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01", // all-zero trace id
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // version ff is invalid
+		"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",  // trace id one digit short
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/things", nil)
+		req.Header.Set("traceparent", bad)
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		sc := seen
+		if rec.Code != http.StatusOK || !sc.IsValid() || sc.IsRemote() || strings.Contains(bad, sc.TraceID().String()) {
+			t.Errorf("traceparent %q: status %d, span context %v; want 200 and a trace of the request's own", bad, rec.Code, sc)
+		}
+	}
+
+	req := httptest.NewRequest(http.MethodGet, "/things", nil)
+	req.Header.Set("traceparent", "00-8bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	req.Header.Set("tracestate", "vendor=opaque,other=1")
+	e.ServeHTTP(httptest.NewRecorder(), req)
+	if seen.TraceID().String() != "8bf92f3577b34da6a3ce929d0e0e4736" || seen.TraceState().String() != "vendor=opaque,other=1" {
+		t.Errorf("continued as %s with tracestate %q, want the caller's trace and tracestate", seen.TraceID(), seen.TraceState().String())
 	}
 }
 
