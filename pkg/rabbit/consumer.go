@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrPoison marks a message that can never be processed (bad JSON, unknown type). The
@@ -201,11 +202,11 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (err erro
 			return fmt.Errorf("handler answered %d outcomes for %d deliveries", len(errs), len(batch))
 		}
 		if err == nil {
-			return c.ackOrDeadLetter(ctx, batch, errs)
+			return c.ackOrDeadLetter(ctx, batch, errs, spans)
 		}
 		c.outcomes.WithLabelValues(c.queue.Name, "retried").Add(float64(len(batch)))
 		wait := Backoff(attempt)
-		c.log.WarnContext(ctx, "message processing failed, retrying", "messages", len(batch), "first_message_id", batch[0].MessageId, "err", err, "retry_in", wait.String())
+		c.log.WarnContext(handlerCtx, "message processing failed, retrying", "messages", len(batch), "first_message_id", batch[0].MessageId, "err", err, "retry_in", wait.String())
 		select {
 		case <-ctx.Done():
 			// Unacked: the broker redelivers them once the channel closes. The error ends
@@ -218,15 +219,15 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (err erro
 
 // ackOrDeadLetter dead-letters the poison messages of a processed batch and acks the rest: with one
 // multiple ack when there is no poison, since every earlier delivery of this channel has
-// been settled already.
-func (c *Consumer) ackOrDeadLetter(ctx context.Context, batch []amqp.Delivery, errs []error) error {
+// been settled already. A dead-lettered message is logged in its own span's trace.
+func (c *Consumer) ackOrDeadLetter(ctx context.Context, batch []amqp.Delivery, errs []error, spans []trace.Span) error {
 	poisoned := 0
 	for i, d := range batch {
 		if errs[i] == nil {
 			continue
 		}
 		poisoned++
-		c.log.ErrorContext(ctx, "message dead-lettered", "message_id", d.MessageId, "routing_key", d.RoutingKey, "reason", errs[i].Error())
+		c.log.ErrorContext(trace.ContextWithSpan(ctx, spans[i]), "message dead-lettered", "message_id", d.MessageId, "routing_key", d.RoutingKey, "reason", errs[i].Error())
 		if err := d.Nack(false, false); err != nil {
 			return fmt.Errorf("nack: %w", err)
 		}
