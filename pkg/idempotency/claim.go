@@ -142,6 +142,27 @@ func storeSQL(n int, cond string) string {
 		n+3, n+4, n+5, n+6, n, n+1, n+2, cond)
 }
 
+// Store stores r as the answer of the request that took the key, with q: inside the
+// transaction that took the key (for an answer that only its writes can render), the answer
+// commits with them. It returns errLeaseLost when another request owns the key now.
+func (c *Claim) Store(ctx context.Context, q sqlx.ExecerContext, r httpx.Reply) error {
+	res, err := q.ExecContext(ctx, storeSQL(1, "true"), c.StoreArgs(r)...)
+	if err != nil {
+		return fmt.Errorf("store response: %w", err)
+	}
+	if err := ownedOne(res); err != nil {
+		return err
+	}
+	c.stored = true
+	return nil
+}
+
+// RolledBack records that the transaction in which the claim was taken (and its answer
+// perhaps stored) did not commit: the key is not the request's after all.
+func (c *Claim) RolledBack() {
+	c.taken, c.stored = false, false
+}
+
 // StoreArgs are StoreSQL's parameters for the answer r.
 func (c *Claim) StoreArgs(r httpx.Reply) []any {
 	return []any{c.scope, c.key, c.owner, r.Status, r.ContentType, r.Body, postgres.Interval(c.ttl)}

@@ -104,7 +104,7 @@ func (s *Store) middleware(log *slog.Logger, takeFirst bool) echo.MiddlewareFunc
 				}
 				return nil
 			}
-			err = s.complete(bg, claim, httpx.Reply{Status: status, ContentType: c.Response().Header().Get(echo.HeaderContentType), Body: capture.body.Bytes()})
+			err = claim.Store(bg, s.db, httpx.Reply{Status: status, ContentType: c.Response().Header().Get(echo.HeaderContentType), Body: capture.body.Bytes()})
 			switch {
 			case errors.Is(err, errLeaseLost):
 				// This request outlived its lease and a retry took the key over; the retry

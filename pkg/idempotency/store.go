@@ -10,8 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-
-	"github.com/order-system/order-system/pkg/httpx"
 )
 
 // Table is the key store in the service's schema.
@@ -48,7 +46,7 @@ func NewStore(db *sqlx.DB, ttl, lease time.Duration) *Store {
 	return &Store{db: db, ttl: ttl, lease: lease}
 }
 
-// errLeaseLost is returned by complete and release when another request holds the key now.
+// errLeaseLost is returned by Claim.Store and release when another request holds the key now.
 var errLeaseLost = errors.New("lease taken over by another request")
 
 // outcome of taking a key, when it was not taken.
@@ -91,15 +89,6 @@ func (s *Store) take(ctx context.Context, c *Claim) error {
 		}
 		return nil
 	})
-}
-
-// complete stores the answer of the request that owns c's key.
-func (s *Store) complete(ctx context.Context, c *Claim, r httpx.Reply) error {
-	res, err := s.db.ExecContext(ctx, storeSQL(1, "true"), c.StoreArgs(r)...)
-	if err != nil {
-		return fmt.Errorf("store response: %w", err)
-	}
-	return ownedOne(res)
 }
 
 // notLeased is the condition under which table's record may be deleted or reset: finished,
