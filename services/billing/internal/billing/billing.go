@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/money"
 )
 
@@ -87,7 +88,10 @@ type Ledger interface {
 	// Account returns the account; not_found if there is none.
 	Account(ctx context.Context, userID uuid.UUID) (Account, error)
 	// Deposit adds money once per deposit id and returns the account; not_found if there is
-	// no account.
+	// no account. When ctx carries an idempotency claim (pkg/idempotency), the deposit id is
+	// the claim's derived id, and the key is taken and the answer stored with the deposit;
+	// the claim's *idempotency.Refusal comes back, with nothing written, when the key
+	// cannot be taken.
 	Deposit(ctx context.Context, d Deposit) (Account, error)
 	// Pay debits the amount once per payment id, or records insufficient funds, and returns
 	// the outcome; a repeated id returns the stored outcome. not_found if the user had no
@@ -135,6 +139,9 @@ func (s *Service) Deposit(ctx context.Context, d Deposit) (Account, error) {
 	a, err := s.ledger.Deposit(ctx, d)
 	if err != nil {
 		return Account{}, err
+	}
+	if claim, keyed := idempotency.ClaimFrom(ctx); keyed && claim.Taken() {
+		d.ID = claim.ID() // the id the ledger applied the deposit under
 	}
 	s.log.InfoContext(ctx, "deposit applied", "user_id", d.UserID, "deposit_id", d.ID, "amount", d.Amount.String(), "balance", a.Balance.String())
 	return a, nil

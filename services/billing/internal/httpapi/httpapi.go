@@ -24,7 +24,7 @@ func New(svc *billing.Service, keys *idempotency.Store, checks map[string]httpx.
 	e := httpx.New(log, reg)
 	httpx.Health(e, checks)
 	h := handler{svc: svc}
-	e.POST("/billing/deposit", h.deposit, keys.Middleware(log))
+	e.POST("/billing/deposit", h.deposit, keys.InTransaction(log))
 	e.GET("/billing/balance/:userId", h.balance)
 	e.GET("/billing/transactions/:userId", h.transactions)
 	e.PUT("/internal/accounts/:userId", h.openAccount)
@@ -92,16 +92,26 @@ func (h handler) deposit(c *echo.Context) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	// With an Idempotency-Key the deposit id is derived from it, so a retry after a crash
-	// finds the first deposit instead of adding the money again.
-	if rec, ok := idempotency.FromContext(c.Request().Context()); ok {
-		d.ID = rec.DerivedID()
-	}
-	a, err := h.svc.Deposit(c.Request().Context(), d)
+	// With an Idempotency-Key the ledger takes the key in the deposit's transaction, derives
+	// the deposit id from it (a retry after a crash finds the first deposit instead of adding
+	// the money again) and stores the answer before it commits.
+	ctx := c.Request().Context()
+	idempotency.SetReply(ctx, deposited)
+	a, err := h.svc.Deposit(ctx, d)
 	if err != nil {
 		return retryLater(c, namingUser(err, d.UserID))
 	}
-	return c.JSON(http.StatusOK, toAccountResponse(a))
+	reply, err := deposited(a)
+	if err != nil {
+		return err
+	}
+	return httpx.Send(c, reply)
+}
+
+// deposited is the answer to a deposit that left the account a: what the handler sends, and
+// what an Idempotency-Key stores with the deposit.
+func deposited(a billing.Account) (httpx.Reply, error) {
+	return httpx.JSONReply(http.StatusOK, toAccountResponse(a))
 }
 
 func (h handler) balance(c *echo.Context) error {

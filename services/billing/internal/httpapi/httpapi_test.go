@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -32,6 +33,7 @@ type api struct {
 	t   *testing.T
 	url string
 	svc *billing.Service
+	db  *sqlx.DB
 }
 
 func newAPI(t *testing.T) *api {
@@ -42,7 +44,7 @@ func newAPI(t *testing.T) *api {
 	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, prometheus.NewRegistry())
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return &api{t: t, url: srv.URL, svc: svc}
+	return &api{t: t, url: srv.URL, svc: svc, db: db}
 }
 
 func (a *api) do(method, path, body string) (int, string) {
@@ -178,5 +180,79 @@ func TestUserCreatedOpensAccount(t *testing.T) {
 		if err := handle(context.Background(), amqp.Delivery{Body: []byte(poison)}); !errors.Is(err, rabbit.ErrPoison) {
 			t.Errorf("handler(%s) = %v, want a poison error", poison, err)
 		}
+	}
+}
+
+// keyedDeposit sends a deposit with an Idempotency-Key and returns the status, the body as
+// sent and whether it was a replay.
+func (a *api) keyedDeposit(key, body string) (int, string, bool) {
+	a.t.Helper()
+	req, _ := http.NewRequest("POST", a.url+"/billing/deposit", strings.NewReader(body))
+	req.Header.Set(idempotency.HeaderKey, key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get(idempotency.HeaderCached) == "true"
+}
+
+// TestKeyedDepositCommitsWithItsAnswer: the key, the credit, its entry and the stored answer
+// are one transaction; a repeat replays the answer, another payload writes nothing.
+func TestKeyedDepositCommitsWithItsAnswer(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	user := uuid.NewString()
+	if status, body := a.do("PUT", "/internal/accounts/"+user, ""); status != 201 {
+		t.Fatalf("open account = %d %s", status, body)
+	}
+	body := `{"userId":"` + user + `","amount":10}`
+	status, first, _ := a.keyedDeposit("dep", body)
+	if status != 200 || !strings.Contains(first, `"balance":10,`) {
+		t.Fatalf("deposit = %d %s, want 200 balance 10", status, first)
+	}
+	var together int
+	if err := a.db.Get(&together, `SELECT count(*) FROM entries JOIN accounts ON accounts.xmin = entries.xmin
+		JOIN idempotency_keys k ON k.xmin = entries.xmin
+		WHERE entries.user_id = $1 AND k.key = 'dep' AND k.status_code = 200 AND k.body = convert_to($2, 'UTF8')`, user, first); err != nil {
+		t.Fatal(err)
+	}
+	if together != 1 {
+		t.Fatalf("credit, entry and stored answer %s in one transaction: %d rows, want 1", first, together)
+	}
+	if status, again, cached := a.keyedDeposit("dep", body); status != 200 || again != first || !cached {
+		t.Fatalf("repeat = %d %s cached=%v, want %s replayed", status, again, cached, first)
+	}
+	if status, other, _ := a.keyedDeposit("dep", `{"userId":"`+user+`","amount":20}`); status != 422 {
+		t.Fatalf("other payload = %d %s, want 422", status, other)
+	}
+	var entries int
+	a.db.Get(&entries, `SELECT count(*) FROM entries WHERE user_id = $1`, user)
+	if _, balance := a.do("GET", "/billing/balance/"+user, ""); entries != 1 || !strings.Contains(balance, `"balance":10,`) {
+		t.Fatalf("%d entries, balance %s; want one deposit of 10", entries, balance)
+	}
+}
+
+// TestKeyedDepositAboveTheCapIsStoredAsRefused: a deposit the cap refuses rolls its
+// transaction back, key included; the 400 is then stored under the key and replayed.
+func TestKeyedDepositAboveTheCapIsStoredAsRefused(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	user := uuid.NewString()
+	a.do("PUT", "/internal/accounts/"+user, "")
+	if status, body, _ := a.keyedDeposit("fill", `{"userId":"`+user+`","amount":999999999999}`); status != 200 {
+		t.Fatalf("deposit to just below the cap = %d %s", status, body)
+	}
+	body := `{"userId":"` + user + `","amount":1}`
+	status, first, _ := a.keyedDeposit("over", body)
+	if status != 400 || !strings.Contains(first, "would take the balance above") {
+		t.Fatalf("deposit above the cap = %d %s, want 400", status, first)
+	}
+	if status, again, cached := a.keyedDeposit("over", body); status != 400 || again != first || !cached {
+		t.Fatalf("repeat = %d %s cached=%v, want the 400 replayed", status, again, cached)
+	}
+	if _, balance := a.do("GET", "/billing/balance/"+user, ""); !strings.Contains(balance, `"balance":999999999999,`) {
+		t.Fatalf("balance %s, want unchanged", balance)
 	}
 }

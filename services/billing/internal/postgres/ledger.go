@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/money"
 	pg "github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/billing/internal/billing"
@@ -93,6 +94,33 @@ const depositSQL = `
 		)
 		SELECT ` + accountColumns + ` FROM credit`
 
+// depositKeyedSQL is depositSQL for a request with an Idempotency-Key, whose key it takes in
+// the same statement. It returns one row if it took the key and none otherwise: whether the
+// user has an account, whether it credited it, and the account as it is now (its columns
+// are placeholders when there is none). The deposit id is the key's derived id, which only
+// the request holding the key writes, so checking for its entry replaces the unique
+// violation that would abort the transaction the key was taken in.
+var depositKeyedSQL = `
+		WITH ` + idempotency.TakeSQL(4) + `, credit AS (
+			UPDATE accounts SET balance = balance + $2, updated_at = now()
+			WHERE user_id = $1 AND EXISTS (SELECT FROM key_taken)
+			  AND NOT EXISTS (SELECT FROM entries WHERE operation_id = $3)
+			RETURNING ` + accountColumns + `
+		), entry AS (
+			INSERT INTO entries (user_id, type, amount, balance_after, operation_id)
+			SELECT user_id, 'deposit', $2, balance, $3 FROM credit
+		)
+		SELECT a.user_id IS NOT NULL AS found, credit.user_id IS NOT NULL AS credited, $1::uuid AS user_id,
+		       COALESCE(credit.balance, a.balance, 0) AS balance, COALESCE(a.currency, '') AS currency,
+		       COALESCE(a.created_at, now()) AS created_at
+		FROM key_taken LEFT JOIN accounts a ON a.user_id = $1 LEFT JOIN credit ON true`
+
+type keyedDepositRow struct {
+	Found    bool `db:"found"`
+	Credited bool `db:"credited"`
+	accountRow
+}
+
 // paySQL debits, writes the entry and records the outcome in one statement. The payment id
 // is the payments table's primary key: a repeated id violates it, which rolls back the whole
 // statement, debit included. A concurrent repeat waits on the account's row lock and then
@@ -161,6 +189,9 @@ func (l *Ledger) Account(ctx context.Context, userID uuid.UUID) (billing.Account
 
 // Deposit implements billing.Ledger.
 func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit) (billing.Account, error) {
+	if claim, keyed := idempotency.ClaimFrom(ctx); keyed {
+		return l.depositKeyed(ctx, claim, d)
+	}
 	var acc accountRow
 	err := l.deposit.GetContext(ctx, &acc, d.UserID, int64(d.Amount), d.ID)
 	switch {
@@ -184,6 +215,39 @@ func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit) (billing.Accoun
 		return billing.Account{}, pg.Wrap("deposit", err)
 	}
 	return fromAccountRow(acc), nil
+}
+
+// depositKeyed applies a keyed deposit in one transaction: the key, the credit and its
+// entry in one statement, then the answer, which needs the new balance. A request answered
+// otherwise (no account, above the cap) rolls the key back with the rest.
+func (l *Ledger) depositKeyed(ctx context.Context, claim *idempotency.Claim, d billing.Deposit) (billing.Account, error) {
+	var a billing.Account
+	err := pg.InTx(ctx, l.db, func(tx *sqlx.Tx) error {
+		var r keyedDepositRow
+		err := claim.Take(ctx, tx, func(id uuid.UUID, key []any) error {
+			return tx.GetContext(ctx, &r, depositKeyedSQL, append([]any{d.UserID, int64(d.Amount), id}, key...)...)
+		})
+		if err != nil {
+			return err
+		}
+		if !r.Found {
+			return billing.NoAccount(d.UserID)
+		}
+		a = fromAccountRow(r.accountRow)
+		_, reply, ok, err := idempotency.Reply(ctx, a)
+		if err != nil || !ok {
+			return err
+		}
+		return claim.Store(ctx, tx, reply)
+	})
+	if err != nil {
+		claim.RolledBack()
+		if pg.IsCheckViolation(err, "accounts_balance_max") {
+			return billing.Account{}, apperr.Validation(map[string]string{"amount": "would take the balance above " + money.Max.String()})
+		}
+		return billing.Account{}, pg.Wrap("deposit", err)
+	}
+	return a, nil
 }
 
 // applied reports whether the ledger holds the entry of an operation id. A statement that
