@@ -21,7 +21,7 @@ func New(svc *user.Service, keys *idempotency.Store, checks map[string]httpx.Che
 	e := httpx.New(log, reg)
 	httpx.Health(e, checks)
 	h := handler{svc: svc}
-	e.POST("/users", h.create, keys.Middleware(log))
+	e.POST("/users", h.create, keys.InTransaction(log))
 	e.GET("/users/:id", h.get)
 	return e
 }
@@ -60,14 +60,25 @@ func (h handler) create(c *echo.Context) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	if rec, ok := idempotency.FromContext(c.Request().Context()); ok {
-		u.ID = rec.DerivedID()
-	}
-	created, err := h.svc.Register(c.Request().Context(), u)
+	// With an Idempotency-Key the repository takes the key with the user, whose id it
+	// derives from the key, and stores the answer in the same transaction.
+	ctx := c.Request().Context()
+	idempotency.SetReply(ctx, registered)
+	created, err := h.svc.Register(ctx, u)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, toUserResponse(created))
+	reply, err := registered(created)
+	if err != nil {
+		return err
+	}
+	return httpx.Send(c, reply)
+}
+
+// registered is the answer to POST /users for the stored user u: what the handler sends, and
+// what an Idempotency-Key stores with the user.
+func registered(u user.User) (httpx.Reply, error) {
+	return httpx.JSONReply(http.StatusCreated, toUserResponse(u))
 }
 
 func (h handler) get(c *echo.Context) error {

@@ -548,3 +548,38 @@ func TestIdempotencyKeyRetryAfterCrash(t *testing.T) {
 		t.Errorf("after the retry = %d %s cached=%q, want the retry's response replayed", again.Status, again.Body, again.Header.Get("X-Idempotency-Cached"))
 	}
 }
+
+// TestKeyedRegistrationCommitsWithItsAnswer: the key, the user, its event and the stored
+// answer are one transaction; a repeat replays the answer, another payload writes nothing.
+func TestKeyedRegistrationCommitsWithItsAnswer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	key := map[string]string{idempotency.HeaderKey: "signup"}
+	first := e.post(t, `{"name":"Ann","email":"ann@example.com"}`, key)
+	if first.Status != http.StatusCreated {
+		t.Fatalf("registration = %d %s, want 201", first.Status, first.Body)
+	}
+	u := decodeUser(t, first.Body)
+	var together int
+	if err := e.db.Get(&together, `SELECT count(*) FROM users JOIN outbox ON outbox.xmin = users.xmin
+		JOIN idempotency_keys k ON k.xmin = users.xmin
+		WHERE users.id = $1 AND k.key = 'signup' AND k.status_code = 201 AND k.body = $2`, u.ID, first.Body); err != nil {
+		t.Fatal(err)
+	}
+	if together != 1 {
+		t.Fatalf("user, event and stored answer %s in one transaction: %d rows, want 1", first.Body, together)
+	}
+	again := e.post(t, `{"email":"ann@example.com", "name":"Ann"}`, key)
+	if again.Status != http.StatusCreated || string(again.Body) != string(first.Body) || again.Header.Get(idempotency.HeaderCached) != "true" {
+		t.Fatalf("repeat = %d %s cached=%q, want %s replayed", again.Status, again.Body, again.Header.Get(idempotency.HeaderCached), first.Body)
+	}
+	if other := e.post(t, `{"name":"Bob","email":"bob@example.com"}`, key); other.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("other payload = %d %s, want 422", other.Status, other.Body)
+	}
+	var users, events int
+	e.db.Get(&users, `SELECT count(*) FROM users`)
+	e.db.Get(&events, `SELECT count(*) FROM outbox`)
+	if users != 1 || events != 1 {
+		t.Fatalf("%d users, %d events; want one of each", users, events)
+	}
+}

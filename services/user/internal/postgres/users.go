@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/outbox"
 	pg "github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/user/internal/user"
@@ -40,34 +41,86 @@ func fromUserRow(r userRow) user.User {
 	return user.User{ID: r.ID, Name: r.Name, Email: r.Email, CreatedAt: r.CreatedAt}
 }
 
+// createKeyedSQL stores a user for a request with an Idempotency-Key, whose key it takes in
+// the same statement; it returns the user, and whether this statement created it, if it
+// took the key, and no row otherwise. The user a retry finds was stored by the request that
+// held the key before, which committed before this statement could take it.
+var createKeyedSQL = `WITH ` + idempotency.TakeSQL(4) + `, inserted AS (
+		INSERT INTO users (id, name, email) SELECT $1, $2, $3 FROM key_taken
+		ON CONFLICT (id) DO NOTHING RETURNING id, name, email, created_at
+	)
+	SELECT id, name, email, created_at, true AS created FROM inserted
+	UNION ALL
+	SELECT id, name, email, created_at, false FROM users
+	WHERE id = $1 AND EXISTS (SELECT FROM key_taken) AND NOT EXISTS (SELECT FROM inserted)`
+
+// createdRow is a stored user and whether the statement that returned it created it.
+type createdRow struct {
+	userRow
+	Created bool `db:"created"`
+}
+
 // Create implements user.Repository.
 func (s *Users) Create(ctx context.Context, u user.User) (user.User, error) {
-	var r userRow
-	created := false
+	claim, keyed := idempotency.ClaimFrom(ctx)
+	var r createdRow
 	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		err := tx.GetContext(ctx, &r, `INSERT INTO users (id, name, email) VALUES ($1, $2, $3)
-			ON CONFLICT (id) DO NOTHING RETURNING id, name, email, created_at`, u.ID, u.Name, u.Email)
-		if errors.Is(err, sql.ErrNoRows) {
-			// A retry of a registration that already committed: its event is out already.
-			return tx.GetContext(ctx, &r, `SELECT id, name, email, created_at FROM users WHERE id = $1`, u.ID)
+		var err error
+		if keyed {
+			err = claim.Take(ctx, tx, func(id uuid.UUID, key []any) error {
+				return tx.GetContext(ctx, &r, createKeyedSQL, append([]any{id, u.Name, u.Email}, key...)...)
+			})
+		} else {
+			r, err = insert(ctx, tx, u)
 		}
-		if err != nil {
-			return fmt.Errorf("insert user: %w", err)
-		}
-		event, err := fromUserRow(r).CreatedEvent(time.Now())
 		if err != nil {
 			return err
 		}
-		created = true
-		return outbox.Write(ctx, tx, event)
+		if r.Created {
+			event, err := fromUserRow(r.userRow).CreatedEvent(time.Now())
+			if err != nil {
+				return err
+			}
+			if err := outbox.Write(ctx, tx, event); err != nil {
+				return err
+			}
+		}
+		if !keyed {
+			return nil
+		}
+		_, reply, ok, err := idempotency.Reply(ctx, fromUserRow(r.userRow))
+		if err != nil || !ok {
+			return err
+		}
+		return claim.Store(ctx, tx, reply)
 	})
 	if err != nil {
+		if keyed {
+			claim.RolledBack()
+		}
 		return user.User{}, pg.Wrap("create user", err)
 	}
-	if created {
+	if r.Created {
 		s.published()
 	}
-	return fromUserRow(r), nil
+	return fromUserRow(r.userRow), nil
+}
+
+// insert stores u unless a user with its id exists, and returns the stored user.
+func insert(ctx context.Context, tx *sqlx.Tx, u user.User) (createdRow, error) {
+	var r createdRow
+	err := tx.GetContext(ctx, &r.userRow, `INSERT INTO users (id, name, email) VALUES ($1, $2, $3)
+		ON CONFLICT (id) DO NOTHING RETURNING id, name, email, created_at`, u.ID, u.Name, u.Email)
+	if errors.Is(err, sql.ErrNoRows) {
+		// A retry of a registration that already committed: its event is out already.
+		err = tx.GetContext(ctx, &r.userRow, `SELECT id, name, email, created_at FROM users WHERE id = $1`, u.ID)
+		return r, err
+	}
+	if err != nil {
+		return createdRow{}, fmt.Errorf("insert user: %w", err)
+	}
+	r.Created = true
+	return r, nil
 }
 
 // Get implements user.Repository.

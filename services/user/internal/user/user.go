@@ -30,7 +30,10 @@ func (u User) CreatedEvent(now time.Time) (events.Envelope, error) {
 // Repository stores users.
 type Repository interface {
 	// Create stores the user with its user.created event, atomically, unless a user with
-	// the same id exists; it returns the stored user either way.
+	// the same id exists; it returns the stored user either way. When ctx carries an
+	// idempotency claim (pkg/idempotency), the user's id is the claim's derived id, and the
+	// key is taken and the answer stored in the same transaction; the claim's
+	// *idempotency.Refusal comes back, with nothing written, when the key cannot be taken.
 	Create(ctx context.Context, u User) (User, error)
 	// Get returns a user; not_found if there is none.
 	Get(ctx context.Context, id uuid.UUID) (User, error)
