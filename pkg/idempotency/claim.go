@@ -26,7 +26,7 @@ type Claim struct {
 	owner       uuid.UUID // the lease's owner token
 	lease, ttl  time.Duration
 	// createdAt is the creation time of the record the claim takes: a new one's, proposed
-	// by the claim, or that of the record a takeover resumes. DerivedID is made from it.
+	// by the claim, or that of the record a takeover resumes. ID is derived from it.
 	createdAt time.Time
 	taken     bool
 	stored    bool
@@ -41,14 +41,11 @@ func ClaimFrom(ctx context.Context) (*Claim, bool) {
 	return c, ok
 }
 
-// ID is the id of the resource the claim's request creates: the DerivedID of the record
-// the claim takes.
+// ID is the id of the resource the claim's request creates, derived from the key and the
+// creation time of the record the claim takes: the same for every retry of the request,
+// and a new one once the key expired and was reused.
 func (c *Claim) ID() uuid.UUID {
-	return c.record().DerivedID()
-}
-
-func (c *Claim) record() Record {
-	return Record{Scope: c.scope, Key: c.key, CreatedAt: c.createdAt}
+	return derivedID(c.scope, c.key, c.createdAt)
 }
 
 // Taken reports whether the key was taken for this request.

@@ -24,8 +24,7 @@ import (
 	"github.com/order-system/order-system/pkg/postgres"
 )
 
-// txServer is a route whose handler takes the key itself (InTransaction), the way a
-// service's repository does: a transaction takes the key and creates a thing in its first
+// txServer is a route whose handler takes the key the way a service's repository does: a transaction takes the key and creates a thing in its first
 // statement and writes an audit row in its second; a second statement finishes the thing
 // and stores the answer. A negative n is refused before the key is taken; while fail is set
 // the request fails with a 503 between its phases; while hold is set it reports on took
@@ -51,7 +50,7 @@ func newTxServer(t *testing.T, lease time.Duration) *txServer {
 	s := &txServer{db: db, took: make(chan struct{}, 1), gate: make(chan struct{})}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := httpx.New(log, prometheus.NewRegistry())
-	e.POST("/things", s.handle, idempotency.NewStore(db, time.Hour, lease).InTransaction(log))
+	e.POST("/things", s.handle, idempotency.NewStore(db, time.Hour, lease).Middleware(log))
 	s.srv = httptest.NewServer(e)
 	t.Cleanup(s.srv.Close)
 	return s
@@ -129,10 +128,10 @@ func (s *txServer) count(t *testing.T, query string, args ...any) int {
 	return n
 }
 
-// TestInTransactionAnswersRefusalsAsBefore: a key whose claim the handler's transaction
+// TestClaimAnswersRefusalsAsBefore: a key whose claim the handler's transaction
 // cannot take rolls that transaction back and is answered as the middleware answers it
 // itself: the first answer byte for byte with the replay headers, 422 for another payload.
-func TestInTransactionAnswersRefusalsAsBefore(t *testing.T) {
+func TestClaimAnswersRefusalsAsBefore(t *testing.T) {
 	t.Parallel()
 	s := newTxServer(t, time.Minute)
 	first := s.send("k", `{"n":1}`)
@@ -154,10 +153,10 @@ func TestInTransactionAnswersRefusalsAsBefore(t *testing.T) {
 	}
 }
 
-// TestInTransactionPhasesCommitWithTheKey holds a request between its two phases: the key
+// TestClaimPhasesCommitWithTheKey holds a request between its two phases: the key
 // was taken by the transaction that created the thing (same xmin), a second request gets
 // 409; after the finish the answer and the finished thing were written together.
-func TestInTransactionPhasesCommitWithTheKey(t *testing.T) {
+func TestClaimPhasesCommitWithTheKey(t *testing.T) {
 	t.Parallel()
 	s := newTxServer(t, time.Minute)
 	s.hold.Store(true)
@@ -181,10 +180,10 @@ func TestInTransactionPhasesCommitWithTheKey(t *testing.T) {
 	}
 }
 
-// TestInTransactionTakeoverResumes abandons a key after its first phase (the lease runs
+// TestClaimTakeoverResumes abandons a key after its first phase (the lease runs
 // out, as when the process dies): the retry takes it over inside its transaction under the
 // record's creation time, so it resumes the same thing instead of creating another.
-func TestInTransactionTakeoverResumes(t *testing.T) {
+func TestClaimTakeoverResumes(t *testing.T) {
 	t.Parallel()
 	const lease = 300 * time.Millisecond
 	s := newTxServer(t, lease)
@@ -211,9 +210,9 @@ func TestInTransactionTakeoverResumes(t *testing.T) {
 	}
 }
 
-// TestInTransactionFailedFinishStoresNothing fails the request after its first phase: the
+// TestClaimFailedFinishStoresNothing fails the request after its first phase: the
 // key is released, no answer is stored, and the retry finishes the same thing.
-func TestInTransactionFailedFinishStoresNothing(t *testing.T) {
+func TestClaimFailedFinishStoresNothing(t *testing.T) {
 	t.Parallel()
 	s := newTxServer(t, time.Minute)
 	s.fail.Store(true)
@@ -235,10 +234,10 @@ func TestInTransactionFailedFinishStoresNothing(t *testing.T) {
 	}
 }
 
-// TestInTransactionStoresAnswersGivenBeforeTheTake: a 400 the handler gives before taking
+// TestClaimStoresAnswersGivenBeforeTheTake: a 400 the handler gives before taking
 // the key is stored and replayed, and while another request holds the key such a request
 // is answered 409, as when the middleware took the key first.
-func TestInTransactionStoresAnswersGivenBeforeTheTake(t *testing.T) {
+func TestClaimStoresAnswersGivenBeforeTheTake(t *testing.T) {
 	t.Parallel()
 	s := newTxServer(t, time.Minute)
 	first := s.send("bad", `{"n":-1}`)

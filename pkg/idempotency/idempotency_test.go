@@ -15,6 +15,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,9 @@ import (
 	"github.com/order-system/order-system/pkg/idempotency"
 )
 
-// server mounts two endpoints behind the middleware. The handler counts its calls, can be
+// server mounts two endpoints behind the middleware. The handler takes the key in a
+// statement of its own and counts the calls that took it (a refused request returns the
+// Refusal, uncounted); a call can be
 // held back to simulate a slow request (every call until release is closed, or call n until
 // hold[n] is), and fails with 503 while unavailable is set or on a call listed in fail. While
 // notYet is set it answers 404 with Retry-After, as a resource that appears moments later.
@@ -54,6 +57,10 @@ func newServerWithLease(t *testing.T, ttl, lease time.Duration) *server {
 	store := idempotency.NewStore(db, ttl, lease)
 	e := httpx.New(log, prometheus.NewRegistry())
 	handle := func(c *echo.Context) error {
+		id, err := take(c, db)
+		if err != nil {
+			return err
+		}
 		n := s.calls.Add(1)
 		if s.release != nil {
 			<-s.release
@@ -68,14 +75,30 @@ func newServerWithLease(t *testing.T, ttl, lease time.Duration) *server {
 			c.Response().Header().Set(idempotency.HeaderRetryAfter, "1")
 			return echo.ErrNotFound
 		}
-		rec, _ := idempotency.FromContext(c.Request().Context())
-		return c.JSON(http.StatusCreated, map[string]any{"call": n, "id": rec.DerivedID().String()})
+		return c.JSON(http.StatusCreated, map[string]any{"call": n, "id": id.String()})
 	}
 	e.POST("/things", handle, store.Middleware(log))
 	e.POST("/other", handle, store.Middleware(log))
 	s.srv = httptest.NewServer(e)
 	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// take takes the request's key in a statement of its own, for a handler that writes no
+// resource, and returns the id the request's resource would have.
+func take(c *echo.Context, db *sqlx.DB) (uuid.UUID, error) {
+	ctx := c.Request().Context()
+	claim, ok := idempotency.ClaimFrom(ctx)
+	if !ok {
+		return uuid.New(), nil
+	}
+	var id uuid.UUID
+	err := claim.Take(ctx, db, func(derived uuid.UUID, key []any) error {
+		id = derived
+		var createdAt time.Time
+		return db.GetContext(ctx, &createdAt, `WITH `+idempotency.TakeSQL(1)+` SELECT created_at FROM key_taken`, key...)
+	})
+	return id, err
 }
 
 func (s *server) post(t *testing.T, path, key, body string) (*http.Response, []byte) {

@@ -18,26 +18,19 @@ import (
 	"github.com/order-system/order-system/pkg/httpx"
 )
 
-// Middleware enforces idempotency on the routes it wraps, taking the key before the handler
-// runs. The scope is the route's method and path template, so the same key on two endpoints
-// names two different requests.
+// Middleware enforces idempotency on the routes it wraps. The scope is the route's method
+// and path template, so the same key on two endpoints names two different requests.
+//
+// It checks the key and the body and puts the request's Claim in its context; the handler
+// takes the key (Claim.Take) in the statement or transaction that writes the resource, and
+// stores its answer in the one that finishes it (StoreSQL, Claim.Store), so that a keyed
+// request costs the commits of an unkeyed one. A Refusal the handler returns is answered
+// with the stored answer, 409 or 422. The middleware stores any other final answer that was
+// not stored with the resource, taking the key first for an answer given before it was
+// taken (which then gives way to the request holding the key), and releases the key after
+// a 5xx or an answer with Retry-After. A handler must take the claim before it sends a
+// success.
 func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
-	return s.middleware(log, true)
-}
-
-// InTransaction enforces idempotency like Middleware on routes whose handler takes the key
-// itself, in the statement or transaction that writes the resource (Claim.Take, with the
-// Claim in the request's context), and stores its answer in the one that finishes it
-// (StoreSQL): a keyed request then costs the commits of an unkeyed one. A Refusal the
-// handler returns is answered as Middleware answers it; the middleware stores any other
-// final answer that was not stored with the resource, and releases the key after a 5xx or
-// an answer with Retry-After.
-// Such a handler must take the claim before it sends a success.
-func (s *Store) InTransaction(log *slog.Logger) echo.MiddlewareFunc {
-	return s.middleware(log, false)
-}
-
-func (s *Store) middleware(log *slog.Logger, takeFirst bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			key := c.Request().Header.Get(HeaderKey)
@@ -64,11 +57,6 @@ func (s *Store) middleware(log *slog.Logger, takeFirst bool) echo.MiddlewareFunc
 			}
 			ctx := req.Context()
 			claim := s.claim(req.Method+" "+c.Path(), key, Fingerprint(body))
-			if takeFirst {
-				if err := s.take(ctx, claim); err != nil {
-					return refuse(c, err)
-				}
-			}
 			c.SetRequest(req.WithContext(context.WithValue(ctx, claimKey{}, claim)))
 			resp, err := echo.UnwrapResponse(c.Response())
 			if err != nil {
@@ -108,11 +96,11 @@ func (s *Store) middleware(log *slog.Logger, takeFirst bool) echo.MiddlewareFunc
 			switch {
 			case errors.Is(err, errLeaseLost):
 				// This request outlived its lease and a retry took the key over; the retry
-				// worked on the same DerivedID and stores its own answer.
+				// worked on the same resource (Claim.ID) and stores its own answer.
 				log.WarnContext(ctx, "idempotency lease lost before the response was stored", "status", status)
 			case err != nil:
 				// The key stays leased until the lease ends; a retry then re-runs the
-				// request, which resumes the same resource through DerivedID.
+				// request, which resumes the same resource (Claim.ID).
 				log.ErrorContext(ctx, "idempotency store failed", "err", err)
 			}
 			return nil

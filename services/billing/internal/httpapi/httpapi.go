@@ -24,7 +24,7 @@ func New(svc *billing.Service, keys *idempotency.Store, checks map[string]httpx.
 	e := httpx.New(log, reg)
 	httpx.Health(e, checks)
 	h := handler{svc: svc}
-	e.POST("/billing/deposit", h.deposit, keys.InTransaction(log))
+	e.POST("/billing/deposit", h.deposit, keys.Middleware(log))
 	e.GET("/billing/balance/:userId", h.balance)
 	e.GET("/billing/transactions/:userId", h.transactions)
 	e.PUT("/internal/accounts/:userId", h.openAccount)

@@ -22,7 +22,7 @@ func New(svc *order.Service, keys *idempotency.Store, checks map[string]httpx.Ch
 	e := httpx.New(log, reg)
 	httpx.Health(e, checks)
 	h := handler{svc: svc}
-	e.POST("/orders", h.create, keys.InTransaction(log))
+	e.POST("/orders", h.create, keys.Middleware(log))
 	e.GET("/orders/:id", h.get)
 	return e
 }

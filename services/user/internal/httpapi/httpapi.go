@@ -21,7 +21,7 @@ func New(svc *user.Service, keys *idempotency.Store, checks map[string]httpx.Che
 	e := httpx.New(log, reg)
 	httpx.Health(e, checks)
 	h := handler{svc: svc}
-	e.POST("/users", h.create, keys.InTransaction(log))
+	e.POST("/users", h.create, keys.Middleware(log))
 	e.GET("/users/:id", h.get)
 	return e
 }
