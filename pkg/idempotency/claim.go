@@ -56,7 +56,7 @@ func (c *Claim) Taken() bool { return c.taken }
 func (c *Claim) MarkStored() { c.stored = true }
 
 // TakeSQL is a WITH query named key_taken that takes a claim's key, its parameters $n to
-// $n+6 being TakeArgs. It inserts the key; resets in place a record that expired and that
+// $n+6 being the args Take passes to the statement. It inserts the key; resets in place a record that expired and that
 // no request holds (the key starts afresh); or takes over a record its request abandoned
 // (unfinished, lease ended, same payload) when that record was created at the claim's
 // createdAt. It yields one row when it took the key and none otherwise: the statement it
@@ -141,7 +141,7 @@ func storeSQL(n int, cond string) string {
 
 // Store stores r as the answer of the request that took the key, with q: inside the
 // transaction that took the key (for an answer that only its writes can render), the answer
-// commits with them. It returns errLeaseLost when another request owns the key now.
+// commits with them. It fails when another request owns the key now.
 func (c *Claim) Store(ctx context.Context, q sqlx.ExecerContext, r httpx.Reply) error {
 	res, err := q.ExecContext(ctx, storeSQL(1, "true"), c.StoreArgs(r)...)
 	if err != nil {
