@@ -204,7 +204,8 @@ func IsUnavailable(err error) bool {
 }
 
 // Wrap prepares a storage error for the layers above: coded errors pass unchanged, an
-// unreachable database becomes 503 unavailable, and anything else gets op as context (and
+// unreachable database or a transaction rolled back for a conflict becomes 503 unavailable,
+// bad data 400, and anything else gets op as context (and
 // ends as a 500 whose details only the log sees).
 func Wrap(op string, err error) error {
 	var ae *apperr.Error
@@ -214,11 +215,19 @@ func Wrap(op string, err error) error {
 	if IsUnavailable(err) {
 		return apperr.Wrap(err, apperr.Unavailable, "database unavailable")
 	}
-	// Data exceptions (class 22: a NUL byte in text, a value out of range) are the input's
-	// fault and will fail the same way every time.
 	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code.Class() == "22" {
-		return apperr.Wrap(err, apperr.Invalid, "a value cannot be stored: "+pqErr.Message)
+	if errors.As(err, &pqErr) {
+		switch pqErr.Code.Class() {
+		case "22":
+			// Data exceptions (a NUL byte in text, a value out of range) are the input's fault
+			// and will fail the same way every time.
+			return apperr.Wrap(err, apperr.Invalid, "a value cannot be stored: "+pqErr.Message)
+		case "40":
+			// A deadlock or serialization failure: PostgreSQL rolled the transaction back to
+			// let a concurrent one through (a retried request taking over its key, say).
+			// Nothing was done, and the request succeeds when sent again.
+			return apperr.Wrap(err, apperr.Unavailable, "request conflicted with a concurrent one; retry")
+		}
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

@@ -7,8 +7,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
+	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/postgres"
 )
@@ -145,4 +149,43 @@ func TestPartitionedDatabase(t *testing.T) {
 		_, err := db.ExecContext(ctx, `SELECT 1`)
 		return err
 	})
+}
+
+// TestConflictIsUnavailable: two transactions that lock two rows in opposite orders deadlock,
+// and PostgreSQL rolls one back. That request did nothing and can simply be sent again, so
+// Wrap answers it 503 unavailable, not 500.
+func TestConflictIsUnavailable(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t, fstest.MapFS{"000001_rows.up.sql": {Data: []byte(`CREATE TABLE rows (id int PRIMARY KEY, n int NOT NULL);
+		INSERT INTO rows VALUES (1, 0), (2, 0);`)}})
+	ctx := context.Background()
+	locked := make(chan struct{}, 2)
+	errs := make(chan error, 2)
+	for _, order := range [][2]int{{1, 2}, {2, 1}} {
+		go func() {
+			errs <- postgres.InTx(ctx, db, func(tx *sqlx.Tx) error {
+				if _, err := tx.ExecContext(ctx, `UPDATE rows SET n = n + 1 WHERE id = $1`, order[0]); err != nil {
+					return err
+				}
+				locked <- struct{}{}
+				for len(locked) < 2 { // both hold their first row
+					time.Sleep(time.Millisecond)
+				}
+				_, err := tx.ExecContext(ctx, `UPDATE rows SET n = n + 1 WHERE id = $1`, order[1])
+				return err
+			})
+		}()
+	}
+	var failed []error
+	for range 2 {
+		if err := <-errs; err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) != 1 {
+		t.Fatalf("%d transactions failed (%v), want the one PostgreSQL chose to break the deadlock", len(failed), failed)
+	}
+	if err := postgres.Wrap("update rows", failed[0]); !apperr.Is(err, apperr.Unavailable) {
+		t.Fatalf("Wrap(%v) = %v, want unavailable", failed[0], err)
+	}
 }
