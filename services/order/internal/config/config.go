@@ -20,7 +20,12 @@ type Config struct {
 	BillingURL     string
 	BillingTimeout time.Duration
 	Idempotency    idempotency.Config
-	Reconciler     order.ReconcilerConfig
+	// PlaceTimeout bounds placing an order: order.DefaultPlaceTimeout, but never longer than
+	// the Idempotency-Key lease, which the request takes in its first statement. A keyed
+	// request that outlived its lease would let a retry run beside it instead of being
+	// told 409.
+	PlaceTimeout time.Duration
+	Reconciler   order.ReconcilerConfig
 }
 
 // Load reads the configuration; defaults suit a developer machine.
@@ -36,6 +41,7 @@ func Load() (Config, error) {
 	if cfg.Idempotency, err = idempotency.LoadConfig(); err != nil {
 		return Config{}, err
 	}
+	cfg.PlaceTimeout = min(order.DefaultPlaceTimeout, cfg.Idempotency.Lease)
 	r := order.DefaultReconcilerConfig()
 	if r.Interval, err = env.Duration("RECONCILE_INTERVAL", r.Interval); err != nil {
 		return Config{}, err
@@ -60,6 +66,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("billing_url", c.BillingURL),
 		slog.String("billing_timeout", c.BillingTimeout.String()),
 		slog.Any("idempotency", c.Idempotency),
+		slog.String("place_timeout", c.PlaceTimeout.String()),
 		slog.Group("reconciler", slog.String("interval", c.Reconciler.Interval.String()), slog.Int("max_attempts", c.Reconciler.MaxAttempts),
 			slog.String("base_backoff", c.Reconciler.BaseBackoff.String()), slog.String("max_backoff", c.Reconciler.MaxBackoff.String())))...)
 }

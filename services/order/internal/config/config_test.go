@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/order-system/order-system/services/order/internal/config"
+	"github.com/order-system/order-system/services/order/internal/order"
 )
 
 // TestReconcilerFollowsTheBillingTimeout: the reconciler's claims and the grace before a new
@@ -19,6 +20,22 @@ func TestReconcilerFollowsTheBillingTimeout(t *testing.T) {
 		if r.CallTimeout != cfg.BillingTimeout || r.Lease() < 2*cfg.BillingTimeout {
 			t.Errorf("BILLING_TIMEOUT=%q (%v): call timeout %v, lease and grace %v; want the timeout and at least twice it",
 				timeout, cfg.BillingTimeout, r.CallTimeout, r.Lease())
+		}
+	}
+}
+
+// TestPlaceEndsWithinItsLease: a keyed order takes its key as it starts, so bounding Place by
+// the lease means no request outlives its key and a repeat meanwhile is told 409.
+func TestPlaceEndsWithinItsLease(t *testing.T) {
+	for _, lease := range []string{"", "1500ms", "10s", "1m"} {
+		t.Setenv("IDEMPOTENCY_LEASE", lease)
+		cfg, err := config.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.PlaceTimeout <= 0 || cfg.PlaceTimeout > cfg.Idempotency.Lease || cfg.PlaceTimeout > order.DefaultPlaceTimeout {
+			t.Errorf("IDEMPOTENCY_LEASE=%q (%v): place timeout %v, want at most the lease and %v",
+				lease, cfg.Idempotency.Lease, cfg.PlaceTimeout, order.DefaultPlaceTimeout)
 		}
 	}
 }
