@@ -352,14 +352,16 @@ func TestReconcilerFinishesCrashedOrder(t *testing.T) {
 
 // g. Keys past their TTL are purged, and the key may start a new request.
 func TestExpiredKeysArePurged(t *testing.T) {
-	s := newSystem(t, map[string]string{"IDEMPOTENCY_TTL": "2s", "IDEMPOTENCY_PURGE_INTERVAL": "500ms"})
+	// The order service wants its keys to outlive the reconciler's payments (4 s here).
+	s := newSystem(t, map[string]string{"IDEMPOTENCY_TTL": "5s", "IDEMPOTENCY_PURGE_INTERVAL": "500ms",
+		"BILLING_TIMEOUT": "1s", "RECONCILE_MAX_ATTEMPTS": "1"})
 	s.startAll()
 	user := s.newUser("100")
 	first := s.order("reused", user, "10")
 	if first.Status != 201 || s.count(`SELECT count(*) FROM orders.idempotency_keys`) != 1 {
 		t.Fatalf("first order: %d %s", first.Status, first.Body)
 	}
-	dbtest.Eventually(t, 10*time.Second, "the purge", func() bool { return s.count(`SELECT count(*) FROM orders.idempotency_keys`) == 0 })
+	dbtest.Eventually(t, 15*time.Second, "the purge", func() bool { return s.count(`SELECT count(*) FROM orders.idempotency_keys`) == 0 })
 	second := s.order("reused", user, "10")
 	var a, b orderJSON
 	first.json(t, &a)

@@ -2,6 +2,7 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -57,6 +58,13 @@ func Load() (Config, error) {
 	}
 	r.CallTimeout = cfg.BillingTimeout
 	cfg.Reconciler = r
+	// An order keyed by a request that got no final answer may be paid by the reconciler
+	// until PayHorizon. Were its key to expire before that, a retry with the key would
+	// place a second order under a new id while the reconciler pays the first: two debits
+	// for one request.
+	if h := r.PayHorizon(); cfg.Idempotency.TTL <= h {
+		return Config{}, fmt.Errorf("IDEMPOTENCY_TTL %v must be longer than the %v in which the reconciler may still pay an order (RECONCILE_MAX_ATTEMPTS, RECONCILE_BACKOFF, RECONCILE_MAX_BACKOFF)", cfg.Idempotency.TTL, h)
+	}
 	return cfg, nil
 }
 

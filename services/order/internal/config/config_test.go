@@ -1,7 +1,9 @@
 package config_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/order-system/order-system/services/order/internal/config"
 	"github.com/order-system/order-system/services/order/internal/order"
@@ -37,5 +39,25 @@ func TestPlaceEndsWithinItsLease(t *testing.T) {
 			t.Errorf("IDEMPOTENCY_LEASE=%q (%v): place timeout %v, want at most the lease and %v",
 				lease, cfg.Idempotency.Lease, cfg.PlaceTimeout, order.DefaultPlaceTimeout)
 		}
+	}
+}
+
+// TestKeysOutliveThePayments: a key that expired while the reconciler may still pay its order
+// would let a retry place and pay a second one, so such a configuration does not start.
+func TestKeysOutliveThePayments(t *testing.T) {
+	cfg, err := config.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := cfg.Reconciler.PayHorizon(); h < time.Hour || h > cfg.Idempotency.TTL {
+		t.Fatalf("default pay horizon %v, TTL %v: want about an hour, within the TTL", h, cfg.Idempotency.TTL)
+	}
+	t.Setenv("IDEMPOTENCY_TTL", "30m")
+	if _, err := config.Load(); err == nil || !strings.Contains(err.Error(), "IDEMPOTENCY_TTL") {
+		t.Fatalf("IDEMPOTENCY_TTL=30m with an hour of payments: err %v, want a refusal naming IDEMPOTENCY_TTL", err)
+	}
+	t.Setenv("RECONCILE_MAX_ATTEMPTS", "3")
+	if _, err := config.Load(); err != nil {
+		t.Fatalf("IDEMPOTENCY_TTL=30m with 3 attempts: %v", err)
 	}
 }

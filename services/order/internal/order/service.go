@@ -170,6 +170,18 @@ func (c ReconcilerConfig) Lease() time.Duration {
 	return 2 * c.CallTimeout
 }
 
+// PayHorizon bounds how long after it was placed an order may still be paid: the grace
+// before it is first due, then MaxAttempts claims, each due at most max(Backoff, Lease)
+// after the one before (a late reconciler stretches it; this is the schedule). After it the
+// reconciler only voids, which never charges.
+func (c ReconcilerConfig) PayHorizon() time.Duration {
+	d := c.Lease()
+	for attempts := 1; attempts <= c.MaxAttempts; attempts++ {
+		d += max(c.Backoff(attempts), c.Lease())
+	}
+	return d
+}
+
 // Reconcile finishes due pending orders once: those whose billing call failed, and those
 // whose process died between the debit and the final commit. Repeating the call with the
 // same payment id returns billing's first outcome, so this never debits twice. After
