@@ -62,14 +62,20 @@ func (c *Claim) MarkStored() { c.stored = true }
 // createdAt. It yields one row when it took the key and none otherwise: the statement it
 // starts must write only FROM key_taken and return no row unless it took the key, which is
 // how Take learns that it has to look at the record.
+//
+// A transaction that took the key keeps the key's transaction-level advisory lock until it
+// ends. Another request with the key finds the lock taken and takes nothing (it is then
+// answered 409), instead of waiting on the uncommitted row for as long as that transaction
+// runs, a pool connection held all the while.
 func TakeSQL(n int) string {
 	return fmt.Sprintf(`key_taken AS (
 		INSERT INTO idempotency_keys AS k (scope, key, fingerprint, locked_until, lease_owner, created_at, expires_at)
-		VALUES ($%d, $%d, $%d, now() + $%d::interval, $%d, $%d, now() + $%d::interval)
+		SELECT $%[1]d, $%[2]d, $%[3]d, now() + $%[4]d::interval, $%[5]d, $%[6]d, now() + $%[7]d::interval
+		WHERE pg_try_advisory_xact_lock(hashtextextended($%[1]d, hashtextextended($%[2]d, 0)))
 		ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint,
 			status_code = NULL, content_type = NULL, body = NULL, locked_until = excluded.locked_until,
 			lease_owner = excluded.lease_owner, created_at = excluded.created_at, expires_at = excluded.expires_at
-		WHERE (k.expires_at < now() AND %s)
+		WHERE (k.expires_at < now() AND %[8]s)
 		   OR (k.status_code IS NULL AND k.fingerprint = excluded.fingerprint AND k.locked_until < now()
 		       AND k.created_at = excluded.created_at)
 		RETURNING k.created_at

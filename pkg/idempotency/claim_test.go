@@ -28,14 +28,16 @@ import (
 // statement and writes an audit row in its second; a second statement finishes the thing
 // and stores the answer. A negative n is refused before the key is taken; while fail is set
 // the request fails with a 503 between its phases; while hold is set it reports on took
-// that its first phase committed and waits between its phases until gate is closed.
+// that its first phase committed and waits between its phases until gate is closed; while
+// holdInTx is set it does so inside its first phase, the key taken but not committed.
 type txServer struct {
-	db   *sqlx.DB
-	srv  *httptest.Server
-	fail atomic.Bool
-	hold atomic.Bool
-	took chan struct{}
-	gate chan struct{}
+	db       *sqlx.DB
+	srv      *httptest.Server
+	fail     atomic.Bool
+	hold     atomic.Bool
+	holdInTx atomic.Bool
+	took     chan struct{}
+	gate     chan struct{}
 }
 
 const thingsSchema = `CREATE TABLE things (id uuid PRIMARY KEY, n int NOT NULL, done bool NOT NULL DEFAULT false);
@@ -87,6 +89,10 @@ func (s *txServer) handle(c *echo.Context) error {
 		})
 		if err != nil {
 			return err
+		}
+		if s.holdInTx.Load() {
+			s.took <- struct{}{}
+			<-s.gate
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO audit (thing) VALUES ($1)`, id)
 		return err
@@ -260,5 +266,41 @@ func TestClaimStoresAnswersGivenBeforeTheTake(t *testing.T) {
 	wg.Wait()
 	if r := <-held; r.status != http.StatusCreated {
 		t.Fatalf("holder = %d %s, want 201", r.status, r.body)
+	}
+}
+
+// TestSameKeyDuringTheTransactionIs409: while a request's transaction holds its key, not yet
+// committed, a second request with the key is told 409 at once; it neither waits for that
+// transaction (holding a pool connection meanwhile) nor runs.
+func TestSameKeyDuringTheTransactionIs409(t *testing.T) {
+	t.Parallel()
+	s := newTxServer(t, time.Minute)
+	open := sync.OnceFunc(func() { close(s.gate) })
+	t.Cleanup(open)
+	s.holdInTx.Store(true)
+	first := make(chan result, 1)
+	go func() { first <- s.send("k", `{"n":1}`) }()
+	<-s.took
+	s.holdInTx.Store(false)
+	second := make(chan result, 1)
+	go func() { second <- s.send("k", `{"n":1}`) }()
+	select {
+	case r := <-second:
+		if r.status != http.StatusConflict {
+			t.Fatalf("second = %d %s %v, want 409 while the first holds the key", r.status, r.body, r.err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the second request waited for the first's transaction instead of answering 409")
+	}
+	open()
+	r := <-first
+	if r.status != http.StatusCreated {
+		t.Fatalf("first = %d %s %v, want 201", r.status, r.body, r.err)
+	}
+	if again := s.send("k", `{"n":1}`); again.status != http.StatusCreated || again.body != r.body || again.cached != "true" {
+		t.Fatalf("third = %d %s cached=%q, want the first answer replayed", again.status, again.body, again.cached)
+	}
+	if n := s.count(t, `SELECT count(*) FROM things`); n != 1 {
+		t.Fatalf("%d things, want 1", n)
 	}
 }
