@@ -76,8 +76,8 @@ func (s *Store) claim(scope, key, fingerprint string) *Claim {
 		createdAt: time.Now().Truncate(time.Microsecond)}
 }
 
-// takeOnlySQL takes a key and does nothing else, for routes that do not take it themselves
-// and for answers given before the key was taken.
+// takeOnlySQL takes a key and does nothing else: for an answer the handler gave before it
+// took the key (a 400 of its own, a change it rolled back), so that the answer is stored.
 var takeOnlySQL = `WITH ` + TakeSQL(1) + ` SELECT created_at FROM key_taken`
 
 // take takes c's key in a statement of its own.
