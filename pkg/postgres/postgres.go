@@ -199,8 +199,11 @@ func IsUnavailable(err error) bool {
 		}
 		return pqErr.Code == "53300" // too_many_connections
 	}
+	// A request whose client hung up gets context.Canceled, or sql.ErrTxDone once
+	// database/sql rolled its transaction back: nothing was done, and it is no fault of the
+	// service (nobody reads the 503 it is answered).
 	return errors.Is(err, pq.ErrSSLNotSupported) || errors.Is(err, context.DeadlineExceeded) ||
-		isDriverBadConn(err)
+		errors.Is(err, context.Canceled) || errors.Is(err, sql.ErrTxDone) || isDriverBadConn(err)
 }
 
 // Wrap prepares a storage error for the layers above: coded errors pass unchanged, an

@@ -189,3 +189,48 @@ func TestConflictIsUnavailable(t *testing.T) {
 		t.Fatalf("Wrap(%v) = %v, want unavailable", failed[0], err)
 	}
 }
+
+// TestClientGoneIsNotAnInternalError: a request whose client hung up ends its transaction
+// with context.Canceled while it waits for a pool connection, or with sql.ErrTxDone between
+// two statements (database/sql rolled the transaction back). Nothing was done; neither is a
+// fault of the service, so neither may be logged and counted as a 500.
+func TestClientGoneIsNotAnInternalError(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t, fstest.MapFS{"000001_rows.up.sql": {Data: []byte(`CREATE TABLE rows (id int PRIMARY KEY);`)}})
+	db.SetMaxOpenConns(1)
+	busy, err := db.Beginx() // the pool's only connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel) // the client hangs up
+	waiting := postgres.InTx(ctx, db, func(*sqlx.Tx) error { return nil })
+	busy.Rollback()
+
+	ctx, hangUp := context.WithCancel(context.Background())
+	between := postgres.InTx(ctx, db, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO rows VALUES (1)`); err != nil {
+			return err
+		}
+		hangUp()
+		for range 100 { // database/sql rolls back asynchronously once ctx ends
+			if _, err := tx.ExecContext(context.Background(), `INSERT INTO rows VALUES (2)`); err != nil {
+				return err
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return nil
+	})
+	for name, err := range map[string]error{"waiting for a connection": waiting, "between statements": between} {
+		if err == nil {
+			t.Fatalf("%s: the transaction succeeded although its context ended", name)
+		}
+		if wrapped := postgres.Wrap("deposit", err); !apperr.Is(wrapped, apperr.Unavailable) {
+			t.Errorf("%s: Wrap(%v) = %v, want unavailable", name, err, wrapped)
+		}
+	}
+	var n int
+	if err := db.Get(&n, `SELECT count(*) FROM rows`); err != nil || n != 0 {
+		t.Fatalf("%d rows, %v; want none: both transactions rolled back", n, err)
+	}
+}
