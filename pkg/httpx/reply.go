@@ -14,6 +14,9 @@ type Reply struct {
 	Status      int
 	ContentType string
 	Body        []byte
+	// RetryAfter, unless empty, is the Retry-After of an answer that tells the client to
+	// come back: such an answer is not final, and never stored under an Idempotency-Key.
+	RetryAfter string
 }
 
 // JSONReply renders v as c.JSON sends it (encoding/json, newline-terminated).
@@ -34,5 +37,8 @@ func ErrorReply(err error) (Reply, error) {
 
 // Send writes r as the response.
 func Send(c *echo.Context, r Reply) error {
+	if r.RetryAfter != "" {
+		c.Response().Header().Set("Retry-After", r.RetryAfter)
+	}
 	return c.Blob(r.Status, r.ContentType, r.Body)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/postgres"
@@ -29,7 +30,11 @@ type Claim struct {
 	// by the claim, or that of the record a takeover resumes. ID is derived from it.
 	createdAt time.Time
 	taken     bool
-	stored    bool
+	// unsure is set when the statement that would take the key failed without the server's
+	// word on it (the connection broke, the deadline passed): it may have taken the key all
+	// the same, so the key is released, not left leased to a request that is over.
+	unsure bool
+	stored bool
 	reply     any // func(T) (httpx.Reply, error), see SetReply
 }
 
@@ -98,35 +103,63 @@ func (c *Claim) takeArgs() []any {
 // answer is stored, it is in flight, the key was used with another payload), or the
 // statement's error.
 func (c *Claim) Take(ctx context.Context, q sqlx.QueryerContext, run func(id uuid.UUID, args []any) error) error {
-	for attempt := 0; ; attempt++ {
+	for range maxTakeAttempts {
 		err := run(c.ID(), c.takeArgs())
 		if err == nil {
 			c.taken = true
 			return nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
+			var refused *pq.Error
+			c.unsure = !errors.As(err, &refused)
 			return err
+		}
+		// The statement took nothing: a transaction in progress holds the key's lock (it may
+		// be resetting an expired record, which still looks expired from here), or the
+		// record may not be taken. Only once nobody holds the lock does the record say which.
+		var free bool
+		if err := sqlx.GetContext(ctx, q, &free, lockFreeSQL, c.scope, c.key); err != nil {
+			return fmt.Errorf("check key lock: %w", err)
+		}
+		if !free {
+			return &Refusal{outcome: inFlight}
 		}
 		var rec keyRecord
 		err = sqlx.GetContext(ctx, q, &rec, `SELECT fingerprint, status_code, content_type, body, created_at,
-			coalesce(locked_until < now(), false) AS lapsed FROM idempotency_keys WHERE scope = $1 AND key = $2`, c.scope, c.key)
+			coalesce(locked_until < now(), false) AS lapsed, expires_at < now() AND `+notLeased("idempotency_keys")+` AS expired
+			FROM idempotency_keys WHERE scope = $1 AND key = $2`, c.scope, c.key)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			// Purged after the statement looked at it; the client may simply retry.
 			return &Refusal{outcome: inFlight}
 		case err != nil:
 			return fmt.Errorf("read key: %w", err)
+		case rec.Expired:
+			// The holder the statement met rolled back and left the record expired (and no
+			// request holds it): an expired answer is never replayed nor its payload
+			// compared; take it afresh.
+			continue
 		case rec.Fingerprint != c.fingerprint:
 			return &Refusal{outcome: mismatch}
 		case rec.StatusCode.Valid:
 			return &Refusal{outcome: replay, stored: httpx.Reply{Status: int(rec.StatusCode.Int32), ContentType: rec.ContentType.String, Body: rec.Body}}
-		case rec.Lapsed && attempt == 0 && !rec.CreatedAt.Equal(c.createdAt):
+		case rec.Lapsed && !rec.CreatedAt.Equal(c.createdAt):
 			c.createdAt = rec.CreatedAt
 		default:
 			return &Refusal{outcome: inFlight}
 		}
 	}
+	return &Refusal{outcome: inFlight}
 }
+
+// maxTakeAttempts bounds Take's statements: a takeover needs a second, and a record freed
+// by a holder that rolled back a third.
+const maxTakeAttempts = 3
+
+// lockFreeSQL tells whether the key's advisory lock is free: taken and, outside a
+// transaction, released at once; inside one it is kept, harmlessly, by a request that is
+// about to be refused or to take the key itself.
+const lockFreeSQL = `SELECT pg_try_advisory_xact_lock(hashtextextended($1, hashtextextended($2, 0)))`
 
 // StoreSQL is a WITH query named key_stored that stores a taken claim's answer, its
 // parameters $n to $n+6 being StoreArgs, provided the WITH query named after yields a row
@@ -163,7 +196,7 @@ func (c *Claim) Store(ctx context.Context, q sqlx.ExecerContext, r httpx.Reply) 
 // RolledBack records that the transaction in which the claim was taken (and its answer
 // perhaps stored) did not commit: the key is not the request's after all.
 func (c *Claim) RolledBack() {
-	c.taken, c.stored = false, false
+	c.taken, c.unsure, c.stored = false, false, false
 }
 
 // StoreArgs are StoreSQL's parameters for the answer r.
@@ -182,7 +215,8 @@ func SetReply[T any](ctx context.Context, render func(T) (httpx.Reply, error)) {
 
 // Reply returns the taken claim of ctx's request and the answer the request gets when its
 // work ends with v, rendered by the function SetReply gave; ok is false when there is no
-// taken claim or no such function, and the answer is then the middleware's to store.
+// taken claim or no such function, or when the answer is not final (it has a Retry-After),
+// and the answer is then the middleware's to store or not.
 func Reply[T any](ctx context.Context, v T) (c *Claim, r httpx.Reply, ok bool, err error) {
 	c, found := ClaimFrom(ctx)
 	if !found || !c.taken {
@@ -193,7 +227,7 @@ func Reply[T any](ctx context.Context, v T) (c *Claim, r httpx.Reply, ok bool, e
 		return nil, httpx.Reply{}, false, nil
 	}
 	r, err = render(v)
-	if err != nil {
+	if err != nil || r.RetryAfter != "" {
 		return nil, httpx.Reply{}, false, err
 	}
 	return c, r, true, nil

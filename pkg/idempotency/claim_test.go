@@ -1,6 +1,7 @@
 package idempotency_test
 
 import (
+	"database/sql/driver"
 	"io"
 	"log/slog"
 	"net/http"
@@ -36,7 +37,10 @@ type txServer struct {
 	fail     atomic.Bool
 	hold     atomic.Bool
 	holdInTx atomic.Bool
-	took     chan struct{}
+	// lostReply makes the handler take the key in a statement of its own, outside a
+	// transaction, which commits but whose answer never reaches the handler.
+	lostReply atomic.Bool
+	took      chan struct{}
 	gate     chan struct{}
 }
 
@@ -83,6 +87,15 @@ func (s *txServer) handle(c *echo.Context) error {
 		return apperr.New(apperr.Invalid, "this route wants a key")
 	}
 	var id uuid.UUID
+	if s.lostReply.Load() {
+		err := claim.Take(ctx, s.db, func(derived uuid.UUID, key []any) error {
+			if err := s.db.GetContext(ctx, &id, createThingSQL, append([]any{derived, req.N}, key...)...); err != nil {
+				return err
+			}
+			return driver.ErrBadConn // committed, but the connection broke before the answer came
+		})
+		return apperr.Wrap(err, apperr.Unavailable, "database unavailable")
+	}
 	err := postgres.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		err := claim.Take(ctx, tx, func(derived uuid.UUID, key []any) error {
 			return tx.GetContext(ctx, &id, createThingSQL, append([]any{derived, req.N}, key...)...)
@@ -299,6 +312,62 @@ func TestSameKeyDuringTheTransactionIs409(t *testing.T) {
 	}
 	if again := s.send("k", `{"n":1}`); again.status != http.StatusCreated || again.body != r.body || again.cached != "true" {
 		t.Fatalf("third = %d %s cached=%q, want the first answer replayed", again.status, again.body, again.cached)
+	}
+	if n := s.count(t, `SELECT count(*) FROM things`); n != 1 {
+		t.Fatalf("%d things, want 1", n)
+	}
+}
+
+// TestSameKeyDuringTheResetOfAnExpiredKeyIs409: while a request's transaction resets an
+// expired key for its own payload, not yet committed, a same-key request is told 409, as
+// during any other holder's transaction: it neither gets the expired answer replayed nor a
+// 422 for differing from the expired payload.
+func TestSameKeyDuringTheResetOfAnExpiredKeyIs409(t *testing.T) {
+	t.Parallel()
+	s := newTxServer(t, time.Minute)
+	if r := s.send("k", `{"n":1}`); r.status != http.StatusCreated {
+		t.Fatalf("first = %d %s, want 201", r.status, r.body)
+	}
+	s.db.MustExec(`UPDATE idempotency_keys SET expires_at = now() - interval '1 second'`)
+	open := sync.OnceFunc(func() { close(s.gate) })
+	t.Cleanup(open)
+	s.holdInTx.Store(true)
+	resetting := make(chan result, 1)
+	go func() { resetting <- s.send("k", `{"n":2}`) }()
+	<-s.took
+	s.holdInTx.Store(false)
+	for _, body := range []string{`{"n":1}`, `{"n":2}`, `{"n":3}`} {
+		if r := s.send("k", body); r.status != http.StatusConflict || r.cached != "" {
+			t.Errorf("%s during the reset = %d %s cached=%q, want 409", body, r.status, r.body, r.cached)
+		}
+	}
+	open()
+	if r := <-resetting; r.status != http.StatusCreated || r.cached != "" || !strings.Contains(r.body, `"n":2`) {
+		t.Fatalf("resetting request = %d %s cached=%q, want a fresh 201 for n=2", r.status, r.body, r.cached)
+	}
+	if n := s.count(t, `SELECT count(*) FROM things`); n != 2 {
+		t.Fatalf("%d things, want 2: the expired key's and the reset's", n)
+	}
+}
+
+// TestUnclearTakeReleasesTheKey: a statement that took the key but whose answer was lost
+// (the connection broke) leaves the request unsure; the key is released rather than left
+// leased, so the retry runs at once, resuming the same thing, instead of a 409 until the
+// lease ends.
+func TestUnclearTakeReleasesTheKey(t *testing.T) {
+	t.Parallel()
+	s := newTxServer(t, time.Hour)
+	s.lostReply.Store(true)
+	if r := s.send("k", `{"n":1}`); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("first = %d %s, want 503", r.status, r.body)
+	}
+	s.lostReply.Store(false)
+	r := s.send("k", `{"n":1}`)
+	if r.status != http.StatusCreated || r.cached != "" {
+		t.Fatalf("retry = %d %s cached=%q, want a fresh 201 at once", r.status, r.body, r.cached)
+	}
+	if n := s.count(t, `SELECT count(*) FROM things WHERE done`); n != 1 {
+		t.Fatalf("%d finished things, want 1: the retry resumes the first statement's", n)
 	}
 	if n := s.count(t, `SELECT count(*) FROM things`); n != 1 {
 		t.Fatalf("%d things, want 1", n)

@@ -20,9 +20,13 @@ type Config struct {
 	Lease time.Duration
 }
 
+// DefaultTTL is how long a key and its response are kept unless IDEMPOTENCY_TTL says
+// otherwise.
+const DefaultTTL = 24 * time.Hour
+
 // LoadConfig reads the configuration from the environment, with the defaults Config gives.
 func LoadConfig() (Config, error) {
-	ttl, err := env.Duration("IDEMPOTENCY_TTL", 24*time.Hour)
+	ttl, err := env.Duration("IDEMPOTENCY_TTL", DefaultTTL)
 	if err != nil {
 		return Config{}, err
 	}

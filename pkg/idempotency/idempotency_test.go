@@ -451,6 +451,40 @@ func TestExpiredKeysArePurgedAndReusable(t *testing.T) {
 	}
 }
 
+// TestPurgeDeletesInBatchesAndSkipsHeldRecords: a large backlog is deleted batch by batch,
+// and a record another transaction has locked (a request resetting it for reuse) is skipped,
+// not waited for; it goes at a later purge.
+func TestPurgeDeletesInBatchesAndSkipsHeldRecords(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, time.Hour)
+	s.db.MustExec(`INSERT INTO idempotency_keys (scope, key, fingerprint, status_code, content_type, body, created_at, expires_at)
+		SELECT 'POST /things', 'old-' || g, 'x', 201, 'application/json', '\x7b7d', now() - interval '2 days', now() - interval '1 day'
+		FROM generate_series(1, 2500) g`)
+	s.post(t, "/things", "live", `{"a":1}`) // not expired: stays
+	held, err := s.db.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback()
+	held.MustExec(`SELECT 1 FROM idempotency_keys WHERE key = 'old-7' FOR UPDATE`)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store := idempotency.NewStore(s.db, time.Hour, time.Minute).WithPurgeBatch(1000)
+	if n, err := store.Purge(ctx); err != nil || n != 2499 {
+		t.Fatalf("Purge beside a held record = %d, %v; want 2499 deleted without waiting", n, err)
+	}
+	if err := held.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := store.Purge(ctx); err != nil || n != 1 {
+		t.Fatalf("Purge after the holder ended = %d, %v; want the last expired record", n, err)
+	}
+	var left []string
+	if err := s.db.Select(&left, `SELECT key FROM idempotency_keys`); err != nil || len(left) != 1 || left[0] != "live" {
+		t.Fatalf("records left %v, %v; want only the live one", left, err)
+	}
+}
+
 func TestFingerprint(t *testing.T) {
 	t.Parallel()
 	same := [][2]string{{`{"a":1,"b":2}`, `{"b":2, "a":1}`}, {`{"a":[1,{"c":1,"d":2}]}`, "{\"a\":[1,{\"d\":2,\"c\":1}]}\n"}}

@@ -27,9 +27,10 @@ import (
 // request costs the commits of an unkeyed one. A Refusal the handler returns is answered
 // with the stored answer, 409 or 422. The middleware stores any other final answer that was
 // not stored with the resource, taking the key first for an answer given before it was
-// taken (which then gives way to the request holding the key), and releases the key after
-// a 5xx or an answer with Retry-After. A handler must take the claim before it sends a
-// success.
+// taken (which then gives way to the request holding the key). It releases the key after a
+// 5xx, so that the retry resumes the same resource, and deletes it after a 4xx with
+// Retry-After (done without effect, come back later), so that the retry starts afresh. A
+// handler must take the claim before it sends a success.
 func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
@@ -80,14 +81,25 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 			if err != nil {
 				c.Echo().HTTPErrorHandler(c, err) // write the error body now, so that it is captured and stored
 			}
-			if !claim.taken || claim.stored {
+			if !claim.taken && !claim.unsure || claim.stored {
 				return nil
 			}
 			// The client's request is answered; recording it must not depend on the client.
 			bg := context.WithoutCancel(ctx)
 			status := resp.Status
-			if status >= http.StatusInternalServerError || resp.Header().Get(HeaderRetryAfter) != "" {
-				if err := s.release(bg, claim); err != nil {
+			retryAfter := resp.Header().Get(HeaderRetryAfter) != ""
+			switch {
+			case status < http.StatusInternalServerError && retryAfter && claim.taken:
+				// Done, without the effect asked for, and told to come back: the retry is a
+				// new request, on a new resource, not the resumption of this one.
+				if err := s.forget(bg, claim); err != nil {
+					log.WarnContext(ctx, "idempotency forget failed", "err", err)
+				}
+				return nil
+			case status >= http.StatusInternalServerError || retryAfter || !claim.taken:
+				// A claim that is unsure whether its key was taken finds nothing to release
+				// when it was not: that is no failure.
+				if err := s.release(bg, claim); err != nil && !(claim.unsure && errors.Is(err, errLeaseLost)) {
 					log.WarnContext(ctx, "idempotency release failed", "err", err)
 				}
 				return nil

@@ -35,15 +35,25 @@ CREATE INDEX idempotency_keys_expires_at ON idempotency_keys (expires_at);`
 
 // Store keeps keys and responses in PostgreSQL.
 type Store struct {
-	db    *sqlx.DB
-	ttl   time.Duration
-	lease time.Duration
+	db         *sqlx.DB
+	ttl        time.Duration
+	lease      time.Duration
+	purgeBatch int
 }
+
+// DefaultPurgeBatch is how many records a statement of Purge deletes at most.
+const DefaultPurgeBatch = 5000
 
 // NewStore returns a store whose records live for ttl. A request holds its key for at most
 // lease; if its process dies, the key becomes usable again after that.
 func NewStore(db *sqlx.DB, ttl, lease time.Duration) *Store {
-	return &Store{db: db, ttl: ttl, lease: lease}
+	return &Store{db: db, ttl: ttl, lease: lease, purgeBatch: DefaultPurgeBatch}
+}
+
+// WithPurgeBatch sets how many records a statement of Purge deletes at most, and returns s.
+func (s *Store) WithPurgeBatch(n int) *Store {
+	s.purgeBatch = max(n, 1)
+	return s
 }
 
 // errLeaseLost is returned by Claim.Store and release when another request holds the key now.
@@ -66,6 +76,7 @@ type keyRecord struct {
 	Body        []byte         `db:"body"`
 	CreatedAt   time.Time      `db:"created_at"`
 	Lapsed      bool           `db:"lapsed"`
+	Expired     bool           `db:"expired"` // and not leased: the key is free for a new request
 }
 
 // claim returns the claim of a new request on key in scope, with a lease owner of its own
@@ -108,6 +119,17 @@ func (s *Store) release(ctx context.Context, c *Claim) error {
 	return ownedOne(res)
 }
 
+// forget deletes c's key, unless another request owns it now, so that a retry starts afresh
+// under a new creation time and so works on a new resource.
+func (s *Store) forget(ctx context.Context, c *Claim) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND lease_owner = $3 AND status_code IS NULL`,
+		c.scope, c.key, c.owner)
+	if err != nil {
+		return fmt.Errorf("forget key: %w", err)
+	}
+	return ownedOne(res)
+}
+
 // ownedOne turns an update guarded by the lease owner into errLeaseLost when it matched no row.
 func ownedOne(res sql.Result) error {
 	n, err := res.RowsAffected()
@@ -121,12 +143,27 @@ func ownedOne(res sql.Result) error {
 }
 
 // Purge deletes expired records, except those a request still holds, and returns how many.
+// It deletes them in batches, each its own statement: however large the backlog, every batch
+// ends well within statement_timeout, and it skips a record a request is resetting for reuse
+// instead of making that request wait.
 func (s *Store) Purge(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE expires_at < now() AND `+notLeased("idempotency_keys"))
-	if err != nil {
-		return 0, fmt.Errorf("purge keys: %w", err)
+	var total int64
+	for {
+		res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
+			SELECT ctid FROM idempotency_keys k WHERE k.expires_at < now() AND `+notLeased("k")+`
+			LIMIT $1 FOR UPDATE SKIP LOCKED))`, s.purgeBatch)
+		if err != nil {
+			return total, fmt.Errorf("purge keys: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("purge keys: %w", err)
+		}
+		total += n
+		if n < int64(s.purgeBatch) {
+			return total, nil
+		}
 	}
-	return res.RowsAffected()
 }
 
 // RunPurge purges expired records every interval until ctx ends.
