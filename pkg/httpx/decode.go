@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/mail"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -210,6 +211,19 @@ func (f Fields) MaxLen(name, value string, n int) {
 	if len([]rune(value)) > n {
 		f[name] = "is too long"
 	}
+}
+
+// OptionalTime parses an optional RFC 3339 timestamp field; the zero time when it is absent.
+func (f Fields) OptionalTime(name, value string) time.Time {
+	if value == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, value)
+	if err != nil {
+		f[name] = "must be an RFC 3339 date-time"
+		return time.Time{}
+	}
+	return t
 }
 
 // PathUUID parses a UUID path parameter; a malformed one is a 400.

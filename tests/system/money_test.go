@@ -427,3 +427,91 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	}
 	t.Logf("accepted %d orders, %d clients saw the closed port", len(accepted), refused)
 }
+
+// keyedOrderOutcome settles the system and returns, for user, how many of its orders
+// completed, how many debits the ledger holds and the balance.
+func (s *system) keyedOrderOutcome(user string) (completed, debits int, balance string) {
+	s.t.Helper()
+	dbtest.Eventually(s.t, 60*time.Second, "no order pending", func() bool {
+		return s.count(`SELECT count(*) FROM orders.orders WHERE user_id = $1 AND status = 'pending'`, user) == 0
+	})
+	for _, e := range s.entries(user) {
+		if e.Type == "debit" {
+			debits++
+		}
+	}
+	return s.count(`SELECT count(*) FROM orders.orders WHERE user_id = $1 AND status = 'completed'`, user), debits, s.balance(user)
+}
+
+// One Idempotency-Key never pays for two orders, even where the reconciler's schedule is
+// longer than the key's life (a 2 s interval, 1 ms backoffs: 20 attempts take about 40 s,
+// the key lives 15 s). A keyed order is placed while billing is frozen and stays pending; the
+// key expires and the same request places a second order; billing comes back. The first
+// order is past its pay deadline by then (and billing refuses the late calls it had queued):
+// it is voided, and only the second is paid.
+func TestExpiredKeyNeverPaysTwice(t *testing.T) {
+	s := newSystem(t, map[string]string{"IDEMPOTENCY_TTL": "15s", "IDEMPOTENCY_LEASE": "2s", "IDEMPOTENCY_PURGE_INTERVAL": "1s",
+		"BILLING_TIMEOUT": "300ms", "RECONCILE_BACKOFF": "1ms", "RECONCILE_MAX_BACKOFF": "1ms", "RECONCILE_INTERVAL": "2s"})
+	s.startAll()
+	user := s.newUser("100")
+	s.pause("billing")
+	resumed := false
+	defer func() {
+		if !resumed {
+			s.resume("billing")
+		}
+	}()
+	if r := s.order("k1", user, "10"); r.Status != 503 {
+		t.Fatalf("order with billing frozen: %d %s, want 503", r.Status, r.Body)
+	}
+	dbtest.Eventually(t, 30*time.Second, "the key to expire", func() bool {
+		return s.count(`SELECT count(*) FROM orders.idempotency_keys WHERE key = 'k1' AND expires_at >= now()`) == 0
+	})
+	if r := s.order("k1", user, "10"); r.Status != 503 {
+		t.Fatalf("the same request after the key expired: %d %s, want 503 (a second order, pending)", r.Status, r.Body)
+	}
+	if n := s.count(`SELECT count(*) FROM orders.orders WHERE user_id = $1`, user); n != 2 {
+		t.Fatalf("%d orders, want 2: the expired key placed a second one", n)
+	}
+	s.resume("billing")
+	resumed = true
+	completed, debits, balance := s.keyedOrderOutcome(user)
+	if completed != 1 || debits != 1 || balance != "90" {
+		t.Fatalf("%d orders completed, %d debits, balance %s; want one key to pay once: 1, 1, 90", completed, debits, balance)
+	}
+	s.verifyLedger()
+}
+
+// The same with the reconciler stopped, not slow: every order replica is down for longer
+// than the key lives while a keyed order is pending. When the service comes back, the client's
+// retry with the expired key places a second order, and the reconciler finds the first past
+// its pay deadline: it voids it instead of paying it at its first attempt.
+func TestReconcilerDownPastTheKeyNeverPaysTwice(t *testing.T) {
+	s := newSystem(t, map[string]string{"IDEMPOTENCY_TTL": "6s", "IDEMPOTENCY_LEASE": "2s", "BILLING_TIMEOUT": "500ms",
+		"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "100ms", "RECONCILE_MAX_ATTEMPTS": "2"})
+	s.startAll()
+	user := s.newUser("100")
+	s.pause("billing")
+	if r := s.order("k2", user, "10"); r.Status != 503 {
+		s.resume("billing")
+		t.Fatalf("order with billing frozen: %d %s, want 503", r.Status, r.Body)
+	}
+	s.signal("order", syscall.SIGKILL)
+	s.resume("billing")
+	dbtest.Eventually(t, 30*time.Second, "the key to expire", func() bool {
+		return s.count(`SELECT count(*) FROM orders.idempotency_keys WHERE key = 'k2' AND expires_at >= now()`) == 0
+	})
+	s.start("order")
+	r := s.order("k2", user, "10")
+	if r.Status != 201 {
+		t.Fatalf("the same request after the key expired: %d %s, want 201 (a second order, paid)", r.Status, r.Body)
+	}
+	completed, debits, balance := s.keyedOrderOutcome(user)
+	if completed != 1 || debits != 1 || balance != "90" {
+		t.Fatalf("%d orders completed, %d debits, balance %s; want one key to pay once: 1, 1, 90", completed, debits, balance)
+	}
+	if n := s.count(`SELECT count(*) FROM orders.orders WHERE user_id = $1 AND status = 'failed' AND failure_reason = 'billing_unreachable'`, user); n != 1 {
+		t.Fatalf("%d orders voided, want the first one", n)
+	}
+	s.verifyLedger()
+}

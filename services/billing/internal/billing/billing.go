@@ -61,9 +61,14 @@ const (
 
 // Payment is a debit request and its outcome.
 type Payment struct {
-	ID      uuid.UUID
-	UserID  uuid.UUID
-	Amount  money.Amount
+	ID     uuid.UUID
+	UserID uuid.UUID
+	Amount money.Amount
+	// PayBy, unless zero, is the request's deadline: a payment id first seen after it (on
+	// the database clock) is voided, not debited. The caller may have given up on the
+	// payment by then and reused what it stood for; a request that waited in a queue or a
+	// stopped process must not debit late.
+	PayBy   time.Time
 	Status  PaymentStatus
 	Balance money.Amount // balance after the payment (unchanged when funds were insufficient)
 }
@@ -93,8 +98,8 @@ type Ledger interface {
 	// the claim's *idempotency.Refusal comes back, with nothing written, when the key
 	// cannot be taken.
 	Deposit(ctx context.Context, d Deposit) (Account, error)
-	// Pay debits the amount once per payment id, or records insufficient funds, and returns
-	// the outcome; a repeated id returns the stored outcome. not_found if the user had no
+	// Pay debits the amount once per payment id, or records insufficient funds (or voided,
+	// past p.PayBy), and returns the outcome; a repeated id returns the stored outcome. not_found if the user had no
 	// account at the id's first call (stored too: opening the account later changes
 	// nothing for the id), payment_mismatch if the id was used for another user or amount.
 	Pay(ctx context.Context, p Payment) (Payment, error)

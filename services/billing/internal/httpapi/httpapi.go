@@ -162,6 +162,7 @@ type paymentRequest struct {
 	PaymentID string          `json:"paymentId"`
 	UserID    string          `json:"userId"`
 	Amount    json.RawMessage `json:"amount"`
+	PayBy     string          `json:"payBy"`
 }
 
 // pay and void take the same request and answer with the payment's stored outcome.
@@ -195,7 +196,8 @@ func decodePayment(c *echo.Context) (billing.Payment, error) {
 		return billing.Payment{}, err
 	}
 	f := httpx.Fields{}
-	p := billing.Payment{ID: f.UUID("paymentId", req.PaymentID), UserID: f.UUID("userId", req.UserID), Amount: f.Amount("amount", req.Amount)}
+	p := billing.Payment{ID: f.UUID("paymentId", req.PaymentID), UserID: f.UUID("userId", req.UserID), Amount: f.Amount("amount", req.Amount),
+		PayBy: f.OptionalTime("payBy", req.PayBy)}
 	return p, f.Err()
 }
 

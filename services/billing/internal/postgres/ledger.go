@@ -125,11 +125,12 @@ type keyedDepositRow struct {
 // is the payments table's primary key: a repeated id violates it, which rolls back the whole
 // statement, debit included. A concurrent repeat waits on the account's row lock and then
 // fails the same way, so an id is debited at most once. A user without an account gets the
-// outcome account_not_found, stored like the others.
+// outcome account_not_found, stored like the others; a request past its deadline ($4, if not
+// null) gets voided, and never debits.
 const paySQL = `
 		WITH debit AS (
 			UPDATE accounts SET balance = balance - $3, updated_at = now()
-			WHERE user_id = $2 AND balance >= $3
+			WHERE user_id = $2 AND balance >= $3 AND NOT coalesce($4::timestamptz <= now(), false)
 			RETURNING balance
 		), entry AS (
 			INSERT INTO entries (user_id, type, amount, balance_after, operation_id)
@@ -138,6 +139,7 @@ const paySQL = `
 		INSERT INTO payments (payment_id, user_id, amount, status, balance)
 		SELECT $1, $2, $3,
 		       CASE WHEN accounts.user_id IS NULL THEN 'account_not_found'
+		            WHEN $4::timestamptz <= now() THEN 'voided'
 		            WHEN debit.balance IS NULL THEN 'insufficient_funds'
 		            ELSE 'completed' END,
 		       COALESCE(debit.balance, accounts.balance, 0)
@@ -264,7 +266,8 @@ func (l *Ledger) applied(ctx context.Context, operationID uuid.UUID) (bool, erro
 // Pay implements billing.Ledger; a repeated payment id returns the stored outcome.
 func (l *Ledger) Pay(ctx context.Context, p billing.Payment) (billing.Payment, error) {
 	var out paymentRow
-	err := l.pay.GetContext(ctx, &out, p.ID, p.UserID, int64(p.Amount))
+	payBy := sql.NullTime{Time: p.PayBy, Valid: !p.PayBy.IsZero()}
+	err := l.pay.GetContext(ctx, &out, p.ID, p.UserID, int64(p.Amount), payBy)
 	switch {
 	case pg.IsUniqueViolation(err):
 		return l.storedPayment(ctx, p)

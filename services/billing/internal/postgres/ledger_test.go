@@ -474,3 +474,33 @@ func TestAccountAboveTheCapCanStillPay(t *testing.T) {
 	}
 	verifyClean(t, l)
 }
+
+// TestPaymentPastItsDeadlineIsVoided: a payment request billing gets to after its deadline
+// (on the database clock) is voided and debits nothing, for good; one before it pays.
+func TestPaymentPastItsDeadlineIsVoided(t *testing.T) {
+	t.Parallel()
+	l, db := newLedgerDB(t)
+	ctx := context.Background()
+	user := openWith(t, l, 100_00)
+	var now time.Time
+	if err := db.Get(&now, `SELECT now()`); err != nil {
+		t.Fatal(err)
+	}
+	late := billing.Payment{ID: uuid.New(), UserID: user, Amount: 10_00, PayBy: now.Add(-time.Millisecond)}
+	got, err := l.Pay(ctx, late)
+	if err != nil || got.Status != billing.PaymentVoided || got.Balance != 100_00 {
+		t.Fatalf("Pay past its deadline = %+v, %v; want voided with the balance untouched", got, err)
+	}
+	late.PayBy = time.Time{} // a repeat without a deadline gets the stored outcome
+	if got, err := l.Pay(ctx, late); err != nil || got.Status != billing.PaymentVoided {
+		t.Fatalf("Pay again = %+v, %v; want the stored voided", got, err)
+	}
+	inTime := billing.Payment{ID: uuid.New(), UserID: user, Amount: 10_00, PayBy: time.Now().Add(time.Minute)}
+	if got, err := l.Pay(ctx, inTime); err != nil || got.Status != billing.PaymentCompleted || got.Balance != 90_00 {
+		t.Fatalf("Pay before its deadline = %+v, %v; want completed, balance 90.00", got, err)
+	}
+	if a, err := l.Account(ctx, user); err != nil || a.Balance != 90_00 {
+		t.Fatalf("balance %v, %v; want 90.00: one debit", a.Balance, err)
+	}
+	verifyClean(t, l)
+}

@@ -76,7 +76,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer relay.Close()
 
-	svc := order.NewService(orderpg.NewOrders(db, relay.Wake, cfg.Reconciler.Lease()), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout, reg), log).
+	svc := order.NewService(orderpg.NewOrders(db, relay.Wake, cfg.Reconciler.Lease()).WithPayWindow(cfg.PayWindow), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout, reg), log).
 		WithPlaceTimeout(cfg.PlaceTimeout)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/apperr"
@@ -40,6 +39,18 @@ type paymentRequest struct {
 	PaymentID string       `json:"paymentId"`
 	UserID    string       `json:"userId"`
 	Amount    money.Amount `json:"amount"`
+	PayBy     *time.Time   `json:"payBy,omitempty"`
+}
+
+// toPaymentRequest is the payment request for o: its id is the payment id, and billing
+// debits it only before its pay deadline.
+func toPaymentRequest(o order.Order) paymentRequest {
+	r := paymentRequest{PaymentID: o.ID.String(), UserID: o.UserID.String(), Amount: o.Price}
+	if !o.PayBy.IsZero() {
+		payBy := o.PayBy.UTC()
+		r.PayBy = &payBy
+	}
+	return r
 }
 
 type paymentResponse struct {
@@ -51,19 +62,21 @@ type paymentResponse struct {
 }
 
 // Pay implements order.BillingClient.
-func (c *Client) Pay(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (order.Payment, error) {
-	return c.post(ctx, "/internal/payments", paymentID, userID, amount)
+func (c *Client) Pay(ctx context.Context, o order.Order) (order.Payment, error) {
+	return c.post(ctx, "/internal/payments", toPaymentRequest(o))
 }
 
 // Void implements order.BillingClient.
-func (c *Client) Void(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (order.Payment, error) {
-	return c.post(ctx, "/internal/payments/void", paymentID, userID, amount)
+func (c *Client) Void(ctx context.Context, o order.Order) (order.Payment, error) {
+	r := toPaymentRequest(o)
+	r.PayBy = nil // a void never debits
+	return c.post(ctx, "/internal/payments/void", r)
 }
 
 // post sends a payment request to billing's path and records the call's latency by outcome.
-func (c *Client) post(ctx context.Context, path string, paymentID, userID uuid.UUID, amount money.Amount) (order.Payment, error) {
+func (c *Client) post(ctx context.Context, path string, r paymentRequest) (order.Payment, error) {
 	start := time.Now()
-	p, outcome, err := c.call(ctx, path, paymentRequest{PaymentID: paymentID.String(), UserID: userID.String(), Amount: amount})
+	p, outcome, err := c.call(ctx, path, r)
 	c.latency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	return p, err
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +15,6 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/logger"
-	"github.com/order-system/order-system/pkg/money"
 	"github.com/order-system/order-system/services/order/internal/billing"
 	"github.com/order-system/order-system/services/order/internal/order"
 )
@@ -61,11 +61,11 @@ func TestOutcomes(t *testing.T) {
 			c := billing.NewClient(srv.URL, time.Second, prometheus.NewRegistry())
 			ctx := logger.WithRequestID(context.Background(), "req-7")
 			for _, call := range []struct {
-				do   func(context.Context, uuid.UUID, uuid.UUID, money.Amount) (order.Payment, error)
+				do   func(context.Context, order.Order) (order.Payment, error)
 				path string
 			}{{c.Pay, "/internal/payments"}, {c.Void, "/internal/payments/void"}} {
 				payment := uuid.New()
-				got, err := call.do(ctx, payment, user, 1_00)
+				got, err := call.do(ctx, order.Order{ID: payment, UserID: user, Price: 1_00})
 				if tt.wantErr != "" && !apperr.Is(err, tt.wantErr) || tt.wantErr == "" && err != nil {
 					t.Fatalf("%s: err = %v, want code %q", call.path, err, tt.wantErr)
 				}
@@ -93,12 +93,44 @@ func TestUnreachableAndTimeout(t *testing.T) {
 	closed.Close()
 	for name, url := range map[string]string{"hung": hung.URL, "closed": closed.URL} {
 		start := time.Now()
-		_, err := billing.NewClient(url, 200*time.Millisecond, prometheus.NewRegistry()).Pay(context.Background(), uuid.New(), uuid.New(), 1)
+		_, err := billing.NewClient(url, 200*time.Millisecond, prometheus.NewRegistry()).Pay(context.Background(), order.Order{ID: uuid.New(), UserID: uuid.New(), Price: 1})
 		if !apperr.Is(err, apperr.Unavailable) {
 			t.Errorf("%s billing: err = %v, want unavailable", name, err)
 		}
 		if d := time.Since(start); d > time.Second {
 			t.Errorf("%s billing: the call took %s, want it cut at the 200ms timeout", name, d)
 		}
+	}
+}
+
+// TestPayCarriesTheDeadline: billing is told the order's pay deadline with a payment, so
+// that a call it only gets to after the deadline does not debit; a void never debits and
+// carries none.
+func TestPayCarriesTheDeadline(t *testing.T) {
+	t.Parallel()
+	bodies := map[string]string{}
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies[r.URL.Path] = string(b)
+		mu.Unlock()
+		io.WriteString(w, `{"status":"voided","balance":0}`)
+	}))
+	defer srv.Close()
+	c := billing.NewClient(srv.URL, time.Second, prometheus.NewRegistry())
+	o := order.Order{ID: uuid.New(), UserID: uuid.New(), Price: 2_50, PayBy: time.Date(2026, 12, 6, 12, 30, 0, 123456000, time.FixedZone("", 3600))}
+	if _, err := c.Pay(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Void(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"/internal/payments":      `{"paymentId":"` + o.ID.String() + `","userId":"` + o.UserID.String() + `","amount":2.5,"payBy":"2026-12-06T11:30:00.123456Z"}`,
+		"/internal/payments/void": `{"paymentId":"` + o.ID.String() + `","userId":"` + o.UserID.String() + `","amount":2.5}`,
+	}
+	if diff := cmp.Diff(want, bodies); diff != "" {
+		t.Errorf("request bodies (-want +got):\n%s", diff)
 	}
 }

@@ -26,7 +26,10 @@ type Config struct {
 	// request that outlived its lease would let a retry run beside it instead of being
 	// told 409.
 	PlaceTimeout time.Duration
-	Reconciler   order.ReconcilerConfig
+	// PayWindow is how long after it is placed an order may be paid (order.PayWindow of the
+	// key TTL).
+	PayWindow  time.Duration
+	Reconciler order.ReconcilerConfig
 }
 
 // Load reads the configuration; defaults suit a developer machine.
@@ -58,12 +61,13 @@ func Load() (Config, error) {
 	}
 	r.CallTimeout = cfg.BillingTimeout
 	cfg.Reconciler = r
-	// An order keyed by a request that got no final answer may be paid by the reconciler
-	// until PayHorizon. Were its key to expire before that, a retry with the key would
-	// place a second order under a new id while the reconciler pays the first: two debits
-	// for one request.
-	if h := r.PayHorizon(); cfg.Idempotency.TTL <= h {
-		return Config{}, fmt.Errorf("IDEMPOTENCY_TTL %v must be longer than the %v in which the reconciler may still pay an order (RECONCILE_MAX_ATTEMPTS, RECONCILE_BACKOFF, RECONCILE_MAX_BACKOFF)", cfg.Idempotency.TTL, h)
+	cfg.PayWindow = order.PayWindow(cfg.Idempotency.TTL)
+	// The pay deadline is what keeps one key from paying for two orders, whatever the
+	// schedule. A schedule longer than the window would void orders by the deadline
+	// before their attempts ran out: a setting that cannot mean what it says.
+	if h := r.PayHorizon(); cfg.PayWindow <= h {
+		return Config{}, fmt.Errorf("IDEMPOTENCY_TTL %v leaves a pay window of %v, shorter than the %v in which the reconciler's schedule pays an order (RECONCILE_MAX_ATTEMPTS, RECONCILE_BACKOFF, RECONCILE_MAX_BACKOFF, BILLING_TIMEOUT)",
+			cfg.Idempotency.TTL, cfg.PayWindow, h)
 	}
 	return cfg, nil
 }
@@ -75,6 +79,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("billing_timeout", c.BillingTimeout.String()),
 		slog.Any("idempotency", c.Idempotency),
 		slog.String("place_timeout", c.PlaceTimeout.String()),
+		slog.String("pay_window", c.PayWindow.String()),
 		slog.Group("reconciler", slog.String("interval", c.Reconciler.Interval.String()), slog.Int("max_attempts", c.Reconciler.MaxAttempts),
 			slog.String("base_backoff", c.Reconciler.BaseBackoff.String()), slog.String("max_backoff", c.Reconciler.MaxBackoff.String())))...)
 }

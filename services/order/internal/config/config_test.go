@@ -61,3 +61,29 @@ func TestKeysOutliveThePayments(t *testing.T) {
 		t.Fatalf("IDEMPOTENCY_TTL=30m with 3 attempts: %v", err)
 	}
 }
+
+// TestPayWindowEndsBeforeTheKey: an order may be paid only for a window that ends before its
+// Idempotency-Key can expire, whatever the TTL; the reconciler's schedule no longer has to be
+// bounded by the TTL for that, so settings whose schedule outlasts the key by the count of
+// attempts (a slow interval) start, and the deadline holds them.
+func TestPayWindowEndsBeforeTheKey(t *testing.T) {
+	for _, tt := range []struct {
+		ttl  string
+		want time.Duration
+	}{{"", 24*time.Hour - time.Minute}, {"15s", 13500 * time.Millisecond}, {"2h", 2*time.Hour - time.Minute}} {
+		t.Run(tt.ttl, func(t *testing.T) {
+			t.Setenv("IDEMPOTENCY_TTL", tt.ttl)
+			t.Setenv("BILLING_TIMEOUT", "300ms")
+			t.Setenv("RECONCILE_BACKOFF", "1ms")
+			t.Setenv("RECONCILE_MAX_BACKOFF", "1ms")
+			t.Setenv("RECONCILE_INTERVAL", "2s")
+			cfg, err := config.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.PayWindow != tt.want || cfg.PayWindow >= cfg.Idempotency.TTL {
+				t.Errorf("IDEMPOTENCY_TTL=%q: pay window %v, want %v, before the key's %v", tt.ttl, cfg.PayWindow, tt.want, cfg.Idempotency.TTL)
+			}
+		})
+	}
+}

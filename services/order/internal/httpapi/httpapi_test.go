@@ -35,6 +35,7 @@ import (
 type fakeBilling struct {
 	held       sync.Map // payment id → chan struct{}: the id's next call waits until it is closed
 	mu         sync.Mutex
+	gate       chan struct{} // when set, every call waits until it is closed
 	balances   map[string]int64 // minor units
 	payments   map[string]string
 	debits     map[string]int
@@ -58,6 +59,12 @@ func (f *fakeBilling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Amount            json.Number
 	}
 	json.NewDecoder(r.Body).Decode(&req)
+	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	if release, ok := f.held.LoadAndDelete(req.PaymentID); ok {
 		<-release.(chan struct{})
 	}
@@ -602,5 +609,55 @@ func TestTakeoverAfterACrashResumesTheOrder(t *testing.T) {
 	e.db.Get(&orders, `SELECT count(*) FROM orders`)
 	if orders != 1 || e.billing.debitsOf(first.Order.ID) != 1 {
 		t.Fatalf("%d orders, %d debits; want one order paid once", orders, e.billing.debitsOf(first.Order.ID))
+	}
+}
+
+// TestLateFinishLocksTheKeyBeforeTheOrder: a keyed request's final statement locks its key's
+// record before the order's row, the order in which a retry taking the key over locks them
+// (key, then order). While something holds the key's record, the finishing request waits
+// without having locked the order, so a takeover and a late finish queue up instead of
+// deadlocking.
+func TestLateFinishLocksTheKeyBeforeTheOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := e.user(100_00)
+	gate := make(chan struct{})
+	e.billing.mu.Lock()
+	e.billing.gate = gate
+	e.billing.mu.Unlock()
+	placed := make(chan response, 1)
+	go func() {
+		r, err := e.send("late", orderJSON(user, "30"))
+		if err != nil {
+			t.Error(err)
+		}
+		placed <- r
+	}()
+	var id string
+	waitUntil(t, func() bool { return e.db.Get(&id, `SELECT id FROM orders`) == nil })
+	takeover, err := e.db.Beginx() // stands in for a retry taking the key over
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer takeover.Rollback()
+	takeover.MustExec(`SELECT FROM idempotency_keys WHERE key = 'late' FOR UPDATE`)
+	close(gate)
+	waitUntil(t, func() bool {
+		var waiting int
+		e.db.Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+		return waiting == 1
+	})
+	probe, err := e.db.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = probe.Exec(`SELECT FROM orders WHERE id = $1 FOR UPDATE NOWAIT`, id)
+	probe.Rollback()
+	if err != nil {
+		t.Errorf("the order's row while the finish waits for the key: %v; want it not locked", err)
+	}
+	takeover.Rollback()
+	if r := <-placed; r.Status != http.StatusCreated {
+		t.Fatalf("order = %d %s, want 201 once the key is free", r.Status, r.Raw)
 	}
 }

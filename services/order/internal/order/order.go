@@ -34,8 +34,17 @@ type Order struct {
 	Status         Status
 	FailureReason  string
 	FailureMessage string
-	Attempts       int
-	CreatedAt      time.Time
+	// Attempts counts the reconciler's calls to billing for a pending order, and
+	// NextAttemptAt is when it is due again (until then the reconciler that claimed it
+	// holds it).
+	Attempts      int
+	NextAttemptAt time.Time
+	// PayBy is the order's pay deadline on the database clock: billing debits it only
+	// before then, and after it the reconciler voids it. It comes before the order's
+	// Idempotency-Key can expire, so a retry that reuses the key after that never finds the
+	// first order still payable.
+	PayBy     time.Time
+	CreatedAt time.Time
 }
 
 // Complete finishes a pending order as paid.
@@ -90,10 +99,12 @@ type BillingClient interface {
 	// Pay debits amount from the user's account once per paymentID. Errors: not_found when
 	// the user has no account; unavailable when billing cannot be reached or gives an answer
 	// other than an outcome (the outcome is then unknown and the call must be repeated).
-	Pay(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (Payment, error)
-	// Void makes sure paymentID is never debited, unless it already was: the outcome is then
-	// voided, or the earlier one. Errors as for Pay.
-	Void(ctx context.Context, paymentID, userID uuid.UUID, amount money.Amount) (Payment, error)
+	// The payment id is the order's id; billing refuses to debit it after o.PayBy (the
+	// outcome is then voided).
+	Pay(ctx context.Context, o Order) (Payment, error)
+	// Void makes sure the order's payment is never debited, unless it already was: the
+	// outcome is then voided, or the earlier one. Errors as for Pay.
+	Void(ctx context.Context, o Order) (Payment, error)
 }
 
 // Repository stores orders. When ctx carries an idempotency claim (pkg/idempotency), Create
@@ -110,13 +121,16 @@ type Repository interface {
 	// provided the stored order is still pending. Otherwise (someone else finished it first)
 	// it returns the stored order unchanged.
 	Finish(ctx context.Context, o Order) (Order, error)
-	// ClaimPending leases up to limit pending orders whose next attempt is due, counting the
-	// attempt and pushing the next one back by backoff(attempts): until then the claim is
-	// the caller's.
-	ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]Order, error)
-	// Claimed reports whether o, as ClaimPending returned it, is still pending and still
-	// claimed by that call (no later claim counted another attempt) for at least margin.
-	Claimed(ctx context.Context, o Order, margin time.Duration) (bool, error)
+	// ClaimPending holds up to limit pending orders whose next attempt is due, pushing it
+	// back by backoff(attempts) where attempts counts the call about to be made (Attempts of
+	// the orders returned): until then the hold is the caller's. It also returns the
+	// database's clock at the claim, which the orders' PayBy is compared with.
+	ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) (orders []Order, now time.Time, err error)
+	// StartAttempt counts the billing call about to be made for o, as ClaimPending returned
+	// it, provided o is still pending and still held by that claim (no later claim replaced
+	// it) for at least margin; it reports whether it did. An attempt is thus a call, not a
+	// claim: an order skipped because its hold ran out spends none.
+	StartAttempt(ctx context.Context, o Order, margin time.Duration) (bool, error)
 }
 
 // CodeInsufficientFunds is the error code of an order that failed for lack of money.

@@ -72,14 +72,14 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (Order, error) {
 // pay asks billing to pay the order, outside any transaction, and finishes the order with
 // the outcome.
 func (s *Service) pay(ctx context.Context, o Order) (Result, error) {
-	p, err := s.billing.Pay(ctx, o.ID, o.UserID, o.Price)
+	p, err := s.billing.Pay(ctx, o)
 	return s.finish(ctx, o, p, err)
 }
 
 // void asks billing to void the order's payment, outside any transaction, and finishes the
 // order with the outcome: failed if nothing was charged, completed if it was.
 func (s *Service) void(ctx context.Context, o Order) (Result, error) {
-	p, err := s.billing.Void(ctx, o.ID, o.UserID, o.Price)
+	p, err := s.billing.Void(ctx, o)
 	return s.finish(ctx, o, p, err)
 }
 
@@ -93,7 +93,8 @@ func (s *Service) finish(ctx context.Context, o Order, p Payment, err error) (Re
 	case err == nil && p.Outcome == PaymentRefused:
 		err = finished.Fail(events.ReasonBalanceTooLow, fmt.Sprintf("Insufficient funds: balance %s, price %s", p.Balance, o.Price))
 	case err == nil && p.Outcome == PaymentVoided:
-		err = finished.Fail(events.ReasonBillingUnreachable, fmt.Sprintf("billing could not be reached after %d attempts; nothing was charged", o.Attempts))
+		err = finished.Fail(events.ReasonBillingUnreachable, fmt.Sprintf("billing could not be reached in time (%d attempts, pay deadline %s); nothing was charged",
+			o.Attempts, o.PayBy.UTC().Format(time.RFC3339)))
 	case err == nil:
 		return Result{}, fmt.Errorf("pay order %s: unknown outcome %q", o.ID, p.Outcome)
 	case apperr.Is(err, apperr.NotFound):
@@ -134,7 +135,7 @@ func ResultOf(o Order) Result {
 // ReconcilerConfig bounds how pending orders are retried.
 type ReconcilerConfig struct {
 	Interval    time.Duration // how often to look for due orders
-	MaxAttempts int           // the reconciler's payment calls (after the request's own) before it voids the payment instead
+	MaxAttempts int           // the reconciler's payment calls (after the request's own) before it voids the payment instead, if the pay deadline has not come first
 	BaseBackoff time.Duration // wait after the first failed attempt, doubled each time
 	MaxBackoff  time.Duration
 	// CallTimeout is the longest a billing call takes (the client's BILLING_TIMEOUT). A
@@ -170,10 +171,12 @@ func (c ReconcilerConfig) Lease() time.Duration {
 	return 2 * c.CallTimeout
 }
 
-// PayHorizon bounds how long after it was placed an order may still be paid: the grace
-// before it is first due, then MaxAttempts claims, each due at most max(Backoff, Lease)
-// after the one before (a late reconciler stretches it; this is the schedule). After it the
-// reconciler only voids, which never charges.
+// PayHorizon is how long after it was placed an order is still paid by the schedule: the
+// grace before it is first due, then MaxAttempts calls, each due at most max(Backoff, Lease)
+// after the one before. A late or stopped reconciler stretches the schedule, which is why
+// the pay deadline (Order.PayBy), not the schedule, bounds when an order may be paid; the
+// schedule should end before it, or orders are voided by the deadline before their
+// attempts run out.
 func (c ReconcilerConfig) PayHorizon() time.Duration {
 	d := c.Lease()
 	for attempts := 1; attempts <= c.MaxAttempts; attempts++ {
@@ -182,32 +185,48 @@ func (c ReconcilerConfig) PayHorizon() time.Duration {
 	return d
 }
 
+// PayWindow is how long after it is placed an order may be paid, when Idempotency-Keys are
+// kept for keyTTL: keyTTL less a margin of a tenth, at most a minute. The key of a keyed
+// order expires keyTTL after the order was stored (the same statement, the same clock), so
+// by the time a retry can reuse the key for a second order, the first can no longer be
+// debited. The margin covers a clock difference between the order's database and billing's
+// and a debit committing just after billing checked the deadline.
+func PayWindow(keyTTL time.Duration) time.Duration {
+	return keyTTL - min(keyTTL/10, time.Minute)
+}
+
 // Reconcile finishes due pending orders once: those whose billing call failed, and those
 // whose process died between the debit and the final commit. Repeating the call with the
-// same payment id returns billing's first outcome, so this never debits twice. After
-// cfg.MaxAttempts calls that did not get an answer it stops paying and voids the payment
-// instead: the order fails only once billing confirms that it was not charged (or completes,
-// if the void finds it was).
+// same payment id returns billing's first outcome, so this never debits twice.
+//
+// Whether it still pays or voids an order is decided by the order's age, not by how often
+// it was tried: an order past its pay deadline (PayBy, on the database clock) is voided, so
+// no interval, backlog or downtime of the reconcilers lets it be paid after its
+// Idempotency-Key could be reused for another order. Billing enforces the same deadline on
+// its own clock, for a call it only gets to late. An order is also voided after
+// cfg.MaxAttempts calls that got no answer. A void fails the order only once billing confirms
+// that it was not charged (or completes it, if the void finds it was).
 //
 // Each order is checked again just before its call: an order that another replica claimed
-// or finished since (its claim ran out while earlier orders of the batch were slow) is
-// left to that replica, so a batch never acts on a claim it no longer holds.
+// or finished since (its hold ran out while earlier orders of the batch were slow) is left
+// to that replica, so a batch never acts on a hold it no longer has; such an order spends
+// no attempt.
 func (s *Service) Reconcile(ctx context.Context, cfg ReconcilerConfig) (int, error) {
-	orders, err := s.repo.ClaimPending(ctx, 50, func(attempts int) time.Duration { return max(cfg.Backoff(attempts), cfg.Lease()) })
+	orders, now, err := s.repo.ClaimPending(ctx, 50, func(attempts int) time.Duration { return max(cfg.Backoff(attempts), cfg.Lease()) })
 	if err != nil {
 		return 0, err
 	}
 	for _, o := range orders {
-		held, err := s.repo.Claimed(ctx, o, cfg.CallTimeout)
+		held, err := s.repo.StartAttempt(ctx, o, cfg.CallTimeout)
 		if err != nil {
 			return len(orders), err
 		}
 		if !held {
-			s.log.InfoContext(ctx, "reconcile skipped an order no longer claimed", "order_id", o.ID, "attempts", o.Attempts)
+			s.log.InfoContext(ctx, "reconcile skipped an order no longer held", "order_id", o.ID, "attempts", o.Attempts)
 			continue
 		}
 		var res Result
-		if o.Attempts > cfg.MaxAttempts {
+		if o.Attempts > cfg.MaxAttempts || !now.Before(o.PayBy) {
 			res, err = s.void(ctx, o)
 		} else {
 			res, err = s.pay(ctx, o)
@@ -219,7 +238,7 @@ func (s *Service) Reconcile(ctx context.Context, cfg ReconcilerConfig) (int, err
 			continue
 		}
 		if res.Order.Status == StatusFailed && res.Order.FailureReason == events.ReasonBillingUnreachable {
-			s.log.ErrorContext(ctx, "order failed, billing unreachable", "order_id", o.ID, "attempts", o.Attempts)
+			s.log.ErrorContext(ctx, "order failed, billing unreachable", "order_id", o.ID, "attempts", o.Attempts, "pay_by", o.PayBy)
 		}
 	}
 	return len(orders), nil

@@ -15,7 +15,6 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/events"
-	"github.com/order-system/order-system/pkg/money"
 	"github.com/order-system/order-system/services/order/internal/order"
 )
 
@@ -28,11 +27,11 @@ type fakeBilling struct {
 
 var _ order.BillingClient = (*fakeBilling)(nil)
 
-func (b *fakeBilling) Pay(_ context.Context, _, _ uuid.UUID, _ money.Amount) (order.Payment, error) {
+func (b *fakeBilling) Pay(_ context.Context, _ order.Order) (order.Payment, error) {
 	return b.call("pay")
 }
 
-func (b *fakeBilling) Void(_ context.Context, _, _ uuid.UUID, _ money.Amount) (order.Payment, error) {
+func (b *fakeBilling) Void(_ context.Context, _ order.Order) (order.Payment, error) {
 	return b.call("void")
 }
 
@@ -57,6 +56,7 @@ type fakeOrders struct {
 	mu      sync.Mutex
 	orders  map[uuid.UUID]order.Order
 	claimed []order.Order // what ClaimPending hands out
+	now     time.Time     // the database clock ClaimPending reports; time.Now() if zero
 }
 
 func newFakeOrders(stored ...order.Order) *fakeOrders {
@@ -97,26 +97,36 @@ func (r *fakeOrders) Finish(_ context.Context, o order.Order) (order.Order, erro
 	return o, nil
 }
 
-func (r *fakeOrders) ClaimPending(_ context.Context, _ int, _ func(int) time.Duration) ([]order.Order, error) {
+func (r *fakeOrders) ClaimPending(_ context.Context, _ int, _ func(int) time.Duration) ([]order.Order, time.Time, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	claimed := r.claimed
 	r.claimed = nil
-	return claimed, nil
+	now := r.now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return claimed, now, nil
 }
 
-// Claimed holds while the stored order is pending with the attempts of the claimed copy.
-func (r *fakeOrders) Claimed(_ context.Context, o order.Order, _ time.Duration) (bool, error) {
+// StartAttempt holds while the stored order is pending under the hold of the claimed copy,
+// and counts the attempt.
+func (r *fakeOrders) StartAttempt(_ context.Context, o order.Order, _ time.Duration) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	stored, ok := r.orders[o.ID]
-	return ok && stored.Status == order.StatusPending && stored.Attempts == o.Attempts, nil
+	if !ok || stored.Status != order.StatusPending || !stored.NextAttemptAt.Equal(o.NextAttemptAt) {
+		return false, nil
+	}
+	stored.Attempts = o.Attempts
+	r.orders[o.ID] = stored
+	return true, nil
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newOrder() order.Order {
-	return order.Order{ID: uuid.New(), UserID: uuid.New(), Email: "buyer@example.com", Price: 1000_00}
+	return order.Order{ID: uuid.New(), UserID: uuid.New(), Email: "buyer@example.com", Price: 1000_00, PayBy: time.Now().Add(time.Hour)}
 }
 
 func TestPlace(t *testing.T) {
@@ -238,6 +248,44 @@ func TestReconcilePaysThenVoids(t *testing.T) {
 	}
 }
 
+// TestReconcileVoidsPastThePayDeadline: the order's age on the database clock, not the
+// number of attempts, decides whether it may still be paid; an order past its deadline is
+// voided at its first attempt.
+func TestReconcileVoidsPastThePayDeadline(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		payBy    time.Time
+		wantCall string
+	}{
+		{"before the deadline", now.Add(time.Microsecond), "pay"},
+		{"at the deadline", now, "void"},
+		{"a day past it", now.Add(-24 * time.Hour), "void"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o := newOrder()
+			o.Status, o.Attempts, o.PayBy = order.StatusPending, 1, tt.payBy
+			repo := newFakeOrders(o)
+			repo.claimed, repo.now = []order.Order{o}, now
+			billing := &fakeBilling{answer: func(call string) (order.Payment, error) {
+				if call == "void" {
+					return order.Payment{Outcome: order.PaymentVoided}, nil
+				}
+				return order.Payment{Outcome: order.PaymentPaid}, nil
+			}}
+			if _, err := order.NewService(repo, billing, discard).Reconcile(context.Background(), order.DefaultReconcilerConfig()); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{tt.wantCall}, billing.made()); diff != "" {
+				t.Errorf("billing calls (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestReconcileLeavesAnOrderNoLongerClaimed: an order finished or claimed again by another
 // replica after this reconciler claimed it gets no billing call from this one.
 func TestReconcileLeavesAnOrderNoLongerClaimed(t *testing.T) {
@@ -249,7 +297,7 @@ func TestReconcileLeavesAnOrderNoLongerClaimed(t *testing.T) {
 	reclaimed := newOrder()
 	reclaimed.Status, reclaimed.Attempts = order.StatusPending, 1
 	reclaimedLater := reclaimed
-	reclaimedLater.Attempts = 2
+	reclaimedLater.Attempts, reclaimedLater.NextAttemptAt = 2, time.Now().Add(time.Minute) // another replica's hold
 	repo := newFakeOrders(failed, reclaimedLater)
 	repo.claimed = []order.Order{claimed, reclaimed}
 	billing := &fakeBilling{answer: func(string) (order.Payment, error) { return order.Payment{Outcome: order.PaymentPaid}, nil }}

@@ -24,33 +24,43 @@ type Orders struct {
 	db *sqlx.DB
 	// grace keeps the reconciler off a new order while the request that placed it is still
 	// calling billing.
-	grace       time.Duration
+	grace time.Duration
+	// payWindow is how long after it is stored an order may be paid (order.PayWindow).
+	payWindow   time.Duration
 	published   func() // wakes the outbox relay
 	create      *pg.Stmt
 	createKeyed *pg.Stmt
 	finish      *pg.Stmt
 	finishKeyed *pg.Stmt
 	get         *pg.Stmt
-	claimed     *pg.Stmt
+	startCall   *pg.Stmt
 }
 
 var _ order.Repository = (*Orders)(nil)
 
 // NewOrders returns the repository over db; it calls published after committing an event
 // (the outbox relay's Wake). A new order is first due for the reconciler after grace, which
-// must outlast the placing request's billing call (order.ReconcilerConfig.Lease).
+// must outlast the placing request's billing call (order.ReconcilerConfig.Lease). Orders may
+// be paid for order.PayWindow of the default key TTL; WithPayWindow sets another window.
 func NewOrders(db *sqlx.DB, published func(), grace time.Duration) *Orders {
 	return &Orders{
 		db:          db,
 		grace:       grace,
+		payWindow:   order.PayWindow(idempotency.DefaultTTL),
 		published:   published,
 		create:      pg.Prepare(db, createSQL),
 		createKeyed: pg.Prepare(db, createKeyedSQL),
 		finish:      pg.Prepare(db, finishSQL),
 		finishKeyed: pg.Prepare(db, finishKeyedSQL),
 		get:         pg.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
-		claimed:     pg.Prepare(db, claimedSQL),
+		startCall:   pg.Prepare(db, startAttemptSQL),
 	}
+}
+
+// WithPayWindow sets how long after it is stored an order may be paid, and returns s.
+func (s *Orders) WithPayWindow(d time.Duration) *Orders {
+	s.payWindow = d
+	return s
 }
 
 type orderRow struct {
@@ -62,62 +72,74 @@ type orderRow struct {
 	FailureReason  string    `db:"failure_reason"`
 	FailureMessage string    `db:"failure_message"`
 	Attempts       int       `db:"attempts"`
+	NextAttemptAt  time.Time `db:"next_attempt_at"`
+	PayBy          time.Time `db:"pay_by"`
 	CreatedAt      time.Time `db:"created_at"`
 }
 
-const orderColumns = `id, user_id, email, price, status, failure_reason, failure_message, attempts, created_at`
+const orderColumns = `id, user_id, email, price, status, failure_reason, failure_message, attempts, next_attempt_at, pay_by, created_at`
 
 // createSQL stores a pending order. DO UPDATE with a no-op instead of DO NOTHING makes
-// RETURNING yield the existing row of a retried order in the same round trip.
-const createSQL = `INSERT INTO orders (id, user_id, email, price, status, next_attempt_at)
-	VALUES ($1, $2, $3, $4, $5, now() + $6::interval)
+// RETURNING yield the existing row of a retried order in the same round trip. The pay
+// deadline counts from the same now() as the expiry of a key taken in the statement.
+const createSQL = `INSERT INTO orders (id, user_id, email, price, status, next_attempt_at, pay_by)
+	VALUES ($1, $2, $3, $4, $5, now() + $6::interval, now() + $7::interval)
 	ON CONFLICT (id) DO UPDATE SET id = excluded.id
 	RETURNING ` + orderColumns
 
 // createKeyedSQL is createSQL that takes an Idempotency-Key in the same statement: the order
 // is written only if the key was taken, and no row comes back otherwise.
-var createKeyedSQL = `WITH ` + idempotency.TakeSQL(7) + `
-	INSERT INTO orders (id, user_id, email, price, status, next_attempt_at)
-	SELECT $1, $2, $3, $4, $5, now() + $6::interval FROM key_taken
+var createKeyedSQL = `WITH ` + idempotency.TakeSQL(8) + `
+	INSERT INTO orders (id, user_id, email, price, status, next_attempt_at, pay_by)
+	SELECT $1, $2, $3, $4, $5, now() + $6::interval, now() + $7::interval FROM key_taken
 	ON CONFLICT (id) DO UPDATE SET id = excluded.id
 	RETURNING ` + orderColumns
 
 // finishCTE stores the final status with its outbox event, guarded by status = 'pending';
-// event yields a row if it finished the order.
-var finishCTE = `
-		WITH finished AS (
+// event yields a row if it finished the order. before, if not empty, is a WITH query to run
+// first, and cond a further condition on finishing.
+func finishCTE(before, cond string) string {
+	return `
+		WITH ` + before + ` finished AS (
 			UPDATE orders SET status = $2, failure_reason = $3, failure_message = $4, updated_at = now()
-			WHERE id = $1 AND status = 'pending'
+			WHERE id = $1 AND status = 'pending' ` + cond + `
 			RETURNING id
 		), event AS (
 			` + outbox.InsertSelect("finished", 5) + `
 			RETURNING id
 		)`
+}
 
 // finishSQL finishes an order in one statement; it returns how many orders it finished (0
 // or 1).
-var finishSQL = finishCTE + `
+var finishSQL = finishCTE("", "") + `
 		SELECT count(*) FROM event`
 
 // finishKeyedSQL is finishSQL that also stores the answer under the request's
 // Idempotency-Key, if it finished the order: the order, its event and the answer commit
-// together, or none of them.
-var finishKeyedSQL = finishCTE + `, ` + idempotency.StoreSQL("event", finishKeyAt) + `
+// together, or none of them. It locks the key's record before the order's row, the order in
+// which createKeyedSQL takes them, so that a request finishing late (past its lease) and a
+// retry taking its key over queue up behind each other instead of deadlocking.
+var finishKeyedSQL = finishCTE(fmt.Sprintf(`key_locked AS MATERIALIZED (
+			SELECT FROM idempotency_keys WHERE scope = $%d AND key = $%d FOR UPDATE
+		),`, finishKeyAt, finishKeyAt+1), "AND EXISTS (SELECT FROM key_locked)") + `, ` + idempotency.StoreSQL("event", finishKeyAt) + `
 		SELECT (SELECT count(*) FROM event) AS finished, (SELECT count(*) FROM key_stored) AS stored`
 
 // finishKeyAt is the first of finishKeyedSQL's parameters for the key: after the order's
 // four and the outbox row's.
 var finishKeyAt = 5 + len(outbox.Row{}.Args())
 
-// claimedSQL tells whether a claim still holds: every claim counts an attempt, so an
-// unchanged count means no other claim came in between, and the database's clock decides
-// whether the claim lasts margin more, whichever replica asks.
-const claimedSQL = `SELECT EXISTS (SELECT 1 FROM orders
-	WHERE id = $1 AND status = 'pending' AND attempts = $2 AND next_attempt_at >= now() + $3::interval)`
+// startAttemptSQL counts a reconciler's call, provided its hold on the order is still the
+// latest one and lasts margin more on the database's clock, whichever replica asks. Every
+// hold sets next_attempt_at to at least the end of the one before plus a positive backoff,
+// so an unchanged value means no other claim came in between.
+const startAttemptSQL = `UPDATE orders SET attempts = $2
+	WHERE id = $1 AND status = 'pending' AND attempts = $2 - 1 AND next_attempt_at = $3 AND next_attempt_at >= now() + $4::interval`
 
 func fromOrderRow(r orderRow) order.Order {
 	return order.Order{ID: r.ID, UserID: r.UserID, Email: r.Email, Price: money.Amount(r.Price), Status: order.Status(r.Status),
-		FailureReason: r.FailureReason, FailureMessage: r.FailureMessage, Attempts: r.Attempts, CreatedAt: r.CreatedAt}
+		FailureReason: r.FailureReason, FailureMessage: r.FailureMessage, Attempts: r.Attempts, NextAttemptAt: r.NextAttemptAt,
+		PayBy: r.PayBy, CreatedAt: r.CreatedAt}
 }
 
 // Create implements order.Repository.
@@ -126,11 +148,11 @@ func (s *Orders) Create(ctx context.Context, o order.Order) (order.Order, error)
 	var err error
 	if claim, keyed := idempotency.ClaimFrom(ctx); keyed {
 		err = claim.Take(ctx, s.db, func(id uuid.UUID, key []any) error {
-			args := append([]any{id, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(s.grace)}, key...)
+			args := append([]any{id, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(s.grace), pg.Interval(s.payWindow)}, key...)
 			return s.createKeyed.GetContext(ctx, &r, args...)
 		})
 	} else {
-		err = s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(s.grace))
+		err = s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(s.grace), pg.Interval(s.payWindow))
 	}
 	if err != nil {
 		return order.Order{}, pg.Wrap("create order", err)
@@ -192,39 +214,50 @@ func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error)
 }
 
 // ClaimPending implements order.Repository.
-func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]order.Order, error) {
-	var rows []orderRow
+func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]order.Order, time.Time, error) {
+	var rows []struct {
+		orderRow
+		Now time.Time `db:"now"`
+	}
 	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		if err := tx.SelectContext(ctx, &rows, `SELECT `+orderColumns+` FROM orders
+		if err := tx.SelectContext(ctx, &rows, `SELECT `+orderColumns+`, now() FROM orders
 			WHERE status = 'pending' AND next_attempt_at <= now()
 			ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`, limit); err != nil {
 			return fmt.Errorf("select pending orders: %w", err)
 		}
 		for i := range rows {
+			// The call about to be made; StartAttempt counts it once it is made.
 			rows[i].Attempts++
 			wait := pg.Interval(backoff(rows[i].Attempts))
-			if _, err := tx.ExecContext(ctx, `UPDATE orders SET attempts = $2, next_attempt_at = now() + $3::interval WHERE id = $1`,
-				rows[i].ID, rows[i].Attempts, wait); err != nil {
-				return fmt.Errorf("lease pending order: %w", err)
+			if err := tx.GetContext(ctx, &rows[i].NextAttemptAt, `UPDATE orders SET next_attempt_at = now() + $2::interval WHERE id = $1
+				RETURNING next_attempt_at`, rows[i].ID, wait); err != nil {
+				return fmt.Errorf("hold pending order: %w", err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, pg.Wrap("claim pending orders", err)
+		return nil, time.Time{}, pg.Wrap("claim pending orders", err)
+	}
+	if len(rows) == 0 {
+		return nil, time.Time{}, nil
 	}
 	orders := make([]order.Order, len(rows))
 	for i, r := range rows {
-		orders[i] = fromOrderRow(r)
+		orders[i] = fromOrderRow(r.orderRow)
 	}
-	return orders, nil
+	return orders, rows[0].Now, nil
 }
 
-// Claimed implements order.Repository.
-func (s *Orders) Claimed(ctx context.Context, o order.Order, margin time.Duration) (bool, error) {
-	var held bool
-	if err := s.claimed.GetContext(ctx, &held, o.ID, o.Attempts, pg.Interval(margin)); err != nil {
-		return false, pg.Wrap("check order claim", err)
+// StartAttempt implements order.Repository.
+func (s *Orders) StartAttempt(ctx context.Context, o order.Order, margin time.Duration) (bool, error) {
+	res, err := s.startCall.ExecContext(ctx, o.ID, o.Attempts, o.NextAttemptAt, pg.Interval(margin))
+	if err != nil {
+		return false, pg.Wrap("start reconcile attempt", err)
 	}
-	return held, nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, pg.Wrap("start reconcile attempt", err)
+	}
+	return n == 1, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
@@ -123,7 +124,7 @@ func TestClaimPendingSplitsWorkBetweenReplicas(t *testing.T) {
 	for range 6 {
 		wg.Go(func() {
 			for {
-				got, err := repo.ClaimPending(ctx, 7, backoff)
+				got, _, err := repo.ClaimPending(ctx, 7, backoff)
 				if err != nil {
 					t.Error(err)
 					return
@@ -152,7 +153,7 @@ func TestClaimPendingSplitsWorkBetweenReplicas(t *testing.T) {
 	if len(seen) != 60 {
 		t.Fatalf("%d orders claimed, want all 60", len(seen))
 	}
-	if again, err := repo.ClaimPending(ctx, 100, backoff); err != nil || len(again) != 0 {
+	if again, _, err := repo.ClaimPending(ctx, 100, backoff); err != nil || len(again) != 0 {
 		t.Fatalf("ClaimPending right after = %d orders, %v; want none before the backoff", len(again), err)
 	}
 }
@@ -164,7 +165,7 @@ func TestFreshOrderIsLeftToItsRequest(t *testing.T) {
 	if _, err := repo.Create(ctx, pending()); err != nil {
 		t.Fatal(err)
 	}
-	got, err := repo.ClaimPending(ctx, 10, func(int) time.Duration { return time.Second })
+	got, _, err := repo.ClaimPending(ctx, 10, func(int) time.Duration { return time.Second })
 	if err != nil || len(got) != 0 {
 		t.Fatalf("ClaimPending of a just placed order = %d, %v; want none while its request pays it", len(got), err)
 	}
@@ -184,6 +185,72 @@ func TestNewOrderIsDueAfterTheGraceGiven(t *testing.T) {
 		db.Get(&waits, `SELECT (extract(epoch FROM next_attempt_at - created_at) * 1e9)::bigint FROM orders WHERE id = $1`, o.ID)
 		if waits != grace {
 			t.Errorf("order created with grace %v is first due after %v", grace, waits)
+		}
+	}
+}
+
+// TestAnAttemptIsACallNotAClaim: claiming an order holds it without counting an attempt;
+// StartAttempt counts one only for the call actually made, and only under the latest hold.
+// An order whose hold ran out before its call (another reconciler claimed it since) spends
+// no attempt, so a slow batch does not bring orders closer to being voided.
+func TestAnAttemptIsACallNotAClaim(t *testing.T) {
+	t.Parallel()
+	repo, db := newOrders(t)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := repo.Create(ctx, pending()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due := func() { db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '1 second'`) }
+	due()
+	backoff := func(int) time.Duration { return time.Minute }
+	first, _, err := repo.ClaimPending(ctx, 10, backoff)
+	if err != nil || len(first) != 3 {
+		t.Fatalf("ClaimPending = %d orders, %v; want 3", len(first), err)
+	}
+	if ok, err := repo.StartAttempt(ctx, first[0], time.Second); err != nil || !ok {
+		t.Fatalf("StartAttempt under the hold = %v, %v; want true", ok, err)
+	}
+	due() // the other two holds run out before their calls, and another reconciler claims them
+	second, _, err := repo.ClaimPending(ctx, 10, backoff)
+	if err != nil || len(second) != 3 {
+		t.Fatalf("second ClaimPending = %d orders, %v; want 3", len(second), err)
+	}
+	for _, o := range first[1:] {
+		if ok, err := repo.StartAttempt(ctx, o, time.Second); err != nil || ok {
+			t.Errorf("StartAttempt of order %s under a replaced hold = %v, %v; want false", o.ID, ok, err)
+		}
+	}
+	var attempts []int
+	if err := db.Select(&attempts, `SELECT attempts FROM orders ORDER BY attempts`); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int{0, 0, 1}, attempts); diff != "" {
+		t.Errorf("attempts after one call (-want +got):\n%s", diff)
+	}
+	for _, o := range second {
+		if o.ID == first[0].ID && o.Attempts != 2 || o.ID != first[0].ID && o.Attempts != 1 {
+			t.Errorf("order %s claimed for call %d", o.ID, o.Attempts)
+		}
+	}
+	if ok, err := repo.StartAttempt(ctx, second[0], time.Hour); err != nil || ok {
+		t.Errorf("StartAttempt with a hold shorter than the margin = %v, %v; want false", ok, err)
+	}
+}
+
+// TestPayDeadlineIsTheWindowAfterCreation: an order may be paid for the repository's pay
+// window from its creation, on the database clock.
+func TestPayDeadlineIsTheWindowAfterCreation(t *testing.T) {
+	t.Parallel()
+	_, db := newOrders(t)
+	for _, window := range []time.Duration{13500 * time.Millisecond, order.PayWindow(24 * time.Hour)} {
+		o, err := postgres.NewOrders(db, func() {}, time.Second).WithPayWindow(window).Create(context.Background(), pending())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := o.PayBy.Sub(o.CreatedAt); got != window {
+			t.Errorf("order created with pay window %v may be paid for %v", window, got)
 		}
 	}
 }
