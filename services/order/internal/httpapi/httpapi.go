@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/money"
@@ -73,6 +74,9 @@ func (h handler) create(c *echo.Context) error {
 		return err
 	}
 	if res.Err != nil {
+		if after := retryAfter(res); after != "" {
+			c.Response().Header().Set(idempotency.HeaderRetryAfter, after)
+		}
 		return withOrder(res) // the error handler renders it as placed does
 	}
 	reply, err := placed(res.Order)
@@ -87,9 +91,26 @@ func (h handler) create(c *echo.Context) error {
 func placed(o order.Order) (httpx.Reply, error) {
 	res := order.ResultOf(o)
 	if res.Err != nil {
-		return httpx.ErrorReply(withOrder(res))
+		r, err := httpx.ErrorReply(withOrder(res))
+		r.RetryAfter = retryAfter(res)
+		return r, err
 	}
 	return httpx.JSONReply(http.StatusCreated, toOrderResponse(res.Order))
+}
+
+// accountRetryAfter is the Retry-After, in seconds, of an order that failed because its user
+// had no billing account. A user registered while billing was unreachable gets the account
+// once billing consumes the user.created event, normally within a second of billing being
+// back; billing's own routes answer that state with the same advice.
+const accountRetryAfter = "1"
+
+// retryAfter is the Retry-After of the answer to res: for a missing account, which may
+// appear moments later, the client is told to come back.
+func retryAfter(res order.Result) string {
+	if apperr.Is(res.Err, apperr.NotFound) {
+		return accountRetryAfter
+	}
+	return ""
 }
 
 // withOrder is the error of an order that did not complete, with the order in its body.

@@ -661,3 +661,39 @@ func TestLateFinishLocksTheKeyBeforeTheOrder(t *testing.T) {
 		t.Fatalf("order = %d %s, want 201 once the key is free", r.Status, r.Raw)
 	}
 }
+
+// TestOrderBeforeTheAccountOpensIsToldToComeBack: an order for a user whose billing account
+// is not open yet fails, uncharged, with a 404 that says Retry-After, as billing's own routes
+// answer that state. With a key the answer is not stored and the key is freed, so the keyed
+// retry once the account is open places a new order instead of getting the 404 replayed.
+func TestOrderBeforeTheAccountOpensIsToldToComeBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	user := uuid.NewString() // registered, but billing has not opened the account yet
+	first := e.post("early", orderJSON(user, "30"))
+	if first.Status != http.StatusNotFound || first.Code != "not_found" || first.Order.Status != "failed" {
+		t.Fatalf("order before the account = %d %s, want 404 not_found with the failed order", first.Status, first.Raw)
+	}
+	resp, err := http.Post(e.url+"/orders", "application/json", strings.NewReader(orderJSON(user, "30")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("unkeyed order before the account = %d Retry-After=%q, want 404 with Retry-After 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	e.billing.setBalance(user, 100_00) // the account opens
+	retry := e.post("early", orderJSON(user, "30"))
+	if retry.Status != http.StatusCreated || retry.Cached != "" || retry.ID == first.Order.ID {
+		t.Fatalf("keyed retry once the account is open = %d %s cached=%q, want a new order, paid", retry.Status, retry.Raw, retry.Cached)
+	}
+	if replay := e.post("early", orderJSON(user, "30")); replay.Status != http.StatusCreated || replay.Raw != retry.Raw || replay.Cached != "true" {
+		t.Fatalf("third = %d %s cached=%q, want the 201 replayed", replay.Status, replay.Raw, replay.Cached)
+	}
+	if d := e.billing.debitsOf(first.Order.ID); d != 0 {
+		t.Fatalf("the failed order was debited %d times", d)
+	}
+	if b := e.billing.balanceOf(user); b != 70_00 {
+		t.Fatalf("balance %d, want 70.00: one order paid", b)
+	}
+}
