@@ -19,7 +19,8 @@ var ErrPoison = errors.New("poison message")
 
 // Handler processes one delivery. It returns nil once the effect is committed, an error
 // wrapping ErrPoison for a message that can never succeed, or any other error for a transient
-// failure (database down), which is retried in place.
+// failure (database down), which is retried in place. A delivery may be a copy the consumer
+// republished (see Consumer), so effects must be idempotent (deduplicated by event id).
 type Handler func(ctx context.Context, d amqp.Delivery) error
 
 // BatchHandler processes the deliveries that arrived together, typically in one database
@@ -46,6 +47,18 @@ func OneByOne(h Handler) BatchHandler {
 }
 
 // Consumer consumes one queue with manual acks and reconnects forever.
+//
+// RabbitMQ 3.10 counts every return of a message to its quorum queue against the queue's
+// delivery limit, a return because the consumer's channel or connection closed exactly like a
+// nack with requeue (TestQuorumQueueCountsEveryReturn). A database outage during which the
+// consumer loses its connection or is restarted more often than the limit would thus
+// dead-letter good messages it never failed. So when the handler answers a transient failure
+// for a delivery whose count is not zero, the consumer republishes a fresh copy of it to the
+// queue, with a count of zero, waits for the broker's confirm and acks the original. Only the
+// returns of sessions in which the handler never answered for a message, because it crashed or
+// hung on it, accumulate: the broker's limit stays the safety net against a message that kills
+// its consumer every time. A copy keeps the original's message id, headers and body, and is
+// handed to the handler with the original's exchange and routing key and marked redelivered.
 type Consumer struct {
 	url      string
 	queue    Queue
@@ -60,7 +73,7 @@ type Consumer struct {
 // the prefetch count, to h as one batch; its metrics are registered on reg.
 func NewConsumer(url string, q Queue, h BatchHandler, log *slog.Logger, reg prometheus.Registerer) *Consumer {
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "events_consumed_total", Help: "Deliveries handled, by queue and outcome (acked, dead_lettered, retried).",
+		Name: "events_consumed_total", Help: "Deliveries handled, by queue and outcome (acked, dead_lettered, retried, republished).",
 	}, []string{"queue", "outcome"})
 	reg.MustRegister(outcomes)
 	// The prefetch bounds a batch. Larger batches save little once a batch takes a few
@@ -109,6 +122,15 @@ func (c *Consumer) session(ctx context.Context) error {
 	if err := Declare(ch, c.queue); err != nil {
 		return err
 	}
+	// Copies are published on a channel of their own, in confirm mode: a publishing error
+	// closes only that channel, and the original is acked only once its copy is confirmed.
+	pub, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open publishing channel: %w", err)
+	}
+	if err := pub.Confirm(false); err != nil {
+		return fmt.Errorf("enable confirms: %w", err)
+	}
 	if err := ch.Qos(c.prefetch, 0, false); err != nil {
 		return fmt.Errorf("set qos: %w", err)
 	}
@@ -139,7 +161,7 @@ func (c *Consumer) session(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil // stopping: leave it unacked, the broker redelivers it
 			}
-			if err := c.process(sub, gather(d, deliveries, c.prefetch)); err != nil {
+			if err := c.process(sub, pub, gather(d, deliveries, c.prefetch)); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -189,10 +211,14 @@ func gather(first amqp.Delivery, deliveries <-chan amqp.Delivery, limit int) []a
 const linger = 2 * time.Millisecond
 
 // process handles a batch, retrying transient failures in place so that a database outage
-// does not burn the delivery limit and dead-letter good messages. ctx is the subscription's:
-// once the channel is gone the retries stop and the session starts over. Each delivery's
-// consumer span covers every attempt and the ack.
-func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (err error) {
+// does not burn the delivery limit and dead-letter good messages; a delivery the broker has
+// counted returns for already is republished instead (see Consumer). ctx is the
+// subscription's: once the channel is gone the retries stop and the session starts over.
+// Each delivery's consumer span covers every attempt and the ack or the republishing.
+func (c *Consumer) process(ctx context.Context, pub *amqp.Channel, batch []amqp.Delivery) (err error) {
+	for i := range batch {
+		restore(&batch[i])
+	}
 	handlerCtx, spans := startProcess(ctx, c.queue.Name, batch)
 	var errs []error
 	defer func() { endProcess(spans, errs, err) }()
@@ -203,6 +229,19 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (err erro
 		}
 		if err == nil {
 			return c.ackOrDeadLetter(ctx, batch, errs, spans)
+		}
+		if ctx.Err() != nil {
+			// The handler answered after the channel was lost: its deliveries are back in
+			// the queue, counted, as if the handler had never answered.
+			return context.Cause(ctx)
+		}
+		// err, the handler's, is kept for the log line below.
+		var rerr error
+		if batch, spans, rerr = c.republishCounted(ctx, pub, batch, spans); rerr != nil {
+			return rerr
+		}
+		if len(batch) == 0 {
+			return nil
 		}
 		c.outcomes.WithLabelValues(c.queue.Name, "retried").Add(float64(len(batch)))
 		wait := Backoff(attempt)
@@ -215,6 +254,147 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (err erro
 		case <-time.After(wait):
 		}
 	}
+}
+
+// republishCounted replaces the deliveries of a batch the handler failed transiently whose
+// delivery count is not zero with fresh copies: it publishes the copies to the queue through
+// the default exchange, so that no other queue bound to the event's exchange sees them, waits
+// for their confirms and acks the originals. It returns the rest of the batch, to be retried
+// in place, with their spans. A copy arrives with a count of zero and is retried in place
+// itself, so a delivery is republished at most once per session. On error the session ends:
+// an original not acked yet returns to the queue, and a copy already confirmed is a duplicate
+// the handler deduplicates.
+func (c *Consumer) republishCounted(ctx context.Context, pub *amqp.Channel, batch []amqp.Delivery, spans []trace.Span) ([]amqp.Delivery, []trace.Span, error) {
+	var counted []int
+	for i, d := range batch {
+		if returns(d) > 0 {
+			counted = append(counted, i)
+		}
+	}
+	if len(counted) == 0 {
+		return batch, spans, nil
+	}
+	confirms := make([]*amqp.DeferredConfirmation, len(counted))
+	for k, i := range counted {
+		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", c.queue.Name, false, false, copyOf(batch[i]))
+		if err != nil {
+			return batch, spans, fmt.Errorf("republish %s: %w", batch[i].MessageId, err)
+		}
+		confirms[k] = dc
+	}
+	for k, dc := range confirms {
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			return batch, spans, fmt.Errorf("wait confirm of republished %s: %w", batch[counted[k]].MessageId, err)
+		}
+		if !ok {
+			return batch, spans, fmt.Errorf("broker nacked republished %s", batch[counted[k]].MessageId)
+		}
+	}
+	// Acked one by one: a later multiple ack of the rest covers only deliveries still unacked.
+	for _, i := range counted {
+		d := batch[i]
+		if err := d.Ack(false); err != nil {
+			// Spans already ended are ended again by the caller, which the SDK ignores.
+			return batch, spans, fmt.Errorf("ack republished %s: %w", d.MessageId, err)
+		}
+		spans[i].AddEvent("republished")
+		spans[i].End()
+		c.log.WarnContext(trace.ContextWithSpan(ctx, spans[i]), "message republished to reset its delivery count", "message_id", d.MessageId, "routing_key", d.RoutingKey, "delivery_count", returns(d), "republished", intHeader(d.Headers[headerRepublished])+1)
+	}
+	c.outcomes.WithLabelValues(c.queue.Name, "republished").Add(float64(len(counted)))
+	rest := make([]amqp.Delivery, 0, len(batch)-len(counted))
+	restSpans := make([]trace.Span, 0, len(batch)-len(counted))
+	for i, d := range batch {
+		if returns(d) == 0 {
+			rest = append(rest, d)
+			restSpans = append(restSpans, spans[i])
+		}
+	}
+	return rest, restSpans, nil
+}
+
+// The headers a republished copy carries: how many times the event has been republished, and
+// the exchange and routing key it was first delivered with, which restore puts back.
+const (
+	headerRepublished = "x-republished"
+	headerExchange    = "x-original-exchange"
+	headerRoutingKey  = "x-original-routing-key"
+)
+
+// copyOf returns the publishing that replaces d. The broker's counts stay with the original:
+// RabbitMQ 3.10 delivers an x-delivery-count the publisher set unchanged until the message's
+// own first return, so a copy carrying the old count would look counted and be republished
+// again. The user id is left out, since the broker refuses one that is not the consumer's own
+// user.
+func copyOf(d amqp.Delivery) amqp.Publishing {
+	headers := make(amqp.Table, len(d.Headers)+3)
+	for k, v := range d.Headers {
+		headers[k] = v
+	}
+	delete(headers, "x-delivery-count")
+	delete(headers, "x-acquired-count")
+	headers[headerRepublished] = intHeader(d.Headers[headerRepublished]) + 1
+	headers[headerExchange] = d.Exchange
+	headers[headerRoutingKey] = d.RoutingKey
+	return amqp.Publishing{
+		Headers:         headers,
+		ContentType:     d.ContentType,
+		ContentEncoding: d.ContentEncoding,
+		DeliveryMode:    amqp.Persistent,
+		Priority:        d.Priority,
+		CorrelationId:   d.CorrelationId,
+		ReplyTo:         d.ReplyTo,
+		Expiration:      d.Expiration,
+		MessageId:       d.MessageId,
+		Timestamp:       d.Timestamp,
+		Type:            d.Type,
+		AppId:           d.AppId,
+		Body:            d.Body,
+	}
+}
+
+// restore makes a republished copy look like the delivery it replaces: the original's
+// exchange and routing key instead of the default exchange and the queue's name, and
+// redelivered, since the event was delivered before.
+func restore(d *amqp.Delivery) {
+	exchange, ok := d.Headers[headerExchange].(string)
+	if !ok {
+		return
+	}
+	d.Exchange = exchange
+	d.RoutingKey, _ = d.Headers[headerRoutingKey].(string)
+	d.Redelivered = true
+}
+
+// returns is how many times the broker has counted d returned to its queue. RabbitMQ 3.x
+// counts every return in x-delivery-count; 4.x adds x-acquired-count and changes which of the
+// two the limit applies to, so the larger is taken: a needless copy costs little.
+func returns(d amqp.Delivery) int64 {
+	return max(intHeader(d.Headers["x-delivery-count"]), intHeader(d.Headers["x-acquired-count"]))
+}
+
+// intHeader reads an integer header whatever width it was encoded with; 0 when absent.
+func intHeader(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case int32:
+		return int64(n)
+	case int16:
+		return int64(n)
+	case int8:
+		return int64(n)
+	case int:
+		return int64(n)
+	case uint8:
+		return int64(n)
+	case uint16:
+		return int64(n)
+	case uint32:
+		return int64(n)
+	}
+	return 0
 }
 
 // ackOrDeadLetter dead-letters the poison messages of a processed batch and acks the rest: with one

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os/exec"
 	"strings"
 	"sync"
@@ -248,4 +250,262 @@ func closeConnection(t *testing.T, ctl, name string) {
 		return
 	}
 	t.Fatalf("no connection named %q among:\n%s", name, out)
+}
+
+// TestOutageSurvivesRepeatedDisconnects keeps the handler failing, as while the database is
+// down, and cuts the consumer's connection more times than the queue's delivery limit, each
+// time while the consumer holds every event unacked. RabbitMQ 3.10 counts each cut as a
+// delivery of each of them (TestQuorumQueueCountsEveryReturn), so without the consumer's
+// republishing they would all be dead-lettered. Once the database is back, every event is
+// handled, as published, and the dead-letter queue is empty.
+func TestOutageSurvivesRepeatedDisconnects(t *testing.T) {
+	vhostURL := dbtest.NewVhost(t)
+	admin := dbtest.Channel(t, vhostURL)
+	const limit, cuts, total = 2, 6, 20
+	q := rabbit.Queue{Name: "test.outage", Exchange: "test.events", Bindings: []string{"order.*"}, DeliveryLimit: limit}
+	if err := rabbit.Declare(admin, q); err != nil {
+		t.Fatal(err)
+	}
+	for i := range total {
+		if err := admin.PublishWithContext(context.Background(), q.Exchange, "order.completed", false, false, amqp.Publishing{
+			MessageId: fmt.Sprintf("e%d", i), Headers: amqp.Table{"x-request-id": fmt.Sprintf("r%d", i)}, Body: []byte("{}"),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var (
+		mu         sync.Mutex
+		databaseUp bool
+		calls      int                // handler calls since the count was last reset
+		handled    = map[string]int{} // by message id, once the database is up
+		altered    []string           // deliveries that do not look as published
+	)
+	handler := func(ctx context.Context, ds []amqp.Delivery) ([]error, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if !databaseUp {
+			return nil, errors.New("database unavailable")
+		}
+		for _, d := range ds {
+			handled[d.MessageId]++
+			if d.Exchange != q.Exchange || d.RoutingKey != "order.completed" || d.Headers["x-request-id"] != "r"+strings.TrimPrefix(d.MessageId, "e") {
+				altered = append(altered, fmt.Sprintf("%s: exchange %q, routing key %q, headers %v", d.MessageId, d.Exchange, d.RoutingKey, d.Headers))
+			}
+		}
+		return make([]error, len(ds)), nil
+	}
+	messages := func(queue string) int { return readyMessages(t, admin, queue) }
+	// await polls cond, failing at once when an event reaches the dead-letter queue.
+	await := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if n := messages(q.DeadLetterQueue()); n > 0 {
+				t.Fatalf("%d of %d good events dead-lettered while waiting for %s", n, total, what)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 20 s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	link := newLinkCutter(t, vhostURL)
+	ctx, cancel := context.WithCancel(context.Background())
+	reg := prometheus.NewRegistry()
+	c := rabbit.NewConsumer(link.url, q, handler, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	for i := range cuts {
+		// A new session: its connection is accepted and it has subscribed. Sessions run one
+		// after the other, so no handler call of an earlier one can follow.
+		await(fmt.Sprintf("subscription %d", i+1), func() bool { return link.accepted() > i && c.Ready() })
+		mu.Lock()
+		calls = 0
+		mu.Unlock()
+		// Cut only while the consumer retries in place with every event in its hands, so
+		// that the cut returns each of them to the queue.
+		await(fmt.Sprintf("retries in place before cut %d", i+1), func() bool {
+			mu.Lock()
+			n := calls
+			mu.Unlock()
+			return n >= 2 && messages(q.Name) == 0
+		})
+		link.cut()
+	}
+
+	mu.Lock()
+	databaseUp = true
+	mu.Unlock()
+	await("every event handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == total
+	})
+	cancel()
+	<-done
+	// Dead-lettering happens on the broker after the return: give a late one time to show.
+	time.Sleep(200 * time.Millisecond)
+	if n := messages(q.DeadLetterQueue()); n != 0 {
+		t.Errorf("dead-letter queue holds %d messages, want 0", n)
+	}
+	if n := messages(q.Name); n != 0 {
+		t.Errorf("queue holds %d messages after every event was handled, want 0", n)
+	}
+	if n := consumed(t, reg, "dead_lettered"); n != 0 {
+		t.Errorf("consumer dead-lettered %d messages, want 0", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range altered {
+		t.Errorf("delivered altered: %s", a)
+	}
+	t.Logf("%d events handled %d times in all after %d connection cuts; %d republished", total, sum(handled), cuts, consumed(t, reg, "republished"))
+}
+
+// TestCrashLoopStillDeadLetters keeps the safety net the delivery limit is for: a message
+// the handler never answers for, as when it crashes or hangs the consumer, is not
+// republished, so each lost connection counts against the limit, and the broker
+// dead-letters it after limit+1 of them, while the consumer goes on.
+func TestCrashLoopStillDeadLetters(t *testing.T) {
+	vhostURL := dbtest.NewVhost(t)
+	admin := dbtest.Channel(t, vhostURL)
+	const limit = 2
+	q := rabbit.Queue{Name: "test.crash", Exchange: "test.events", Bindings: []string{"#"}, DeliveryLimit: limit}
+	if err := rabbit.Declare(admin, q); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.PublishWithContext(context.Background(), q.Exchange, "order.completed", false, false, amqp.Publishing{MessageId: "crash", Body: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		entered int // handler calls: one per session, as each hangs until its session is lost
+	)
+	// The handler hangs until the session is lost: it never answers while its answer could
+	// count, which is what a crash looks like from the queue's side.
+	handler := func(ctx context.Context, ds []amqp.Delivery) ([]error, error) {
+		mu.Lock()
+		entered++
+		mu.Unlock()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	link := newLinkCutter(t, vhostURL)
+	ctx, cancel := context.WithCancel(context.Background())
+	reg := prometheus.NewRegistry()
+	c := rabbit.NewConsumer(link.url, q, handler, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	for i := range limit + 1 {
+		dbtest.Eventually(t, 20*time.Second, fmt.Sprintf("the handler stuck on the message before cut %d", i+1), func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return entered > i
+		})
+		link.cut()
+	}
+	dbtest.Eventually(t, 10*time.Second, "the message dead-lettered", func() bool { return readyMessages(t, admin, q.DeadLetterQueue()) == 1 })
+	if n := consumed(t, reg, "republished"); n != 0 {
+		t.Errorf("%d messages republished, want 0: the handler never answered", n)
+	}
+	dbtest.Eventually(t, 20*time.Second, "the consumer subscribed again", func() bool { return link.accepted() > limit+1 && c.Ready() })
+}
+
+// readyMessages is how many messages of the queue wait for a consumer: not those a consumer
+// holds unacked.
+func readyMessages(t *testing.T, ch *amqp.Channel, queue string) int {
+	t.Helper()
+	st, err := ch.QueueDeclarePassive(queue, true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Messages
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// linkCutter is a TCP proxy in front of the broker whose connections the test can cut, as a
+// network failure or a killed peer would: faster than having the broker close them, and the
+// broker sees the same thing, a connection gone with its unacked deliveries.
+type linkCutter struct {
+	url string // the broker URL through the proxy
+
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	count int
+}
+
+func newLinkCutter(t *testing.T, brokerURL string) *linkCutter {
+	t.Helper()
+	u, err := url.Parse(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = ln.Addr().String()
+	l := &linkCutter{url: u.String(), ln: ln}
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			broker, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			l.mu.Lock()
+			l.conns = append(l.conns, client, broker)
+			l.count++
+			l.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			go pipe(broker, client)
+			go pipe(client, broker)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		l.cut()
+	})
+	return l
+}
+
+// cut closes every connection through the proxy.
+func (l *linkCutter) cut() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.conns = nil
+}
+
+// accepted is how many connections the proxy has accepted.
+func (l *linkCutter) accepted() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.count
 }

@@ -1,5 +1,11 @@
 // Package rabbit holds the RabbitMQ plumbing: topology, a confirming publisher and a
 // supervised consumer that reconnects forever. It knows nothing about the events it carries.
+//
+// Only real failures reach a queue's dead-letter queue: a message the handler calls poison,
+// and a message the consumer never manages to answer for (it crashes or hangs on it) once the
+// queue's delivery limit is spent. Transient failures are retried in place, and a message
+// that lost channels have counted against the limit meanwhile is republished with a fresh
+// count (see Consumer).
 package rabbit
 
 import (
@@ -15,8 +21,14 @@ type Queue struct {
 	Name     string   // e.g. "notification.orders"
 	Exchange string   // topic exchange to bind to
 	Bindings []string // routing key patterns, e.g. "order.*"
-	// DeliveryLimit is how many times a message is delivered before it is dead-lettered.
-	// RabbitMQ 3.10 sets no limit by default, so a poison message would loop forever.
+	// DeliveryLimit is how many times a message may return to the queue unacked and still be
+	// delivered again: its next return dead-letters it, so it is delivered at most
+	// DeliveryLimit+1 times. RabbitMQ 3.10 counts a return because the consumer's channel or
+	// connection closed like a nack with requeue, but the consumer republishes a counted
+	// message with a fresh count whenever its handler answers a transient failure for it, so
+	// in effect the limit ends only crash loops. RabbitMQ 3.10 sets no limit by default,
+	// so a message that kills its consumer would loop forever. The broker refuses to declare
+	// an existing queue with another limit: changing it needs a new queue.
 	DeliveryLimit int
 }
 
