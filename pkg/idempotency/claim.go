@@ -35,7 +35,7 @@ type Claim struct {
 	// the same, so the key is released, not left leased to a request that is over.
 	unsure bool
 	stored bool
-	reply     any // func(T) (httpx.Reply, error), see SetReply
+	reply  any // func(T) (httpx.Reply, error), see SetReply
 }
 
 type claimKey struct{}

@@ -41,7 +41,7 @@ type txServer struct {
 	// transaction, which commits but whose answer never reaches the handler.
 	lostReply atomic.Bool
 	took      chan struct{}
-	gate     chan struct{}
+	gate      chan struct{}
 }
 
 const thingsSchema = `CREATE TABLE things (id uuid PRIMARY KEY, n int NOT NULL, done bool NOT NULL DEFAULT false);

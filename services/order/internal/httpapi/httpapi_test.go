@@ -35,7 +35,7 @@ import (
 type fakeBilling struct {
 	held       sync.Map // payment id → chan struct{}: the id's next call waits until it is closed
 	mu         sync.Mutex
-	gate       chan struct{} // when set, every call waits until it is closed
+	gate       chan struct{}    // when set, every call waits until it is closed
 	balances   map[string]int64 // minor units
 	payments   map[string]string
 	debits     map[string]int
