@@ -3,6 +3,7 @@ package system_test
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // check is the chaos oracle: it compares what the databases hold with each other and with
@@ -151,6 +152,51 @@ func check(t *testing.T, s *system, h *chaosHistory) {
 			}
 		}
 	}
+
+	// One key, at most one paid order at a time: a key reused after it expired (or after an
+	// answer that said Retry-After) may name a new order, but an earlier order of the key is
+	// never debited after a later one was placed, i.e. after the key could be reused.
+	placedAt := map[string]time.Time{}
+	s.rows(func(scan func(...any)) {
+		var id string
+		var at time.Time
+		scan(&id, &at)
+		placedAt[id] = at
+	}, `SELECT id, created_at FROM orders.orders`)
+	debited := map[string]time.Time{}
+	s.rows(func(scan func(...any)) {
+		var id string
+		var at time.Time
+		scan(&id, &at)
+		debited[id] = at
+	}, `SELECT operation_id, min(created_at) FROM billing.entries WHERE type = 'debit' GROUP BY operation_id`)
+	h.mu.Lock()
+	keys := append([]*orderKey(nil), h.keys...)
+	h.mu.Unlock()
+	for _, k := range keys {
+		for earlier := range k.orders {
+			paidAt, paid := debited[earlier]
+			if !paid {
+				continue
+			}
+			for later := range k.orders {
+				if at, ok := placedAt[later]; ok && placedAt[earlier].Before(at) && !paidAt.Before(at) {
+					h.anomaly("key-paid-after-reuse", fmt.Sprintf("key %q (%s): order %s was debited at %s, after order %s was placed under the same key at %s",
+						k.key, k.body, earlier, paidAt.Format(time.RFC3339Nano), later, at.Format(time.RFC3339Nano)))
+				}
+			}
+		}
+	}
+
+	// The mechanism behind it: no order is debited after its pay deadline.
+	s.rows(func(scan func(...any)) {
+		var id string
+		var paidAt, payBy time.Time
+		scan(&id, &paidAt, &payBy)
+		h.anomaly("paid-after-deadline", fmt.Sprintf("order %s was debited at %s, after its pay deadline %s",
+			id, paidAt.Format(time.RFC3339Nano), payBy.Format(time.RFC3339Nano)))
+	}, `SELECT o.id, e.created_at, o.pay_by FROM billing.entries e JOIN orders.orders o ON o.id = e.operation_id
+		WHERE e.type = 'debit' AND e.created_at > o.pay_by`)
 
 	if err := s.ledgerViolations(); err != nil {
 		h.anomaly("ledger", err.Error())

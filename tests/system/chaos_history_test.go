@@ -67,7 +67,9 @@ type depositTally struct{ acked, uncertain int64 }
 // orderKey is one keyed order request and the answers it got under its key.
 type orderKey struct {
 	key, body string
-	final     *response // the first definitive answer; every later one must equal it
+	sent      time.Time       // when its first request was sent: the key expires no earlier than a TTL after
+	final     *response       // the first definitive answer; every later one must equal it
+	orders    map[string]bool // every order its answers named: at most one of them may be paid
 }
 
 // keyedDeposit is a keyed deposit whose answer was lost; it is retried after the faults.
@@ -231,13 +233,35 @@ func (h *chaosHistory) newKey(k *orderKey) {
 	h.keys = append(h.keys, k)
 }
 
-func (h *chaosHistory) randomResolved(rng *rand.Rand) *orderKey {
+// randomResolved picks a key with a definitive answer, first sent after since.
+func (h *chaosHistory) randomResolved(rng *rand.Rand, since time.Time) *orderKey {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.resolved) == 0 {
 		return nil
 	}
-	return h.resolved[rng.IntN(len(h.resolved))]
+	if k := h.resolved[rng.IntN(len(h.resolved))]; k.sent.After(since) {
+		return k
+	}
+	return nil
+}
+
+// keyNamed records the order an answer under k names.
+func (h *chaosHistory) keyNamed(k *orderKey, r response) {
+	var o orderJSON
+	if r.Status == 0 || json.Unmarshal(r.Body, &o) != nil {
+		return
+	}
+	id := orderOf(o).id
+	if id == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if k.orders == nil {
+		k.orders = map[string]bool{}
+	}
+	k.orders[id] = true
 }
 
 // answer records an answer under a key. Only definitive answers are stored by the service,

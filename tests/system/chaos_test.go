@@ -60,6 +60,12 @@ func TestChaos(t *testing.T) {
 		"BILLING_TIMEOUT": "1s", "IDEMPOTENCY_LEASE": "1500ms",
 		"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s", "RECONCILE_MAX_ATTEMPTS": "1",
 	})
+	// Order keys live chaosOrderKeyTTL, so that the nemesis can keep every order replica (and
+	// so every reconciler) down for longer than a key lives while a keyed order is pending;
+	// the clients' retries then place a second order under the expired key. Deposit and
+	// registration keys keep the default 24 h: a deposit retried after its key expired would
+	// rightly apply twice.
+	s.svcEnv = map[string]map[string]string{"order": {"IDEMPOTENCY_TTL": chaosOrderKeyTTL.String()}}
 	s.startAll()
 	// The second order replica gets its address now, so that the gateway knows it; the
 	// nemesis starts and stops it.
@@ -80,7 +86,7 @@ func TestChaos(t *testing.T) {
 		c := &chaosClient{id: i + 1, s: s, gw: gw, h: h, rng: rand.New(rand.NewPCG(seed, uint64(i+1)))}
 		wg.Go(func() { c.run(ctx) })
 	}
-	n := &nemesis{t: t, s: s, h: h, pg: pg, rng: rand.New(rand.NewPCG(seed, 1<<32))}
+	n := &nemesis{t: t, s: s, h: h, pg: pg, rng: rand.New(rand.NewPCG(seed, 1<<32)), duration: duration}
 	n.run(ctx)
 	wg.Wait()
 
@@ -201,19 +207,33 @@ http {
 }
 `
 
+// chaosOrderKeyTTL is the order service's IDEMPOTENCY_TTL in a chaos run.
+const chaosOrderKeyTTL = 20 * time.Second
+
 // nemesis injects one fault at a time, at random moments, and heals each before the next.
+// The long faults (every reconciler down past a key's life, a database outage with the
+// consumers' connections dropped again and again) come once each, at a third and at two
+// thirds of the run, if it lasts at least a minute.
 type nemesis struct {
-	t   *testing.T
-	s   *system
-	h   *chaosHistory
-	pg  string
-	rng *rand.Rand
+	t        *testing.T
+	s        *system
+	h        *chaosHistory
+	pg       string
+	rng      *rand.Rand
+	duration time.Duration
 }
 
 // run injects faults until ctx ends; it runs on the test's goroutine, since starting a
 // service may end the test.
 func (n *nemesis) run(ctx context.Context) {
 	n.t.Cleanup(func() { exec.Command("rabbitmqctl", "start_app").Run() })
+	n.t.Cleanup(func() { controlPostgres(n.t, n.pg, "start") })
+	begin := time.Now()
+	scheduled := map[time.Duration]func() string{}
+	if n.duration >= time.Minute {
+		scheduled[n.duration/3] = n.ordersDownPastTheKey
+		scheduled[2*n.duration/3] = n.databaseOutageWithDroppedConsumers
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -221,9 +241,52 @@ func (n *nemesis) run(ctx context.Context) {
 		case <-time.After(n.between(200*time.Millisecond, 2*time.Second)):
 		}
 		start := time.Now()
-		kind := n.inject()
+		inject := n.inject
+		for at, fault := range scheduled {
+			if time.Since(begin) >= at {
+				inject = fault
+				delete(scheduled, at)
+				break
+			}
+		}
+		kind := inject()
 		n.h.fault(kind, start)
 	}
+}
+
+// ordersDownPastTheKey leaves keyed orders pending (billing frozen), then keeps every order
+// replica, and so every reconciler, down for longer than an order key lives. The clients'
+// retries after that place second orders under their expired keys; the first ones are past
+// their pay deadline and must be voided, never paid.
+func (n *nemesis) ordersDownPastTheKey() string {
+	n.s.pause("billing")
+	time.Sleep(n.between(time.Second, 3*time.Second))
+	for _, name := range []string{"order", "order2"} {
+		if n.s.running(name) {
+			n.s.signal(name, syscall.SIGKILL)
+		}
+	}
+	n.s.resume("billing")
+	time.Sleep(chaosOrderKeyTTL + n.between(time.Second, 5*time.Second))
+	n.s.start("order")
+	return "orders-down-past-key-ttl"
+}
+
+// databaseOutageWithDroppedConsumers stops PostgreSQL and, while it is down, has the broker
+// close every connection of the system's vhost again and again: the deliveries the consumers
+// hold unacked (their batch retried in place) return to their queues each time, more times
+// than the queues' delivery limit. Every event must still be delivered once the database is
+// back, none dead-lettered.
+func (n *nemesis) databaseOutageWithDroppedConsumers() string {
+	controlPostgres(n.t, n.pg, "stop")
+	vhost := vhostOf(n.t, n.s.amqp)
+	for range 7 {
+		time.Sleep(n.between(500*time.Millisecond, 1500*time.Millisecond))
+		// Fails harmlessly when a consumer is between connections.
+		exec.Command("rabbitmqctl", "close_all_connections", "-p", vhost, "chaos: connections dropped during a database outage").Run()
+	}
+	controlPostgres(n.t, n.pg, "start")
+	return "postgres-down-consumers-dropped"
 }
 
 func (n *nemesis) between(lo, hi time.Duration) time.Duration {
@@ -463,9 +526,10 @@ func orderOf(o orderJSON) orderRef {
 }
 
 // definitive says whether an answer to a valid order request is final: 201, or a 4xx other
-// than 409 (insufficient funds, no account, billing unreachable for good).
-func definitive(status int) bool {
-	return status == 201 || (status >= 400 && status < 500 && status != 409)
+// than 409 (insufficient funds, no account, billing unreachable for good), unless it says
+// Retry-After (no account yet: the keyed retry places a new order).
+func definitive(r response) bool {
+	return r.Status == 201 || (r.Status >= 400 && r.Status < 500 && r.Status != 409 && r.Header.Get("Retry-After") == "")
 }
 
 // observeOrder records what an answer to POST /orders says about its order.
@@ -476,7 +540,7 @@ func (c *chaosClient) observeOrder(r response, source string) {
 	var o orderJSON
 	json.Unmarshal(r.Body, &o)
 	ref := orderOf(o)
-	if definitive(r.Status) && ref.id == "" {
+	if definitive(r) && ref.id == "" {
 		c.h.anomaly("answer-without-order", fmt.Sprintf("a valid order request was answered %d %s", r.Status, r.Body))
 	}
 	c.h.observe(ref.id, ref.status, source)
@@ -490,7 +554,7 @@ func (c *chaosClient) order(ctx context.Context, u chaosUser, keyed bool) {
 		c.observeOrder(r, "unkeyed answer")
 		return
 	}
-	k := &orderKey{key: c.key("order"), body: body}
+	k := &orderKey{key: c.key("order"), body: body, sent: time.Now()}
 	c.h.newKey(k)
 	c.settleOrder(ctx, k, 8)
 }
@@ -512,7 +576,8 @@ func (c *chaosClient) settleOrder(ctx context.Context, k *orderKey, attempts int
 func (c *chaosClient) orderAttempt(k *orderKey, timeout time.Duration) bool {
 	r := c.send("order", "POST", "/orders", k.key, k.body, timeout)
 	c.observeOrder(r, "answer to key "+k.key)
-	if !definitive(r.Status) {
+	c.h.keyNamed(k, r)
+	if !definitive(r) {
 		return false
 	}
 	c.h.answer(k, r)
@@ -523,7 +588,7 @@ func (c *chaosClient) orderAttempt(k *orderKey, timeout time.Duration) bool {
 // others get 409 or the replay; then it is settled like any keyed order.
 func (c *chaosClient) concurrentOrder(ctx context.Context) {
 	u := c.h.randomUser(c.rng)
-	k := &orderKey{key: c.key("order"), body: c.orderBody(u)}
+	k := &orderKey{key: c.key("order"), body: c.orderBody(u), sent: time.Now()}
 	c.h.newKey(k)
 	n := 2 + c.rng.IntN(2)
 	timeouts := make([]time.Duration, n)
@@ -551,7 +616,8 @@ func (c *chaosClient) concurrentOrder(ctx context.Context) {
 // replay repeats a keyed order that has its answer: the same answer must come back, byte
 // for byte. Now and then it reuses the key with another body, which must be refused (422).
 func (c *chaosClient) replay() {
-	k := c.h.randomResolved(c.rng)
+	// Only keys well within their life: an expired key rightly starts a new order.
+	k := c.h.randomResolved(c.rng, time.Now().Add(-chaosOrderKeyTTL/2))
 	if k == nil {
 		return
 	}

@@ -3,6 +3,7 @@ package system_test
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -140,6 +141,37 @@ func restartPostgres(t *testing.T, version, mode string) {
 	if err != nil {
 		t.Fatalf("restart PostgreSQL (%s): %v\n%s", mode, err, out)
 	}
+}
+
+// controlPostgres stops or starts the machine's PostgreSQL; a start waits until it accepts
+// connections.
+func controlPostgres(t *testing.T, version, action string) {
+	t.Helper()
+	args := []string{"--skip-systemctl-redirect", version, "main", action}
+	if action == "stop" {
+		args = append(args, "-m", "fast")
+	}
+	if out, err := exec.Command("pg_ctlcluster", args...).CombinedOutput(); err != nil && action == "stop" {
+		t.Fatalf("%s PostgreSQL: %v\n%s", action, err, out)
+	}
+	if action == "start" {
+		dbtest.Eventually(t, 60*time.Second, "PostgreSQL to accept connections", func() bool {
+			return exec.Command("pg_isready", "-q", "-h", "127.0.0.1").Run() == nil
+		})
+	}
+}
+
+// vhostOf returns the vhost of a broker URL.
+func vhostOf(t *testing.T, amqpURL string) string {
+	t.Helper()
+	u, err := url.Parse(amqpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := strings.TrimPrefix(u.Path, "/"); v != "" {
+		return v
+	}
+	return "/"
 }
 
 // a. RabbitMQ is down for more than 30 s while orders keep flowing.

@@ -78,12 +78,15 @@ var schemas = map[string]string{"user": "users", "billing": "billing", "order": 
 
 // system is one isolated installation: its own database, its own broker vhost, its own ports.
 type system struct {
-	t      *testing.T
-	bin    string
-	dbURL  string // superuser connection to the test database
-	amqp   string
-	db     *sql.DB
-	env    map[string]string // extra environment for every service
+	t     *testing.T
+	bin   string
+	dbURL string // superuser connection to the test database
+	amqp  string
+	db    *sql.DB
+	env   map[string]string // extra environment for every service
+	// svcEnv is extra environment for one service (by its name without the replica
+	// number), after env.
+	svcEnv map[string]map[string]string
 	logDir string
 	mu     sync.Mutex
 	procs  map[string]*proc
@@ -150,6 +153,9 @@ func (s *system) start(name string) *proc {
 		env = append(env, "BILLING_URL="+s.billingProxy())
 	}
 	for k, v := range s.env {
+		env = append(env, k+"="+v)
+	}
+	for k, v := range s.svcEnv[svc] {
 		env = append(env, k+"="+v)
 	}
 	s.mu.Unlock()
