@@ -16,10 +16,10 @@ import (
 )
 
 // Claim is a keyed request's right to its key. The middleware checks the key and the body
-// and puts the claim in the request's context; whoever writes the resource takes the key
-// (Take) in the same statement or transaction, and stores the answer (StoreSQL) in the one
-// that finishes it, so that neither a key without its resource nor a finished resource
-// without its answer is ever committed.
+// and puts the claim in the request's context, from which the handler takes it as a Key;
+// whoever writes the resource takes the key (Take) in the same statement or transaction, and
+// stores the answer (StoreCTE) in the one that finishes it, so that neither a key without its
+// resource nor a finished resource without its answer is ever committed.
 type Claim struct {
 	scope       string
 	key         string
@@ -35,16 +35,9 @@ type Claim struct {
 	// the same, so the key is released, not left leased to a request that is over.
 	unsure bool
 	stored bool
-	reply  any // func(T) (httpx.Reply, error), see SetReply
 }
 
 type claimKey struct{}
-
-// ClaimFrom returns the claim of ctx's request, if it carries an Idempotency-Key.
-func ClaimFrom(ctx context.Context) (*Claim, bool) {
-	c, ok := ctx.Value(claimKey{}).(*Claim)
-	return c, ok
-}
 
 // ID is the id of the resource the claim's request creates, derived from the key and the
 // creation time of the record the claim takes: the same for every retry of the request,
@@ -53,48 +46,40 @@ func (c *Claim) ID() uuid.UUID {
 	return derivedID(c.scope, c.key, c.createdAt)
 }
 
-// Taken reports whether the key was taken for this request.
-func (c *Claim) Taken() bool { return c.taken }
-
-// MarkStored records that the statement storing the answer (StoreSQL) stored it, so that
-// the middleware does not store it again.
-func (c *Claim) MarkStored() { c.stored = true }
-
-// TakeSQL is a WITH query named key_taken that takes a claim's key, its parameters $n to
-// $n+6 being the args Take passes to the statement. It inserts the key; resets in place a record that expired and that
-// no request holds (the key starts afresh); or takes over a record its request abandoned
-// (unfinished, lease ended, same payload) when that record was created at the claim's
-// createdAt. It yields one row when it took the key and none otherwise: the statement it
-// starts must write only FROM key_taken and return no row unless it took the key, which is
-// how Take learns that it has to look at the record.
+// TakeCTE is a WITH query named key_taken that takes a claim's key, its parameters the
+// @key_* ones Take passes to the statement. It inserts the key; resets in place a record that
+// expired and that no request holds (the key starts afresh); or takes over a record its
+// request abandoned (unfinished, lease ended, same payload) when that record was created at
+// the claim's createdAt. It yields one row when it took the key and none otherwise: the
+// statement it starts must write only FROM key_taken and return no row unless it took the
+// key, which is how Take learns that it has to look at the record.
 //
 // A transaction that took the key keeps the key's transaction-level advisory lock until it
 // ends. Another request with the key finds the lock taken and takes nothing (it is then
 // answered 409), instead of waiting on the uncommitted row for as long as that transaction
 // runs, a pool connection held all the while.
-func TakeSQL(n int) string {
-	return fmt.Sprintf(`key_taken AS (
+var TakeCTE = `key_taken AS (
 		INSERT INTO idempotency_keys AS k (scope, key, fingerprint, locked_until, lease_owner, created_at, expires_at)
-		SELECT $%[1]d, $%[2]d, $%[3]d, now() + $%[4]d::interval, $%[5]d, $%[6]d, now() + $%[7]d::interval
-		WHERE pg_try_advisory_xact_lock(hashtextextended($%[1]d, hashtextextended($%[2]d, 0)))
+		SELECT @key_scope, @key, @key_fingerprint, now() + @key_lease::interval, @key_owner, @key_created_at, now() + @key_ttl::interval
+		WHERE pg_try_advisory_xact_lock(hashtextextended(@key_scope, hashtextextended(@key, 0)))
 		ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint,
 			status_code = NULL, content_type = NULL, body = NULL, locked_until = excluded.locked_until,
 			lease_owner = excluded.lease_owner, created_at = excluded.created_at, expires_at = excluded.expires_at
-		WHERE (k.expires_at < now() AND %[8]s)
+		WHERE (k.expires_at < now() AND ` + notLeased("k") + `)
 		   OR (k.status_code IS NULL AND k.fingerprint = excluded.fingerprint AND k.locked_until < now()
 		       AND k.created_at = excluded.created_at)
 		RETURNING k.created_at
-	)`, n, n+1, n+2, n+3, n+4, n+5, n+6, notLeased("k"))
+	)`
+
+// takeParams are TakeCTE's parameters.
+func (c *Claim) takeParams() postgres.Params {
+	return postgres.Params{"key_scope": c.scope, "key": c.key, "key_fingerprint": c.fingerprint, "key_lease": postgres.Interval(c.lease),
+		"key_owner": c.owner, "key_created_at": c.createdAt, "key_ttl": postgres.Interval(c.ttl)}
 }
 
-// takeArgs are TakeSQL's parameters.
-func (c *Claim) takeArgs() []any {
-	return []any{c.scope, c.key, c.fingerprint, postgres.Interval(c.lease), c.owner, c.createdAt, postgres.Interval(c.ttl)}
-}
-
-// Take takes the claim's key with a statement that starts WITH TakeSQL: run executes it
+// Take takes the claim's key with a statement that starts WITH TakeCTE: run executes it
 // with id, the resource id for the record it would take (use it as the new resource's id),
-// and args, TakeSQL's parameters, and returns sql.ErrNoRows when the statement returned no
+// and key, TakeCTE's parameters, and returns sql.ErrNoRows when the statement returned no
 // row. q reads the record then (the transaction run works in, if any). A record its request
 // abandoned is taken over by a second run under the record's own creation time, so the
 // request resumes the resource the first one created.
@@ -102,9 +87,9 @@ func (c *Claim) takeArgs() []any {
 // Take returns nil once the key is taken, a *Refusal when the request must not run (its
 // answer is stored, it is in flight, the key was used with another payload), or the
 // statement's error.
-func (c *Claim) Take(ctx context.Context, q sqlx.QueryerContext, run func(id uuid.UUID, args []any) error) error {
+func (c *Claim) Take(ctx context.Context, q sqlx.QueryerContext, run func(id uuid.UUID, key postgres.Params) error) error {
 	for range maxTakeAttempts {
-		err := run(c.ID(), c.takeArgs())
+		err := run(c.ID(), c.takeParams())
 		if err == nil {
 			c.taken = true
 			return nil
@@ -161,28 +146,34 @@ const maxTakeAttempts = 3
 // about to be refused or to take the key itself.
 const lockFreeSQL = `SELECT pg_try_advisory_xact_lock(hashtextextended($1, hashtextextended($2, 0)))`
 
-// StoreSQL is a WITH query named key_stored that stores a taken claim's answer, its
-// parameters $n to $n+6 being StoreArgs, provided the WITH query named after yields a row
-// (the change the answer reports): a statement that finishes a resource so stores its
-// answer atomically. key_stored yields one row when it stored the answer (the claim still
-// owns the key); the caller then calls MarkStored.
-func StoreSQL(after string, n int) string {
-	return "key_stored AS (" + storeSQL(n, "EXISTS (SELECT FROM "+after+")") + " RETURNING 1)"
+// StoreCTE is a WITH query named key_stored that stores a taken claim's answer, its
+// parameters those of Key.Answer, provided the WITH query named after yields a row (the
+// change the answer reports): a statement that finishes a resource so stores its answer
+// atomically. key_stored yields one row when it stored the answer (the claim still owns the
+// key); the caller then calls Key.MarkStored.
+func StoreCTE(after string) string {
+	return "key_stored AS (" + storeSQL("EXISTS (SELECT FROM "+after+")") + " RETURNING 1)"
 }
 
 // storeSQL stores an answer under the key the lease owner holds, if cond holds.
-func storeSQL(n int, cond string) string {
-	return fmt.Sprintf(`UPDATE idempotency_keys SET status_code = $%d, content_type = $%d, body = $%d,
-			locked_until = NULL, lease_owner = NULL, expires_at = greatest(expires_at, now() + $%d::interval)
-		WHERE scope = $%d AND key = $%d AND lease_owner = $%d AND status_code IS NULL AND %s`,
-		n+3, n+4, n+5, n+6, n, n+1, n+2, cond)
+func storeSQL(cond string) string {
+	return `UPDATE idempotency_keys SET status_code = @answer_status, content_type = @answer_content_type, body = @answer_body,
+			locked_until = NULL, lease_owner = NULL, expires_at = greatest(expires_at, now() + @key_ttl::interval)
+		WHERE scope = @key_scope AND key = @key AND lease_owner = @key_owner AND status_code IS NULL AND ` + cond
 }
+
+// storeQuery stores an answer in a statement of its own.
+var storeQuery = postgres.Named(storeSQL("true"))
 
 // Store stores r as the answer of the request that took the key, with q: inside the
 // transaction that took the key (for an answer that only its writes can render), the answer
 // commits with them. It fails when another request owns the key now.
 func (c *Claim) Store(ctx context.Context, q sqlx.ExecerContext, r httpx.Reply) error {
-	res, err := q.ExecContext(ctx, storeSQL(1, "true"), c.StoreArgs(r)...)
+	args, err := storeQuery.Args(c.storeParams(r))
+	if err != nil {
+		return err
+	}
+	res, err := q.ExecContext(ctx, storeQuery.SQL(), args...)
 	if err != nil {
 		return fmt.Errorf("store response: %w", err)
 	}
@@ -193,44 +184,16 @@ func (c *Claim) Store(ctx context.Context, q sqlx.ExecerContext, r httpx.Reply) 
 	return nil
 }
 
-// RolledBack records that the transaction in which the claim was taken (and its answer
+// rolledBack records that the transaction in which the claim was taken (and its answer
 // perhaps stored) did not commit: the key is not the request's after all.
-func (c *Claim) RolledBack() {
+func (c *Claim) rolledBack() {
 	c.taken, c.unsure, c.stored = false, false, false
 }
 
-// StoreArgs are StoreSQL's parameters for the answer r.
-func (c *Claim) StoreArgs(r httpx.Reply) []any {
-	return []any{c.scope, c.key, c.owner, r.Status, r.ContentType, r.Body, postgres.Interval(c.ttl)}
-}
-
-// SetReply tells the claim of ctx's request, if any, how its answer is rendered from the
-// value of type T the request's work ends with; the handler that writes the answer sets
-// it, with the function that renders what it then sends.
-func SetReply[T any](ctx context.Context, render func(T) (httpx.Reply, error)) {
-	if c, ok := ClaimFrom(ctx); ok {
-		c.reply = render
-	}
-}
-
-// Reply returns the taken claim of ctx's request and the answer the request gets when its
-// work ends with v, rendered by the function SetReply gave; ok is false when there is no
-// taken claim or no such function, or when the answer is not final (it has a Retry-After),
-// and the answer is then the middleware's to store or not.
-func Reply[T any](ctx context.Context, v T) (c *Claim, r httpx.Reply, ok bool, err error) {
-	c, found := ClaimFrom(ctx)
-	if !found || !c.taken {
-		return nil, httpx.Reply{}, false, nil
-	}
-	render, found := c.reply.(func(T) (httpx.Reply, error))
-	if !found {
-		return nil, httpx.Reply{}, false, nil
-	}
-	r, err = render(v)
-	if err != nil || r.RetryAfter != "" {
-		return nil, httpx.Reply{}, false, err
-	}
-	return c, r, true, nil
+// storeParams are StoreCTE's parameters for the answer r.
+func (c *Claim) storeParams(r httpx.Reply) postgres.Params {
+	return postgres.Params{"key_scope": c.scope, "key": c.key, "key_owner": c.owner, "key_ttl": postgres.Interval(c.ttl),
+		"answer_status": r.Status, "answer_content_type": r.ContentType, "answer_body": r.Body}
 }
 
 // Refusal is why a claim's key could not be taken. The request does not run: the middleware

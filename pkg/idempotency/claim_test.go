@@ -63,10 +63,10 @@ func newTxServer(t *testing.T, lease time.Duration) *txServer {
 }
 
 var (
-	createThingSQL = `WITH ` + idempotency.TakeSQL(3) + ` INSERT INTO things (id, n) SELECT $1, $2 FROM key_taken
-		ON CONFLICT (id) DO UPDATE SET id = excluded.id RETURNING id`
-	finishThingSQL = `WITH done AS (UPDATE things SET done = true WHERE id = $1 AND NOT done RETURNING id), ` +
-		idempotency.StoreSQL("done", 2) + ` SELECT count(*) FROM key_stored`
+	createThing = postgres.Named(`WITH ` + idempotency.TakeCTE + ` INSERT INTO things (id, n) SELECT @id, @n FROM key_taken
+		ON CONFLICT (id) DO UPDATE SET id = excluded.id RETURNING id`)
+	finishThing = postgres.Named(`WITH done AS (UPDATE things SET done = true WHERE id = @id AND NOT done RETURNING id), ` +
+		idempotency.StoreCTE("done") + ` SELECT count(*) FROM key_stored`)
 )
 
 func (s *txServer) handle(c *echo.Context) error {
@@ -81,15 +81,23 @@ func (s *txServer) handle(c *echo.Context) error {
 	render := func(id uuid.UUID) (httpx.Reply, error) {
 		return httpx.JSONReply(http.StatusCreated, map[string]any{"id": id, "n": req.N})
 	}
-	idempotency.SetReply(ctx, render)
-	claim, ok := idempotency.ClaimFrom(ctx)
-	if !ok {
+	key := idempotency.KeyOf(c, render)
+	if !key.Present() {
 		return apperr.New(apperr.Invalid, "this route wants a key")
 	}
 	var id uuid.UUID
+	create := func(q sqlx.QueryerContext) func(uuid.UUID, postgres.Params) error {
+		return func(derived uuid.UUID, k postgres.Params) error {
+			args, err := createThing.Args(k.With(postgres.Params{"id": derived, "n": req.N}))
+			if err != nil {
+				return err
+			}
+			return sqlx.GetContext(ctx, q, &id, createThing.SQL(), args...)
+		}
+	}
 	if s.lostReply.Load() {
-		err := claim.Take(ctx, s.db, func(derived uuid.UUID, key []any) error {
-			if err := s.db.GetContext(ctx, &id, createThingSQL, append([]any{derived, req.N}, key...)...); err != nil {
+		err := key.Take(ctx, s.db, func(derived uuid.UUID, k postgres.Params) error {
+			if err := create(s.db)(derived, k); err != nil {
 				return err
 			}
 			return driver.ErrBadConn // committed, but the connection broke before the answer came
@@ -97,17 +105,14 @@ func (s *txServer) handle(c *echo.Context) error {
 		return apperr.Wrap(err, apperr.Unavailable, "database unavailable")
 	}
 	err := postgres.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		err := claim.Take(ctx, tx, func(derived uuid.UUID, key []any) error {
-			return tx.GetContext(ctx, &id, createThingSQL, append([]any{derived, req.N}, key...)...)
-		})
-		if err != nil {
+		if err := key.Take(ctx, tx, create(tx)); err != nil {
 			return err
 		}
 		if s.holdInTx.Load() {
 			s.took <- struct{}{}
 			<-s.gate
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit (thing) VALUES ($1)`, id)
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit (thing) VALUES ($1)`, id)
 		return err
 	})
 	if err != nil {
@@ -120,16 +125,24 @@ func (s *txServer) handle(c *echo.Context) error {
 	if s.fail.Load() {
 		return echo.ErrServiceUnavailable
 	}
-	claim, reply, keyed, err := idempotency.Reply(ctx, id)
+	answer, keyed, err := key.Answer(id)
 	if err != nil || !keyed {
-		return apperr.New(apperr.Internal, "no reply for a taken claim: %v", err)
+		return apperr.New(apperr.Internal, "no answer for a taken key: %v", err)
+	}
+	args, err := finishThing.Args(answer.With(postgres.Params{"id": id}))
+	if err != nil {
+		return err
 	}
 	var stored int
-	if err := s.db.GetContext(ctx, &stored, finishThingSQL, append([]any{id}, claim.StoreArgs(reply)...)...); err != nil {
+	if err := s.db.GetContext(ctx, &stored, finishThing.SQL(), args...); err != nil {
 		return err
 	}
 	if stored == 1 {
-		claim.MarkStored()
+		key.MarkStored()
+	}
+	reply, err := render(id)
+	if err != nil {
+		return err
 	}
 	return httpx.Send(c, reply)
 }

@@ -4,17 +4,20 @@
 //
 // The first request with a key takes a lease on the key; a finished response (any status
 // below 500) is stored and replayed byte for byte to later requests with the same key and
-// payload. A transient failure (5xx), or any answer with Retry-After (the client is told to
-// come back, e.g. a 404 for an account that opens moments later), releases the lease without
-// storing anything, so the client's retry runs again.
+// payload. A transient failure (5xx) releases the lease without storing anything, so the
+// client's retry runs again and resumes the same resource; a 4xx with Retry-After (the client
+// is told to come back, e.g. a 404 for an account that opens moments later) deletes the key,
+// so the retry starts afresh.
 //
 // The key is taken where the resource is written: the middleware checks the key and the
-// body and puts a Claim in the request's context, and the repository takes the key in the
-// statement or transaction that writes the resource and stores the answer in the one that
-// finishes it, so that a keyed request costs no commit of its own and a resource is never
-// finished without its answer. The resource id is derived from the key and its record's
-// creation time (Claim.ID), which makes a retry after a crash resume the same resource
-// instead of creating a second one.
+// body and hands a Claim to the handler, which passes it down as a Key in the signatures of
+// the service and the repository; the repository takes the key in the statement or
+// transaction that writes the resource and stores the answer in the one that finishes it
+// (InTx owns that sequence for a resource written in one transaction), so that a keyed
+// request costs no commit of its own and a resource is never finished without its answer.
+// Statements are composed with named parameters (TakeCTE, StoreCTE, postgres.Named). The
+// resource id is derived from the key and its record's creation time (Key.ID), which makes
+// a retry after a crash resume the same resource instead of creating a second one.
 //
 // Each lease carries a random owner token. Only the request holding the current lease may
 // store its response or release the key: a request that outlived its lease, and whose key a

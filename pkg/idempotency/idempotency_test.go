@@ -23,6 +23,7 @@ import (
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
+	"github.com/order-system/order-system/pkg/postgres"
 )
 
 // server mounts two endpoints behind the middleware. The handler takes the key in a
@@ -84,19 +85,25 @@ func newServerWithLease(t *testing.T, ttl, lease time.Duration) *server {
 	return s
 }
 
+var takeOnly = postgres.Named(`WITH ` + idempotency.TakeCTE + ` SELECT created_at FROM key_taken`)
+
 // take takes the request's key in a statement of its own, for a handler that writes no
 // resource, and returns the id the request's resource would have.
 func take(c *echo.Context, db *sqlx.DB) (uuid.UUID, error) {
 	ctx := c.Request().Context()
-	claim, ok := idempotency.ClaimFrom(ctx)
-	if !ok {
+	key := idempotency.KeyOf(c, func(struct{}) (httpx.Reply, error) { return httpx.Reply{}, nil })
+	if !key.Present() {
 		return uuid.New(), nil
 	}
 	var id uuid.UUID
-	err := claim.Take(ctx, db, func(derived uuid.UUID, key []any) error {
+	err := key.Take(ctx, db, func(derived uuid.UUID, k postgres.Params) error {
 		id = derived
+		args, err := takeOnly.Args(k)
+		if err != nil {
+			return err
+		}
 		var createdAt time.Time
-		return db.GetContext(ctx, &createdAt, `WITH `+idempotency.TakeSQL(1)+` SELECT created_at FROM key_taken`, key...)
+		return db.GetContext(ctx, &createdAt, takeOnly.SQL(), args...)
 	})
 	return id, err
 }

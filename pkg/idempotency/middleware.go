@@ -21,10 +21,11 @@ import (
 // Middleware enforces idempotency on the routes it wraps. The scope is the route's method
 // and path template, so the same key on two endpoints names two different requests.
 //
-// It checks the key and the body and puts the request's Claim in its context; the handler
-// takes the key (Claim.Take) in the statement or transaction that writes the resource, and
-// stores its answer in the one that finishes it (StoreSQL, Claim.Store), so that a keyed
-// request costs the commits of an unkeyed one. A Refusal the handler returns is answered
+// It checks the key and the body and puts the request's Claim in its context, from which
+// the handler takes it as a Key (KeyOf) and passes it down; the repository takes the key
+// (Key.Take) in the statement or transaction that writes the resource, and stores its answer
+// in the one that finishes it (StoreCTE, InTx), so that a keyed request costs the commits of
+// an unkeyed one. The context carries the claim from here to the handler only. A Refusal the handler returns is answered
 // with the stored answer, 409 or 422. The middleware stores any other final answer that was
 // not stored with the resource, taking the key first for an answer given before it was
 // taken (which then gives way to the request holding the key). It releases the key after a

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/order-system/order-system/pkg/postgres"
 )
 
 // Table is the key store in the service's schema.
@@ -87,15 +89,19 @@ func (s *Store) claim(scope, key, fingerprint string) *Claim {
 		createdAt: time.Now().Truncate(time.Microsecond)}
 }
 
-// takeOnlySQL takes a key and does nothing else: for an answer the handler gave before it
+// takeOnly takes a key and does nothing else: for an answer the handler gave before it
 // took the key (a 400 of its own, a change it rolled back), so that the answer is stored.
-var takeOnlySQL = `WITH ` + TakeSQL(1) + ` SELECT created_at FROM key_taken`
+var takeOnly = postgres.Named(`WITH ` + TakeCTE + ` SELECT created_at FROM key_taken`)
 
 // take takes c's key in a statement of its own.
 func (s *Store) take(ctx context.Context, c *Claim) error {
-	return c.Take(ctx, s.db, func(_ uuid.UUID, args []any) error {
+	return c.Take(ctx, s.db, func(_ uuid.UUID, key postgres.Params) error {
+		args, err := takeOnly.Args(key)
+		if err != nil {
+			return err
+		}
 		var createdAt time.Time
-		if err := s.db.GetContext(ctx, &createdAt, takeOnlySQL, args...); err != nil {
+		if err := s.db.GetContext(ctx, &createdAt, takeOnly.SQL(), args...); err != nil {
 			return fmt.Errorf("take key: %w", err)
 		}
 		return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/logger"
+	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/tracing"
 )
 
@@ -37,11 +38,15 @@ const Schema = `CREATE TABLE outbox (
 // insertColumns are the columns a writer fills; the others take their defaults.
 const insertColumns = "event_id, routing_key, body, request_id, traceparent, tracestate"
 
+// rowValues are a Row's values as named parameters (Row.Params).
+const rowValues = "@event_id, @event_routing_key, @event_body, @event_request_id, @event_traceparent, @event_tracestate"
+
 // InsertSelect returns an INSERT of one Row for each row of source (a table, or a WITH query
-// of the caller's statement), the Row's values (Args) being the parameters $n to $n+5. A
-// state change and its event can so be one statement: one round trip, one transaction.
-func InsertSelect(source string, n int) string {
-	return fmt.Sprintf("INSERT INTO outbox (%s) SELECT $%d, $%d, $%d, $%d, $%d, $%d FROM %s", insertColumns, n, n+1, n+2, n+3, n+4, n+5, source)
+// of the caller's statement), with the Row's values as the named parameters of Row.Params
+// (postgres.Named). A state change and its event can so be one statement: one round trip,
+// one transaction.
+func InsertSelect(source string) string {
+	return "INSERT INTO outbox (" + insertColumns + ") SELECT " + rowValues + " FROM " + source
 }
 
 // Row is an event encoded for the outbox table.
@@ -56,10 +61,14 @@ type Row struct {
 	TraceState  string
 }
 
-// Args are the row's values in the order Write and InsertSelect take them.
-func (r Row) Args() []any {
-	return []any{r.EventID, r.RoutingKey, r.Body, r.RequestID, r.TraceParent, r.TraceState}
+// Params are the row's values as InsertSelect's parameters.
+func (r Row) Params() postgres.Params {
+	return postgres.Params{"event_id": r.EventID, "event_routing_key": r.RoutingKey, "event_body": r.Body,
+		"event_request_id": r.RequestID, "event_traceparent": r.TraceParent, "event_tracestate": r.TraceState}
 }
+
+// insert stores one Row.
+var insert = postgres.Named(`INSERT INTO outbox (` + insertColumns + `) VALUES (` + rowValues + `)`)
 
 // NewRow encodes e, tagging it with the request id and the trace context of ctx, so that the
 // consumer's logs and spans can be correlated with the request that caused the event.
@@ -78,7 +87,11 @@ func Write(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (`+insertColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`, r.Args()...); err != nil {
+	args, err := insert.Args(r.Params())
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, insert.SQL(), args...); err != nil {
 		return fmt.Errorf("insert outbox event: %w", err)
 	}
 	return nil

@@ -93,11 +93,10 @@ type Ledger interface {
 	// Account returns the account; not_found if there is none.
 	Account(ctx context.Context, userID uuid.UUID) (Account, error)
 	// Deposit adds money once per deposit id and returns the account; not_found if there is
-	// no account. When ctx carries an idempotency claim (pkg/idempotency), the deposit id is
-	// the claim's derived id, and the key is taken and the answer stored with the deposit;
-	// the claim's *idempotency.Refusal comes back, with nothing written, when the key
-	// cannot be taken.
-	Deposit(ctx context.Context, d Deposit) (Account, error)
+	// no account. With a present Idempotency-Key (pkg/idempotency), the deposit id is the
+	// key's derived id, and the key is taken and the answer stored with the deposit; the
+	// key's *idempotency.Refusal comes back, with nothing written, when it cannot be taken.
+	Deposit(ctx context.Context, d Deposit, key idempotency.Key[Account]) (Account, error)
 	// Pay debits the amount once per payment id, or records insufficient funds (or voided,
 	// past p.PayBy), and returns the outcome; a repeated id returns the stored outcome. not_found if the user had no
 	// account at the id's first call (stored too: opening the account later changes
@@ -136,17 +135,18 @@ func (s *Service) Account(ctx context.Context, userID uuid.UUID) (Account, error
 	return s.ledger.Account(ctx, userID)
 }
 
-// Deposit adds a positive amount to the user's account.
-func (s *Service) Deposit(ctx context.Context, d Deposit) (Account, error) {
+// Deposit adds a positive amount to the user's account, once per Idempotency-Key if the
+// request has one.
+func (s *Service) Deposit(ctx context.Context, d Deposit, key idempotency.Key[Account]) (Account, error) {
 	if err := checkAmount(d.Amount); err != nil {
 		return Account{}, err
 	}
-	a, err := s.ledger.Deposit(ctx, d)
+	a, err := s.ledger.Deposit(ctx, d, key)
 	if err != nil {
 		return Account{}, err
 	}
-	if claim, keyed := idempotency.ClaimFrom(ctx); keyed && claim.Taken() {
-		d.ID = claim.ID() // the id the ledger applied the deposit under
+	if key.Taken() {
+		d.ID = key.ID() // the id the ledger applied the deposit under
 	}
 	s.log.InfoContext(ctx, "deposit applied", "user_id", d.UserID, "deposit_id", d.ID, "amount", d.Amount.String(), "balance", a.Balance.String())
 	return a, nil

@@ -94,10 +94,8 @@ func (h handler) deposit(c *echo.Context) error {
 	}
 	// With an Idempotency-Key the ledger takes the key in the deposit's transaction, derives
 	// the deposit id from it (a retry after a crash finds the first deposit instead of adding
-	// the money again) and stores the answer before it commits.
-	ctx := c.Request().Context()
-	idempotency.SetReply(ctx, deposited)
-	a, err := h.svc.Deposit(ctx, d)
+	// the money again) and stores the answer, as deposited renders it, before it commits.
+	a, err := h.svc.Deposit(c.Request().Context(), d, idempotency.KeyOf(c, deposited))
 	if err != nil {
 		return retryLater(c, namingUser(err, d.UserID))
 	}

@@ -100,20 +100,20 @@ const depositSQL = `
 // are placeholders when there is none). The deposit id is the key's derived id, which only
 // the request holding the key writes, so checking for its entry replaces the unique
 // violation that would abort the transaction the key was taken in.
-var depositKeyedSQL = `
-		WITH ` + idempotency.TakeSQL(4) + `, credit AS (
-			UPDATE accounts SET balance = balance + $2, updated_at = now()
-			WHERE user_id = $1 AND EXISTS (SELECT FROM key_taken)
-			  AND NOT EXISTS (SELECT FROM entries WHERE operation_id = $3)
+var depositKeyedSQL = pg.Named(`
+		WITH ` + idempotency.TakeCTE + `, credit AS (
+			UPDATE accounts SET balance = balance + @amount, updated_at = now()
+			WHERE user_id = @user_id AND EXISTS (SELECT FROM key_taken)
+			  AND NOT EXISTS (SELECT FROM entries WHERE operation_id = @deposit_id)
 			RETURNING ` + accountColumns + `
 		), entry AS (
 			INSERT INTO entries (user_id, type, amount, balance_after, operation_id)
-			SELECT user_id, 'deposit', $2, balance, $3 FROM credit
+			SELECT user_id, 'deposit', @amount, balance, @deposit_id FROM credit
 		)
-		SELECT a.user_id IS NOT NULL AS found, credit.user_id IS NOT NULL AS credited, $1::uuid AS user_id,
+		SELECT a.user_id IS NOT NULL AS found, credit.user_id IS NOT NULL AS credited, @user_id::uuid AS user_id,
 		       COALESCE(credit.balance, a.balance, 0) AS balance, COALESCE(a.currency, '') AS currency,
 		       COALESCE(a.created_at, now()) AS created_at
-		FROM key_taken LEFT JOIN accounts a ON a.user_id = $1 LEFT JOIN credit ON true`
+		FROM key_taken LEFT JOIN accounts a ON a.user_id = @user_id LEFT JOIN credit ON true`)
 
 type keyedDepositRow struct {
 	Found    bool `db:"found"`
@@ -190,9 +190,9 @@ func (l *Ledger) Account(ctx context.Context, userID uuid.UUID) (billing.Account
 }
 
 // Deposit implements billing.Ledger.
-func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit) (billing.Account, error) {
-	if claim, keyed := idempotency.ClaimFrom(ctx); keyed {
-		return l.depositKeyed(ctx, claim, d)
+func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit, key idempotency.Key[billing.Account]) (billing.Account, error) {
+	if key.Present() {
+		return l.depositKeyed(ctx, key, d)
 	}
 	var acc accountRow
 	err := l.deposit.GetContext(ctx, &acc, d.UserID, int64(d.Amount), d.ID)
@@ -222,28 +222,25 @@ func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit) (billing.Accoun
 // depositKeyed applies a keyed deposit in one transaction: the key, the credit and its
 // entry in one statement, then the answer, which needs the new balance. A request answered
 // otherwise (no account, above the cap) rolls the key back with the rest.
-func (l *Ledger) depositKeyed(ctx context.Context, claim *idempotency.Claim, d billing.Deposit) (billing.Account, error) {
-	var a billing.Account
-	err := pg.InTx(ctx, l.db, func(tx *sqlx.Tx) error {
+func (l *Ledger) depositKeyed(ctx context.Context, key idempotency.Key[billing.Account], d billing.Deposit) (billing.Account, error) {
+	a, err := idempotency.InTx(ctx, l.db, key, func(tx *sqlx.Tx) (billing.Account, error) {
 		var r keyedDepositRow
-		err := claim.Take(ctx, tx, func(id uuid.UUID, key []any) error {
-			return tx.GetContext(ctx, &r, depositKeyedSQL, append([]any{d.UserID, int64(d.Amount), id}, key...)...)
+		err := key.Take(ctx, tx, func(id uuid.UUID, k pg.Params) error {
+			args, err := depositKeyedSQL.Args(k.With(pg.Params{"user_id": d.UserID, "amount": int64(d.Amount), "deposit_id": id}))
+			if err != nil {
+				return err
+			}
+			return tx.GetContext(ctx, &r, depositKeyedSQL.SQL(), args...)
 		})
 		if err != nil {
-			return err
+			return billing.Account{}, err
 		}
 		if !r.Found {
-			return billing.NoAccount(d.UserID)
+			return billing.Account{}, billing.NoAccount(d.UserID)
 		}
-		a = fromAccountRow(r.accountRow)
-		_, reply, ok, err := idempotency.Reply(ctx, a)
-		if err != nil || !ok {
-			return err
-		}
-		return claim.Store(ctx, tx, reply)
+		return fromAccountRow(r.accountRow), nil
 	})
 	if err != nil {
-		claim.RolledBack()
 		if pg.IsCheckViolation(err, "accounts_balance_max") {
 			return billing.Account{}, apperr.Validation(map[string]string{"amount": "would take the balance above " + money.Max.String()})
 		}

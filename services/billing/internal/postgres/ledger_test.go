@@ -13,6 +13,7 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/money"
 	pg "github.com/order-system/order-system/pkg/postgres"
@@ -20,6 +21,9 @@ import (
 	"github.com/order-system/order-system/services/billing/internal/postgres"
 	"github.com/order-system/order-system/services/billing/migrations"
 )
+
+// noKey is the Idempotency-Key of a request without the header.
+var noKey idempotency.Key[billing.Account]
 
 func newLedger(t *testing.T) *postgres.Ledger {
 	l, _ := newLedgerDB(t)
@@ -40,7 +44,7 @@ func openWith(t *testing.T, l *postgres.Ledger, balance money.Amount) uuid.UUID 
 		t.Fatalf("OpenAccount = %v, %v", created, err)
 	}
 	if balance > 0 {
-		if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: balance}); err != nil {
+		if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: balance}, noKey); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,12 +80,12 @@ func TestConcurrentDepositsSumExactly(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 100 {
 		wg.Go(func() {
-			if _, err := l.Deposit(context.Background(), billing.Deposit{ID: uuid.New(), UserID: user, Amount: money.Amount(100 + i)}); err != nil {
+			if _, err := l.Deposit(context.Background(), billing.Deposit{ID: uuid.New(), UserID: user, Amount: money.Amount(100 + i)}, noKey); err != nil {
 				t.Error(err)
 			}
 		})
 		wg.Go(func() {
-			if _, err := l.Deposit(context.Background(), billing.Deposit{ID: keyed, UserID: user, Amount: 1}); err != nil {
+			if _, err := l.Deposit(context.Background(), billing.Deposit{ID: keyed, UserID: user, Amount: 1}, noKey); err != nil {
 				t.Error(err)
 			}
 		})
@@ -175,7 +179,7 @@ func TestInsufficientFundsIsStored(t *testing.T) {
 		t.Fatalf("Pay = %+v, %v; want insufficient_funds with balance 10", first, err)
 	}
 	// Money arriving later does not turn a refused payment into a debit.
-	if _, err := l.Deposit(context.Background(), billing.Deposit{ID: uuid.New(), UserID: user, Amount: 100_00}); err != nil {
+	if _, err := l.Deposit(context.Background(), billing.Deposit{ID: uuid.New(), UserID: user, Amount: 100_00}, noKey); err != nil {
 		t.Fatal(err)
 	}
 	again, err := l.Pay(context.Background(), billing.Payment{ID: id, UserID: user, Amount: 20_00})
@@ -285,7 +289,7 @@ func TestBalanceLimit(t *testing.T) {
 	l := newLedger(t)
 	ctx := context.Background()
 	user := openWith(t, l, money.Max)
-	_, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: 1})
+	_, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: 1}, noKey)
 	var ae *apperr.Error
 	if !errors.As(err, &ae) || ae.Code != apperr.Invalid || ae.Fields["amount"] == "" {
 		t.Fatalf("deposit above the limit: err = %v, want invalid_request on amount", err)
@@ -304,7 +308,7 @@ func TestUnknownAccount(t *testing.T) {
 	if _, err := l.Pay(ctx, billing.Payment{ID: uuid.New(), UserID: nobody, Amount: 1}); !apperr.Is(err, apperr.NotFound) {
 		t.Errorf("Pay: err = %v, want not_found", err)
 	}
-	if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: nobody, Amount: 1}); !apperr.Is(err, apperr.NotFound) {
+	if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: nobody, Amount: 1}, noKey); !apperr.Is(err, apperr.NotFound) {
 		t.Errorf("Deposit: err = %v, want not_found", err)
 	}
 	if _, err := l.Entries(ctx, nobody, 10); !apperr.Is(err, apperr.NotFound) {
@@ -368,7 +372,7 @@ func TestNoAccountIsAFinalAnswer(t *testing.T) {
 			if _, created, err := l.OpenAccount(ctx, user); err != nil || !created {
 				t.Fatalf("OpenAccount = %v, %v", created, err)
 			}
-			if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: 10_00}); err != nil {
+			if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: 10_00}, noKey); err != nil {
 				t.Fatal(err)
 			}
 			// Repeats race each other: the stored refusal answers every one of them.
@@ -408,13 +412,13 @@ func TestRetriedDepositNearTheCapReturnsTheApplied(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
-			if a, err := l.Deposit(ctx, d); err != nil || a.Balance != money.Max {
+			if a, err := l.Deposit(ctx, d, noKey); err != nil || a.Balance != money.Max {
 				t.Errorf("deposit %d of one id = %+v, %v; want the applied balance %s", i, a, err, money.Max)
 			}
 		})
 	}
 	wg.Wait()
-	if a, err := l.Deposit(ctx, d); err != nil || a.Balance != money.Max {
+	if a, err := l.Deposit(ctx, d, noKey); err != nil || a.Balance != money.Max {
 		t.Fatalf("retry after the others = %+v, %v; want the applied balance %s", a, err, money.Max)
 	}
 	entries, _ := l.Entries(ctx, user, 10)
@@ -462,11 +466,11 @@ func TestAccountAboveTheCapCanStillPay(t *testing.T) {
 		t.Fatalf("Pay on an account above the cap = %+v, %v; want completed, balance %s", p, err, above-10_00)
 	}
 	// Growing it further is refused as before, and so is a new account's deposit past the cap.
-	if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: 1}); !apperr.Is(err, apperr.Invalid) {
+	if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: user, Amount: 1}, noKey); !apperr.Is(err, apperr.Invalid) {
 		t.Fatalf("deposit on an account above the cap: err = %v, want invalid_request", err)
 	}
 	other := openWith(t, l, money.Max)
-	if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: other, Amount: 1}); !apperr.Is(err, apperr.Invalid) {
+	if _, err := l.Deposit(ctx, billing.Deposit{ID: uuid.New(), UserID: other, Amount: 1}, noKey); !apperr.Is(err, apperr.Invalid) {
 		t.Fatalf("deposit past the cap: err = %v, want invalid_request", err)
 	}
 	if a, _ := l.Account(ctx, user); a.Balance != above-10_00 {

@@ -66,10 +66,9 @@ func (h handler) create(c *echo.Context) error {
 	}
 	// With an Idempotency-Key the repository takes the key with the pending order, whose id
 	// it derives from the key (a retry after a timeout or a crash so finds the order the
-	// first attempt stored and resumes it), and stores the answer with the finished order.
-	ctx := c.Request().Context()
-	idempotency.SetReply(ctx, placed)
-	res, err := h.svc.Place(ctx, o)
+	// first attempt stored and resumes it), and stores the answer, as placed renders it,
+	// with the finished order.
+	res, err := h.svc.Place(c.Request().Context(), o, idempotency.KeyOf(c, placed))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/money"
 )
 
@@ -107,20 +108,20 @@ type BillingClient interface {
 	Void(ctx context.Context, o Order) (Payment, error)
 }
 
-// Repository stores orders. When ctx carries an idempotency claim (pkg/idempotency), Create
-// takes its key together with the pending order, which then has the key's derived id, and
-// Finish stores the request's answer together with the finished order.
+// Repository stores orders. With a present Idempotency-Key (pkg/idempotency), Create takes
+// the key together with the pending order, which then has the key's derived id, and Finish
+// stores the request's answer together with the finished order.
 type Repository interface {
 	// Create stores a pending order unless an order with its id exists; it returns the
-	// stored order either way. With a claim it returns the claim's *idempotency.Refusal,
+	// stored order either way. With a key it returns the key's *idempotency.Refusal,
 	// storing nothing, when the key cannot be taken.
-	Create(ctx context.Context, o Order) (Order, error)
+	Create(ctx context.Context, o Order, key idempotency.Key[Order]) (Order, error)
 	// Get returns an order; not_found if there is none.
 	Get(ctx context.Context, id uuid.UUID) (Order, error)
 	// Finish stores o, finished by Complete or Fail, with its finished event, atomically,
 	// provided the stored order is still pending. Otherwise (someone else finished it first)
 	// it returns the stored order unchanged.
-	Finish(ctx context.Context, o Order) (Order, error)
+	Finish(ctx context.Context, o Order, key idempotency.Key[Order]) (Order, error)
 	// ClaimPending holds up to limit pending orders whose next attempt is due, pushing it
 	// back by backoff(attempts) where attempts counts the call about to be made (Attempts of
 	// the orders returned): until then the hold is the caller's. It also returns the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/pkg/idempotency"
 )
 
 // Service places and finishes orders.
@@ -45,23 +46,24 @@ type Result struct {
 	Err   *apperr.Error
 }
 
-// Place stores the order pending and pays it. Placing an order whose id exists (a retry with
-// the same Idempotency-Key) resumes that order instead of creating another.
-func (s *Service) Place(ctx context.Context, o Order) (Result, error) {
+// Place stores the order pending and pays it. With an Idempotency-Key the order's id is the
+// key's: placing it again (a retry with the same key) resumes that order instead of creating
+// another, and the answer is stored with the finished order.
+func (s *Service) Place(ctx context.Context, o Order, key idempotency.Key[Order]) (Result, error) {
 	// A client that hangs up must not cut a payment in half: once started, the billing call
 	// and the final commit run to their own end (the billing call has its own timeout), but
 	// within placeTimeout. An order a stalled database leaves pending is the reconciler's.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.placeTimeout)
 	defer cancel()
 	o.Status = StatusPending
-	stored, err := s.repo.Create(ctx, o)
+	stored, err := s.repo.Create(ctx, o, key)
 	if err != nil {
 		return Result{}, err
 	}
 	if stored.Status != StatusPending {
 		return ResultOf(stored), nil
 	}
-	return s.pay(ctx, stored)
+	return s.pay(ctx, stored, key)
 }
 
 // Get returns an order.
@@ -71,21 +73,22 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (Order, error) {
 
 // pay asks billing to pay the order, outside any transaction, and finishes the order with
 // the outcome.
-func (s *Service) pay(ctx context.Context, o Order) (Result, error) {
+func (s *Service) pay(ctx context.Context, o Order, key idempotency.Key[Order]) (Result, error) {
 	p, err := s.billing.Pay(ctx, o)
-	return s.finish(ctx, o, p, err)
+	return s.finish(ctx, o, p, err, key)
 }
 
 // void asks billing to void the order's payment, outside any transaction, and finishes the
 // order with the outcome: failed if nothing was charged, completed if it was.
 func (s *Service) void(ctx context.Context, o Order) (Result, error) {
 	p, err := s.billing.Void(ctx, o)
-	return s.finish(ctx, o, p, err)
+	return s.finish(ctx, o, p, err, idempotency.Key[Order]{})
 }
 
-// finish stores the order's end as billing's answer (p, or err) says. When billing could not
-// be reached the order stays pending for the reconciler.
-func (s *Service) finish(ctx context.Context, o Order, p Payment, err error) (Result, error) {
+// finish stores the order's end as billing's answer (p, or err) says, with the answer of the
+// request's key if any. When billing could not be reached the order stays pending for the
+// reconciler.
+func (s *Service) finish(ctx context.Context, o Order, p Payment, err error, key idempotency.Key[Order]) (Result, error) {
 	finished := o
 	switch {
 	case err == nil && p.Outcome == PaymentPaid:
@@ -108,7 +111,7 @@ func (s *Service) finish(ctx context.Context, o Order, p Payment, err error) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	finished, err = s.repo.Finish(ctx, finished)
+	finished, err = s.repo.Finish(ctx, finished, key)
 	if err != nil {
 		return Result{}, err
 	}
@@ -229,7 +232,7 @@ func (s *Service) Reconcile(ctx context.Context, cfg ReconcilerConfig) (int, err
 		if o.Attempts > cfg.MaxAttempts || !now.Before(o.PayBy) {
 			res, err = s.void(ctx, o)
 		} else {
-			res, err = s.pay(ctx, o)
+			res, err = s.pay(ctx, o, idempotency.Key[Order]{}) // the reconciler answers no request
 		}
 		if err != nil {
 			// The order stays pending and is tried again after its backoff; one order's

@@ -15,6 +15,7 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/services/order/internal/order"
 )
 
@@ -67,7 +68,7 @@ func newFakeOrders(stored ...order.Order) *fakeOrders {
 	return r
 }
 
-func (r *fakeOrders) Create(_ context.Context, o order.Order) (order.Order, error) {
+func (r *fakeOrders) Create(_ context.Context, o order.Order, _ idempotency.Key[order.Order]) (order.Order, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if stored, ok := r.orders[o.ID]; ok {
@@ -87,7 +88,7 @@ func (r *fakeOrders) Get(_ context.Context, id uuid.UUID) (order.Order, error) {
 	return o, nil
 }
 
-func (r *fakeOrders) Finish(_ context.Context, o order.Order) (order.Order, error) {
+func (r *fakeOrders) Finish(_ context.Context, o order.Order, _ idempotency.Key[order.Order]) (order.Order, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if stored := r.orders[o.ID]; stored.Status != order.StatusPending {
@@ -123,6 +124,9 @@ func (r *fakeOrders) StartAttempt(_ context.Context, o order.Order, _ time.Durat
 	return true, nil
 }
 
+// noKey is the Idempotency-Key of a request without the header.
+var noKey idempotency.Key[order.Order]
+
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newOrder() order.Order {
@@ -155,7 +159,7 @@ func TestPlace(t *testing.T) {
 			svc := order.NewService(repo, billing, discard)
 			o := newOrder()
 
-			res, err := svc.Place(context.Background(), o)
+			res, err := svc.Place(context.Background(), o, noKey)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Place error = %v, want an error: %v", err, tt.wantErr)
 			}
@@ -185,7 +189,7 @@ func TestPlaceRefusedSaysBalanceAndPrice(t *testing.T) {
 	billing := &fakeBilling{answer: func(string) (order.Payment, error) {
 		return order.Payment{Outcome: order.PaymentRefused, Balance: 500_00}, nil
 	}}
-	res, err := order.NewService(newFakeOrders(), billing, discard).Place(context.Background(), newOrder())
+	res, err := order.NewService(newFakeOrders(), billing, discard).Place(context.Background(), newOrder(), noKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +203,7 @@ func TestPlaceAgainReturnsTheFinishedOrderWithoutCallingBilling(t *testing.T) {
 	done := newOrder()
 	done.Status = order.StatusCompleted
 	billing := &fakeBilling{answer: func(string) (order.Payment, error) { return order.Payment{}, errors.New("must not be called") }}
-	res, err := order.NewService(newFakeOrders(done), billing, discard).Place(context.Background(), done)
+	res, err := order.NewService(newFakeOrders(done), billing, discard).Place(context.Background(), done, noKey)
 	if err != nil || res.Err != nil || res.Order.Status != order.StatusCompleted {
 		t.Fatalf("Place of a completed order = %+v, %v; want it completed, no error", res, err)
 	}
@@ -316,7 +320,7 @@ func TestReconcileLeavesAnOrderNoLongerClaimed(t *testing.T) {
 // stopped answering in the middle of a request: Finish returns only when its context ends.
 type stalledFinish struct{ *fakeOrders }
 
-func (r stalledFinish) Finish(ctx context.Context, _ order.Order) (order.Order, error) {
+func (r stalledFinish) Finish(ctx context.Context, _ order.Order, _ idempotency.Key[order.Order]) (order.Order, error) {
 	<-ctx.Done()
 	return order.Order{}, ctx.Err()
 }
@@ -329,7 +333,7 @@ func TestPlaceIsBounded(t *testing.T) {
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		_, err := svc.Place(context.Background(), newOrder())
+		_, err := svc.Place(context.Background(), newOrder(), noKey)
 		done <- err
 	}()
 	select {

@@ -28,10 +28,10 @@ type Orders struct {
 	// payWindow is how long after it is stored an order may be paid (order.PayWindow).
 	payWindow   time.Duration
 	published   func() // wakes the outbox relay
-	create      *pg.Stmt
-	createKeyed *pg.Stmt
-	finish      *pg.Stmt
-	finishKeyed *pg.Stmt
+	create      *pg.NamedStmt
+	createKeyed *pg.NamedStmt
+	finish      *pg.NamedStmt
+	finishKeyed *pg.NamedStmt
 	get         *pg.Stmt
 	startCall   *pg.Stmt
 }
@@ -48,10 +48,10 @@ func NewOrders(db *sqlx.DB, published func(), grace time.Duration) *Orders {
 		grace:       grace,
 		payWindow:   order.PayWindow(idempotency.DefaultTTL),
 		published:   published,
-		create:      pg.Prepare(db, createSQL),
-		createKeyed: pg.Prepare(db, createKeyedSQL),
-		finish:      pg.Prepare(db, finishSQL),
-		finishKeyed: pg.Prepare(db, finishKeyedSQL),
+		create:      pg.PrepareNamed(db, createSQL),
+		createKeyed: pg.PrepareNamed(db, createKeyedSQL),
+		finish:      pg.PrepareNamed(db, finishSQL),
+		finishKeyed: pg.PrepareNamed(db, finishKeyedSQL),
 		get:         pg.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
 		startCall:   pg.Prepare(db, startAttemptSQL),
 	}
@@ -82,18 +82,18 @@ const orderColumns = `id, user_id, email, price, status, failure_reason, failure
 // createSQL stores a pending order. DO UPDATE with a no-op instead of DO NOTHING makes
 // RETURNING yield the existing row of a retried order in the same round trip. The pay
 // deadline counts from the same now() as the expiry of a key taken in the statement.
-const createSQL = `INSERT INTO orders (id, user_id, email, price, status, next_attempt_at, pay_by)
-	VALUES ($1, $2, $3, $4, $5, now() + $6::interval, now() + $7::interval)
+var createSQL = pg.Named(`INSERT INTO orders (id, user_id, email, price, status, next_attempt_at, pay_by)
+	VALUES (@id, @user_id, @email, @price, @status, now() + @grace::interval, now() + @pay_window::interval)
 	ON CONFLICT (id) DO UPDATE SET id = excluded.id
-	RETURNING ` + orderColumns
+	RETURNING ` + orderColumns)
 
 // createKeyedSQL is createSQL that takes an Idempotency-Key in the same statement: the order
 // is written only if the key was taken, and no row comes back otherwise.
-var createKeyedSQL = `WITH ` + idempotency.TakeSQL(8) + `
+var createKeyedSQL = pg.Named(`WITH ` + idempotency.TakeCTE + `
 	INSERT INTO orders (id, user_id, email, price, status, next_attempt_at, pay_by)
-	SELECT $1, $2, $3, $4, $5, now() + $6::interval, now() + $7::interval FROM key_taken
+	SELECT @id, @user_id, @email, @price, @status, now() + @grace::interval, now() + @pay_window::interval FROM key_taken
 	ON CONFLICT (id) DO UPDATE SET id = excluded.id
-	RETURNING ` + orderColumns
+	RETURNING ` + orderColumns)
 
 // finishCTE stores the final status with its outbox event, guarded by status = 'pending';
 // event yields a row if it finished the order. before, if not empty, is a WITH query to run
@@ -101,33 +101,29 @@ var createKeyedSQL = `WITH ` + idempotency.TakeSQL(8) + `
 func finishCTE(before, cond string) string {
 	return `
 		WITH ` + before + ` finished AS (
-			UPDATE orders SET status = $2, failure_reason = $3, failure_message = $4, updated_at = now()
-			WHERE id = $1 AND status = 'pending' ` + cond + `
+			UPDATE orders SET status = @status, failure_reason = @failure_reason, failure_message = @failure_message, updated_at = now()
+			WHERE id = @id AND status = 'pending' ` + cond + `
 			RETURNING id
 		), event AS (
-			` + outbox.InsertSelect("finished", 5) + `
+			` + outbox.InsertSelect("finished") + `
 			RETURNING id
 		)`
 }
 
 // finishSQL finishes an order in one statement; it returns how many orders it finished (0
 // or 1).
-var finishSQL = finishCTE("", "") + `
-		SELECT count(*) FROM event`
+var finishSQL = pg.Named(finishCTE("", "") + `
+		SELECT count(*) FROM event`)
 
 // finishKeyedSQL is finishSQL that also stores the answer under the request's
 // Idempotency-Key, if it finished the order: the order, its event and the answer commit
 // together, or none of them. It locks the key's record before the order's row, the order in
 // which createKeyedSQL takes them, so that a request finishing late (past its lease) and a
 // retry taking its key over queue up behind each other instead of deadlocking.
-var finishKeyedSQL = finishCTE(fmt.Sprintf(`key_locked AS MATERIALIZED (
-			SELECT FROM idempotency_keys WHERE scope = $%d AND key = $%d FOR UPDATE
-		),`, finishKeyAt, finishKeyAt+1), "AND EXISTS (SELECT FROM key_locked)") + `, ` + idempotency.StoreSQL("event", finishKeyAt) + `
-		SELECT (SELECT count(*) FROM event) AS finished, (SELECT count(*) FROM key_stored) AS stored`
-
-// finishKeyAt is the first of finishKeyedSQL's parameters for the key: after the order's
-// four and the outbox row's.
-var finishKeyAt = 5 + len(outbox.Row{}.Args())
+var finishKeyedSQL = pg.Named(finishCTE(`key_locked AS MATERIALIZED (
+			SELECT FROM idempotency_keys WHERE scope = @key_scope AND key = @key FOR UPDATE
+		),`, "AND EXISTS (SELECT FROM key_locked)") + `, ` + idempotency.StoreCTE("event") + `
+		SELECT (SELECT count(*) FROM event) AS finished, (SELECT count(*) FROM key_stored) AS stored`)
 
 // startAttemptSQL counts a reconciler's call, provided its hold on the order is still the
 // latest one and lasts margin more on the database's clock, whichever replica asks. Every
@@ -143,16 +139,18 @@ func fromOrderRow(r orderRow) order.Order {
 }
 
 // Create implements order.Repository.
-func (s *Orders) Create(ctx context.Context, o order.Order) (order.Order, error) {
+func (s *Orders) Create(ctx context.Context, o order.Order, key idempotency.Key[order.Order]) (order.Order, error) {
 	var r orderRow
+	params := pg.Params{"id": o.ID, "user_id": o.UserID, "email": o.Email, "price": int64(o.Price), "status": string(o.Status),
+		"grace": pg.Interval(s.grace), "pay_window": pg.Interval(s.payWindow)}
 	var err error
-	if claim, keyed := idempotency.ClaimFrom(ctx); keyed {
-		err = claim.Take(ctx, s.db, func(id uuid.UUID, key []any) error {
-			args := append([]any{id, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(s.grace), pg.Interval(s.payWindow)}, key...)
-			return s.createKeyed.GetContext(ctx, &r, args...)
+	if key.Present() {
+		err = key.Take(ctx, s.db, func(id uuid.UUID, k pg.Params) error {
+			params["id"] = id
+			return s.createKeyed.GetContext(ctx, &r, params.With(k))
 		})
 	} else {
-		err = s.create.GetContext(ctx, &r, o.ID, o.UserID, o.Email, int64(o.Price), string(o.Status), pg.Interval(s.grace), pg.Interval(s.payWindow))
+		err = s.create.GetContext(ctx, &r, params)
 	}
 	if err != nil {
 		return order.Order{}, pg.Wrap("create order", err)
@@ -177,7 +175,7 @@ func (s *Orders) Get(ctx context.Context, id uuid.UUID) (order.Order, error) {
 // answer are one statement, hence one transaction and one round trip; the pending condition
 // makes the request that placed the order and the reconciler finish it at most once between
 // them.
-func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error) {
+func (s *Orders) Finish(ctx context.Context, o order.Order, key idempotency.Key[order.Order]) (order.Order, error) {
 	event, err := o.FinishedEvent(time.Now())
 	if err != nil {
 		return order.Order{}, err
@@ -186,8 +184,8 @@ func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error)
 	if err != nil {
 		return order.Order{}, err
 	}
-	args := append([]any{o.ID, string(o.Status), o.FailureReason, o.FailureMessage}, row.Args()...)
-	claim, reply, keyed, err := idempotency.Reply(ctx, o)
+	params := pg.Params{"id": o.ID, "status": string(o.Status), "failure_reason": o.FailureReason, "failure_message": o.FailureMessage}.With(row.Params())
+	answer, keyed, err := key.Answer(o)
 	if err != nil {
 		return order.Order{}, err
 	}
@@ -196,15 +194,15 @@ func (s *Orders) Finish(ctx context.Context, o order.Order) (order.Order, error)
 		Stored   int `db:"stored"`
 	}
 	if keyed {
-		err = s.finishKeyed.GetContext(ctx, &res, append(args, claim.StoreArgs(reply)...)...)
+		err = s.finishKeyed.GetContext(ctx, &res, params.With(answer))
 	} else {
-		err = s.finish.GetContext(ctx, &res.Finished, args...)
+		err = s.finish.GetContext(ctx, &res.Finished, params)
 	}
 	if err != nil {
 		return order.Order{}, pg.Wrap("finish order", err)
 	}
 	if res.Stored == 1 {
-		claim.MarkStored()
+		key.MarkStored()
 	}
 	if res.Finished == 0 {
 		return s.Get(ctx, o.ID)

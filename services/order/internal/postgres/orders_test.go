@@ -14,6 +14,7 @@ import (
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/services/order/internal/order"
 	"github.com/order-system/order-system/services/order/internal/postgres"
 	"github.com/order-system/order-system/services/order/migrations"
@@ -30,6 +31,9 @@ func newOrdersWaking(t *testing.T, published func()) (*postgres.Orders, *sqlx.DB
 	return postgres.NewOrders(db, published, 10*time.Second), db
 }
 
+// noKey is the Idempotency-Key of a request without the header.
+var noKey idempotency.Key[order.Order]
+
 func pending() order.Order {
 	return order.Order{ID: uuid.New(), UserID: uuid.New(), Email: "a@b.cd", Price: 500_00, Status: order.StatusPending}
 }
@@ -39,14 +43,14 @@ func TestCreateReturnsTheStoredOrderOfARetry(t *testing.T) {
 	repo, _ := newOrders(t)
 	ctx := context.Background()
 	o := pending()
-	first, err := repo.Create(ctx, o)
+	first, err := repo.Create(ctx, o, noKey)
 	if err != nil || first.ID != o.ID || first.Status != order.StatusPending || first.CreatedAt.IsZero() {
 		t.Fatalf("Create = %+v, %v", first, err)
 	}
 	// The retry carries another price: the stored order wins, it is not overwritten.
 	retry := o
 	retry.Price = 1
-	again, err := repo.Create(ctx, retry)
+	again, err := repo.Create(ctx, retry, noKey)
 	if err != nil || again.Price != o.Price || !again.CreatedAt.Equal(first.CreatedAt) {
 		t.Fatalf("Create of the same id = %+v, %v; want the first order back", again, err)
 	}
@@ -60,7 +64,7 @@ func TestFinishOnceAmongRacers(t *testing.T) {
 	var wakes atomic.Int64
 	repo, db := newOrdersWaking(t, func() { wakes.Add(1) })
 	ctx := context.Background()
-	o, err := repo.Create(ctx, pending())
+	o, err := repo.Create(ctx, pending(), noKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +80,7 @@ func TestFinishOnceAmongRacers(t *testing.T) {
 			} else {
 				f.Fail(events.ReasonBalanceTooLow, "Insufficient funds")
 			}
-			got, err := repo.Finish(ctx, f)
+			got, err := repo.Finish(ctx, f, noKey)
 			if err != nil {
 				t.Error(err)
 				return
@@ -111,7 +115,7 @@ func TestClaimPendingSplitsWorkBetweenReplicas(t *testing.T) {
 	repo, db := newOrders(t)
 	ctx := context.Background()
 	for range 60 {
-		if _, err := repo.Create(ctx, pending()); err != nil {
+		if _, err := repo.Create(ctx, pending(), noKey); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -162,7 +166,7 @@ func TestFreshOrderIsLeftToItsRequest(t *testing.T) {
 	t.Parallel()
 	repo, _ := newOrders(t)
 	ctx := context.Background()
-	if _, err := repo.Create(ctx, pending()); err != nil {
+	if _, err := repo.Create(ctx, pending(), noKey); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := repo.ClaimPending(ctx, 10, func(int) time.Duration { return time.Second })
@@ -177,7 +181,7 @@ func TestNewOrderIsDueAfterTheGraceGiven(t *testing.T) {
 	t.Parallel()
 	_, db := newOrders(t)
 	for _, grace := range []time.Duration{time.Second, 40 * time.Second, 4 * time.Minute} {
-		o, err := postgres.NewOrders(db, func() {}, grace).Create(context.Background(), pending())
+		o, err := postgres.NewOrders(db, func() {}, grace).Create(context.Background(), pending(), noKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +202,7 @@ func TestAnAttemptIsACallNotAClaim(t *testing.T) {
 	repo, db := newOrders(t)
 	ctx := context.Background()
 	for range 3 {
-		if _, err := repo.Create(ctx, pending()); err != nil {
+		if _, err := repo.Create(ctx, pending(), noKey); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -245,7 +249,7 @@ func TestPayDeadlineIsTheWindowAfterCreation(t *testing.T) {
 	t.Parallel()
 	_, db := newOrders(t)
 	for _, window := range []time.Duration{13500 * time.Millisecond, order.PayWindow(24 * time.Hour)} {
-		o, err := postgres.NewOrders(db, func() {}, time.Second).WithPayWindow(window).Create(context.Background(), pending())
+		o, err := postgres.NewOrders(db, func() {}, time.Second).WithPayWindow(window).Create(context.Background(), pending(), noKey)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -61,10 +61,9 @@ func (h handler) create(c *echo.Context) error {
 		return err
 	}
 	// With an Idempotency-Key the repository takes the key with the user, whose id it
-	// derives from the key, and stores the answer in the same transaction.
-	ctx := c.Request().Context()
-	idempotency.SetReply(ctx, registered)
-	created, err := h.svc.Register(ctx, u)
+	// derives from the key, and stores the answer, as registered renders it, in the same
+	// transaction.
+	created, err := h.svc.Register(c.Request().Context(), u, idempotency.KeyOf(c, registered))
 	if err != nil {
 		return err
 	}

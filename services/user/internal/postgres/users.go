@@ -45,14 +45,14 @@ func fromUserRow(r userRow) user.User {
 // the same statement; it returns the user, and whether this statement created it, if it
 // took the key, and no row otherwise. The user a retry finds was stored by the request that
 // held the key before, which committed before this statement could take it.
-var createKeyedSQL = `WITH ` + idempotency.TakeSQL(4) + `, inserted AS (
-		INSERT INTO users (id, name, email) SELECT $1, $2, $3 FROM key_taken
+var createKeyedSQL = pg.Named(`WITH ` + idempotency.TakeCTE + `, inserted AS (
+		INSERT INTO users (id, name, email) SELECT @id, @name, @email FROM key_taken
 		ON CONFLICT (id) DO NOTHING RETURNING id, name, email, created_at
 	)
 	SELECT id, name, email, created_at, true AS created FROM inserted
 	UNION ALL
 	SELECT id, name, email, created_at, false FROM users
-	WHERE id = $1 AND EXISTS (SELECT FROM key_taken) AND NOT EXISTS (SELECT FROM inserted)`
+	WHERE id = @id AND EXISTS (SELECT FROM key_taken) AND NOT EXISTS (SELECT FROM inserted)`)
 
 // createdRow is a stored user and whether the statement that returned it created it.
 type createdRow struct {
@@ -60,50 +60,46 @@ type createdRow struct {
 	Created bool `db:"created"`
 }
 
-// Create implements user.Repository.
-func (s *Users) Create(ctx context.Context, u user.User) (user.User, error) {
-	claim, keyed := idempotency.ClaimFrom(ctx)
-	var r createdRow
-	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+// Create implements user.Repository: the user, its event, and with a key the key and the
+// answer, in one transaction.
+func (s *Users) Create(ctx context.Context, u user.User, key idempotency.Key[user.User]) (user.User, error) {
+	var created bool
+	stored, err := idempotency.InTx(ctx, s.db, key, func(tx *sqlx.Tx) (user.User, error) {
+		var r createdRow
 		var err error
-		if keyed {
-			err = claim.Take(ctx, tx, func(id uuid.UUID, key []any) error {
-				return tx.GetContext(ctx, &r, createKeyedSQL, append([]any{id, u.Name, u.Email}, key...)...)
+		if key.Present() {
+			err = key.Take(ctx, tx, func(id uuid.UUID, k pg.Params) error {
+				args, err := createKeyedSQL.Args(k.With(pg.Params{"id": id, "name": u.Name, "email": u.Email}))
+				if err != nil {
+					return err
+				}
+				return tx.GetContext(ctx, &r, createKeyedSQL.SQL(), args...)
 			})
 		} else {
 			r, err = insert(ctx, tx, u)
 		}
 		if err != nil {
-			return err
+			return user.User{}, err
 		}
-		if r.Created {
-			event, err := fromUserRow(r.userRow).CreatedEvent(time.Now())
+		stored := fromUserRow(r.userRow)
+		if created = r.Created; created {
+			event, err := stored.CreatedEvent(time.Now())
 			if err != nil {
-				return err
+				return user.User{}, err
 			}
 			if err := outbox.Write(ctx, tx, event); err != nil {
-				return err
+				return user.User{}, err
 			}
 		}
-		if !keyed {
-			return nil
-		}
-		_, reply, ok, err := idempotency.Reply(ctx, fromUserRow(r.userRow))
-		if err != nil || !ok {
-			return err
-		}
-		return claim.Store(ctx, tx, reply)
+		return stored, nil
 	})
 	if err != nil {
-		if keyed {
-			claim.RolledBack()
-		}
 		return user.User{}, pg.Wrap("create user", err)
 	}
-	if r.Created {
+	if created {
 		s.published()
 	}
-	return fromUserRow(r.userRow), nil
+	return stored, nil
 }
 
 // insert stores u unless a user with its id exists, and returns the stored user.

@@ -11,10 +11,14 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/services/user/internal/postgres"
 	"github.com/order-system/order-system/services/user/internal/user"
 	"github.com/order-system/order-system/services/user/migrations"
 )
+
+// noKey is the Idempotency-Key of a request without the header.
+var noKey idempotency.Key[user.User]
 
 func newUsers(t *testing.T) (*postgres.Users, *sqlx.DB) {
 	t.Helper()
@@ -38,7 +42,7 @@ func TestCreateAndGet(t *testing.T) {
 	ctx := context.Background()
 	in := user.User{ID: uuid.New(), Name: "Ann", Email: "ann@example.com"}
 
-	created, err := users.Create(ctx, in)
+	created, err := users.Create(ctx, in, noKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +73,11 @@ func TestCreateSameIDTwice(t *testing.T) {
 	ctx := context.Background()
 	id := uuid.New()
 
-	first, err := users.Create(ctx, user.User{ID: id, Name: "Ann", Email: "ann@example.com"})
+	first, err := users.Create(ctx, user.User{ID: id, Name: "Ann", Email: "ann@example.com"}, noKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := users.Create(ctx, user.User{ID: id, Name: "Ann", Email: "ann@example.com"})
+	again, err := users.Create(ctx, user.User{ID: id, Name: "Ann", Email: "ann@example.com"}, noKey)
 	if err != nil {
 		t.Fatalf("second Create with the same id: %v", err)
 	}

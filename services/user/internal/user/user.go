@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/pkg/idempotency"
 )
 
 // User is a customer.
@@ -30,11 +31,11 @@ func (u User) CreatedEvent(now time.Time) (events.Envelope, error) {
 // Repository stores users.
 type Repository interface {
 	// Create stores the user with its user.created event, atomically, unless a user with
-	// the same id exists; it returns the stored user either way. When ctx carries an
-	// idempotency claim (pkg/idempotency), the user's id is the claim's derived id, and the
-	// key is taken and the answer stored in the same transaction; the claim's
-	// *idempotency.Refusal comes back, with nothing written, when the key cannot be taken.
-	Create(ctx context.Context, u User) (User, error)
+	// the same id exists; it returns the stored user either way. With a present
+	// Idempotency-Key (pkg/idempotency), the user's id is the key's derived id, and the key
+	// is taken and the answer stored in the same transaction; the key's
+	// *idempotency.Refusal comes back, with nothing written, when it cannot be taken.
+	Create(ctx context.Context, u User, key idempotency.Key[User]) (User, error)
 	// Get returns a user; not_found if there is none.
 	Get(ctx context.Context, id uuid.UUID) (User, error)
 }
@@ -60,8 +61,8 @@ func NewService(repo Repository, accounts Accounts, log *slog.Logger) *Service {
 // Register stores the user and opens their billing account, so that the balance can be read
 // as soon as Register returns. If billing cannot be reached the user still exists: the
 // user.created event opens the account as soon as billing consumes it.
-func (s *Service) Register(ctx context.Context, u User) (User, error) {
-	stored, err := s.repo.Create(ctx, u)
+func (s *Service) Register(ctx context.Context, u User, key idempotency.Key[User]) (User, error) {
+	stored, err := s.repo.Create(ctx, u, key)
 	if err != nil {
 		return User{}, err
 	}
