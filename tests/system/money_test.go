@@ -337,7 +337,7 @@ func TestReconcilerFinishesCrashedOrder(t *testing.T) {
 	if r := s.call("POST", s.url("billing")+"/internal/payments", `{"paymentId":"`+orderID+`","userId":"`+user+`","amount":25}`); r.Status != 200 {
 		t.Fatalf("payment: %d %s", r.Status, r.Body)
 	}
-	if _, err := s.db.Exec(`INSERT INTO orders.orders (id, user_id, email, price, status) VALUES ($1, $2, 'buyer@example.com', 2500, 'pending')`, orderID, user); err != nil {
+	if _, err := s.db.Exec(`INSERT INTO orders.orders (id, user_id, email, price, status, pay_by) VALUES ($1, $2, 'buyer@example.com', 2500, 'pending', now() + interval '1 hour')`, orderID, user); err != nil {
 		t.Fatal(err)
 	}
 	dbtest.Eventually(t, 15*time.Second, "the reconciler", func() bool {
