@@ -23,8 +23,8 @@ import (
 	_ "github.com/lib/pq" // the tests talk to PostgreSQL through lib/pq, as the services do
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/migrate"
-	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/rabbit"
 )
 
@@ -33,7 +33,7 @@ import (
 // ends.
 func New(t testing.TB, migrations fs.FS) *sqlx.DB {
 	t.Helper()
-	db, err := migrate.Open(context.Background(), postgres.Config{URL: NewDatabase(t, "service")}, migrations)
+	db, err := migrate.Open(context.Background(), database.Config{URL: NewDatabase(t, "service")}, migrations)
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/httpx"
-	"github.com/order-system/order-system/pkg/postgres"
 )
 
 // Claim is a keyed request's right to its key. The middleware checks the key and the body
@@ -72,9 +72,9 @@ var TakeCTE = `key_taken AS (
 	)`
 
 // takeParams are TakeCTE's parameters.
-func (c *Claim) takeParams() postgres.Params {
-	return postgres.Params{"key_scope": c.scope, "key": c.key, "key_fingerprint": c.fingerprint, "key_lease": postgres.Interval(c.lease),
-		"key_owner": c.owner, "key_created_at": c.createdAt, "key_ttl": postgres.Interval(c.ttl)}
+func (c *Claim) takeParams() database.Params {
+	return database.Params{"key_scope": c.scope, "key": c.key, "key_fingerprint": c.fingerprint, "key_lease": database.Interval(c.lease),
+		"key_owner": c.owner, "key_created_at": c.createdAt, "key_ttl": database.Interval(c.ttl)}
 }
 
 // Take takes the claim's key with a statement that starts WITH TakeCTE: run executes it
@@ -87,7 +87,7 @@ func (c *Claim) takeParams() postgres.Params {
 // Take returns nil once the key is taken, a *Refusal when the request must not run (its
 // answer is stored, it is in flight, the key was used with another payload), or the
 // statement's error.
-func (c *Claim) Take(ctx context.Context, q sqlx.QueryerContext, run func(id uuid.UUID, key postgres.Params) error) error {
+func (c *Claim) Take(ctx context.Context, q sqlx.QueryerContext, run func(id uuid.UUID, key database.Params) error) error {
 	for range maxTakeAttempts {
 		err := run(c.ID(), c.takeParams())
 		if err == nil {
@@ -163,7 +163,7 @@ func storeSQL(cond string) string {
 }
 
 // storeQuery stores an answer in a statement of its own.
-var storeQuery = postgres.Named(storeSQL("true"))
+var storeQuery = database.Named(storeSQL("true"))
 
 // Store stores r as the answer of the request that took the key, with q: inside the
 // transaction that took the key (for an answer that only its writes can render), the answer
@@ -191,8 +191,8 @@ func (c *Claim) rolledBack() {
 }
 
 // storeParams are StoreCTE's parameters for the answer r.
-func (c *Claim) storeParams(r httpx.Reply) postgres.Params {
-	return postgres.Params{"key_scope": c.scope, "key": c.key, "key_owner": c.owner, "key_ttl": postgres.Interval(c.ttl),
+func (c *Claim) storeParams(r httpx.Reply) database.Params {
+	return database.Params{"key_scope": c.scope, "key": c.key, "key_owner": c.owner, "key_ttl": database.Interval(c.ttl),
 		"answer_status": r.Status, "answer_content_type": r.ContentType, "answer_body": r.Body}
 }
 

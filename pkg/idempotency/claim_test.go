@@ -19,10 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
-	"github.com/order-system/order-system/pkg/postgres"
 )
 
 // txServer is a route whose handler takes the key the way a service's repository does: a transaction takes the key and creates a thing in its first
@@ -63,9 +63,9 @@ func newTxServer(t *testing.T, lease time.Duration) *txServer {
 }
 
 var (
-	createThing = postgres.Named(`WITH ` + idempotency.TakeCTE + ` INSERT INTO things (id, n) SELECT @id, @n FROM key_taken
+	createThing = database.Named(`WITH ` + idempotency.TakeCTE + ` INSERT INTO things (id, n) SELECT @id, @n FROM key_taken
 		ON CONFLICT (id) DO UPDATE SET id = excluded.id RETURNING id`)
-	finishThing = postgres.Named(`WITH done AS (UPDATE things SET done = true WHERE id = @id AND NOT done RETURNING id), ` +
+	finishThing = database.Named(`WITH done AS (UPDATE things SET done = true WHERE id = @id AND NOT done RETURNING id), ` +
 		idempotency.StoreCTE("done") + ` SELECT count(*) FROM key_stored`)
 )
 
@@ -86,9 +86,9 @@ func (s *txServer) handle(c *echo.Context) error {
 		return apperr.New(apperr.Invalid, "this route wants a key")
 	}
 	var id uuid.UUID
-	create := func(q sqlx.QueryerContext) func(uuid.UUID, postgres.Params) error {
-		return func(derived uuid.UUID, k postgres.Params) error {
-			args, err := createThing.Args(k.With(postgres.Params{"id": derived, "n": req.N}))
+	create := func(q sqlx.QueryerContext) func(uuid.UUID, database.Params) error {
+		return func(derived uuid.UUID, k database.Params) error {
+			args, err := createThing.Args(k.With(database.Params{"id": derived, "n": req.N}))
 			if err != nil {
 				return err
 			}
@@ -96,7 +96,7 @@ func (s *txServer) handle(c *echo.Context) error {
 		}
 	}
 	if s.lostReply.Load() {
-		err := key.Take(ctx, s.db, func(derived uuid.UUID, k postgres.Params) error {
+		err := key.Take(ctx, s.db, func(derived uuid.UUID, k database.Params) error {
 			if err := create(s.db)(derived, k); err != nil {
 				return err
 			}
@@ -104,7 +104,7 @@ func (s *txServer) handle(c *echo.Context) error {
 		})
 		return apperr.Wrap(err, apperr.Unavailable, "database unavailable")
 	}
-	err := postgres.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := database.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		if err := key.Take(ctx, tx, create(tx)); err != nil {
 			return err
 		}
@@ -129,7 +129,7 @@ func (s *txServer) handle(c *echo.Context) error {
 	if err != nil || !keyed {
 		return apperr.New(apperr.Internal, "no answer for a taken key: %v", err)
 	}
-	args, err := finishThing.Args(answer.With(postgres.Params{"id": id}))
+	args, err := finishThing.Args(answer.With(database.Params{"id": id}))
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@
 // transaction that writes the resource and stores the answer in the one that finishes it
 // (InTx owns that sequence for a resource written in one transaction), so that a keyed
 // request costs no commit of its own and a resource is never finished without its answer.
-// Statements are composed with named parameters (TakeCTE, StoreCTE, postgres.Named). The
+// Statements are composed with named parameters (TakeCTE, StoreCTE, database.Named). The
 // resource id is derived from the key and its record's creation time (Key.ID), which makes
 // a retry after a crash resume the same resource instead of creating a second one.
 //

@@ -20,10 +20,10 @@ import (
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
-	"github.com/order-system/order-system/pkg/postgres"
 )
 
 // server mounts two endpoints behind the middleware. The handler takes the key in a
@@ -85,7 +85,7 @@ func newServerWithLease(t *testing.T, ttl, lease time.Duration) *server {
 	return s
 }
 
-var takeOnly = postgres.Named(`WITH ` + idempotency.TakeCTE + ` SELECT created_at FROM key_taken`)
+var takeOnly = database.Named(`WITH ` + idempotency.TakeCTE + ` SELECT created_at FROM key_taken`)
 
 // take takes the request's key in a statement of its own, for a handler that writes no
 // resource, and returns the id the request's resource would have.
@@ -96,7 +96,7 @@ func take(c *echo.Context, db *sqlx.DB) (uuid.UUID, error) {
 		return uuid.New(), nil
 	}
 	var id uuid.UUID
-	err := key.Take(ctx, db, func(derived uuid.UUID, k postgres.Params) error {
+	err := key.Take(ctx, db, func(derived uuid.UUID, k database.Params) error {
 		id = derived
 		args, err := takeOnly.Args(k)
 		if err != nil {

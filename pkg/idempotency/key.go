@@ -7,8 +7,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/labstack/echo/v5"
 
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/httpx"
-	"github.com/order-system/order-system/pkg/postgres"
 )
 
 // Key is a request's Idempotency-Key as a handler passes it down to the code that writes the
@@ -34,7 +34,7 @@ func (k Key[T]) Present() bool { return k.claim != nil }
 
 // Take takes the key with a statement that starts WITH TakeCTE (see Claim.Take). Without a
 // key it returns nil at once, running nothing.
-func (k Key[T]) Take(ctx context.Context, q sqlx.QueryerContext, run func(id uuid.UUID, key postgres.Params) error) error {
+func (k Key[T]) Take(ctx context.Context, q sqlx.QueryerContext, run func(id uuid.UUID, key database.Params) error) error {
 	if k.claim == nil {
 		return nil
 	}
@@ -50,7 +50,7 @@ func (k Key[T]) ID() uuid.UUID { return k.claim.ID() }
 // Answer returns the parameters of StoreCTE that store the answer to v. ok is false when
 // there is nothing to store with the resource: no key, the key not taken, or an answer that
 // is not final (it says Retry-After), which the middleware then deals with.
-func (k Key[T]) Answer(v T) (params postgres.Params, ok bool, err error) {
+func (k Key[T]) Answer(v T) (params database.Params, ok bool, err error) {
 	if !k.Taken() {
 		return nil, false, nil
 	}
@@ -72,7 +72,7 @@ func (k Key[T]) MarkStored() { k.claim.stored = true }
 // is told so, and the middleware answers as if the key had never been taken.
 func InTx[T any](ctx context.Context, db *sqlx.DB, k Key[T], write func(tx *sqlx.Tx) (T, error)) (T, error) {
 	var v T
-	err := postgres.InTx(ctx, db, func(tx *sqlx.Tx) error {
+	err := database.InTx(ctx, db, func(tx *sqlx.Tx) error {
 		var err error
 		if v, err = write(tx); err != nil {
 			return err

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
-	"github.com/order-system/order-system/pkg/postgres"
+	"github.com/order-system/order-system/pkg/database"
 )
 
 // Table is the key store in the service's schema.
@@ -91,11 +91,11 @@ func (s *Store) claim(scope, key, fingerprint string) *Claim {
 
 // takeOnly takes a key and does nothing else: for an answer the handler gave before it
 // took the key (a 400 of its own, a change it rolled back), so that the answer is stored.
-var takeOnly = postgres.Named(`WITH ` + TakeCTE + ` SELECT created_at FROM key_taken`)
+var takeOnly = database.Named(`WITH ` + TakeCTE + ` SELECT created_at FROM key_taken`)
 
 // take takes c's key in a statement of its own.
 func (s *Store) take(ctx context.Context, c *Claim) error {
-	return c.Take(ctx, s.db, func(_ uuid.UUID, key postgres.Params) error {
+	return c.Take(ctx, s.db, func(_ uuid.UUID, key database.Params) error {
 		args, err := takeOnly.Args(key)
 		if err != nil {
 			return err

@@ -9,17 +9,17 @@ import (
 	"io/fs"
 
 	gomigrate "github.com/golang-migrate/migrate/v4"
-	migratepg "github.com/golang-migrate/migrate/v4/database/postgres"
+	"github.com/golang-migrate/migrate/v4/database/postgres"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jmoiron/sqlx"
 
-	"github.com/order-system/order-system/pkg/postgres"
+	"github.com/order-system/order-system/pkg/database"
 )
 
 // Open opens a service's pool and applies its migrations, so a service never runs against a
 // schema older than its code.
-func Open(ctx context.Context, cfg postgres.Config, fsys fs.FS) (*sqlx.DB, error) {
-	db, err := postgres.Open(ctx, cfg)
+func Open(ctx context.Context, cfg database.Config, fsys fs.FS) (*sqlx.DB, error) {
+	db, err := database.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func Up(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 		src.Close()
 		return fmt.Errorf("migration connection: %w", err)
 	}
-	driver, err := migratepg.WithConnection(ctx, conn, &migratepg.Config{MigrationsTable: "schema_migrations"})
+	driver, err := postgres.WithConnection(ctx, conn, &postgres.Config{MigrationsTable: "schema_migrations"})
 	if err != nil {
 		src.Close()
 		conn.Close()

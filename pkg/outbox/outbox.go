@@ -12,9 +12,9 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/logger"
-	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/tracing"
 )
 
@@ -43,7 +43,7 @@ const rowValues = "@event_id, @event_routing_key, @event_body, @event_request_id
 
 // InsertSelect returns an INSERT of one Row for each row of source (a table, or a WITH query
 // of the caller's statement), with the Row's values as the named parameters of Row.Params
-// (postgres.Named). A state change and its event can so be one statement: one round trip,
+// (database.Named). A state change and its event can so be one statement: one round trip,
 // one transaction.
 func InsertSelect(source string) string {
 	return "INSERT INTO outbox (" + insertColumns + ") SELECT " + rowValues + " FROM " + source
@@ -62,13 +62,13 @@ type Row struct {
 }
 
 // Params are the row's values as InsertSelect's parameters.
-func (r Row) Params() postgres.Params {
-	return postgres.Params{"event_id": r.EventID, "event_routing_key": r.RoutingKey, "event_body": r.Body,
+func (r Row) Params() database.Params {
+	return database.Params{"event_id": r.EventID, "event_routing_key": r.RoutingKey, "event_body": r.Body,
 		"event_request_id": r.RequestID, "event_traceparent": r.TraceParent, "event_tracestate": r.TraceState}
 }
 
 // insert stores one Row.
-var insert = postgres.Named(`INSERT INTO outbox (` + insertColumns + `) VALUES (` + rowValues + `)`)
+var insert = database.Named(`INSERT INTO outbox (` + insertColumns + `) VALUES (` + rowValues + `)`)
 
 // NewRow encodes e, tagging it with the request id and the trace context of ctx, so that the
 // consumer's logs and spans can be correlated with the request that caused the event.

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/order-system/order-system/pkg/postgres"
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/rabbit"
 	"github.com/order-system/order-system/pkg/tracing"
 )
@@ -28,8 +28,8 @@ var _ Publisher = (*rabbit.Publisher)(nil)
 type RelayConfig struct {
 	BatchSize int           // default 100
 	Poll      time.Duration // fallback poll when no wake-up arrives; default 1 s
-	Lease     time.Duration // how long a claimed batch is reserved; default 30 s
-	// Gather is how long the relay waits after a wake-up before claiming, so that events
+	Reserve   time.Duration // how long a batch is reserved for the relay publishing it; default 30 s
+	// Gather is how long the relay waits after a wake-up before reserving a batch, so that events
 	// committed around the same time go out as one batch with one round of confirms;
 	// default 5 ms. Under load it turns many one-event publishes, each waiting for the
 	// broker's disk, into a few larger ones.
@@ -37,8 +37,8 @@ type RelayConfig struct {
 }
 
 // Relay publishes outbox events. Several relays (replicas) may run at once: a batch is
-// claimed with FOR UPDATE SKIP LOCKED and a lease, so no two relays publish the same rows at
-// the same time, and rows whose relay died become claimable again when the lease runs out.
+// reserved with FOR UPDATE SKIP LOCKED for a while, so no two relays publish the same rows at
+// the same time, and rows whose relay died can be reserved again when the reservation ends.
 //
 // The process that writes an event wakes its own relay after the commit (Wake), so an event
 // is published within milliseconds; the poll picks up whatever a replica that died left
@@ -52,8 +52,8 @@ type Relay struct {
 	cfg       RelayConfig
 	published prometheus.Counter
 	failures  prometheus.Counter
-	claim     *postgres.Stmt
-	remove    *postgres.Stmt
+	reserve   *database.Stmt
+	remove    *database.Stmt
 	wake      chan struct{}
 	close     func() // releases what Open opened
 	// connect keeps the publisher of a relay from Open connected while Run runs, so that
@@ -69,8 +69,8 @@ func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg
 	if cfg.Poll == 0 {
 		cfg.Poll = time.Second
 	}
-	if cfg.Lease == 0 {
-		cfg.Lease = 30 * time.Second
+	if cfg.Reserve == 0 {
+		cfg.Reserve = 30 * time.Second
 	}
 	if cfg.Gather == 0 {
 		cfg.Gather = 5 * time.Millisecond
@@ -79,9 +79,9 @@ func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg
 		db: db, pub: pub, log: log, cfg: cfg, wake: make(chan struct{}, 1),
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_events_published_total", Help: "Outbox events confirmed by the broker."}),
 		failures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_publish_failures_total", Help: "Outbox batches that failed to publish."}),
-		// The claim commits at once: no transaction or row lock is held while talking to
-		// the broker; the lease keeps other relays off these rows meanwhile.
-		claim: postgres.Prepare(db, `
+		// The reservation commits at once: no transaction or row lock is held while talking to
+		// the broker; the reservation keeps other relays off these rows meanwhile.
+		reserve: database.Prepare(db, `
 			UPDATE outbox SET claimed_until = now() + $2::interval
 			WHERE id IN (
 				SELECT id FROM outbox
@@ -89,7 +89,7 @@ func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg
 				ORDER BY id LIMIT $1
 				FOR UPDATE SKIP LOCKED)
 			RETURNING id, event_id, routing_key, body, request_id, traceparent, tracestate`),
-		remove: postgres.Prepare(db, `DELETE FROM outbox WHERE id = ANY($1)`),
+		remove: database.Prepare(db, `DELETE FROM outbox WHERE id = ANY($1)`),
 	}
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "outbox_backlog", Help: "Events waiting in the outbox."}, func() float64 {
 		var n float64
@@ -119,7 +119,7 @@ type Endpoints struct {
 func Open(ctx context.Context, ep Endpoints, log *slog.Logger, reg prometheus.Registerer) (*Relay, error) {
 	// The relay's own small pool commits asynchronously: losing the mark "published" in a
 	// crash only republishes events, which consumers deduplicate.
-	db, err := postgres.Open(ctx, postgres.Config{URL: ep.DatabaseURL, MaxOpenConns: ep.MaxOpenConns, AsyncCommit: true})
+	db, err := database.Open(ctx, database.Config{URL: ep.DatabaseURL, MaxOpenConns: ep.MaxOpenConns, AsyncCommit: true})
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case <-r.wake:
 			time.Sleep(r.cfg.Gather)
-			select { // the batch about to be claimed covers the commits of the gather too
+			select { // the batch about to be reserved covers the commits of the gather too
 			case <-r.wake:
 			default:
 			}
@@ -244,13 +244,13 @@ type row struct {
 	TraceState  string `db:"tracestate"`
 }
 
-// RelayOnce claims one batch, publishes it and deletes it once confirmed. It returns how many
+// RelayOnce reserves one batch, publishes it and deletes it once confirmed. It returns how many
 // events it published.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	var rows []row
-	err := r.claim.SelectContext(ctx, &rows, r.cfg.BatchSize, postgres.Interval(r.cfg.Lease))
+	err := r.reserve.SelectContext(ctx, &rows, r.cfg.BatchSize, database.Interval(r.cfg.Reserve))
 	if err != nil {
-		return 0, fmt.Errorf("claim outbox batch: %w", err)
+		return 0, fmt.Errorf("reserve outbox batch: %w", err)
 	}
 	if len(rows) == 0 {
 		return 0, nil
@@ -268,15 +268,15 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		return r.deleteConfirmedParkReturned(ctx, rows, unroutable)
 	}
 	if err != nil {
-		// Release the claim so the next attempt (here or in another replica) retries at once.
+		// End the reservation so the next attempt (here or in another replica) retries at once.
 		if _, rerr := r.db.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1)`, pq.Array(ids)); rerr != nil {
-			r.log.WarnContext(ctx, "release outbox claim", "err", rerr)
+			r.log.WarnContext(ctx, "release outbox reservation", "err", rerr)
 		}
 		return 0, err
 	}
 	n, err := r.delete(ctx, ids)
 	if err != nil {
-		// Published but not deleted: the rows are published again after the lease, and
+		// Published but not deleted: the rows are published again after the reservation, and
 		// consumers drop the duplicates by event id.
 		return 0, err
 	}
@@ -302,7 +302,7 @@ func (r *Relay) deleteConfirmedParkReturned(ctx context.Context, rows []row, unr
 		}
 	}
 	if _, err := r.db.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET claimed_until = now() + $2::interval WHERE id = ANY($1)`,
-		pq.Array(parked), postgres.Interval(r.cfg.Poll)); err != nil {
+		pq.Array(parked), database.Interval(r.cfg.Poll)); err != nil {
 		r.log.WarnContext(ctx, "park unroutable outbox events", "err", err) // the lease ends later instead
 	}
 	n, err := r.delete(ctx, confirmed)

@@ -13,20 +13,20 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/lifecycle"
 	"github.com/order-system/order-system/pkg/logger"
 	"github.com/order-system/order-system/pkg/metrics"
 	"github.com/order-system/order-system/pkg/migrate"
-	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/rabbit"
 	"github.com/order-system/order-system/pkg/tracing"
 	"github.com/order-system/order-system/services/billing/internal/billing"
 	"github.com/order-system/order-system/services/billing/internal/config"
 	"github.com/order-system/order-system/services/billing/internal/consumer"
 	"github.com/order-system/order-system/services/billing/internal/httpapi"
-	billingpg "github.com/order-system/order-system/services/billing/internal/postgres"
+	"github.com/order-system/order-system/services/billing/internal/postgres"
 	"github.com/order-system/order-system/services/billing/migrations"
 )
 
@@ -54,7 +54,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := migrate.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
+	db, err := migrate.Open(ctx, database.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		log.Info("migrations applied")
 		return nil
 	}
-	ledger := billingpg.NewLedger(db)
+	ledger := postgres.NewLedger(db)
 	if command == "verify" {
 		return verify(ctx, ledger)
 	}
@@ -97,7 +97,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 }
 
 // verify prints every ledger violation as a JSON line on stdout and fails if there is one.
-func verify(ctx context.Context, ledger *billingpg.Ledger) error {
+func verify(ctx context.Context, ledger *postgres.Ledger) error {
 	violations, err := ledger.Verify(ctx)
 	if err != nil {
 		return err

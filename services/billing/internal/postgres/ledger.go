@@ -13,19 +13,19 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/money"
-	pg "github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/billing/internal/billing"
 )
 
 // Ledger implements billing.Ledger.
 type Ledger struct {
 	db      *sqlx.DB
-	pay     *pg.Stmt
-	void    *pg.Stmt
-	deposit *pg.Stmt
-	account *pg.Stmt
+	pay     *database.Stmt
+	void    *database.Stmt
+	deposit *database.Stmt
+	account *database.Stmt
 }
 
 var _ billing.Ledger = (*Ledger)(nil)
@@ -34,10 +34,10 @@ var _ billing.Ledger = (*Ledger)(nil)
 func NewLedger(db *sqlx.DB) *Ledger {
 	return &Ledger{
 		db:      db,
-		pay:     pg.Prepare(db, paySQL),
-		void:    pg.Prepare(db, voidSQL),
-		deposit: pg.Prepare(db, depositSQL),
-		account: pg.Prepare(db, `SELECT `+accountColumns+` FROM accounts WHERE user_id = $1`),
+		pay:     database.Prepare(db, paySQL),
+		void:    database.Prepare(db, voidSQL),
+		deposit: database.Prepare(db, depositSQL),
+		account: database.Prepare(db, `SELECT `+accountColumns+` FROM accounts WHERE user_id = $1`),
 	}
 }
 
@@ -100,7 +100,7 @@ const depositSQL = `
 // are placeholders when there is none). The deposit id is the key's derived id, which only
 // the request holding the key writes, so checking for its entry replaces the unique
 // violation that would abort the transaction the key was taken in.
-var depositKeyedSQL = pg.Named(`
+var depositKeyedSQL = database.Named(`
 		WITH ` + idempotency.TakeCTE + `, credit AS (
 			UPDATE accounts SET balance = balance + @amount, updated_at = now()
 			WHERE user_id = @user_id AND EXISTS (SELECT FROM key_taken)
@@ -170,7 +170,7 @@ func (l *Ledger) OpenAccount(ctx context.Context, userID uuid.UUID) (billing.Acc
 		return fromAccountRow(r), true, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return billing.Account{}, false, pg.Wrap("open account", err)
+		return billing.Account{}, false, database.Wrap("open account", err)
 	}
 	a, err := l.Account(ctx, userID)
 	return a, false, err
@@ -184,7 +184,7 @@ func (l *Ledger) Account(ctx context.Context, userID uuid.UUID) (billing.Account
 		return billing.Account{}, billing.NoAccount(userID)
 	}
 	if err != nil {
-		return billing.Account{}, pg.Wrap("get account", err)
+		return billing.Account{}, database.Wrap("get account", err)
 	}
 	return fromAccountRow(r), nil
 }
@@ -199,9 +199,9 @@ func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit, key idempotency
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return billing.Account{}, billing.NoAccount(d.UserID)
-	case pg.IsUniqueViolation(err):
+	case database.IsUniqueViolation(err):
 		return l.Account(ctx, d.UserID) // applied before: the retry changes nothing
-	case pg.IsCheckViolation(err, "accounts_balance_max"):
+	case database.IsCheckViolation(err, "accounts_balance_max"):
 		// The credit meets the cap before the entry meets the unique deposit id, so a retry
 		// of a deposit that took the balance to the cap lands here; it was applied, and
 		// gets the applied result like any other retry.
@@ -214,7 +214,7 @@ func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit, key idempotency
 		}
 		return billing.Account{}, apperr.Validation(map[string]string{"amount": "would take the balance above " + money.Max.String()})
 	case err != nil:
-		return billing.Account{}, pg.Wrap("deposit", err)
+		return billing.Account{}, database.Wrap("deposit", err)
 	}
 	return fromAccountRow(acc), nil
 }
@@ -225,8 +225,8 @@ func (l *Ledger) Deposit(ctx context.Context, d billing.Deposit, key idempotency
 func (l *Ledger) depositKeyed(ctx context.Context, key idempotency.Key[billing.Account], d billing.Deposit) (billing.Account, error) {
 	a, err := idempotency.InTx(ctx, l.db, key, func(tx *sqlx.Tx) (billing.Account, error) {
 		var r keyedDepositRow
-		err := key.Take(ctx, tx, func(id uuid.UUID, k pg.Params) error {
-			args, err := depositKeyedSQL.Args(k.With(pg.Params{"user_id": d.UserID, "amount": int64(d.Amount), "deposit_id": id}))
+		err := key.Take(ctx, tx, func(id uuid.UUID, k database.Params) error {
+			args, err := depositKeyedSQL.Args(k.With(database.Params{"user_id": d.UserID, "amount": int64(d.Amount), "deposit_id": id}))
 			if err != nil {
 				return err
 			}
@@ -241,10 +241,10 @@ func (l *Ledger) depositKeyed(ctx context.Context, key idempotency.Key[billing.A
 		return fromAccountRow(r.accountRow), nil
 	})
 	if err != nil {
-		if pg.IsCheckViolation(err, "accounts_balance_max") {
+		if database.IsCheckViolation(err, "accounts_balance_max") {
 			return billing.Account{}, apperr.Validation(map[string]string{"amount": "would take the balance above " + money.Max.String()})
 		}
-		return billing.Account{}, pg.Wrap("deposit", err)
+		return billing.Account{}, database.Wrap("deposit", err)
 	}
 	return a, nil
 }
@@ -255,7 +255,7 @@ func (l *Ledger) depositKeyed(ctx context.Context, key idempotency.Key[billing.A
 func (l *Ledger) applied(ctx context.Context, operationID uuid.UUID) (bool, error) {
 	var found bool
 	if err := l.db.GetContext(ctx, &found, `SELECT EXISTS (SELECT 1 FROM entries WHERE operation_id = $1)`, operationID); err != nil {
-		return false, pg.Wrap("find entry", err)
+		return false, database.Wrap("find entry", err)
 	}
 	return found, nil
 }
@@ -266,10 +266,10 @@ func (l *Ledger) Pay(ctx context.Context, p billing.Payment) (billing.Payment, e
 	payBy := sql.NullTime{Time: p.PayBy, Valid: !p.PayBy.IsZero()}
 	err := l.pay.GetContext(ctx, &out, p.ID, p.UserID, int64(p.Amount), payBy)
 	switch {
-	case pg.IsUniqueViolation(err):
+	case database.IsUniqueViolation(err):
 		return l.storedPayment(ctx, p)
 	case err != nil:
-		return billing.Payment{}, pg.Wrap("pay", err)
+		return billing.Payment{}, database.Wrap("pay", err)
 	}
 	return outcome(fromPaymentRow(out))
 }
@@ -282,7 +282,7 @@ func (l *Ledger) Void(ctx context.Context, p billing.Payment) (billing.Payment, 
 	case errors.Is(err, sql.ErrNoRows): // the id has an outcome already
 		return l.storedPayment(ctx, p)
 	case err != nil:
-		return billing.Payment{}, pg.Wrap("void payment", err)
+		return billing.Payment{}, database.Wrap("void payment", err)
 	}
 	return outcome(fromPaymentRow(out))
 }
@@ -291,7 +291,7 @@ func (l *Ledger) Void(ctx context.Context, p billing.Payment) (billing.Payment, 
 func (l *Ledger) storedPayment(ctx context.Context, p billing.Payment) (billing.Payment, error) {
 	var out paymentRow
 	if err := l.db.GetContext(ctx, &out, `SELECT payment_id, user_id, amount, status, balance FROM payments WHERE payment_id = $1`, p.ID); err != nil {
-		return billing.Payment{}, pg.Wrap("get payment", err)
+		return billing.Payment{}, database.Wrap("get payment", err)
 	}
 	stored := fromPaymentRow(out)
 	if !stored.Matches(p.UserID, p.Amount) {
@@ -317,7 +317,7 @@ func (l *Ledger) Entries(ctx context.Context, userID uuid.UUID, limit int) ([]bi
 	var rows []entryRow
 	if err := l.db.SelectContext(ctx, &rows, `SELECT id, user_id, type, amount, balance_after, operation_id, created_at
 		FROM entries WHERE user_id = $1 ORDER BY id DESC LIMIT $2`, userID, limit); err != nil {
-		return nil, pg.Wrap("list entries", err)
+		return nil, database.Wrap("list entries", err)
 	}
 	entries := make([]billing.Entry, len(rows))
 	for i, r := range rows {

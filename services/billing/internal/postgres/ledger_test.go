@@ -12,11 +12,11 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/money"
-	pg "github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/billing/internal/billing"
 	"github.com/order-system/order-system/services/billing/internal/postgres"
 	"github.com/order-system/order-system/services/billing/migrations"
@@ -455,7 +455,7 @@ func TestAccountAboveTheCapCanStillPay(t *testing.T) {
 	older.MustExec(`INSERT INTO accounts (user_id, balance) VALUES ($1, $2)`, user, int64(above))
 	older.MustExec(`INSERT INTO entries (user_id, type, amount, balance_after, operation_id) VALUES ($1, 'deposit', $2, $2, $3)`, user, int64(above), uuid.New())
 
-	db, err := migrate.Open(ctx, pg.Config{URL: url}, migrations.FS)
+	db, err := migrate.Open(ctx, database.Config{URL: url}, migrations.FS)
 	if err != nil {
 		t.Fatal(err)
 	}

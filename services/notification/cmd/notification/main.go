@@ -12,18 +12,18 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/lifecycle"
 	"github.com/order-system/order-system/pkg/logger"
 	"github.com/order-system/order-system/pkg/metrics"
 	"github.com/order-system/order-system/pkg/migrate"
-	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/rabbit"
 	"github.com/order-system/order-system/pkg/tracing"
 	"github.com/order-system/order-system/services/notification/internal/config"
 	"github.com/order-system/order-system/services/notification/internal/consumer"
 	"github.com/order-system/order-system/services/notification/internal/httpapi"
-	notificationpg "github.com/order-system/order-system/services/notification/internal/postgres"
+	"github.com/order-system/order-system/services/notification/internal/postgres"
 	"github.com/order-system/order-system/services/notification/migrations"
 )
 
@@ -51,7 +51,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := migrate.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
+	db, err := migrate.Open(ctx, database.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer stopTracing() // after the inputs and workers stopped: their last spans go out too
 
-	store := notificationpg.NewStore(db)
+	store := postgres.NewStore(db)
 	orders := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(store, cfg.Lang, log), log, reg)
 
 	e := httpapi.New(store, map[string]httpx.Check{"database": db.PingContext, "broker": httpx.Degraded(orders.Check)}, log, reg)

@@ -9,14 +9,14 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
-	pg "github.com/order-system/order-system/pkg/postgres"
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/services/notification/internal/notification"
 )
 
 // Store implements notification.Store.
 type Store struct {
 	db      *sqlx.DB
-	saveAll *pg.Stmt
+	saveAll *database.Stmt
 }
 
 var _ notification.Store = (*Store)(nil)
@@ -30,7 +30,7 @@ const saveAllSQL = `INSERT INTO notifications (id, event_id, user_id, order_id, 
 
 // NewStore returns the store over db.
 func NewStore(db *sqlx.DB) *Store {
-	return &Store{db: db, saveAll: pg.Prepare(db, saveAllSQL)}
+	return &Store{db: db, saveAll: database.Prepare(db, saveAllSQL)}
 }
 
 type notificationRow struct {
@@ -69,7 +69,7 @@ func (s *Store) SaveAll(ctx context.Context, ns []notification.Notification) (ma
 	}
 	var stored []uuid.UUID
 	if err := s.saveAll.SelectContext(ctx, &stored, args...); err != nil {
-		return nil, pg.Wrap("save notifications", err)
+		return nil, database.Wrap("save notifications", err)
 	}
 	saved := make(map[uuid.UUID]bool, len(stored))
 	for _, id := range stored {
@@ -83,7 +83,7 @@ func (s *Store) ListByUser(ctx context.Context, userID uuid.UUID, limit int) ([]
 	var rows []notificationRow
 	if err := s.db.SelectContext(ctx, &rows, `SELECT id, event_id, user_id, order_id, email, type, message, created_at
 		FROM notifications WHERE user_id = $1 ORDER BY created_at DESC, id LIMIT $2`, userID, limit); err != nil {
-		return nil, pg.Wrap("list notifications", err)
+		return nil, database.Wrap("list notifications", err)
 	}
 	out := make([]notification.Notification, len(rows))
 	for i, r := range rows {

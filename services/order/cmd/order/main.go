@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
@@ -20,13 +21,12 @@ import (
 	"github.com/order-system/order-system/pkg/metrics"
 	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/outbox"
-	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/tracing"
-	"github.com/order-system/order-system/services/order/internal/billing"
+	"github.com/order-system/order-system/services/order/internal/billingclient"
 	"github.com/order-system/order-system/services/order/internal/config"
 	"github.com/order-system/order-system/services/order/internal/httpapi"
 	"github.com/order-system/order-system/services/order/internal/order"
-	orderpg "github.com/order-system/order-system/services/order/internal/postgres"
+	"github.com/order-system/order-system/services/order/internal/postgres"
 	"github.com/order-system/order-system/services/order/migrations"
 )
 
@@ -54,7 +54,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := migrate.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
+	db, err := migrate.Open(ctx, database.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer relay.Close()
 
-	svc := order.NewService(orderpg.NewOrders(db, relay.Wake, cfg.Reconciler.Lease()).WithPayWindow(cfg.PayWindow), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout, reg), log).
+	svc := order.NewService(postgres.NewOrders(db, relay.Wake, cfg.Reconciler.Hold()).WithPayWindow(cfg.PayWindow), billingclient.New(cfg.BillingURL, cfg.BillingTimeout, reg), log).
 		WithPlaceTimeout(cfg.PlaceTimeout)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 

@@ -19,9 +19,9 @@ func TestReconcilerFollowsTheBillingTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := cfg.Reconciler
-		if r.CallTimeout != cfg.BillingTimeout || r.Lease() < 2*cfg.BillingTimeout {
+		if r.CallTimeout != cfg.BillingTimeout || r.Hold() < 2*cfg.BillingTimeout {
 			t.Errorf("BILLING_TIMEOUT=%q (%v): call timeout %v, lease and grace %v; want the timeout and at least twice it",
-				timeout, cfg.BillingTimeout, r.CallTimeout, r.Lease())
+				timeout, cfg.BillingTimeout, r.CallTimeout, r.Hold())
 		}
 	}
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
-	"github.com/order-system/order-system/services/order/internal/billing"
+	"github.com/order-system/order-system/services/order/internal/billingclient"
 	"github.com/order-system/order-system/services/order/internal/httpapi"
 	"github.com/order-system/order-system/services/order/internal/order"
 	"github.com/order-system/order-system/services/order/internal/postgres"
@@ -112,7 +112,7 @@ func newEnv(t *testing.T) *env {
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
-	svc := order.NewService(postgres.NewOrders(db, func() {}, 2*time.Second), billing.NewClient(billingSrv.URL, time.Second, reg), log)
+	svc := order.NewService(postgres.NewOrders(db, func() {}, 2*time.Second), billingclient.New(billingSrv.URL, time.Second, reg), log)
 	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{}, log, reg)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
@@ -469,7 +469,7 @@ func TestAnOutdatedClaimNeverPaysAFailedOrder(t *testing.T) {
 	e := newEnv(t)
 	// Claims last 200 ms: long enough for the first call, not for A's whole batch.
 	cfg := order.ReconcilerConfig{MaxAttempts: 5, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond, CallTimeout: 100 * time.Millisecond}
-	replicaB := order.NewService(postgres.NewOrders(e.db, func() {}, 2*time.Second), billing.NewClient(e.billingURL, time.Second, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	replicaB := order.NewService(postgres.NewOrders(e.db, func() {}, 2*time.Second), billingclient.New(e.billingURL, time.Second, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	e.billing.down.Store(true)
 	slow := e.post("", orderJSON(e.user(100_00), "10"))

@@ -36,8 +36,8 @@ type Order struct {
 	FailureReason  string
 	FailureMessage string
 	// Attempts counts the reconciler's calls to billing for a pending order, and
-	// NextAttemptAt is when it is due again (until then the reconciler that claimed it
-	// holds it).
+	// NextAttemptAt is when it is due again (until then the reconciler that holds it
+	// has it to itself).
 	Attempts      int
 	NextAttemptAt time.Time
 	// PayBy is the order's pay deadline on the database clock: billing debits it only
@@ -122,15 +122,15 @@ type Repository interface {
 	// provided the stored order is still pending. Otherwise (someone else finished it first)
 	// it returns the stored order unchanged.
 	Finish(ctx context.Context, o Order, key idempotency.Key[Order]) (Order, error)
-	// ClaimPending holds up to limit pending orders whose next attempt is due, pushing it
+	// HoldDue holds up to limit pending orders whose next attempt is due, pushing it
 	// back by backoff(attempts) where attempts counts the call about to be made (Attempts of
 	// the orders returned): until then the hold is the caller's. It also returns the
-	// database's clock at the claim, which the orders' PayBy is compared with.
-	ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) (orders []Order, now time.Time, err error)
-	// StartAttempt counts the billing call about to be made for o, as ClaimPending returned
-	// it, provided o is still pending and still held by that claim (no later claim replaced
+	// database's clock at the hold, which the orders' PayBy is compared with.
+	HoldDue(ctx context.Context, limit int, backoff func(attempts int) time.Duration) (orders []Order, now time.Time, err error)
+	// StartAttempt counts the billing call about to be made for o, as HoldDue returned
+	// it, provided o is still pending and still under that hold (no later hold replaced
 	// it) for at least margin; it reports whether it did. An attempt is thus a call, not a
-	// claim: an order skipped because its hold ran out spends none.
+	// hold: an order skipped because its hold ran out spends none.
 	StartAttempt(ctx context.Context, o Order, margin time.Duration) (bool, error)
 }
 

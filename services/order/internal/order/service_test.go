@@ -54,10 +54,10 @@ func (b *fakeBilling) made() []string {
 // It embeds the interface so that a method it does not need fails loudly if called.
 type fakeOrders struct {
 	order.Repository
-	mu      sync.Mutex
-	orders  map[uuid.UUID]order.Order
-	claimed []order.Order // what ClaimPending hands out
-	now     time.Time     // the database clock ClaimPending reports; time.Now() if zero
+	mu     sync.Mutex
+	orders map[uuid.UUID]order.Order
+	held   []order.Order // what HoldDue hands out
+	now    time.Time     // the database clock HoldDue reports; time.Now() if zero
 }
 
 func newFakeOrders(stored ...order.Order) *fakeOrders {
@@ -98,19 +98,19 @@ func (r *fakeOrders) Finish(_ context.Context, o order.Order, _ idempotency.Key[
 	return o, nil
 }
 
-func (r *fakeOrders) ClaimPending(_ context.Context, _ int, _ func(int) time.Duration) ([]order.Order, time.Time, error) {
+func (r *fakeOrders) HoldDue(_ context.Context, _ int, _ func(int) time.Duration) ([]order.Order, time.Time, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	claimed := r.claimed
-	r.claimed = nil
+	held := r.held
+	r.held = nil
 	now := r.now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	return claimed, now, nil
+	return held, now, nil
 }
 
-// StartAttempt holds while the stored order is pending under the hold of the claimed copy,
+// StartAttempt holds while the stored order is pending under the hold of the held copy,
 // and counts the attempt.
 func (r *fakeOrders) StartAttempt(_ context.Context, o order.Order, _ time.Duration) (bool, error) {
 	r.mu.Lock()
@@ -235,7 +235,7 @@ func TestReconcilePaysThenVoids(t *testing.T) {
 			o := newOrder()
 			o.Status, o.Attempts = order.StatusPending, tt.attempts
 			repo := newFakeOrders(o)
-			repo.claimed = []order.Order{o}
+			repo.held = []order.Order{o}
 			billing := &fakeBilling{answer: func(string) (order.Payment, error) { return tt.answer, nil }}
 			n, err := order.NewService(repo, billing, discard).Reconcile(context.Background(), cfg)
 			if err != nil || n != 1 {
@@ -273,7 +273,7 @@ func TestReconcileVoidsPastThePayDeadline(t *testing.T) {
 			o := newOrder()
 			o.Status, o.Attempts, o.PayBy = order.StatusPending, 1, tt.payBy
 			repo := newFakeOrders(o)
-			repo.claimed, repo.now = []order.Order{o}, now
+			repo.held, repo.now = []order.Order{o}, now
 			billing := &fakeBilling{answer: func(call string) (order.Payment, error) {
 				if call == "void" {
 					return order.Payment{Outcome: order.PaymentVoided}, nil
@@ -290,9 +290,9 @@ func TestReconcileVoidsPastThePayDeadline(t *testing.T) {
 	}
 }
 
-// TestReconcileLeavesAnOrderNoLongerClaimed: an order finished or claimed again by another
-// replica after this reconciler claimed it gets no billing call from this one.
-func TestReconcileLeavesAnOrderNoLongerClaimed(t *testing.T) {
+// TestReconcileLeavesAnOrderNoLongerHeld: an order finished or held again by another
+// replica after this reconciler held it gets no billing call from this one.
+func TestReconcileLeavesAnOrderNoLongerHeld(t *testing.T) {
 	t.Parallel()
 	claimed := newOrder()
 	claimed.Status, claimed.Attempts = order.StatusPending, 1
@@ -303,7 +303,7 @@ func TestReconcileLeavesAnOrderNoLongerClaimed(t *testing.T) {
 	reclaimedLater := reclaimed
 	reclaimedLater.Attempts, reclaimedLater.NextAttemptAt = 2, time.Now().Add(time.Minute) // another replica's hold
 	repo := newFakeOrders(failed, reclaimedLater)
-	repo.claimed = []order.Order{claimed, reclaimed}
+	repo.held = []order.Order{claimed, reclaimed}
 	billing := &fakeBilling{answer: func(string) (order.Payment, error) { return order.Payment{Outcome: order.PaymentPaid}, nil }}
 	if _, err := order.NewService(repo, billing, discard).Reconcile(context.Background(), order.DefaultReconcilerConfig()); err != nil {
 		t.Fatal(err)

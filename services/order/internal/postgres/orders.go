@@ -12,10 +12,10 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/money"
 	"github.com/order-system/order-system/pkg/outbox"
-	pg "github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/order/internal/order"
 )
 
@@ -28,19 +28,19 @@ type Orders struct {
 	// payWindow is how long after it is stored an order may be paid (order.PayWindow).
 	payWindow   time.Duration
 	published   func() // wakes the outbox relay
-	create      *pg.NamedStmt
-	createKeyed *pg.NamedStmt
-	finish      *pg.NamedStmt
-	finishKeyed *pg.NamedStmt
-	get         *pg.Stmt
-	startCall   *pg.Stmt
+	create      *database.NamedStmt
+	createKeyed *database.NamedStmt
+	finish      *database.NamedStmt
+	finishKeyed *database.NamedStmt
+	get         *database.Stmt
+	startCall   *database.Stmt
 }
 
 var _ order.Repository = (*Orders)(nil)
 
 // NewOrders returns the repository over db; it calls published after committing an event
 // (the outbox relay's Wake). A new order is first due for the reconciler after grace, which
-// must outlast the placing request's billing call (order.ReconcilerConfig.Lease). Orders may
+// must outlast the placing request's billing call (order.ReconcilerConfig.Hold). Orders may
 // be paid for order.PayWindow of the default key TTL; WithPayWindow sets another window.
 func NewOrders(db *sqlx.DB, published func(), grace time.Duration) *Orders {
 	return &Orders{
@@ -48,12 +48,12 @@ func NewOrders(db *sqlx.DB, published func(), grace time.Duration) *Orders {
 		grace:       grace,
 		payWindow:   order.PayWindow(idempotency.DefaultTTL),
 		published:   published,
-		create:      pg.PrepareNamed(db, createSQL),
-		createKeyed: pg.PrepareNamed(db, createKeyedSQL),
-		finish:      pg.PrepareNamed(db, finishSQL),
-		finishKeyed: pg.PrepareNamed(db, finishKeyedSQL),
-		get:         pg.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
-		startCall:   pg.Prepare(db, startAttemptSQL),
+		create:      database.PrepareNamed(db, createSQL),
+		createKeyed: database.PrepareNamed(db, createKeyedSQL),
+		finish:      database.PrepareNamed(db, finishSQL),
+		finishKeyed: database.PrepareNamed(db, finishKeyedSQL),
+		get:         database.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
+		startCall:   database.Prepare(db, startAttemptSQL),
 	}
 }
 
@@ -82,14 +82,14 @@ const orderColumns = `id, user_id, email, price, status, failure_reason, failure
 // createSQL stores a pending order. DO UPDATE with a no-op instead of DO NOTHING makes
 // RETURNING yield the existing row of a retried order in the same round trip. The pay
 // deadline counts from the same now() as the expiry of a key taken in the statement.
-var createSQL = pg.Named(`INSERT INTO orders (id, user_id, email, price, status, next_attempt_at, pay_by)
+var createSQL = database.Named(`INSERT INTO orders (id, user_id, email, price, status, next_attempt_at, pay_by)
 	VALUES (@id, @user_id, @email, @price, @status, now() + @grace::interval, now() + @pay_window::interval)
 	ON CONFLICT (id) DO UPDATE SET id = excluded.id
 	RETURNING ` + orderColumns)
 
 // createKeyedSQL is createSQL that takes an Idempotency-Key in the same statement: the order
 // is written only if the key was taken, and no row comes back otherwise.
-var createKeyedSQL = pg.Named(`WITH ` + idempotency.TakeCTE + `
+var createKeyedSQL = database.Named(`WITH ` + idempotency.TakeCTE + `
 	INSERT INTO orders (id, user_id, email, price, status, next_attempt_at, pay_by)
 	SELECT @id, @user_id, @email, @price, @status, now() + @grace::interval, now() + @pay_window::interval FROM key_taken
 	ON CONFLICT (id) DO UPDATE SET id = excluded.id
@@ -112,7 +112,7 @@ func finishCTE(before, cond string) string {
 
 // finishSQL finishes an order in one statement; it returns how many orders it finished (0
 // or 1).
-var finishSQL = pg.Named(finishCTE("", "") + `
+var finishSQL = database.Named(finishCTE("", "") + `
 		SELECT count(*) FROM event`)
 
 // finishKeyedSQL is finishSQL that also stores the answer under the request's
@@ -120,7 +120,7 @@ var finishSQL = pg.Named(finishCTE("", "") + `
 // together, or none of them. It locks the key's record before the order's row, the order in
 // which createKeyedSQL takes them, so that a request finishing late (past its lease) and a
 // retry taking its key over queue up behind each other instead of deadlocking.
-var finishKeyedSQL = pg.Named(finishCTE(`key_locked AS MATERIALIZED (
+var finishKeyedSQL = database.Named(finishCTE(`key_locked AS MATERIALIZED (
 			SELECT FROM idempotency_keys WHERE scope = @key_scope AND key = @key FOR UPDATE
 		),`, "AND EXISTS (SELECT FROM key_locked)") + `, ` + idempotency.StoreCTE("event") + `
 		SELECT (SELECT count(*) FROM event) AS finished, (SELECT count(*) FROM key_stored) AS stored`)
@@ -128,7 +128,7 @@ var finishKeyedSQL = pg.Named(finishCTE(`key_locked AS MATERIALIZED (
 // startAttemptSQL counts a reconciler's call, provided its hold on the order is still the
 // latest one and lasts margin more on the database's clock, whichever replica asks. Every
 // hold sets next_attempt_at to at least the end of the one before plus a positive backoff,
-// so an unchanged value means no other claim came in between.
+// so an unchanged value means no other hold came in between.
 const startAttemptSQL = `UPDATE orders SET attempts = $2
 	WHERE id = $1 AND status = 'pending' AND attempts = $2 - 1 AND next_attempt_at = $3 AND next_attempt_at >= now() + $4::interval`
 
@@ -141,11 +141,11 @@ func fromOrderRow(r orderRow) order.Order {
 // Create implements order.Repository.
 func (s *Orders) Create(ctx context.Context, o order.Order, key idempotency.Key[order.Order]) (order.Order, error) {
 	var r orderRow
-	params := pg.Params{"id": o.ID, "user_id": o.UserID, "email": o.Email, "price": int64(o.Price), "status": string(o.Status),
-		"grace": pg.Interval(s.grace), "pay_window": pg.Interval(s.payWindow)}
+	params := database.Params{"id": o.ID, "user_id": o.UserID, "email": o.Email, "price": int64(o.Price), "status": string(o.Status),
+		"grace": database.Interval(s.grace), "pay_window": database.Interval(s.payWindow)}
 	var err error
 	if key.Present() {
-		err = key.Take(ctx, s.db, func(id uuid.UUID, k pg.Params) error {
+		err = key.Take(ctx, s.db, func(id uuid.UUID, k database.Params) error {
 			params["id"] = id
 			return s.createKeyed.GetContext(ctx, &r, params.With(k))
 		})
@@ -153,7 +153,7 @@ func (s *Orders) Create(ctx context.Context, o order.Order, key idempotency.Key[
 		err = s.create.GetContext(ctx, &r, params)
 	}
 	if err != nil {
-		return order.Order{}, pg.Wrap("create order", err)
+		return order.Order{}, database.Wrap("create order", err)
 	}
 	return fromOrderRow(r), nil
 }
@@ -166,7 +166,7 @@ func (s *Orders) Get(ctx context.Context, id uuid.UUID) (order.Order, error) {
 		return order.Order{}, apperr.New(apperr.NotFound, "order %s not found", id)
 	}
 	if err != nil {
-		return order.Order{}, pg.Wrap("get order", err)
+		return order.Order{}, database.Wrap("get order", err)
 	}
 	return fromOrderRow(r), nil
 }
@@ -184,7 +184,7 @@ func (s *Orders) Finish(ctx context.Context, o order.Order, key idempotency.Key[
 	if err != nil {
 		return order.Order{}, err
 	}
-	params := pg.Params{"id": o.ID, "status": string(o.Status), "failure_reason": o.FailureReason, "failure_message": o.FailureMessage}.With(row.Params())
+	params := database.Params{"id": o.ID, "status": string(o.Status), "failure_reason": o.FailureReason, "failure_message": o.FailureMessage}.With(row.Params())
 	answer, keyed, err := key.Answer(o)
 	if err != nil {
 		return order.Order{}, err
@@ -199,7 +199,7 @@ func (s *Orders) Finish(ctx context.Context, o order.Order, key idempotency.Key[
 		err = s.finish.GetContext(ctx, &res.Finished, params)
 	}
 	if err != nil {
-		return order.Order{}, pg.Wrap("finish order", err)
+		return order.Order{}, database.Wrap("finish order", err)
 	}
 	if res.Stored == 1 {
 		key.MarkStored()
@@ -211,13 +211,13 @@ func (s *Orders) Finish(ctx context.Context, o order.Order, key idempotency.Key[
 	return o, nil
 }
 
-// ClaimPending implements order.Repository.
-func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]order.Order, time.Time, error) {
+// HoldDue implements order.Repository.
+func (s *Orders) HoldDue(ctx context.Context, limit int, backoff func(attempts int) time.Duration) ([]order.Order, time.Time, error) {
 	var rows []struct {
 		orderRow
 		Now time.Time `db:"now"`
 	}
-	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := database.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		if err := tx.SelectContext(ctx, &rows, `SELECT `+orderColumns+`, now() FROM orders
 			WHERE status = 'pending' AND next_attempt_at <= now()
 			ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`, limit); err != nil {
@@ -226,7 +226,7 @@ func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attem
 		for i := range rows {
 			// The call about to be made; StartAttempt counts it once it is made.
 			rows[i].Attempts++
-			wait := pg.Interval(backoff(rows[i].Attempts))
+			wait := database.Interval(backoff(rows[i].Attempts))
 			if err := tx.GetContext(ctx, &rows[i].NextAttemptAt, `UPDATE orders SET next_attempt_at = now() + $2::interval WHERE id = $1
 				RETURNING next_attempt_at`, rows[i].ID, wait); err != nil {
 				return fmt.Errorf("hold pending order: %w", err)
@@ -235,7 +235,7 @@ func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attem
 		return nil
 	})
 	if err != nil {
-		return nil, time.Time{}, pg.Wrap("claim pending orders", err)
+		return nil, time.Time{}, database.Wrap("hold due orders", err)
 	}
 	if len(rows) == 0 {
 		return nil, time.Time{}, nil
@@ -249,13 +249,13 @@ func (s *Orders) ClaimPending(ctx context.Context, limit int, backoff func(attem
 
 // StartAttempt implements order.Repository.
 func (s *Orders) StartAttempt(ctx context.Context, o order.Order, margin time.Duration) (bool, error) {
-	res, err := s.startCall.ExecContext(ctx, o.ID, o.Attempts, o.NextAttemptAt, pg.Interval(margin))
+	res, err := s.startCall.ExecContext(ctx, o.ID, o.Attempts, o.NextAttemptAt, database.Interval(margin))
 	if err != nil {
-		return false, pg.Wrap("start reconcile attempt", err)
+		return false, database.Wrap("start reconcile attempt", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, pg.Wrap("start reconcile attempt", err)
+		return false, database.Wrap("start reconcile attempt", err)
 	}
 	return n == 1, nil
 }

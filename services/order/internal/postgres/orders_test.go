@@ -108,9 +108,9 @@ func TestFinishOnceAmongRacers(t *testing.T) {
 	}
 }
 
-// TestClaimPendingSplitsWorkBetweenReplicas: reconcilers of several replicas claiming at the
+// TestHoldDueSplitsWorkBetweenReplicas: reconcilers of several replicas claiming at the
 // same time never get the same order, and a claimed order is not due again before its backoff.
-func TestClaimPendingSplitsWorkBetweenReplicas(t *testing.T) {
+func TestHoldDueSplitsWorkBetweenReplicas(t *testing.T) {
 	t.Parallel()
 	repo, db := newOrders(t)
 	ctx := context.Background()
@@ -128,7 +128,7 @@ func TestClaimPendingSplitsWorkBetweenReplicas(t *testing.T) {
 	for range 6 {
 		wg.Go(func() {
 			for {
-				got, _, err := repo.ClaimPending(ctx, 7, backoff)
+				got, _, err := repo.HoldDue(ctx, 7, backoff)
 				if err != nil {
 					t.Error(err)
 					return
@@ -157,8 +157,8 @@ func TestClaimPendingSplitsWorkBetweenReplicas(t *testing.T) {
 	if len(seen) != 60 {
 		t.Fatalf("%d orders claimed, want all 60", len(seen))
 	}
-	if again, _, err := repo.ClaimPending(ctx, 100, backoff); err != nil || len(again) != 0 {
-		t.Fatalf("ClaimPending right after = %d orders, %v; want none before the backoff", len(again), err)
+	if again, _, err := repo.HoldDue(ctx, 100, backoff); err != nil || len(again) != 0 {
+		t.Fatalf("HoldDue right after = %d orders, %v; want none before the backoff", len(again), err)
 	}
 }
 
@@ -169,9 +169,9 @@ func TestFreshOrderIsLeftToItsRequest(t *testing.T) {
 	if _, err := repo.Create(ctx, pending(), noKey); err != nil {
 		t.Fatal(err)
 	}
-	got, _, err := repo.ClaimPending(ctx, 10, func(int) time.Duration { return time.Second })
+	got, _, err := repo.HoldDue(ctx, 10, func(int) time.Duration { return time.Second })
 	if err != nil || len(got) != 0 {
-		t.Fatalf("ClaimPending of a just placed order = %d, %v; want none while its request pays it", len(got), err)
+		t.Fatalf("HoldDue of a just placed order = %d, %v; want none while its request pays it", len(got), err)
 	}
 }
 
@@ -193,11 +193,11 @@ func TestNewOrderIsDueAfterTheGraceGiven(t *testing.T) {
 	}
 }
 
-// TestAnAttemptIsACallNotAClaim: claiming an order holds it without counting an attempt;
+// TestAnAttemptIsACallNotAHold: holding an order without counting an attempt;
 // StartAttempt counts one only for the call actually made, and only under the latest hold.
 // An order whose hold ran out before its call (another reconciler claimed it since) spends
 // no attempt, so a slow batch does not bring orders closer to being voided.
-func TestAnAttemptIsACallNotAClaim(t *testing.T) {
+func TestAnAttemptIsACallNotAHold(t *testing.T) {
 	t.Parallel()
 	repo, db := newOrders(t)
 	ctx := context.Background()
@@ -209,17 +209,17 @@ func TestAnAttemptIsACallNotAClaim(t *testing.T) {
 	due := func() { db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '1 second'`) }
 	due()
 	backoff := func(int) time.Duration { return time.Minute }
-	first, _, err := repo.ClaimPending(ctx, 10, backoff)
+	first, _, err := repo.HoldDue(ctx, 10, backoff)
 	if err != nil || len(first) != 3 {
-		t.Fatalf("ClaimPending = %d orders, %v; want 3", len(first), err)
+		t.Fatalf("HoldDue = %d orders, %v; want 3", len(first), err)
 	}
 	if ok, err := repo.StartAttempt(ctx, first[0], time.Second); err != nil || !ok {
 		t.Fatalf("StartAttempt under the hold = %v, %v; want true", ok, err)
 	}
 	due() // the other two holds run out before their calls, and another reconciler claims them
-	second, _, err := repo.ClaimPending(ctx, 10, backoff)
+	second, _, err := repo.HoldDue(ctx, 10, backoff)
 	if err != nil || len(second) != 3 {
-		t.Fatalf("second ClaimPending = %d orders, %v; want 3", len(second), err)
+		t.Fatalf("second HoldDue = %d orders, %v; want 3", len(second), err)
 	}
 	for _, o := range first[1:] {
 		if ok, err := repo.StartAttempt(ctx, o, time.Second); err != nil || ok {

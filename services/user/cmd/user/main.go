@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
@@ -19,12 +20,11 @@ import (
 	"github.com/order-system/order-system/pkg/metrics"
 	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/outbox"
-	"github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/pkg/tracing"
-	"github.com/order-system/order-system/services/user/internal/billing"
+	"github.com/order-system/order-system/services/user/internal/billingclient"
 	"github.com/order-system/order-system/services/user/internal/config"
 	"github.com/order-system/order-system/services/user/internal/httpapi"
-	userpg "github.com/order-system/order-system/services/user/internal/postgres"
+	"github.com/order-system/order-system/services/user/internal/postgres"
 	"github.com/order-system/order-system/services/user/internal/user"
 	"github.com/order-system/order-system/services/user/migrations"
 )
@@ -53,7 +53,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := migrate.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
+	db, err := migrate.Open(ctx, database.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer relay.Close()
 
-	svc := user.NewService(userpg.NewUsers(db, relay.Wake), billing.NewClient(cfg.BillingURL, cfg.BillingTimeout), log)
+	svc := user.NewService(postgres.NewUsers(db, relay.Wake), billingclient.New(cfg.BillingURL, cfg.BillingTimeout), log)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{

@@ -21,9 +21,9 @@ import (
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
-	"github.com/order-system/order-system/services/user/internal/billing"
+	"github.com/order-system/order-system/services/user/internal/billingclient"
 	"github.com/order-system/order-system/services/user/internal/httpapi"
-	userpg "github.com/order-system/order-system/services/user/internal/postgres"
+	"github.com/order-system/order-system/services/user/internal/postgres"
 	"github.com/order-system/order-system/services/user/internal/user"
 	"github.com/order-system/order-system/services/user/migrations"
 )
@@ -76,7 +76,7 @@ func newEnv(t *testing.T, billingDown bool) *env {
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
-	svc := user.NewService(userpg.NewUsers(db, func() {}), billing.NewClient(billingSrv.URL, time.Second), log)
+	svc := user.NewService(postgres.NewUsers(db, func() {}), billingclient.New(billingSrv.URL, time.Second), log)
 	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, reg)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)

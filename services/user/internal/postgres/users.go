@@ -12,9 +12,9 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/outbox"
-	pg "github.com/order-system/order-system/pkg/postgres"
 	"github.com/order-system/order-system/services/user/internal/user"
 )
 
@@ -45,7 +45,7 @@ func fromUserRow(r userRow) user.User {
 // the same statement; it returns the user, and whether this statement created it, if it
 // took the key, and no row otherwise. The user a retry finds was stored by the request that
 // held the key before, which committed before this statement could take it.
-var createKeyedSQL = pg.Named(`WITH ` + idempotency.TakeCTE + `, inserted AS (
+var createKeyedSQL = database.Named(`WITH ` + idempotency.TakeCTE + `, inserted AS (
 		INSERT INTO users (id, name, email) SELECT @id, @name, @email FROM key_taken
 		ON CONFLICT (id) DO NOTHING RETURNING id, name, email, created_at
 	)
@@ -68,8 +68,8 @@ func (s *Users) Create(ctx context.Context, u user.User, key idempotency.Key[use
 		var r createdRow
 		var err error
 		if key.Present() {
-			err = key.Take(ctx, tx, func(id uuid.UUID, k pg.Params) error {
-				args, err := createKeyedSQL.Args(k.With(pg.Params{"id": id, "name": u.Name, "email": u.Email}))
+			err = key.Take(ctx, tx, func(id uuid.UUID, k database.Params) error {
+				args, err := createKeyedSQL.Args(k.With(database.Params{"id": id, "name": u.Name, "email": u.Email}))
 				if err != nil {
 					return err
 				}
@@ -94,7 +94,7 @@ func (s *Users) Create(ctx context.Context, u user.User, key idempotency.Key[use
 		return stored, nil
 	})
 	if err != nil {
-		return user.User{}, pg.Wrap("create user", err)
+		return user.User{}, database.Wrap("create user", err)
 	}
 	if created {
 		s.published()
@@ -127,7 +127,7 @@ func (s *Users) Get(ctx context.Context, id uuid.UUID) (user.User, error) {
 		return user.User{}, apperr.New(apperr.NotFound, "user %s not found", id)
 	}
 	if err != nil {
-		return user.User{}, pg.Wrap("get user", err)
+		return user.User{}, database.Wrap("get user", err)
 	}
 	return fromUserRow(r), nil
 }

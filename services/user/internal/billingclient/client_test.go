@@ -1,4 +1,4 @@
-package billing_test
+package billingclient_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/logger"
-	"github.com/order-system/order-system/services/user/internal/billing"
+	"github.com/order-system/order-system/services/user/internal/billingclient"
 )
 
 type seen struct {
@@ -48,7 +48,7 @@ func TestOpen(t *testing.T) {
 
 			id := uuid.New()
 			ctx := logger.WithRequestID(context.Background(), "req-42")
-			err := billing.NewClient(srv.URL, time.Second).Open(ctx, id)
+			err := billingclient.New(srv.URL, time.Second).Open(ctx, id)
 			if tt.wantErr {
 				if !apperr.Is(err, apperr.Unavailable) {
 					t.Errorf("Open with billing answering %d = %v, want an unavailable error", tt.status, err)
@@ -88,7 +88,7 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
-			err := billing.NewClient(tt.url, 200*time.Millisecond).Open(context.Background(), uuid.New())
+			err := billingclient.New(tt.url, 200*time.Millisecond).Open(context.Background(), uuid.New())
 			if !apperr.Is(err, apperr.Unavailable) {
 				t.Errorf("Open = %v, want an unavailable error", err)
 			}

@@ -1,5 +1,5 @@
-// Package billing is the order service's HTTP client of the billing service.
-package billing
+// Package billingclient is the order service's HTTP client of the billing service.
+package billingclient
 
 import (
 	"context"
@@ -24,9 +24,9 @@ type Client struct {
 
 var _ order.BillingClient = (*Client)(nil)
 
-// NewClient returns a client of the billing service at baseURL; every call ends within
+// New returns a client of the billing service at baseURL; every call ends within
 // timeout, so a hung billing turns into a quick 503 rather than a hung order request.
-func NewClient(baseURL string, timeout time.Duration, reg prometheus.Registerer) *Client {
+func New(baseURL string, timeout time.Duration, reg prometheus.Registerer) *Client {
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "billing_call_duration_seconds", Help: "Latency of payment calls to billing, by outcome.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},

@@ -1,5 +1,5 @@
-// Package postgres opens the connection pool a service uses and runs transactions.
-package postgres
+// Package database opens the connection pool a service uses and runs transactions.
+package database
 
 import (
 	"context"

@@ -1,5 +1,5 @@
-// Package billing is the user service's HTTP client of the billing service.
-package billing
+// Package billingclient is the user service's HTTP client of the billing service.
+package billingclient
 
 import (
 	"context"
@@ -22,8 +22,8 @@ type Client struct {
 
 var _ user.Accounts = (*Client)(nil)
 
-// NewClient returns a client of the billing service at baseURL with a bounded timeout.
-func NewClient(baseURL string, timeout time.Duration) *Client {
+// New returns a client of the billing service at baseURL with a bounded timeout.
+func New(baseURL string, timeout time.Duration) *Client {
 	return &Client{baseURL: baseURL, http: httpclient.New(timeout)}
 }
 

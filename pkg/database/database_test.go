@@ -1,4 +1,4 @@
-package postgres_test
+package database_test
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/dbtest"
-	"github.com/order-system/order-system/pkg/postgres"
 )
 
 // partition forwards TCP connections to a PostgreSQL server until cut is set; from then on it
@@ -102,9 +102,9 @@ func TestPartitionedDatabase(t *testing.T) {
 	}
 	p := newPartition(t, u.Host)
 	u.Host = p.ln.Addr().String()
-	cfg := postgres.Config{URL: u.String(), MaxOpenConns: 1, ConnectTimeout: time.Second, StatementTimeout: time.Second, ReadTimeout: 2 * time.Second}
+	cfg := database.Config{URL: u.String(), MaxOpenConns: 1, ConnectTimeout: time.Second, StatementTimeout: time.Second, ReadTimeout: 2 * time.Second}
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, cfg)
+	db, err := database.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestConflictIsUnavailable(t *testing.T) {
 	errs := make(chan error, 2)
 	for _, order := range [][2]int{{1, 2}, {2, 1}} {
 		go func() {
-			errs <- postgres.InTx(ctx, db, func(tx *sqlx.Tx) error {
+			errs <- database.InTx(ctx, db, func(tx *sqlx.Tx) error {
 				if _, err := tx.ExecContext(ctx, `UPDATE rows SET n = n + 1 WHERE id = $1`, order[0]); err != nil {
 					return err
 				}
@@ -185,7 +185,7 @@ func TestConflictIsUnavailable(t *testing.T) {
 	if len(failed) != 1 {
 		t.Fatalf("%d transactions failed (%v), want the one PostgreSQL chose to break the deadlock", len(failed), failed)
 	}
-	if err := postgres.Wrap("update rows", failed[0]); !apperr.Is(err, apperr.Unavailable) {
+	if err := database.Wrap("update rows", failed[0]); !apperr.Is(err, apperr.Unavailable) {
 		t.Fatalf("Wrap(%v) = %v, want unavailable", failed[0], err)
 	}
 }
@@ -204,11 +204,11 @@ func TestClientGoneIsNotAnInternalError(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel) // the client hangs up
-	waiting := postgres.InTx(ctx, db, func(*sqlx.Tx) error { return nil })
+	waiting := database.InTx(ctx, db, func(*sqlx.Tx) error { return nil })
 	busy.Rollback()
 
 	ctx, hangUp := context.WithCancel(context.Background())
-	between := postgres.InTx(ctx, db, func(tx *sqlx.Tx) error {
+	between := database.InTx(ctx, db, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO rows VALUES (1)`); err != nil {
 			return err
 		}
@@ -225,7 +225,7 @@ func TestClientGoneIsNotAnInternalError(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%s: the transaction succeeded although its context ended", name)
 		}
-		if wrapped := postgres.Wrap("deposit", err); !apperr.Is(wrapped, apperr.Unavailable) {
+		if wrapped := database.Wrap("deposit", err); !apperr.Is(wrapped, apperr.Unavailable) {
 			t.Errorf("%s: Wrap(%v) = %v, want unavailable", name, err, wrapped)
 		}
 	}
