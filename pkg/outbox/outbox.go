@@ -39,7 +39,7 @@ const Schema = `CREATE TABLE outbox (
 const insertColumns = "event_id, routing_key, body, request_id, traceparent, tracestate"
 
 // rowValues are a Row's values as named parameters (Row.Params).
-const rowValues = "@event_id, @event_routing_key, @event_body, @event_request_id, @event_traceparent, @event_tracestate"
+const rowValues = "@event_id, @event_topic, @event_body, @event_request_id, @event_traceparent, @event_tracestate"
 
 // InsertSelect returns an INSERT of one Row for each row of source (a table, or a WITH query
 // of the caller's statement), with the Row's values as the named parameters of Row.Params
@@ -51,10 +51,10 @@ func InsertSelect(source string) string {
 
 // Row is an event encoded for the outbox table.
 type Row struct {
-	EventID    string
-	RoutingKey string
-	Body       []byte
-	RequestID  string
+	EventID   string
+	Topic     string // the event type, which routes it (the routing_key column)
+	Body      []byte
+	RequestID string
 	// TraceParent and TraceState are the W3C trace context of the span that wrote the event
 	// (empty without one): the relay's publish span continues that trace.
 	TraceParent string
@@ -63,7 +63,7 @@ type Row struct {
 
 // Params are the row's values as InsertSelect's parameters.
 func (r Row) Params() database.Params {
-	return database.Params{"event_id": r.EventID, "event_routing_key": r.RoutingKey, "event_body": r.Body,
+	return database.Params{"event_id": r.EventID, "event_topic": r.Topic, "event_body": r.Body,
 		"event_request_id": r.RequestID, "event_traceparent": r.TraceParent, "event_tracestate": r.TraceState}
 }
 
@@ -78,7 +78,7 @@ func NewRow(ctx context.Context, e events.Envelope) (Row, error) {
 		return Row{}, fmt.Errorf("marshal event: %w", err)
 	}
 	tc := tracing.ContextOf(ctx)
-	return Row{EventID: e.ID, RoutingKey: e.Type, Body: body, RequestID: logger.RequestID(ctx), TraceParent: tc.TraceParent, TraceState: tc.TraceState}, nil
+	return Row{EventID: e.ID, Topic: e.Type, Body: body, RequestID: logger.RequestID(ctx), TraceParent: tc.TraceParent, TraceState: tc.TraceState}, nil
 }
 
 // Write stores e in the outbox within tx; the caller wakes its relay once tx committed.

@@ -82,7 +82,7 @@ func (f *fixture) collect(ctx context.Context, t *testing.T) *seen {
 // relay runs a relay of the fixture's outbox that polls every poll, until ctx ends.
 func (f *fixture) relay(ctx context.Context, poll time.Duration) *outbox.Relay {
 	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
-	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{BatchSize: 7, Poll: poll}, discard, prometheus.NewRegistry())
+	r := outbox.NewRelay(f.db, rabbit.OutboxPublisher{Publisher: pub}, outbox.RelayConfig{BatchSize: 7, Poll: poll}, discard, prometheus.NewRegistry())
 	go func() {
 		r.Run(ctx)
 		pub.Close()
@@ -162,7 +162,7 @@ func TestUnroutableEventsStayInTheOutbox(t *testing.T) {
 	f.write(t, 3, true)
 	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
 	defer pub.Close()
-	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{}, discard, prometheus.NewRegistry())
+	r := outbox.NewRelay(f.db, rabbit.OutboxPublisher{Publisher: pub}, outbox.RelayConfig{}, discard, prometheus.NewRegistry())
 
 	// No queue is bound yet: the broker returns the messages and the relay keeps them.
 	if _, err := r.RelayOnce(ctx); !errors.Is(err, rabbit.ErrUnroutable) {
@@ -207,7 +207,7 @@ func TestOneUnroutableEventDoesNotHoldUpItsBatch(t *testing.T) {
 
 	pub := rabbit.NewPublisher(dbtest.AMQPURL(), f.exchange)
 	defer pub.Close()
-	r := outbox.NewRelay(f.db, pub, outbox.RelayConfig{}, discard, prometheus.NewRegistry())
+	r := outbox.NewRelay(f.db, rabbit.OutboxPublisher{Publisher: pub}, outbox.RelayConfig{}, discard, prometheus.NewRegistry())
 	var unroutable *rabbit.UnroutableError
 	if n, err := r.RelayOnce(ctx); !errors.As(err, &unroutable) || len(unroutable.MessageIDs) != 1 || unroutable.MessageIDs[0] != stray.ID || n != 4 {
 		t.Fatalf("RelayOnce = %d, %v; want 4 published and the one stray event returned", n, err)

@@ -10,19 +10,42 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/order-system/order-system/pkg/database"
-	"github.com/order-system/order-system/pkg/rabbit"
+	"github.com/order-system/order-system/pkg/retry"
 	"github.com/order-system/order-system/pkg/tracing"
 )
 
-// Publisher publishes a batch and returns nil only when the broker confirmed all of it.
-type Publisher interface {
-	Publish(ctx context.Context, msgs []rabbit.Message) error
+// Message is an event of the outbox as the relay hands it to a Publisher.
+type Message struct {
+	ID        string // the event id: consumers deduplicate by it
+	Topic     string // the event type, which routes it
+	Body      []byte
+	RequestID string // the request that caused the event, for the consumers' logs
+	// Trace is the trace context of the span that wrote the event: the publish continues
+	// that trace.
+	Trace tracing.Context
 }
 
-var _ Publisher = (*rabbit.Publisher)(nil)
+// Publisher publishes a batch of messages to the broker. It returns nil only once the broker
+// confirmed all of them; when it confirmed all but some it could not route (no queue for
+// their topic), an error that is (errors.As) an *UnroutableError naming those.
+type Publisher interface {
+	Publish(ctx context.Context, msgs []Message) error
+}
+
+// UnroutableError names the messages of a batch the broker could not route; every other
+// message of the batch was confirmed. Err is the publisher's own error, if any.
+type UnroutableError struct {
+	MessageIDs []string
+	Err        error
+}
+
+func (e *UnroutableError) Error() string {
+	return fmt.Sprintf("%d messages unroutable: %v", len(e.MessageIDs), e.Err)
+}
+
+func (e *UnroutableError) Unwrap() error { return e.Err }
 
 // RelayConfig tunes the relay; zero values take the defaults.
 type RelayConfig struct {
@@ -55,10 +78,6 @@ type Relay struct {
 	reserve   *database.Stmt
 	remove    *database.Stmt
 	wake      chan struct{}
-	close     func() // releases what Open opened
-	// connect keeps the publisher of a relay from Open connected while Run runs, so that
-	// Check reports a live state instead of dialing in the probe's time.
-	connect func(ctx context.Context) error
 }
 
 // NewRelay returns a relay over db's outbox table; its metrics are registered on reg.
@@ -105,51 +124,6 @@ func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg
 	return r
 }
 
-// Endpoints says where a relay from Open reads its events and where it publishes them.
-type Endpoints struct {
-	DatabaseURL  string // the service's database, which holds its outbox table
-	MaxOpenConns int    // size of the relay's own pool
-	AMQPURL      string
-	Exchange     string
-}
-
-// Open returns the relay of a service that publishes events, with its own pool and its own
-// publisher; Close releases both. Nothing dials the broker before Run, so a broker that is
-// down does not keep the service from starting; Run then keeps the publisher connected.
-func Open(ctx context.Context, ep Endpoints, log *slog.Logger, reg prometheus.Registerer) (*Relay, error) {
-	// The relay's own small pool commits asynchronously: losing the mark "published" in a
-	// crash only republishes events, which consumers deduplicate.
-	db, err := database.Open(ctx, database.Config{URL: ep.DatabaseURL, MaxOpenConns: ep.MaxOpenConns, AsyncCommit: true})
-	if err != nil {
-		return nil, err
-	}
-	pub := rabbit.NewPublisher(ep.AMQPURL, ep.Exchange)
-	r := NewRelay(db, pub, RelayConfig{}, log, reg)
-	r.connect = pub.Run
-	r.close = func() {
-		db.Close()
-		pub.Close()
-	}
-	return r, nil
-}
-
-// Close releases the pool and the publisher of a relay from Open; it does nothing for one
-// from NewRelay, whose caller owns them.
-func (r *Relay) Close() {
-	if r.close != nil {
-		r.close()
-	}
-}
-
-// Check reports whether the relay's publisher reaches the broker, for a readiness probe; a
-// publisher that cannot tell counts as reaching it.
-func (r *Relay) Check(ctx context.Context) error {
-	if c, ok := r.pub.(interface{ Check(context.Context) error }); ok {
-		return c.Check(ctx)
-	}
-	return nil
-}
-
 // Wake makes the relay look for events now, without blocking: the writer calls it after
 // committing an event.
 func (r *Relay) Wake() {
@@ -162,23 +136,15 @@ func (r *Relay) Wake() {
 // Run publishes until ctx ends: after every wake-up, every poll tick, and straight away
 // again while batches come back full. Failures are retried forever with jittered backoff. On
 // the way out it flushes what is left, briefly, so a clean stop does not leave events
-// waiting for the next start. A relay from Open keeps its publisher connected meanwhile.
+// waiting for the next start.
 func (r *Relay) Run(ctx context.Context) error {
-	if r.connect != nil {
-		connected := make(chan struct{})
-		go func() {
-			defer close(connected)
-			r.connect(ctx)
-		}()
-		defer func() { <-connected }()
-	}
 	defer r.flush(ctx)
 	tick := time.NewTicker(r.cfg.Poll)
 	defer tick.Stop()
 	failures := 0
 	for {
 		n, err := r.RelayOnce(ctx)
-		var unroutable *rabbit.UnroutableError
+		var unroutable *UnroutableError
 		if errors.As(err, &unroutable) {
 			// Not the broker's fault: the returned events are parked until the next poll
 			// and the rest of the outbox goes on.
@@ -191,7 +157,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case err != nil:
 			r.failures.Inc()
-			wait := rabbit.Backoff(failures)
+			wait := retry.Backoff(failures)
 			failures++
 			r.log.WarnContext(ctx, "outbox relay failed", "err", err, "retry_in", wait.String())
 			select {
@@ -237,7 +203,7 @@ func (r *Relay) flush(ctx context.Context) {
 type row struct {
 	ID          int64  `db:"id"`
 	EventID     string `db:"event_id"`
-	RoutingKey  string `db:"routing_key"`
+	Topic       string `db:"routing_key"`
 	Body        []byte `db:"body"`
 	RequestID   string `db:"request_id"`
 	TraceParent string `db:"traceparent"`
@@ -255,15 +221,15 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	msgs := make([]rabbit.Message, len(rows))
+	msgs := make([]Message, len(rows))
 	ids := make([]int64, len(rows))
 	for i, rw := range rows {
-		msgs[i] = rabbit.Message{RoutingKey: rw.RoutingKey, MessageID: rw.EventID, Body: rw.Body, Headers: amqp.Table{"x-request-id": rw.RequestID},
+		msgs[i] = Message{ID: rw.EventID, Topic: rw.Topic, Body: rw.Body, RequestID: rw.RequestID,
 			Trace: tracing.Context{TraceParent: rw.TraceParent, TraceState: rw.TraceState}}
 		ids[i] = rw.ID
 	}
 	err = r.pub.Publish(ctx, msgs)
-	var unroutable *rabbit.UnroutableError
+	var unroutable *UnroutableError
 	if errors.As(err, &unroutable) {
 		return r.deleteConfirmedParkReturned(ctx, rows, unroutable)
 	}
@@ -288,7 +254,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 // returned: the confirmed ones are deleted, the returned ones parked until the next poll, so that an
 // event without a queue neither holds up nor re-sends the events around it. It returns how
 // many were published, and the returned events as the error.
-func (r *Relay) deleteConfirmedParkReturned(ctx context.Context, rows []row, unroutable *rabbit.UnroutableError) (int, error) {
+func (r *Relay) deleteConfirmedParkReturned(ctx context.Context, rows []row, unroutable *UnroutableError) (int, error) {
 	returned := make(map[string]bool, len(unroutable.MessageIDs))
 	for _, id := range unroutable.MessageIDs {
 		returned[id] = true

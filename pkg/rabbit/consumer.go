@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/order-system/order-system/pkg/retry"
 )
 
 // ErrPoison marks a message that can never be processed (bad JSON, unknown type). The
@@ -99,7 +101,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if time.Since(start) > 30*time.Second {
 			attempt = 0 // a long healthy session: reconnect quickly
 		}
-		wait := Backoff(attempt)
+		wait := retry.Backoff(attempt)
 		c.log.WarnContext(ctx, "consumer disconnected", "err", err, "retry_in", wait.String())
 		select {
 		case <-ctx.Done():
@@ -244,7 +246,7 @@ func (c *Consumer) process(ctx context.Context, pub *amqp.Channel, batch []amqp.
 			return nil
 		}
 		c.outcomes.WithLabelValues(c.queue.Name, "retried").Add(float64(len(batch)))
-		wait := Backoff(attempt)
+		wait := retry.Backoff(attempt)
 		c.log.WarnContext(handlerCtx, "message processing failed, retrying", "messages", len(batch), "first_message_id", batch[0].MessageId, "err", err, "retry_in", wait.String())
 		select {
 		case <-ctx.Done():

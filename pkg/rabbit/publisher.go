@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/order-system/order-system/pkg/retry"
 	"github.com/order-system/order-system/pkg/tracing"
 )
 
@@ -155,7 +156,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(Backoff(attempt)):
+		case <-time.After(retry.Backoff(attempt)):
 		}
 	}
 }

@@ -10,7 +10,6 @@ package rabbit
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -92,10 +91,3 @@ func Declare(ch *amqp.Channel, q Queue) error {
 
 // dialTimeout bounds a connection attempt; the library's default is 30 s.
 const dialTimeout = 5 * time.Second
-
-// Backoff returns the wait before reconnect attempt n (0-based): exponential from 100 ms up
-// to 10 s, with full jitter so that replicas do not reconnect in lockstep.
-func Backoff(n int) time.Duration {
-	ceiling := min(100*time.Millisecond<<min(n, 7), 10*time.Second)
-	return ceiling/2 + rand.N(ceiling/2+1)
-}

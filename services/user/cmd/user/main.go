@@ -20,6 +20,7 @@ import (
 	"github.com/order-system/order-system/pkg/metrics"
 	"github.com/order-system/order-system/pkg/migrate"
 	"github.com/order-system/order-system/pkg/outbox"
+	"github.com/order-system/order-system/pkg/rabbit"
 	"github.com/order-system/order-system/pkg/tracing"
 	"github.com/order-system/order-system/services/user/internal/billingclient"
 	"github.com/order-system/order-system/services/user/internal/config"
@@ -69,24 +70,32 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer stopTracing() // after the inputs and workers stopped: their last spans go out too
 
-	relay, err := outbox.Open(ctx, outbox.Endpoints{DatabaseURL: cfg.DatabaseURL, MaxOpenConns: cfg.DBRelayMaxOpenConns, AMQPURL: cfg.AMQPURL, Exchange: events.Exchange}, log, reg)
+	// The outbox relay reads through a small pool of its own, which commits asynchronously:
+	// losing the mark "published" in a crash only republishes events, which consumers
+	// deduplicate. Nothing dials the broker before the publisher runs, so a broker that is
+	// down does not keep the service from starting.
+	relayDB, err := database.Open(ctx, database.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBRelayMaxOpenConns, AsyncCommit: true})
 	if err != nil {
 		return err
 	}
-	defer relay.Close()
+	defer relayDB.Close()
+	publisher := rabbit.NewPublisher(cfg.AMQPURL, events.Exchange)
+	defer publisher.Close()
+	relay := outbox.NewRelay(relayDB, rabbit.OutboxPublisher{Publisher: publisher}, outbox.RelayConfig{}, log, reg)
 
 	svc := user.NewService(postgres.NewUsers(db, relay.Wake), billingclient.New(cfg.BillingURL, cfg.BillingTimeout), log)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 
 	e := httpapi.New(svc, keys, map[string]httpx.Check{
 		"database": db.PingContext,
-		"broker":   httpx.Degraded(relay.Check),
+		"broker":   httpx.Degraded(publisher.Check),
 	}, log, reg)
 	if cfg.Pprof {
 		httpx.Pprof(e)
 	}
 
 	g := lifecycle.NewGroup(ctx)
+	g.Background("event publisher", publisher.Run) // keeps the connection up, so that the readiness check need not dial
 	g.Background("outbox relay", relay.Run)
 	g.Background("idempotency purge", func(ctx context.Context) error { return keys.RunPurge(ctx, cfg.Idempotency.PurgeInterval, log) })
 	g.Go("http", func(ctx context.Context) error { return httpx.Serve(ctx, e, cfg.HTTPAddr, cfg.ShutdownTimeout) })
