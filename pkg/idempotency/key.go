@@ -51,14 +51,22 @@ func (k Key[T]) ID() uuid.UUID { return k.claim.ID() }
 // there is nothing to store with the resource: no key, the key not taken, or an answer that
 // is not final (it says Retry-After), which the middleware then deals with.
 func (k Key[T]) Answer(v T) (params database.Params, ok bool, err error) {
-	if !k.Taken() {
-		return nil, false, nil
-	}
-	r, err := k.render(v)
-	if err != nil || r.RetryAfter != "" {
+	r, ok, err := k.reply(v)
+	if !ok || err != nil {
 		return nil, false, err
 	}
 	return k.claim.storeParams(r), true, nil
+}
+
+// reply renders the answer to v when it is one to store with the resource (see Answer).
+func (k Key[T]) reply(v T) (r httpx.Reply, ok bool, err error) {
+	if !k.Taken() {
+		return httpx.Reply{}, false, nil
+	}
+	if r, err = k.render(v); err != nil || r.RetryAfter != "" {
+		return httpx.Reply{}, false, err
+	}
+	return r, true, nil
 }
 
 // MarkStored records that the statement storing the answer (StoreCTE) stored it, so that the
@@ -77,11 +85,8 @@ func InTx[T any](ctx context.Context, db *sqlx.DB, k Key[T], write func(tx *sqlx
 		if v, err = write(tx); err != nil {
 			return err
 		}
-		if !k.Taken() {
-			return nil
-		}
-		r, err := k.render(v)
-		if err != nil || r.RetryAfter != "" {
+		r, ok, err := k.reply(v)
+		if !ok || err != nil {
 			return err
 		}
 		return k.claim.Store(ctx, tx, r)

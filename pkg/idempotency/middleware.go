@@ -25,8 +25,8 @@ import (
 // the handler takes it as a Key (KeyOf) and passes it down; the repository takes the key
 // (Key.Take) in the statement or transaction that writes the resource, and stores its answer
 // in the one that finishes it (StoreCTE, InTx), so that a keyed request costs the commits of
-// an unkeyed one. The context carries the claim from here to the handler only. A Refusal the handler returns is answered
-// with the stored answer, 409 or 422. The middleware stores any other final answer that was
+// an unkeyed one. The context carries the claim from here to the handler only. A Refusal
+// the handler returns is answered with the stored answer, 409 or 422. The middleware stores any other final answer that was
 // not stored with the resource, taking the key first for an answer given before it was
 // taken (which then gives way to the request holding the key). It releases the key after a
 // 5xx, so that the retry resumes the same resource, and deletes it after a 4xx with
