@@ -13,7 +13,6 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/order-system/order-system/pkg/database"
-	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/logger"
 	"github.com/order-system/order-system/pkg/tracing"
 )
@@ -70,19 +69,26 @@ func (r Row) Params() database.Params {
 // insert stores one Row.
 var insert = database.Named(`INSERT INTO outbox (` + insertColumns + `) VALUES (` + rowValues + `)`)
 
+// Event is what the outbox keeps: an event with an id and a topic, stored as its JSON
+// encoding. The services' event envelope implements it.
+type Event interface {
+	EventID() string
+	EventTopic() string
+}
+
 // NewRow encodes e, tagging it with the request id and the trace context of ctx, so that the
 // consumer's logs and spans can be correlated with the request that caused the event.
-func NewRow(ctx context.Context, e events.Envelope) (Row, error) {
+func NewRow(ctx context.Context, e Event) (Row, error) {
 	body, err := json.Marshal(e)
 	if err != nil {
 		return Row{}, fmt.Errorf("marshal event: %w", err)
 	}
 	tc := tracing.ContextOf(ctx)
-	return Row{EventID: e.ID, Topic: e.Type, Body: body, RequestID: logger.RequestID(ctx), TraceParent: tc.TraceParent, TraceState: tc.TraceState}, nil
+	return Row{EventID: e.EventID(), Topic: e.EventTopic(), Body: body, RequestID: logger.RequestID(ctx), TraceParent: tc.TraceParent, TraceState: tc.TraceState}, nil
 }
 
 // Write stores e in the outbox within tx; the caller wakes its relay once tx committed.
-func Write(ctx context.Context, tx *sqlx.Tx, e events.Envelope) error {
+func Write(ctx context.Context, tx *sqlx.Tx, e Event) error {
 	r, err := NewRow(ctx, e)
 	if err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/order-system/order-system/pkg/dbtest"
-	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/outbox"
 	"github.com/order-system/order-system/pkg/tracing/tracingtest"
 )
@@ -32,7 +31,7 @@ func TestEventsKeepTheTraceOfTheirWriter(t *testing.T) {
 	dbtest.Eventually(t, 15*time.Second, "consumer", c.Ready)
 
 	writeCtx, writer := otel.Tracer("test").Start(ctx, "request")
-	e, err := events.New("test", events.OrderCompleted, map[string]int{}, time.Now())
+	e, err := newTestEvent("order.completed", map[string]int{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/jmoiron/sqlx v1.4.0
 	github.com/labstack/echo/v5 v5.4.4
+	github.com/order-system/order-system/api v0.0.0
 	github.com/order-system/order-system/pkg v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/rabbitmq/amqp091-go v1.16.0
@@ -44,3 +45,5 @@ require (
 )
 
 replace github.com/order-system/order-system/pkg => ../../pkg
+
+replace github.com/order-system/order-system/api => ../../api

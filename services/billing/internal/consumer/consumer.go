@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/api/events"
 	"github.com/order-system/order-system/pkg/rabbit"
 	"github.com/order-system/order-system/services/billing/internal/billing"
 )

@@ -16,8 +16,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/order-system/order-system/api/events"
 	"github.com/order-system/order-system/pkg/dbtest"
-	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/money"
 	"github.com/order-system/order-system/pkg/rabbit"
 	"github.com/order-system/order-system/services/notification/internal/consumer"

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/order-system/order-system/api/events"
 	"github.com/order-system/order-system/pkg/dbtest"
-	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/rabbit"
 	"github.com/order-system/order-system/services/notification/internal/consumer"
 	"github.com/order-system/order-system/services/notification/internal/notification"

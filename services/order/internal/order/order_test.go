@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/api/events"
 	"github.com/order-system/order-system/services/order/internal/order"
 )
 

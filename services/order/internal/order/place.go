@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/order-system/order-system/api/events"
 	"github.com/order-system/order-system/pkg/apperr"
-	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/idempotency"
 )
 

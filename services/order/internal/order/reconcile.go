@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/api/events"
 	"github.com/order-system/order-system/pkg/idempotency"
 )
 

@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
+	"github.com/order-system/order-system/api/events"
 	"github.com/order-system/order-system/pkg/apperr"
-	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/services/order/internal/order"
 )

@@ -11,9 +11,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/order-system/order-system/api/events"
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/dbtest"
-	"github.com/order-system/order-system/pkg/events"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/services/order/internal/order"
 	"github.com/order-system/order-system/services/order/internal/postgres"

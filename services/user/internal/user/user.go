@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/order-system/order-system/pkg/events"
+	"github.com/order-system/order-system/api/events"
 	"github.com/order-system/order-system/pkg/idempotency"
 )
 

@@ -1,6 +1,14 @@
 // Package events is the contract between services on the broker: the CloudEvents envelope and
-// the payload of each event type. Producers and consumers both import it, so a field renamed
+// the payload of each event type. It lives beside the OpenAPI documents because it is the
+// same kind of thing, a contract; producers and consumers both import it, so a field renamed
 // here breaks the build rather than the traffic.
+//
+//	event            producer (outbox)                 exchange             queue (consumer)
+//	user.created     user: POST /users                 order-system.events  billing.users (billing opens the account)
+//	order.completed  order: POST /orders, reconciler   order-system.events  notification.orders (notification stores a message)
+//	order.failed     order: POST /orders, reconciler   order-system.events  notification.orders (notification stores a message)
+//
+// Rejected messages go to <queue>.dlq through order-system.events.dlx.
 package events
 
 import (
@@ -33,6 +41,12 @@ type Envelope struct {
 	DataContentType string          `json:"datacontenttype"`
 	Data            json.RawMessage `json:"data"`
 }
+
+// EventID is the event's id (outbox.Event).
+func (e Envelope) EventID() string { return e.ID }
+
+// EventTopic is the event's type, which routes it (outbox.Event).
+func (e Envelope) EventTopic() string { return e.Type }
 
 // UserCreatedData is the payload of user.created.
 type UserCreatedData struct {
