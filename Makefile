@@ -1,11 +1,11 @@
 # order-system: four Go services (user, billing, order, notification) behind an nginx gateway.
-# `make run` starts everything on this machine, `make test` runs every test.
+# `make run` starts everything on this machine, `make test` runs the tests; `make help` lists the rest.
 
 SHELL := bash
 .SHELLFLAGS := -o pipefail -c
 
 SERVICE_MODULES := pkg services/user services/billing services/order services/notification
-MODULES  := $(SERVICE_MODULES) tests/system tools/apicheck tools/deploycheck tools/ingressentry tools/loadgen tools/otlpsink
+MODULES  := api $(SERVICE_MODULES) tests/system tools/apicheck tools/deploycheck tools/ingressentry tools/loadgen tools/otlpsink
 SERVICES := user billing order notification
 NEWMAN   ?= newman
 COLLECTION := postman/order-system.postman_collection.json
@@ -14,50 +14,62 @@ LOCAL_ENV  := postman/local.postman_environment.json
 .DEFAULT_GOAL := help
 .PHONY: help build test unit system fault chaos e2e run stop up down lint tidy images helm-lint deploy-check kube-test cluster-up cluster-test cluster-down compose-test bench fuzz
 
-help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+# `make help` lists every target that has a `## description`, under the `##@ group` line
+# above it: the groups Develop, Test, Deploy and Measure in this order, then any other.
+
+##@ Develop
+help: ## this list of targets, by group
+	@awk -v groups='Develop Test Deploy Measure' 'BEGIN { FS = ":.*## "; group = "Other"; n = split(groups, order, " "); for (i = 1; i <= n; i++) known[order[i]] = 1 } \
+		/^##@ / { group = substr($$0, 5); if (!(group in known)) { known[group] = 1; order[++n] = group } next } \
+		/^[a-z0-9-]+:.*## / { lines[group] = lines[group] sprintf("  %-13s %s\n", $$1, $$2) } \
+		END { if (!("Other" in known)) order[++n] = "Other"; \
+			for (i = 1; i <= n; i++) if (order[i] in lines) { printf "%s%s\n%s", sep, order[i], lines[order[i]]; sep = "\n" } }' $(MAKEFILE_LIST)
 
 build: ## build the four service binaries into bin/
 	@mkdir -p bin
 	@for s in $(SERVICES); do go build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
 
-test: unit system fuzz e2e ## all tests: unit + integration (real PostgreSQL and RabbitMQ), system, fuzz, Newman end to end
+##@ Test
+test: unit system fuzz e2e ## unit + system + fuzz + e2e, against the machine's PostgreSQL and RabbitMQ
 
-unit: ## unit and integration tests of pkg and every service, with the race detector
+unit: ## unit and integration tests of pkg, the services and three tools, with -race
 	@bash scripts/install-tools.sh gcc
 	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry tools/apicheck; do echo "== $$m"; (cd $$m && go test -race -count=1 -timeout 10m ./...) || exit 1; done
 
-system: ## the real binaries under concurrency, crashes and lost responses (tests/system), with the race detector
+system: ## the real binaries under concurrency, crashes and lost responses, with -race
 	@bash scripts/install-tools.sh gcc
 	cd tests/system && go test -race -count=1 -timeout 10m -skip '^Test(Fault|Chaos)' ./...
 
-fault: ## fault suite: broker and database outages, killed consumers, two relays, poison (restarts the local PostgreSQL and RabbitMQ)
+fault: ## outages, killed consumers, two relays, poison (restarts PostgreSQL and RabbitMQ)
 	cd tests/system && go test -count=1 -timeout 15m -v -run '^TestFault' ./...
 
-chaos: ## randomized faults against the real binaries, then an oracle (CHAOS_SEED, CHAOS_DURATION=1m; restarts the local PostgreSQL and RabbitMQ)
+chaos: ## random faults, then an oracle (CHAOS_SEED, CHAOS_DURATION=1m; restarts PostgreSQL, RabbitMQ)
 	@bash scripts/install-tools.sh nginx
 	@mkdir -p .run
 	cd tests/system && CHAOS_HISTORY=$${CHAOS_HISTORY:-$(CURDIR)/.run/chaos-history.jsonl} go test -count=1 -timeout 60m -v -run '^TestChaos$$' ./...
 
-fuzz: ## run the money fuzzers briefly beyond their seed corpus (the seeds also run in make unit)
+fuzz: ## the money fuzzers, 10 s each beyond their seed corpus (the seeds run in make unit)
 	cd pkg && go test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 10s ./money
 	cd pkg && go test -run '^$$' -fuzz FuzzAmountField -fuzztime 10s ./httpx
 
-e2e: ## Newman run of the Postman collection against the real binaries behind the gateway
+e2e: ## the Postman collection run by Newman through apicheck and the gateway
 	bash scripts/e2e.sh
 
-run: ## start the four services and the gateway on :8000 in the background (REPLICAS=n: n instances of each)
+##@ Develop
+run: ## start the four services and the gateway on :8000 (REPLICAS=n: n of each)
 	bash scripts/run.sh
 
 stop: ## stop what make run started
 	bash scripts/stop.sh
 
-up: ## start everything with docker compose and wait until it is healthy (needs a Docker engine)
+##@ Deploy
+up: ## docker compose up --build, waiting until all is healthy (needs a Docker engine)
 	docker compose up --build -d --wait
 
 down: ## stop docker compose
 	docker compose down
 
+##@ Develop
 lint: ## go vet and gofmt over every module
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); exit 1; }
@@ -65,30 +77,32 @@ lint: ## go vet and gofmt over every module
 tidy: ## go mod tidy in every module
 	@for m in $(MODULES); do (cd $$m && go mod tidy) || exit 1; done
 
-images: ## build the images order-system-<service>:<chart appVersion> (TAG=... for another; needs a Docker engine)
+##@ Deploy
+images: ## build order-system-<service>:<chart appVersion> (TAG=...; needs a Docker engine)
 	bash deploy/docker/build-images.sh
 
 helm-lint: ## helm lint the chart, with the bundled databases and without
 	helm lint deploy/helm/order-system
 	helm lint deploy/helm/order-system --set postgresql.enabled=false,rabbitmq.enabled=false
 
-deploy-check: helm-lint ## render the chart and load the compose file, checking every object strictly
+deploy-check: helm-lint ## helm-lint, render the chart and load the compose file, every object checked strictly
 	cd tools/deploycheck && go test -count=1 ./...
 
-kube-test: ## helm install/upgrade/uninstall against a real kube-apiserver built here (no kubelet)
+kube-test: ## helm install, upgrade, uninstall on a bare kube-apiserver built here (no pods)
 	bash deploy/kube/install-test.sh
 
-cluster-up: ## a real one-node Kubernetes here with the chart installed (2 replicas each) and an HTTP entry; cluster-down stops it
+cluster-up: ## a one-node Kubernetes here with the chart (2 replicas each) and an HTTP entry (root)
 	@bash deploy/kube/cluster-up.sh || { echo "cluster-up failed: stopping what it started"; bash deploy/kube/cluster-down.sh; exit 1; }
 
-cluster-test: ## against cluster-up's cluster: Newman through the entry, helm test, a rollout and pod deletions under load
+cluster-test: ## on cluster-up's cluster: Newman, helm test, a rollout and pod deletions under load
 	bash deploy/kube/cluster-test.sh
 
 cluster-down: ## stop cluster-up's cluster and check the machine is as it was
 	bash deploy/kube/cluster-down.sh
 
-compose-test: ## the images built and docker compose up run by a Docker engine of its own, offline; Newman, a restart under load (root)
+compose-test: ## compose up on a Docker engine of its own, offline: Newman, a restart under load (root)
 	bash deploy/docker/compose-test.sh
 
-bench: ## pgbench reference + three load runs (mix, all keyed, open loop) through the gateway (CLIENTS=32 DURATION=30s RATE= REPLICAS=1 BASE_URL=... RUNS="mix keyed open" TRACING=1: export every span)
+##@ Measure
+bench: ## a pgbench reference, then three load runs through the gateway (docs/performance.md)
 	bash tools/bench/bench.sh
