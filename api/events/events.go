@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/money"
 )
 
@@ -66,11 +67,13 @@ type OrderFinishedData struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Why an order failed (OrderFinishedData.Reason). A consumer meets values it does not know
-// when the order service learns a new one first, and must take them as a plain failure.
+// Why an order failed (OrderFinishedData.Reason), after the payment outcome that failed it:
+// insufficient funds, no account, or voided because billing could not be reached in time. A
+// consumer meets values it does not know when the order service learns a new one first,
+// and must take them as a plain failure.
 const (
-	ReasonBalanceTooLow      = "insufficient_funds"
-	ReasonAccountNotFound    = "account_not_found"
+	ReasonBalanceTooLow      = string(payments.InsufficientFunds)
+	ReasonAccountNotFound    = string(payments.AccountNotFound)
 	ReasonBillingUnreachable = "billing_unreachable"
 )
 

@@ -6,21 +6,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/money"
-)
-
-// PaymentStatus is the definitive outcome of a payment.
-type PaymentStatus string
-
-// Payment outcomes. All are stored: repeating a payment returns its first outcome. A
-// voided payment id was never debited and never will be, nor is one whose user had no
-// account at its first call (callers see that outcome as the error not_found).
-const (
-	PaymentCompleted         PaymentStatus = "completed"
-	PaymentInsufficientFunds PaymentStatus = "insufficient_funds"
-	PaymentVoided            PaymentStatus = "voided"
-	PaymentAccountNotFound   PaymentStatus = "account_not_found"
 )
 
 // Payment is a debit request and its outcome.
@@ -33,7 +21,7 @@ type Payment struct {
 	// payment by then and reused what it stood for; a request that waited in a queue or a
 	// stopped process must not debit late.
 	PayBy   time.Time
-	Status  PaymentStatus
+	Status  payments.Outcome
 	Balance money.Amount // balance after the payment (unchanged when funds were insufficient)
 }
 

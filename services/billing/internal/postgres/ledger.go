@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/idempotency"
@@ -76,7 +77,7 @@ type paymentRow struct {
 }
 
 func fromPaymentRow(r paymentRow) billing.Payment {
-	return billing.Payment{ID: r.PaymentID, UserID: r.UserID, Amount: money.Amount(r.Amount), Status: billing.PaymentStatus(r.Status), Balance: money.Amount(r.Balance)}
+	return billing.Payment{ID: r.PaymentID, UserID: r.UserID, Amount: money.Amount(r.Amount), Status: payments.Outcome(r.Status), Balance: money.Amount(r.Balance)}
 }
 
 const accountColumns = `user_id, balance, currency, created_at`
@@ -303,7 +304,7 @@ func (l *Ledger) storedPayment(ctx context.Context, p billing.Payment) (billing.
 // outcome returns a stored payment as callers see it: account_not_found is the error
 // not_found, the same answer the id's first call got.
 func outcome(p billing.Payment) (billing.Payment, error) {
-	if p.Status == billing.PaymentAccountNotFound {
+	if p.Status == payments.AccountNotFound {
 		return billing.Payment{}, billing.NoAccount(p.UserID)
 	}
 	return p, nil

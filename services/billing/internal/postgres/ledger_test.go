@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/dbtest"
@@ -118,7 +119,7 @@ func TestConcurrentPaymentsNeverOverdraw(t *testing.T) {
 			switch {
 			case err != nil:
 				t.Error(err)
-			case p.Status == billing.PaymentCompleted:
+			case p.Status == payments.Completed:
 				completed++
 			default:
 				refused++
@@ -153,7 +154,7 @@ func TestSamePaymentIDDebitsOnce(t *testing.T) {
 	wg.Wait()
 	close(results)
 	for p := range results {
-		if p.Status != billing.PaymentCompleted || p.Balance != 70_00 {
+		if p.Status != payments.Completed || p.Balance != 70_00 {
 			t.Fatalf("repeated payment returned %+v, want the first outcome: completed, balance 70", p)
 		}
 	}
@@ -175,7 +176,7 @@ func TestInsufficientFundsIsStored(t *testing.T) {
 	user := openWith(t, l, 10_00)
 	id := uuid.New()
 	first, err := l.Pay(context.Background(), billing.Payment{ID: id, UserID: user, Amount: 20_00})
-	if err != nil || first.Status != billing.PaymentInsufficientFunds || first.Balance != 10_00 {
+	if err != nil || first.Status != payments.InsufficientFunds || first.Balance != 10_00 {
 		t.Fatalf("Pay = %+v, %v; want insufficient_funds with balance 10", first, err)
 	}
 	// Money arriving later does not turn a refused payment into a debit.
@@ -183,7 +184,7 @@ func TestInsufficientFundsIsStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, err := l.Pay(context.Background(), billing.Payment{ID: id, UserID: user, Amount: 20_00})
-	if err != nil || again.Status != billing.PaymentInsufficientFunds {
+	if err != nil || again.Status != payments.InsufficientFunds {
 		t.Fatalf("repeated refused payment = %+v, %v; want the stored insufficient_funds", again, err)
 	}
 	verifyClean(t, l)
@@ -197,10 +198,10 @@ func TestVoidSettlesAnUnknownOutcome(t *testing.T) {
 
 	// Never paid: voided, and a late payment with the id charges nothing.
 	unpaid := billing.Payment{ID: uuid.New(), UserID: user, Amount: 30_00}
-	if v, err := l.Void(ctx, unpaid); err != nil || v.Status != billing.PaymentVoided {
+	if v, err := l.Void(ctx, unpaid); err != nil || v.Status != payments.Voided {
 		t.Fatalf("Void of an unpaid id = %+v, %v; want voided", v, err)
 	}
-	if p, err := l.Pay(ctx, unpaid); err != nil || p.Status != billing.PaymentVoided {
+	if p, err := l.Pay(ctx, unpaid); err != nil || p.Status != payments.Voided {
 		t.Fatalf("Pay after Void = %+v, %v; want the stored voided", p, err)
 	}
 	// Already paid: the void reports the debit instead of undoing or hiding it.
@@ -208,7 +209,7 @@ func TestVoidSettlesAnUnknownOutcome(t *testing.T) {
 	if _, err := l.Pay(ctx, paid); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := l.Void(ctx, paid); err != nil || v.Status != billing.PaymentCompleted || v.Balance != 60_00 {
+	if v, err := l.Void(ctx, paid); err != nil || v.Status != payments.Completed || v.Balance != 60_00 {
 		t.Fatalf("Void of a paid id = %+v, %v; want completed, balance 60", v, err)
 	}
 	if _, err := l.Void(ctx, billing.Payment{ID: paid.ID, UserID: user, Amount: 1}); !apperr.Is(err, billing.CodePaymentMismatch) {
@@ -269,13 +270,13 @@ func TestVoidWhilePaymentWaits(t *testing.T) {
 		paid <- out
 	}()
 	time.Sleep(100 * time.Millisecond) // Pay is now waiting for the row
-	if v, err := l.Void(ctx, p); err != nil || v.Status != billing.PaymentVoided {
+	if v, err := l.Void(ctx, p); err != nil || v.Status != payments.Voided {
 		t.Fatalf("Void while Pay waits = %+v, %v; want voided", v, err)
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if out := <-paid; out.Status != billing.PaymentVoided {
+	if out := <-paid; out.Status != payments.Voided {
 		t.Fatalf("the waiting Pay = %+v, want the stored voided", out)
 	}
 	if a, _ := l.Account(ctx, user); a.Balance != 100_00 {
@@ -462,7 +463,7 @@ func TestAccountAboveTheCapCanStillPay(t *testing.T) {
 	defer db.Close()
 	l := postgres.NewLedger(db)
 	p, err := l.Pay(ctx, billing.Payment{ID: uuid.New(), UserID: user, Amount: 10_00})
-	if err != nil || p.Status != billing.PaymentCompleted || p.Balance != above-10_00 {
+	if err != nil || p.Status != payments.Completed || p.Balance != above-10_00 {
 		t.Fatalf("Pay on an account above the cap = %+v, %v; want completed, balance %s", p, err, above-10_00)
 	}
 	// Growing it further is refused as before, and so is a new account's deposit past the cap.
@@ -492,15 +493,15 @@ func TestPaymentPastItsDeadlineIsVoided(t *testing.T) {
 	}
 	late := billing.Payment{ID: uuid.New(), UserID: user, Amount: 10_00, PayBy: now.Add(-time.Millisecond)}
 	got, err := l.Pay(ctx, late)
-	if err != nil || got.Status != billing.PaymentVoided || got.Balance != 100_00 {
+	if err != nil || got.Status != payments.Voided || got.Balance != 100_00 {
 		t.Fatalf("Pay past its deadline = %+v, %v; want voided with the balance untouched", got, err)
 	}
 	late.PayBy = time.Time{} // a repeat without a deadline gets the stored outcome
-	if got, err := l.Pay(ctx, late); err != nil || got.Status != billing.PaymentVoided {
+	if got, err := l.Pay(ctx, late); err != nil || got.Status != payments.Voided {
 		t.Fatalf("Pay again = %+v, %v; want the stored voided", got, err)
 	}
 	inTime := billing.Payment{ID: uuid.New(), UserID: user, Amount: 10_00, PayBy: time.Now().Add(time.Minute)}
-	if got, err := l.Pay(ctx, inTime); err != nil || got.Status != billing.PaymentCompleted || got.Balance != 90_00 {
+	if got, err := l.Pay(ctx, inTime); err != nil || got.Status != payments.Completed || got.Balance != 90_00 {
 		t.Fatalf("Pay before its deadline = %+v, %v; want completed, balance 90.00", got, err)
 	}
 	if a, err := l.Account(ctx, user); err != nil || a.Balance != 90_00 {

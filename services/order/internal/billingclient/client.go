@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/httpclient"
 	"github.com/order-system/order-system/pkg/money"
@@ -100,8 +101,8 @@ func (c *Client) call(ctx context.Context, path string, req paymentRequest) (ord
 		if err != nil {
 			return order.Payment{}, "bad_response", apperr.Wrap(err, apperr.Unavailable, "billing answered an unreadable balance")
 		}
-		switch outcome := order.PaymentOutcome(resp.Status); outcome {
-		case order.PaymentPaid, order.PaymentRefused, order.PaymentVoided:
+		switch outcome := payments.Outcome(resp.Status); outcome {
+		case payments.Completed, payments.InsufficientFunds, payments.Voided:
 			return order.Payment{Outcome: outcome, Balance: balance}, resp.Status, nil
 		}
 		return order.Payment{}, "bad_response", apperr.New(apperr.Unavailable, "billing answered payment %s with unknown status %q", req.PaymentID, resp.Status)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/logger"
 	"github.com/order-system/order-system/services/order/internal/billingclient"
@@ -31,12 +32,12 @@ func TestOutcomes(t *testing.T) {
 		want    order.Payment
 		wantErr apperr.Code
 	}{
-		{"paid", 200, `{"status":"completed","balance":499.5}`, order.Payment{Outcome: order.PaymentPaid, Balance: 499_50}, ""},
-		{"refused", 200, `{"status":"insufficient_funds","balance":10}`, order.Payment{Outcome: order.PaymentRefused, Balance: 10_00}, ""},
-		{"voided", 200, `{"status":"voided","balance":0}`, order.Payment{Outcome: order.PaymentVoided}, ""},
+		{"paid", 200, `{"status":"completed","balance":499.5}`, order.Payment{Outcome: payments.Completed, Balance: 499_50}, ""},
+		{"refused", 200, `{"status":"insufficient_funds","balance":10}`, order.Payment{Outcome: payments.InsufficientFunds, Balance: 10_00}, ""},
+		{"voided", 200, `{"status":"voided","balance":0}`, order.Payment{Outcome: payments.Voided}, ""},
 		// Accounts from before billing's cap may hold more than an order can cost.
-		{"paid, balance above the cap", 200, `{"status":"completed","balance":1000000000000000.5}`, order.Payment{Outcome: order.PaymentPaid, Balance: 100000000000000050}, ""},
-		{"refused, largest balance", 200, `{"status":"insufficient_funds","balance":92233720368547758.07}`, order.Payment{Outcome: order.PaymentRefused, Balance: 1<<63 - 1}, ""},
+		{"paid, balance above the cap", 200, `{"status":"completed","balance":1000000000000000.5}`, order.Payment{Outcome: payments.Completed, Balance: 100000000000000050}, ""},
+		{"refused, largest balance", 200, `{"status":"insufficient_funds","balance":92233720368547758.07}`, order.Payment{Outcome: payments.InsufficientFunds, Balance: 1<<63 - 1}, ""},
 		{"balance beyond any amount", 200, `{"status":"completed","balance":92233720368547758.08}`, order.Payment{}, apperr.Unavailable},
 		{"unknown outcome", 200, `{"status":"maybe","balance":0}`, order.Payment{}, apperr.Unavailable},
 		{"unreadable answer", 200, `<html>`, order.Payment{}, apperr.Unavailable},

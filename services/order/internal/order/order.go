@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/order-system/order-system/api/events"
+	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/money"
@@ -78,19 +79,9 @@ func (o Order) FinishedEvent(now time.Time) (events.Envelope, error) {
 	}, now)
 }
 
-// PaymentOutcome is billing's definitive, stored outcome for a payment id.
-type PaymentOutcome string
-
-// Payment outcomes.
-const (
-	PaymentPaid    PaymentOutcome = "completed"
-	PaymentRefused PaymentOutcome = "insufficient_funds"
-	PaymentVoided  PaymentOutcome = "voided" // never debited, and never will be
-)
-
 // Payment is billing's answer to a payment request.
 type Payment struct {
-	Outcome PaymentOutcome
+	Outcome payments.Outcome
 	Balance money.Amount // the balance after the payment
 }
 

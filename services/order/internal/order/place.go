@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/order-system/order-system/api/events"
+	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/idempotency"
 )
@@ -51,11 +52,11 @@ func (s *Service) pay(ctx context.Context, o Order, key idempotency.Key[Order]) 
 func (s *Service) finish(ctx context.Context, o Order, p Payment, err error, key idempotency.Key[Order]) (Result, error) {
 	finished := o
 	switch {
-	case err == nil && p.Outcome == PaymentPaid:
+	case err == nil && p.Outcome == payments.Completed:
 		err = finished.Complete()
-	case err == nil && p.Outcome == PaymentRefused:
+	case err == nil && p.Outcome == payments.InsufficientFunds:
 		err = finished.Fail(events.ReasonBalanceTooLow, fmt.Sprintf("Insufficient funds: balance %s, price %s", p.Balance, o.Price))
-	case err == nil && p.Outcome == PaymentVoided:
+	case err == nil && p.Outcome == payments.Voided:
 		err = finished.Fail(events.ReasonBillingUnreachable, fmt.Sprintf("billing could not be reached in time (%d attempts, pay deadline %s); nothing was charged",
 			o.Attempts, o.PayBy.UTC().Format(time.RFC3339)))
 	case err == nil:

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/order-system/order-system/api/events"
+	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/apperr"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/services/order/internal/order"
@@ -144,8 +145,8 @@ func TestPlace(t *testing.T) {
 		wantCode   apperr.Code // of Result.Err; empty for none
 		wantErr    bool        // Place itself fails
 	}{
-		{"paid", order.Payment{Outcome: order.PaymentPaid, Balance: 0}, nil, order.StatusCompleted, "", "", false},
-		{"refused", order.Payment{Outcome: order.PaymentRefused, Balance: 500_00}, nil, order.StatusFailed, events.ReasonBalanceTooLow, order.CodeInsufficientFunds, false},
+		{"paid", order.Payment{Outcome: payments.Completed, Balance: 0}, nil, order.StatusCompleted, "", "", false},
+		{"refused", order.Payment{Outcome: payments.InsufficientFunds, Balance: 500_00}, nil, order.StatusFailed, events.ReasonBalanceTooLow, order.CodeInsufficientFunds, false},
 		{"no account", order.Payment{}, apperr.New(apperr.NotFound, "no billing account"), order.StatusFailed, events.ReasonAccountNotFound, apperr.NotFound, false},
 		{"billing unreachable", order.Payment{}, apperr.New(apperr.Unavailable, "billing unreachable"), order.StatusPending, "", apperr.Unavailable, false},
 		{"unknown outcome", order.Payment{Outcome: "lost"}, nil, order.StatusPending, "", "", true},
@@ -187,7 +188,7 @@ func TestPlace(t *testing.T) {
 func TestPlaceRefusedSaysBalanceAndPrice(t *testing.T) {
 	t.Parallel()
 	billing := &fakeBilling{answer: func(string) (order.Payment, error) {
-		return order.Payment{Outcome: order.PaymentRefused, Balance: 500_00}, nil
+		return order.Payment{Outcome: payments.InsufficientFunds, Balance: 500_00}, nil
 	}}
 	res, err := order.NewService(newFakeOrders(), billing, discard).Place(context.Background(), newOrder(), noKey)
 	if err != nil {
@@ -225,9 +226,9 @@ func TestReconcilePaysThenVoids(t *testing.T) {
 		wantStatus order.Status
 		wantReason string
 	}{
-		{"within the attempts", cfg.MaxAttempts, order.Payment{Outcome: order.PaymentPaid}, "pay", order.StatusCompleted, ""},
-		{"past the attempts, nothing charged", cfg.MaxAttempts + 1, order.Payment{Outcome: order.PaymentVoided}, "void", order.StatusFailed, events.ReasonBillingUnreachable},
-		{"past the attempts, already paid", cfg.MaxAttempts + 1, order.Payment{Outcome: order.PaymentPaid}, "void", order.StatusCompleted, ""},
+		{"within the attempts", cfg.MaxAttempts, order.Payment{Outcome: payments.Completed}, "pay", order.StatusCompleted, ""},
+		{"past the attempts, nothing charged", cfg.MaxAttempts + 1, order.Payment{Outcome: payments.Voided}, "void", order.StatusFailed, events.ReasonBillingUnreachable},
+		{"past the attempts, already paid", cfg.MaxAttempts + 1, order.Payment{Outcome: payments.Completed}, "void", order.StatusCompleted, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,9 +277,9 @@ func TestReconcileVoidsPastThePayDeadline(t *testing.T) {
 			repo.held, repo.now = []order.Order{o}, now
 			billing := &fakeBilling{answer: func(call string) (order.Payment, error) {
 				if call == "void" {
-					return order.Payment{Outcome: order.PaymentVoided}, nil
+					return order.Payment{Outcome: payments.Voided}, nil
 				}
-				return order.Payment{Outcome: order.PaymentPaid}, nil
+				return order.Payment{Outcome: payments.Completed}, nil
 			}}
 			if _, err := order.NewService(repo, billing, discard).Reconcile(context.Background(), order.DefaultReconcilerConfig()); err != nil {
 				t.Fatal(err)
@@ -304,7 +305,7 @@ func TestReconcileLeavesAnOrderNoLongerHeld(t *testing.T) {
 	reclaimedLater.Attempts, reclaimedLater.NextAttemptAt = 2, time.Now().Add(time.Minute) // another replica's hold
 	repo := newFakeOrders(failed, reclaimedLater)
 	repo.held = []order.Order{claimed, reclaimed}
-	billing := &fakeBilling{answer: func(string) (order.Payment, error) { return order.Payment{Outcome: order.PaymentPaid}, nil }}
+	billing := &fakeBilling{answer: func(string) (order.Payment, error) { return order.Payment{Outcome: payments.Completed}, nil }}
 	if _, err := order.NewService(repo, billing, discard).Reconcile(context.Background(), order.DefaultReconcilerConfig()); err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +328,7 @@ func (r stalledFinish) Finish(ctx context.Context, _ order.Order, _ idempotency.
 
 func TestPlaceIsBounded(t *testing.T) {
 	t.Parallel()
-	billing := &fakeBilling{answer: func(string) (order.Payment, error) { return order.Payment{Outcome: order.PaymentPaid}, nil }}
+	billing := &fakeBilling{answer: func(string) (order.Payment, error) { return order.Payment{Outcome: payments.Completed}, nil }}
 	const bound = 300 * time.Millisecond
 	svc := order.NewService(stalledFinish{newFakeOrders()}, billing, discard).WithPlaceTimeout(bound)
 	done := make(chan error, 1)
