@@ -492,7 +492,7 @@ func TestPurgeDeletesInBatchesAndSkipsHeldRecords(t *testing.T) {
 	}
 }
 
-func TestFingerprint(t *testing.T) {
+func TestFingerprintIgnoresKeyOrderAndWhitespaceOnly(t *testing.T) {
 	t.Parallel()
 	same := [][2]string{{`{"a":1,"b":2}`, `{"b":2, "a":1}`}, {`{"a":[1,{"c":1,"d":2}]}`, "{\"a\":[1,{\"d\":2,\"c\":1}]}\n"}}
 	for _, p := range same {

@@ -9,7 +9,7 @@ import (
 	"github.com/order-system/order-system/pkg/money"
 )
 
-func TestParse(t *testing.T) {
+func TestParseReadsExactAmounts(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		in   string

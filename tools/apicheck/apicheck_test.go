@@ -23,9 +23,9 @@ const (
 	orderID = "0b9e8d7c-6a5b-4c3d-8e2f-1a2b3c4d5e6f"
 )
 
-// TestCheck feeds the checker exchanges that match the documents and exchanges that do not;
+// TestCheckReportsEveryExchangeTheDocumentsRefuse feeds the checker exchanges that match the documents and exchanges that do not;
 // each that does not must be reported with the reason.
-func TestCheck(t *testing.T) {
+func TestCheckReportsEveryExchangeTheDocumentsRefuse(t *testing.T) {
 	t.Parallel()
 	order := `{"id":"` + orderID + `","userId":"` + userID + `","email":"a@example.com","price":0.3,"status":"completed","createdAt":"2026-01-02T03:04:05.123456Z"}`
 	failed := `{"id":"` + orderID + `","userId":"` + userID + `","email":"a@example.com","price":1000,"status":"failed","failureReason":"insufficient_funds","createdAt":"2026-01-02T03:04:05Z"}`

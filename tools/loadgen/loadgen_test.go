@@ -35,7 +35,7 @@ func TestParseAmount(t *testing.T) {
 	}
 }
 
-func TestCheck(t *testing.T) {
+func TestCheckFindsEveryBrokenInvariant(t *testing.T) {
 	healthy := func() *UserState {
 		return &UserState{
 			Deposited: 1000,

@@ -285,7 +285,7 @@ func TestVoidWhilePaymentWaits(t *testing.T) {
 	verifyClean(t, l)
 }
 
-func TestBalanceLimit(t *testing.T) {
+func TestDepositAboveTheBalanceCapIsRefused(t *testing.T) {
 	t.Parallel()
 	l := newLedger(t)
 	ctx := context.Background()
@@ -301,7 +301,7 @@ func TestBalanceLimit(t *testing.T) {
 	verifyClean(t, l)
 }
 
-func TestUnknownAccount(t *testing.T) {
+func TestAUserWithoutAnAccountIsNotFound(t *testing.T) {
 	t.Parallel()
 	l := newLedger(t)
 	ctx := context.Background()

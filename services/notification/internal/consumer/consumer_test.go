@@ -257,7 +257,7 @@ func TestHandlerDatabaseDownIsNotPoison(t *testing.T) {
 	}
 }
 
-func TestQueue(t *testing.T) {
+func TestQueueIsBoundToOrderEventsWithADeadLetterQueue(t *testing.T) {
 	t.Parallel()
 	q := consumer.Queue()
 	want := rabbit.Queue{Name: "notification.orders", Exchange: "order-system.events", Bindings: []string{"order.*"}, DeliveryLimit: q.DeliveryLimit}

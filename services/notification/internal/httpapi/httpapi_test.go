@@ -133,7 +133,7 @@ func TestListNewestFirst(t *testing.T) {
 	}
 }
 
-func TestListEmpty(t *testing.T) {
+func TestListForAUserWithoutNotificationsIsEmpty(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.save(t, uuid.New(), true, time.Now())
@@ -143,7 +143,7 @@ func TestListEmpty(t *testing.T) {
 	}
 }
 
-func TestListErrors(t *testing.T) {
+func TestListAnswersBadRequestsWithTheErrorBody(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	tests := []struct {

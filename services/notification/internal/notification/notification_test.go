@@ -12,7 +12,7 @@ import (
 	"github.com/order-system/order-system/services/notification/internal/notification"
 )
 
-func TestNew(t *testing.T) {
+func TestNewRendersTheMessageOfAFinishedOrder(t *testing.T) {
 	t.Parallel()
 	orderID := uuid.MustParse("0b5d4c3a-1111-4222-8333-944455556666")
 	tests := []struct {

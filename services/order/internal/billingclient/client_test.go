@@ -20,9 +20,9 @@ import (
 	"github.com/order-system/order-system/services/order/internal/order"
 )
 
-// TestOutcomes: only billing's own answers decide an order; anything else leaves the
+// TestOnlyBillingsOwnAnswersDecideAnOrder: only billing's own answers decide an order; anything else leaves the
 // outcome unknown (unavailable), so the order is retried instead of failed by mistake.
-func TestOutcomes(t *testing.T) {
+func TestOnlyBillingsOwnAnswersDecideAnOrder(t *testing.T) {
 	t.Parallel()
 	user := uuid.New()
 	tests := []struct {

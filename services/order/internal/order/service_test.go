@@ -134,7 +134,7 @@ func newOrder() order.Order {
 	return order.Order{ID: uuid.New(), UserID: uuid.New(), Email: "buyer@example.com", Price: 1000_00, PayBy: time.Now().Add(time.Hour)}
 }
 
-func TestPlace(t *testing.T) {
+func TestPlaceFinishesTheOrderAsBillingAnswers(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string

@@ -20,7 +20,7 @@ type seen struct {
 	Method, Path, RequestID, Body string
 }
 
-func TestOpen(t *testing.T) {
+func TestOpenTakesOnly201And200AsAnOpenAccount(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string

@@ -443,7 +443,7 @@ func TestOversizedBody(t *testing.T) {
 	})
 }
 
-func TestBillingDown(t *testing.T) {
+func TestRegistrationSucceedsWithBillingDown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, true)
 	r := e.post(t, `{"name":"Ann","email":"ann@example.com"}`, map[string]string{"X-Request-ID": "req-billing-down"})

@@ -36,7 +36,7 @@ func events(t *testing.T, db *sqlx.DB, userID uuid.UUID) int {
 	return n
 }
 
-func TestCreateAndGet(t *testing.T) {
+func TestCreateStoresTheUserAndGetReadsItBack(t *testing.T) {
 	t.Parallel()
 	users, db := newUsers(t)
 	ctx := context.Background()
@@ -96,7 +96,7 @@ func TestCreateSameIDTwice(t *testing.T) {
 	}
 }
 
-func TestGetUnknown(t *testing.T) {
+func TestGetOfAnUnknownUserIsNotFound(t *testing.T) {
 	t.Parallel()
 	users, _ := newUsers(t)
 	_, err := users.Get(context.Background(), uuid.New())
