@@ -12,7 +12,7 @@ COLLECTION := postman/order-system.postman_collection.json
 LOCAL_ENV  := postman/local.postman_environment.json
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit system fault chaos e2e run stop up down lint tidy images helm-lint deploy-check kube-test cluster-up cluster-test cluster-down compose-test bench fuzz
+.PHONY: help build test unit system fault chaos e2e run stop up down lint tidy images helm-lint deploy-check cluster-up cluster-test cluster-down compose-test bench fuzz
 
 # `make help` lists every target that has a `## description`, under the `##@ group` line
 # above it: the groups Develop, Test, Deploy and Measure in this order, then any other.
@@ -70,9 +70,11 @@ down: ## stop docker compose
 	docker compose down
 
 ##@ Develop
-lint: ## go vet and gofmt over every module
+lint: ## go vet and gofmt over every module, shellcheck over every script
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); exit 1; }
+	@bash scripts/install-tools.sh shellcheck
+	@find deploy scripts tools -name '*.sh' -print0 | xargs -0 shellcheck --severity=warning .ci/run
 
 tidy: ## go mod tidy in every module
 	@for m in $(MODULES); do (cd $$m && go mod tidy) || exit 1; done
@@ -87,9 +89,6 @@ helm-lint: ## helm lint the chart, with the bundled databases and without
 
 deploy-check: helm-lint ## helm-lint, render the chart and load the compose file, every object checked strictly
 	cd tools/deploycheck && go test -count=1 ./...
-
-kube-test: ## helm install, upgrade, uninstall on a bare kube-apiserver built here (no pods)
-	bash deploy/kube/install-test.sh
 
 cluster-up: ## a one-node Kubernetes here with the chart (2 replicas each) and an HTTP entry (root)
 	@bash deploy/kube/cluster-up.sh || { echo "cluster-up failed: stopping what it started"; bash deploy/kube/cluster-down.sh; exit 1; }

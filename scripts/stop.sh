@@ -2,7 +2,7 @@
 # Stops what scripts/run.sh started, by the pid files it wrote: SIGTERM first so that each
 # service drains its requests, SIGKILL for what is still alive after 20 s.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 RUN_DIR=${RUN_DIR:-.run}
 
 pids=()

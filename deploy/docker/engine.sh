@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A Docker engine of its own for tests on a machine without a registry (sourced, bash).
 #
 #   engine_up <state-dir>   containerd and dockerd with their own roots, socket and pid files
@@ -68,8 +69,7 @@ engine_up() {
 	EOF
 	containerd --config "$ENGINE_DIR/containerd/config.toml" >"$ENGINE_DIR/containerd.log" 2>&1 &
 	echo $! >"$ENGINE_DIR/containerd.pid"
-	local i
-	for i in $(seq 50); do [ -S "$ENGINE_DIR/containerd.sock" ] && break; sleep 0.2; done
+	for _ in $(seq 50); do [ -S "$ENGINE_DIR/containerd.sock" ] && break; sleep 0.2; done
 	[ -S "$ENGINE_DIR/containerd.sock" ] || { engine_log "containerd did not start"; tail -20 "$ENGINE_DIR/containerd.log" >&2; return 1; }
 
 	echo '{}' >"$ENGINE_DIR/daemon.json"
@@ -83,7 +83,7 @@ engine_up() {
 		--storage-driver overlay2 --cgroup-parent "/$ENGINE_CGROUP" --log-level warn >"$ENGINE_DIR/dockerd.log" 2>&1 &
 	echo $! >"$ENGINE_DIR/dockerd.launch.pid"
 	export DOCKER_HOST=unix://$ENGINE_DIR/docker.sock
-	for i in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.3; done
+	for _ in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.3; done
 	docker version >/dev/null 2>&1 || { engine_log "dockerd did not start"; tail -30 "$ENGINE_DIR/dockerd.log" >&2; return 1; }
 
 	# The egress guard, before the first container: nothing forwarded leaves by the uplink.
@@ -137,7 +137,7 @@ engine_down() {
 	done
 
 	# Rules the engine added, then the chains it created.
-	local line table rule
+	local table rule
 	engine_rules | grep -vxF -f "$ENGINE_DIR/rules.before" | grep ' -A ' | while read -r table _ rule; do
 		eval "iptables -t $table -D $rule" || true
 	done
@@ -153,7 +153,7 @@ engine_down() {
 		iptables -t "$table" -P "$chain" "$policy" || true
 	done
 
-	while IFS== read -r s v; do
+	while IFS='=' read -r s v; do
 		[ "$v" = absent ] || [ ! -e "/proc/sys/$s" ] || echo "$v" >"/proc/sys/$s"
 	done <"$ENGINE_DIR/sysctls.before"
 }

@@ -49,7 +49,9 @@ mounts() { awk '{print $5}' /proc/self/mountinfo | sed 's/\\040/ /g' | grep -E "
 for _ in 1 2 3; do
 	for m in $(mounts); do umount -l "$m" 2>/dev/null; done
 done
-for ns in $(ls /run/netns 2>/dev/null); do
+for f in /run/netns/*; do
+	[ -e "$f" ] || continue # no namespace at all: the glob stayed as written
+	ns=${f##*/}
 	grep -qx "$ns" "$STATE/before/netns" 2>/dev/null || { umount "/run/netns/$ns" 2>/dev/null; rm -f "/run/netns/$ns"; }
 done
 

@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the settings are used by the scripts that source this file
 # Settings shared by cluster-up.sh, cluster-test.sh and cluster-down.sh (sourced).
 # Every name and address here is the cluster's own, away from the usual defaults, so that
 # nothing else on the machine is touched and cleanup removes only what is ours.
@@ -20,7 +22,8 @@ CHART=$REPO/deploy/helm/order-system
 COMMENT=order-system-cluster          # marks our own iptables rules
 CONTAINERD_SOCK=$STATE/containerd/containerd.sock
 export KUBECONFIG=$STATE/kubeconfig
-export PATH=$BIN:$PATH:$(go env GOPATH)/bin
+GOPATH_BIN=$(go env GOPATH)/bin
+export PATH=$BIN:$PATH:$GOPATH_BIN
 
 kubectl() { "$BIN/kubectl" "$@"; }
 # helm notes each linked library chart on stderr (walk.go: found symbolic link): keep the rest.

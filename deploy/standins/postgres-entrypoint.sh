@@ -46,7 +46,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	fi
 	for f in /docker-entrypoint-initdb.d/*; do
 		case $f in
-		*.sh) echo "postgres: running $f"; if [ -x "$f" ]; then "$f"; else . "$f"; fi ;;
+		*.sh)
+			echo "postgres: running $f"
+			# shellcheck source=/dev/null # the init scripts are the image user's
+			if [ -x "$f" ]; then "$f"; else . "$f"; fi
+			;;
 		*.sql) echo "postgres: running $f"; psql -v ON_ERROR_STOP=1 --no-psqlrc -d "$db" -f "$f" ;;
 		*.sql.gz) echo "postgres: running $f"; gunzip -c "$f" | psql -v ON_ERROR_STOP=1 --no-psqlrc -d "$db" ;;
 		*) ;;
