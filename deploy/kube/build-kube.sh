@@ -8,6 +8,7 @@
 # so no query ever leaves the machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+REPO=$PWD
 KUBE_VERSION=${KUBE_VERSION:-1.37.2}
 COREDNS_VERSION=${COREDNS_VERSION:-1.15.0}
 KUBE_CACHE=${KUBE_CACHE:-$PWD/.cache/kube}
@@ -29,52 +30,7 @@ if [ ! -x "$kube" ]; then
 		go mod edit -replace="$m=$m@v0.${KUBE_VERSION#1.}"
 	done
 	go mod edit -require="k8s.io/kubernetes@v$KUBE_VERSION"
-	cat >main.go <<'GO'
-package main
-
-import (
-	"context"
-	"fmt"
-	"os"
-	"path/filepath"
-
-	"github.com/spf13/cobra"
-	"k8s.io/component-base/cli"
-	_ "k8s.io/component-base/logs/json/register"
-	_ "k8s.io/component-base/metrics/prometheus/clientgo"
-	_ "k8s.io/component-base/metrics/prometheus/version"
-	kubectl "k8s.io/kubectl/pkg/cmd"
-	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
-	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
-	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
-	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
-	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
-	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
-)
-
-func main() {
-	commands := map[string]func() *cobra.Command{
-		"kube-apiserver":          apiserver.NewAPIServerCommand,
-		"kube-controller-manager": controllermanager.NewControllerManagerCommand,
-		"kube-scheduler":          func() *cobra.Command { return scheduler.NewSchedulerCommand() },
-		"kubelet":                 func() *cobra.Command { return kubelet.NewKubeletCommand(context.Background()) },
-		"kube-proxy":              proxy.NewProxyCommand,
-	}
-	name := filepath.Base(os.Args[0])
-	if name == "kubectl" {
-		if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {
-			kubectlutil.CheckErr(err)
-		}
-		return
-	}
-	newCommand, ok := commands[name]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "%s: start me as kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy or kubectl\n", name)
-		os.Exit(2)
-	}
-	os.Exit(cli.Run(newCommand()))
-}
-GO
+	cp "$REPO/deploy/kube/kubebin/main.go" main.go
 	go mod tidy >&2
 	# Without the version stamp the programs report v0.0.0-master and charts' kubeVersion checks fail.
 	go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v$KUBE_VERSION" -o "$kube.tmp" . >&2
@@ -92,29 +48,7 @@ if [ ! -x "$coredns" ]; then
 	cd "$src"
 	[ -f go.mod ] || go mod init clusterdns >/dev/null 2>&1
 	go mod edit -require="github.com/coredns/coredns@v$COREDNS_VERSION"
-	cat >main.go <<'GO'
-package main
-
-import (
-	"github.com/coredns/coredns/core/dnsserver"
-	"github.com/coredns/coredns/coremain"
-
-	_ "github.com/coredns/coredns/plugin/bind"
-	_ "github.com/coredns/coredns/plugin/cache"
-	_ "github.com/coredns/coredns/plugin/errors"
-	_ "github.com/coredns/coredns/plugin/health"
-	_ "github.com/coredns/coredns/plugin/kubernetes"
-	_ "github.com/coredns/coredns/plugin/log"
-	_ "github.com/coredns/coredns/plugin/ready"
-)
-
-// Directives lists the plugins in the order they handle a query, as CoreDNS's own list does.
-func init() {
-	dnsserver.Directives = []string{"bind", "ready", "health", "errors", "log", "cache", "kubernetes"}
-}
-
-func main() { coremain.Run() }
-GO
+	cp "$REPO/deploy/kube/dnsbin/main.go" main.go
 	go mod tidy >&2
 	go build -trimpath -ldflags "-s -w" -o "$coredns.tmp" . >&2
 	mv "$coredns.tmp" "$coredns"
