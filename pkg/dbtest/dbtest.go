@@ -202,3 +202,14 @@ func RemoveQueue(t testing.TB, ch *amqp.Channel, q rabbit.Queue) {
 func Name(t testing.TB, prefix string) string {
 	return fmt.Sprintf("%s.%s", prefix, uuid.NewString()[:8])
 }
+
+// WaitForLockWaits waits until n sessions of db's database wait for a lock, as pg_stat_activity
+// shows them: what a test of lock order waits for instead of sleeping.
+func WaitForLockWaits(t testing.TB, db *sqlx.DB, n int) {
+	t.Helper()
+	Eventually(t, 10*time.Second, fmt.Sprintf("%d sessions waiting for a lock", n), func() bool {
+		var waiting int
+		err := db.Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+		return err == nil && waiting >= n
+	})
+}

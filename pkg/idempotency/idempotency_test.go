@@ -87,6 +87,18 @@ func newServerWithLease(t *testing.T, ttl, lease time.Duration) *server {
 
 var takeOnly = database.Named(`WITH ` + idempotency.TakeCTE + ` SELECT created_at FROM key_taken`)
 
+// endLease ends the lease on key now, as its running out does: no waiting it out.
+func (s *server) endLease(t *testing.T, key string) {
+	t.Helper()
+	s.db.MustExec(`UPDATE idempotency_keys SET locked_until = now() - interval '1 microsecond' WHERE key = $1 AND status_code IS NULL`, key)
+}
+
+// expire makes key's record older than its time to live, as the passing of the TTL does.
+func (s *server) expire(t *testing.T, key string) {
+	t.Helper()
+	s.db.MustExec(`UPDATE idempotency_keys SET expires_at = now() - interval '1 microsecond' WHERE key = $1`, key)
+}
+
 // take takes the request's key in a statement of its own, for a handler that writes no
 // resource, and returns the id the request's resource would have.
 func take(c *echo.Context, db *sqlx.DB) (uuid.UUID, error) {
@@ -279,7 +291,7 @@ func TestTakeoverAfterLeaseExpiry(t *testing.T) {
 	first := make(chan result, 1)
 	go func() { first <- s.send("/things", "k", `{"a":1}`) }()
 	s.waitCalls(t, 1)
-	time.Sleep(lease + 100*time.Millisecond)
+	s.endLease(t, "k")
 
 	const n = 32
 	retries := make(chan result, n)
@@ -342,7 +354,7 @@ func TestFormerOwnerCannotReleaseKey(t *testing.T) {
 	first := make(chan result, 1)
 	go func() { first <- s.send("/things", "k", `{}`) }()
 	s.waitCalls(t, 1)
-	time.Sleep(lease + 100*time.Millisecond)
+	s.endLease(t, "k")
 	second := make(chan result, 1)
 	go func() { second <- s.send("/things", "k", `{}`) }()
 	s.waitCalls(t, 2)
@@ -373,7 +385,7 @@ func TestInFlightKeyOutlivesItsTTL(t *testing.T) {
 	first := make(chan result, 1)
 	go func() { first <- s.send("/things", "k", `{"a":1}`) }()
 	s.waitCalls(t, 1)
-	time.Sleep(ttl + 100*time.Millisecond)
+	s.expire(t, "k")
 	if r := s.send("/things", "k", `{"a":1}`); r.status != http.StatusConflict {
 		t.Fatalf("same key after the TTL while the first still runs = %d %s, want 409", r.status, r.body)
 	}
@@ -440,7 +452,7 @@ func TestExpiredKeysArePurgedAndReusable(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, 300*time.Millisecond)
 	_, first := s.post(t, "/things", "k", `{"a":1}`)
-	time.Sleep(400 * time.Millisecond)
+	s.expire(t, "k")
 	store := idempotency.NewStore(s.db, time.Hour, time.Minute)
 	if n, err := store.Purge(context.Background()); err != nil || n != 1 {
 		t.Fatalf("Purge = %d, %v; want 1 expired record", n, err)

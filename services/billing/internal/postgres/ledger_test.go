@@ -269,7 +269,7 @@ func TestVoidWhilePaymentWaits(t *testing.T) {
 		}
 		paid <- out
 	}()
-	time.Sleep(100 * time.Millisecond) // Pay is now waiting for the row
+	dbtest.WaitForLockWaits(t, db, 1) // Pay is now waiting for the row
 	if v, err := l.Void(ctx, p); err != nil || v.Status != payments.Voided {
 		t.Fatalf("Void while Pay waits = %+v, %v; want voided", v, err)
 	}

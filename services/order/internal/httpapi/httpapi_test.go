@@ -488,7 +488,8 @@ func TestAnOutdatedClaimNeverPaysAFailedOrder(t *testing.T) {
 		replicaA <- err
 	}()
 	waitUntil(t, func() bool { _, held := e.billing.held.Load(slow.Order.ID); return !held })
-	time.Sleep(300 * time.Millisecond) // A's claim on both orders runs out
+	// A's hold on both orders runs out, and both are due again.
+	e.db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '1 millisecond' WHERE status = 'pending'`)
 	if _, err := replicaB.Reconcile(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -600,7 +601,7 @@ func TestTakeoverAfterACrashResumesTheOrder(t *testing.T) {
 		t.Fatalf("retry during the dead request's lease = %d %s, want 409", r.Status, r.Raw)
 	}
 	e.billing.down.Store(false)
-	time.Sleep(400 * time.Millisecond)
+	e.db.MustExec(`UPDATE idempotency_keys SET locked_until = now() - interval '1 microsecond' WHERE key = 'crash'`) // the dead lease ends
 	r := e.post("crash", orderJSON(user, "30"))
 	if r.Status != http.StatusCreated || r.ID != first.Order.ID {
 		t.Fatalf("retry after the lease = %d %s, want 201 for order %s", r.Status, r.Raw, first.Order.ID)
