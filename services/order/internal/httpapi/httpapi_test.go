@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,9 +17,12 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/order-system/order-system/api/billingtest"
+	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
+	"github.com/order-system/order-system/pkg/money"
 	"github.com/order-system/order-system/services/order/internal/billingclient"
 	"github.com/order-system/order-system/services/order/internal/httpapi"
 	"github.com/order-system/order-system/services/order/internal/order"
@@ -28,85 +30,19 @@ import (
 	"github.com/order-system/order-system/services/order/migrations"
 )
 
-// fakeBilling stands in for the billing service over HTTP: balances in memory, one outcome
-// per payment id (paid, refused or voided), a switch that makes it answer 503, and one that
-// makes it pay but lose the answer. Like billing before it stored "no account", it stores
-// no outcome for a user without an account.
-type fakeBilling struct {
-	held       sync.Map // payment id → chan struct{}: the id's next call waits until it is closed
-	mu         sync.Mutex
-	gate       chan struct{}    // when set, every call waits until it is closed
-	balances   map[string]int64 // minor units
-	payments   map[string]string
-	debits     map[string]int
-	down       atomic.Bool
-	loseAnswer atomic.Bool
-}
-
-func (f *fakeBilling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if f.down.Load() {
-		http.Error(w, `{"code":"unavailable"}`, http.StatusServiceUnavailable)
-		return
-	}
-	if f.loseAnswer.Load() {
-		// Process the payment, answer into the void, and tell the client 503.
-		client := w
-		defer http.Error(client, `{"code":"unavailable"}`, http.StatusServiceUnavailable)
-		w = httptest.NewRecorder()
-	}
-	var req struct {
-		PaymentID, UserID string
-		Amount            json.Number
-	}
-	json.NewDecoder(r.Body).Decode(&req)
-	f.mu.Lock()
-	gate := f.gate
-	f.mu.Unlock()
-	if gate != nil {
-		<-gate
-	}
-	if release, ok := f.held.LoadAndDelete(req.PaymentID); ok {
-		<-release.(chan struct{})
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	balance, ok := f.balances[req.UserID]
-	if !ok {
-		http.Error(w, `{"code":"not_found","userId":"`+req.UserID+`"}`, http.StatusNotFound)
-		return
-	}
-	amount, _ := req.Amount.Float64()
-	status, seen := f.payments[req.PaymentID]
-	switch {
-	case !seen && r.URL.Path == "/internal/payments/void":
-		status = "voided"
-		f.payments[req.PaymentID] = status
-	case !seen:
-		status = "insufficient_funds"
-		if cents := int64(amount * 100); balance >= cents {
-			balance -= cents
-			f.balances[req.UserID] = balance
-			f.debits[req.PaymentID]++
-			status = "completed"
-		}
-		f.payments[req.PaymentID] = status
-	}
-	json.NewEncoder(w).Encode(map[string]any{"status": status, "balance": float64(f.balances[req.UserID]) / 100})
-}
-
 type env struct {
 	t          *testing.T
 	db         *sqlx.DB
 	url        string
 	billingURL string
 	svc        *order.Service
-	billing    *fakeBilling
+	billing    *billingtest.Billing
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	db := dbtest.New(t, migrations.FS)
-	fb := &fakeBilling{balances: map[string]int64{}, payments: map[string]string{}, debits: map[string]int{}}
+	fb := billingtest.New()
 	billingSrv := httptest.NewServer(fb)
 	t.Cleanup(billingSrv.Close)
 
@@ -121,34 +57,8 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) user(balance int64) string {
 	id := uuid.NewString()
-	e.billing.setBalance(id, balance)
+	e.billing.SetBalance(id, money.Amount(balance))
 	return id
-}
-
-// The fake's handler runs on the test server's goroutines: the test reads and changes its
-// state under its lock.
-func (f *fakeBilling) setBalance(user string, balance int64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.balances[user] = balance
-}
-
-func (f *fakeBilling) balanceOf(user string) int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.balances[user]
-}
-
-func (f *fakeBilling) debitsOf(payment string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.debits[payment]
-}
-
-func (f *fakeBilling) outcomeOf(payment string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.payments[payment]
 }
 
 type orderBody struct {
@@ -255,8 +165,8 @@ func TestBasicScenario(t *testing.T) {
 	if mismatch := e.post("key-1", orderJSON(user, "200")); mismatch.Status != 422 || mismatch.Code != "idempotency_key_mismatch" {
 		t.Fatalf("same key, other price = %d %s", mismatch.Status, mismatch.Raw)
 	}
-	if e.billing.balanceOf(user) != 400_00 || e.billing.debitsOf(first.ID) != 1 {
-		t.Fatalf("balance %d, debits of the keyed order %d; want 40000 and 1", e.billing.balanceOf(user), e.billing.debitsOf(first.ID))
+	if e.billing.Balance(user) != 400_00 || e.billing.Debits(first.ID) != 1 {
+		t.Fatalf("balance %d, debits of the keyed order %d; want 40000 and 1", e.billing.Balance(user), e.billing.Debits(first.ID))
 	}
 
 	status, body := get(t, e.url+"/orders/"+poor.Order.ID)
@@ -298,7 +208,7 @@ func TestBillingDownLeavesPendingThenReconcilerFinishes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	user := e.user(100_00)
-	e.billing.down.Store(true)
+	e.billing.Down.Store(true)
 
 	r := e.post("retry-key", orderJSON(user, "30"))
 	if r.Status != 503 || r.Code != "unavailable" || r.Order.Status != "pending" {
@@ -310,7 +220,7 @@ func TestBillingDownLeavesPendingThenReconcilerFinishes(t *testing.T) {
 	}
 	other := e.post("", orderJSON(user, "20"))
 
-	e.billing.down.Store(false)
+	e.billing.Down.Store(false)
 	// The retry after recovery resumes the same order and completes it.
 	if resumed := e.post("retry-key", orderJSON(user, "30")); resumed.Status != 201 || resumed.ID != r.Order.ID {
 		t.Fatalf("retry after recovery = %d %s; want 201 for order %s", resumed.Status, resumed.Raw, r.Order.ID)
@@ -324,12 +234,12 @@ func TestBillingDownLeavesPendingThenReconcilerFinishes(t *testing.T) {
 		t.Fatalf("reconciled order = %d %s", status, body)
 	}
 	for _, id := range []string{r.Order.ID, other.Order.ID} {
-		if e.billing.debitsOf(id) != 1 || len(e.events(id)) != 1 {
-			t.Errorf("order %s: %d debits, events %v; want 1 and 1", id, e.billing.debitsOf(id), e.events(id))
+		if e.billing.Debits(id) != 1 || len(e.events(id)) != 1 {
+			t.Errorf("order %s: %d debits, events %v; want 1 and 1", id, e.billing.Debits(id), e.events(id))
 		}
 	}
-	if e.billing.balanceOf(user) != 50_00 {
-		t.Errorf("balance %d, want 5000", e.billing.balanceOf(user))
+	if e.billing.Balance(user) != 50_00 {
+		t.Errorf("balance %d, want 5000", e.billing.Balance(user))
 	}
 }
 
@@ -337,7 +247,7 @@ func TestReconcilerGivesUpAfterMaxAttempts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	user := e.user(100_00)
-	e.billing.down.Store(true)
+	e.billing.Down.Store(true)
 	r := e.post("", orderJSON(user, "30"))
 	cfg := order.ReconcilerConfig{MaxAttempts: 3, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond, CallTimeout: time.Second}
 	// Three payment attempts and a first void attempt find billing down: still pending,
@@ -348,7 +258,7 @@ func TestReconcilerGivesUpAfterMaxAttempts(t *testing.T) {
 	if status, body := get(t, e.url+"/orders/"+r.Order.ID); status != 200 || !strings.Contains(body, `"status":"pending"`) {
 		t.Fatalf("order while its payment cannot be voided = %d %s, want pending", status, body)
 	}
-	e.billing.down.Store(false)
+	e.billing.Down.Store(false)
 	e.reconcile(cfg)
 	status, body := get(t, e.url+"/orders/"+r.Order.ID)
 	if status != 200 || !strings.Contains(body, `"status":"failed"`) || !strings.Contains(body, `"failureReason":"billing_unreachable"`) {
@@ -357,8 +267,8 @@ func TestReconcilerGivesUpAfterMaxAttempts(t *testing.T) {
 	if got := e.events(r.Order.ID); len(got) != 1 || got[0] != "order.failed" {
 		t.Fatalf("events = %v, want one order.failed", got)
 	}
-	if e.billing.debitsOf(r.Order.ID) != 0 || e.billing.outcomeOf(r.Order.ID) != "voided" {
-		t.Fatalf("billing: %d debits, outcome %q; want 0, voided", e.billing.debitsOf(r.Order.ID), e.billing.outcomeOf(r.Order.ID))
+	if e.billing.Debits(r.Order.ID) != 0 || e.billing.Outcome(r.Order.ID) != payments.Voided {
+		t.Fatalf("billing: %d debits, outcome %q; want 0, voided", e.billing.Debits(r.Order.ID), e.billing.Outcome(r.Order.ID))
 	}
 }
 
@@ -368,11 +278,11 @@ func TestGivenUpOrderAnswersItsKeyForGood(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	user := e.user(100_00)
-	e.billing.down.Store(true)
+	e.billing.Down.Store(true)
 	r := e.post("given-up", orderJSON(user, "30"))
 	cfg := order.ReconcilerConfig{MaxAttempts: 1, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond, CallTimeout: time.Second}
 	e.reconcile(cfg)
-	e.billing.down.Store(false)
+	e.billing.Down.Store(false)
 	e.reconcile(cfg) // voids the payment: failed, nothing charged
 
 	retry := e.post("given-up", orderJSON(user, "30"))
@@ -384,8 +294,8 @@ func TestGivenUpOrderAnswersItsKeyForGood(t *testing.T) {
 	if replay.Status != retry.Status || replay.Raw != retry.Raw || replay.Cached != "true" {
 		t.Fatalf("second retry = %d %s cached=%q; want the stored answer replayed", replay.Status, replay.Raw, replay.Cached)
 	}
-	if e.billing.debits[r.Order.ID] != 0 || e.billing.balances[user] != 100_00 {
-		t.Fatalf("billing: %d debits, balance %d; want 0 and 10000", e.billing.debits[r.Order.ID], e.billing.balances[user])
+	if e.billing.Debits(r.Order.ID) != 0 || e.billing.Balance(user) != 100_00 {
+		t.Fatalf("billing: %d debits, balance %d; want 0 and 10000", e.billing.Debits(r.Order.ID), e.billing.Balance(user))
 	}
 }
 
@@ -396,7 +306,7 @@ func TestGivingUpFindsALostDebit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	user := e.user(100_00)
-	e.billing.loseAnswer.Store(true)
+	e.billing.LoseAnswer.Store(true)
 	r := e.post("", orderJSON(user, "30"))
 	if r.Status != 503 || r.Order.Status != "pending" {
 		t.Fatalf("order whose answer was lost = %d %s, want 503 pending", r.Status, r.Raw)
@@ -405,13 +315,13 @@ func TestGivingUpFindsALostDebit(t *testing.T) {
 	for range 2 {
 		e.reconcile(cfg)
 	}
-	e.billing.loseAnswer.Store(false)
+	e.billing.LoseAnswer.Store(false)
 	e.reconcile(cfg)
 	if status, body := get(t, e.url+"/orders/"+r.Order.ID); status != 200 || !strings.Contains(body, `"status":"completed"`) {
 		t.Fatalf("order after the void found its debit = %d %s, want completed", status, body)
 	}
-	if e.billing.debitsOf(r.Order.ID) != 1 || e.billing.balanceOf(user) != 70_00 {
-		t.Fatalf("billing: %d debits, balance %d; want 1 and 7000", e.billing.debitsOf(r.Order.ID), e.billing.balanceOf(user))
+	if e.billing.Debits(r.Order.ID) != 1 || e.billing.Balance(user) != 70_00 {
+		t.Fatalf("billing: %d debits, balance %d; want 1 and 7000", e.billing.Debits(r.Order.ID), e.billing.Balance(user))
 	}
 }
 
@@ -444,8 +354,8 @@ func TestConcurrentOrdersOneKey(t *testing.T) {
 	}
 	var orders int
 	e.db.Get(&orders, `SELECT count(*) FROM orders`)
-	if len(ids) != 1 || orders != 1 || e.billing.balanceOf(user) != 990_00 {
-		t.Fatalf("ids %v, %d orders stored, balance %d; want one order debited once", ids, orders, e.billing.balanceOf(user))
+	if len(ids) != 1 || orders != 1 || e.billing.Balance(user) != 990_00 {
+		t.Fatalf("ids %v, %d orders stored, balance %d; want one order debited once", ids, orders, e.billing.Balance(user))
 	}
 }
 
@@ -471,23 +381,22 @@ func TestAnOutdatedClaimNeverPaysAFailedOrder(t *testing.T) {
 	cfg := order.ReconcilerConfig{MaxAttempts: 5, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond, CallTimeout: 100 * time.Millisecond}
 	replicaB := order.NewService(postgres.NewOrders(e.db, func() {}, 2*time.Second), billingclient.New(e.billingURL, time.Second, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
 
-	e.billing.down.Store(true)
+	e.billing.Down.Store(true)
 	slow := e.post("", orderJSON(e.user(100_00), "10"))
 	noAccount := uuid.NewString()
 	failing := e.post("", orderJSON(noAccount, "10"))
-	e.billing.down.Store(false)
+	e.billing.Down.Store(false)
 	// slow is claimed first; its payment call waits until released.
 	e.db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '2 seconds' WHERE id = $1`, slow.Order.ID)
 	e.db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '1 second' WHERE id = $1`, failing.Order.ID)
-	release := make(chan struct{})
-	e.billing.held.Store(slow.Order.ID, release)
+	arrived, release := e.billing.Hold(slow.Order.ID)
 
 	replicaA := make(chan error, 1)
 	go func() {
 		_, err := e.svc.Reconcile(context.Background(), cfg)
 		replicaA <- err
 	}()
-	waitUntil(t, func() bool { _, held := e.billing.held.Load(slow.Order.ID); return !held })
+	<-arrived
 	// A's hold on both orders runs out, and both are due again.
 	e.db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '1 millisecond' WHERE status = 'pending'`)
 	if _, err := replicaB.Reconcile(context.Background(), cfg); err != nil {
@@ -496,16 +405,16 @@ func TestAnOutdatedClaimNeverPaysAFailedOrder(t *testing.T) {
 	if status, body := get(t, e.url+"/orders/"+failing.Order.ID); !strings.Contains(body, `"failureReason":"account_not_found"`) {
 		t.Fatalf("order of a user without an account after B's pass = %d %s, want failed", status, body)
 	}
-	e.billing.setBalance(noAccount, 100_00) // the account opens meanwhile
-	close(release)
+	e.billing.SetBalance(noAccount, 100_00) // the account opens meanwhile
+	release()
 	if err := <-replicaA; err != nil {
 		t.Fatal(err)
 	}
 
-	if d := e.billing.debitsOf(failing.Order.ID); d != 0 || e.billing.balanceOf(noAccount) != 100_00 {
-		t.Fatalf("the failed order was debited %d times, balance %d; want 0 and 10000", d, e.billing.balanceOf(noAccount))
+	if d := e.billing.Debits(failing.Order.ID); d != 0 || e.billing.Balance(noAccount) != 100_00 {
+		t.Fatalf("the failed order was debited %d times, balance %d; want 0 and 10000", d, e.billing.Balance(noAccount))
 	}
-	if d := e.billing.debitsOf(slow.Order.ID); d != 1 {
+	if d := e.billing.Debits(slow.Order.ID); d != 1 {
 		t.Fatalf("the slow order was debited %d times, want 1", d)
 	}
 }
@@ -577,9 +486,9 @@ func TestFailedFinishStoresNeitherAnswerNorFinish(t *testing.T) {
 	}
 	var id string
 	e.db.Get(&id, `SELECT id FROM orders`)
-	if retry.ID != id || e.billing.debitsOf(id) != 1 || e.billing.balanceOf(user) != 70_00 {
+	if retry.ID != id || e.billing.Debits(id) != 1 || e.billing.Balance(user) != 70_00 {
 		t.Fatalf("retry completed %s (stored order %s), %d debits, balance %d; want the same order debited once",
-			retry.ID, id, e.billing.debitsOf(id), e.billing.balanceOf(user))
+			retry.ID, id, e.billing.Debits(id), e.billing.Balance(user))
 	}
 }
 
@@ -591,7 +500,7 @@ func TestTakeoverAfterACrashResumesTheOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	user := e.user(100_00)
-	e.billing.down.Store(true)
+	e.billing.Down.Store(true)
 	first := e.post("crash", orderJSON(user, "30"))
 	if first.Status != http.StatusServiceUnavailable {
 		t.Fatalf("first = %d %s, want 503", first.Status, first.Raw)
@@ -600,7 +509,7 @@ func TestTakeoverAfterACrashResumesTheOrder(t *testing.T) {
 	if r := e.post("crash", orderJSON(user, "30")); r.Status != http.StatusConflict {
 		t.Fatalf("retry during the dead request's lease = %d %s, want 409", r.Status, r.Raw)
 	}
-	e.billing.down.Store(false)
+	e.billing.Down.Store(false)
 	e.db.MustExec(`UPDATE idempotency_keys SET locked_until = now() - interval '1 microsecond' WHERE key = 'crash'`) // the dead lease ends
 	r := e.post("crash", orderJSON(user, "30"))
 	if r.Status != http.StatusCreated || r.ID != first.Order.ID {
@@ -608,8 +517,8 @@ func TestTakeoverAfterACrashResumesTheOrder(t *testing.T) {
 	}
 	var orders int
 	e.db.Get(&orders, `SELECT count(*) FROM orders`)
-	if orders != 1 || e.billing.debitsOf(first.Order.ID) != 1 {
-		t.Fatalf("%d orders, %d debits; want one order paid once", orders, e.billing.debitsOf(first.Order.ID))
+	if orders != 1 || e.billing.Debits(first.Order.ID) != 1 {
+		t.Fatalf("%d orders, %d debits; want one order paid once", orders, e.billing.Debits(first.Order.ID))
 	}
 }
 
@@ -622,10 +531,7 @@ func TestLateFinishLocksTheKeyBeforeTheOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	user := e.user(100_00)
-	gate := make(chan struct{})
-	e.billing.mu.Lock()
-	e.billing.gate = gate
-	e.billing.mu.Unlock()
+	open := e.billing.Gate()
 	placed := make(chan response, 1)
 	go func() {
 		r, err := e.send("late", orderJSON(user, "30"))
@@ -642,7 +548,7 @@ func TestLateFinishLocksTheKeyBeforeTheOrder(t *testing.T) {
 	}
 	defer takeover.Rollback()
 	takeover.MustExec(`SELECT FROM idempotency_keys WHERE key = 'late' FOR UPDATE`)
-	close(gate)
+	open()
 	waitUntil(t, func() bool {
 		var waiting int
 		e.db.Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
@@ -683,7 +589,7 @@ func TestOrderBeforeTheAccountOpensIsToldToComeBack(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Retry-After") != "1" {
 		t.Fatalf("unkeyed order before the account = %d Retry-After=%q, want 404 with Retry-After 1", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	e.billing.setBalance(user, 100_00) // the account opens
+	e.billing.SetBalance(user, 100_00) // the account opens
 	retry := e.post("early", orderJSON(user, "30"))
 	if retry.Status != http.StatusCreated || retry.Cached != "" || retry.ID == first.Order.ID {
 		t.Fatalf("keyed retry once the account is open = %d %s cached=%q, want a new order, paid", retry.Status, retry.Raw, retry.Cached)
@@ -691,10 +597,10 @@ func TestOrderBeforeTheAccountOpensIsToldToComeBack(t *testing.T) {
 	if replay := e.post("early", orderJSON(user, "30")); replay.Status != http.StatusCreated || replay.Raw != retry.Raw || replay.Cached != "true" {
 		t.Fatalf("third = %d %s cached=%q, want the 201 replayed", replay.Status, replay.Raw, replay.Cached)
 	}
-	if d := e.billing.debitsOf(first.Order.ID); d != 0 {
+	if d := e.billing.Debits(first.Order.ID); d != 0 {
 		t.Fatalf("the failed order was debited %d times", d)
 	}
-	if b := e.billing.balanceOf(user); b != 70_00 {
+	if b := e.billing.Balance(user); b != 70_00 {
 		t.Fatalf("balance %d, want 70.00: one order paid", b)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/order-system/order-system/api/billingtest"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
@@ -28,36 +28,10 @@ import (
 	"github.com/order-system/order-system/services/user/migrations"
 )
 
-// fakeBilling stands in for the billing service: it records every call it gets and opens
-// accounts with 201.
-type fakeBilling struct {
-	mu    sync.Mutex
-	calls []billingCall
-}
-
-type billingCall struct {
-	Method, Path, RequestID string
-}
-
-func (f *fakeBilling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	f.calls = append(f.calls, billingCall{Method: r.Method, Path: r.URL.Path, RequestID: r.Header.Get("X-Request-ID")})
-	f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusCreated)
-	io.WriteString(w, `{"userId":"`+strings.TrimPrefix(r.URL.Path, "/internal/accounts/")+`","balance":0,"currency":"RUB"}`)
-}
-
-func (f *fakeBilling) Calls() []billingCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.calls)
-}
-
 type env struct {
 	db      *sqlx.DB
 	url     string
-	billing *fakeBilling
+	billing *billingtest.Billing
 }
 
 // newEnv starts the user service's HTTP API, built as main builds it, over a throwaway
@@ -66,7 +40,7 @@ func newEnv(t *testing.T, billingDown bool) *env {
 	t.Helper()
 	db := dbtest.New(t, migrations.FS)
 
-	fb := &fakeBilling{}
+	fb := billingtest.New()
 	billingSrv := httptest.NewServer(fb)
 	if billingDown {
 		billingSrv.Close()
@@ -256,7 +230,7 @@ func TestCreateAndGetUser(t *testing.T) {
 		t.Errorf("GET body differs from POST body (-post +get):\n%s", diff)
 	}
 
-	want := []billingCall{{Method: http.MethodPut, Path: "/internal/accounts/" + u.ID, RequestID: "req-create-1"}}
+	want := []billingtest.Call{{Method: http.MethodPut, Path: "/internal/accounts/" + u.ID, RequestID: "req-create-1"}}
 	if diff := cmp.Diff(want, e.billing.Calls()); diff != "" {
 		t.Errorf("billing calls (-want +got):\n%s", diff)
 	}
