@@ -99,19 +99,11 @@ func (c *Claim) Take(ctx context.Context, q sqlx.QueryerContext, run func(id uui
 			c.unsure = !errors.As(err, &refused)
 			return err
 		}
-		// The statement took nothing: a transaction in progress holds the key's lock (it may
-		// be resetting an expired record, which still looks expired from here), or the
-		// record may not be taken. Only once nobody holds the lock does the record say which.
-		var free bool
-		if err := sqlx.GetContext(ctx, q, &free, lockFreeSQL, c.scope, c.key); err != nil {
-			return fmt.Errorf("check key lock: %w", err)
-		}
-		if !free {
-			return &Refusal{outcome: inFlight}
-		}
+		// The statement took nothing: the record may not be taken, or a transaction in
+		// progress holds the key's lock.
 		var rec keyRecord
 		err = sqlx.GetContext(ctx, q, &rec, `SELECT fingerprint, status_code, content_type, body, created_at,
-			coalesce(locked_until < now(), false) AS lapsed, expires_at < now() AND `+notLeased("idempotency_keys")+` AS expired
+			coalesce(locked_until < now(), false) AS lapsed, expires_at < now() AS expired, `+notLeased("idempotency_keys")+` AS unheld
 			FROM idempotency_keys WHERE scope = $1 AND key = $2`, c.scope, c.key)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -120,10 +112,19 @@ func (c *Claim) Take(ctx context.Context, q sqlx.QueryerContext, run func(id uui
 		case err != nil:
 			return fmt.Errorf("read key: %w", err)
 		case rec.Expired:
-			// The holder the statement met rolled back and left the record expired (and no
-			// request holds it): an expired answer is never replayed nor its payload
-			// compared; take it afresh.
-			continue
+			// Only an expired record can be reset, and a transaction resetting it for its own
+			// payload still shows the old payload and answer from here: neither may be
+			// compared with or replayed. While the key's lock is held, the key is in use;
+			// once it is free, an expired record nobody holds is taken afresh.
+			free, err := c.lockFree(ctx, q)
+			switch {
+			case err != nil:
+				return err
+			case free && rec.Unheld:
+				continue
+			default:
+				return &Refusal{outcome: inFlight}
+			}
 		case rec.Fingerprint != c.fingerprint:
 			return &Refusal{outcome: mismatch}
 		case rec.StatusCode.Valid:
@@ -141,10 +142,17 @@ func (c *Claim) Take(ctx context.Context, q sqlx.QueryerContext, run func(id uui
 // by a holder that rolled back a third.
 const maxTakeAttempts = 3
 
-// lockFreeSQL tells whether the key's advisory lock is free: taken and, outside a
-// transaction, released at once; inside one it is kept, harmlessly, by a request that is
+// lockFree tells whether the key's advisory lock is free: it takes it, and outside a
+// transaction releases it at once; inside one it is kept, harmlessly, by a request that is
 // about to be refused or to take the key itself.
-const lockFreeSQL = `SELECT pg_try_advisory_xact_lock(hashtextextended($1, hashtextextended($2, 0)))`
+func (c *Claim) lockFree(ctx context.Context, q sqlx.QueryerContext) (bool, error) {
+	var free bool
+	err := sqlx.GetContext(ctx, q, &free, `SELECT pg_try_advisory_xact_lock(hashtextextended($1, hashtextextended($2, 0)))`, c.scope, c.key)
+	if err != nil {
+		return false, fmt.Errorf("check key lock: %w", err)
+	}
+	return free, nil
+}
 
 // StoreCTE is a WITH query named key_stored that stores a taken claim's answer, its
 // parameters those of Key.Answer, provided the WITH query named after yields a row (the

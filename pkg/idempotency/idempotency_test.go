@@ -280,6 +280,34 @@ func (s *server) waitCalls(t *testing.T, n int64) {
 	}
 }
 
+// TestConcurrentReplaysAllGetTheAnswer: many repeats of a request whose answer is stored,
+// sent at once, all get that answer replayed; none is told 409 because another repeat
+// happened to be looking at the key in the same instant.
+func TestConcurrentReplaysAllGetTheAnswer(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, time.Hour)
+	first := s.send("/things", "k", `{"a":1}`)
+	if first.err != nil || first.status != http.StatusCreated {
+		t.Fatalf("first = %d %v, want 201", first.status, first.err)
+	}
+	const n = 64
+	replays := make(chan result, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { replays <- s.send("/things", "k", `{"a":1}`) })
+	}
+	wg.Wait()
+	close(replays)
+	for r := range replays {
+		if r.err != nil || r.status != http.StatusCreated || r.body != first.body || r.cached != "true" {
+			t.Errorf("concurrent replay = %d %s cached=%q %v, want the first answer replayed", r.status, r.body, r.cached, r.err)
+		}
+	}
+	if calls := s.calls.Load(); calls != 1 {
+		t.Fatalf("handler ran %d times, want once", calls)
+	}
+}
+
 // TestTakeoverAfterLeaseExpiry holds a first request past its lease. Of many retries racing
 // for the key then, exactly one takes it over, under the same derived id; the first request,
 // finishing last, cannot overwrite the answer stored by the one that owns the key now.

@@ -78,7 +78,8 @@ type keyRecord struct {
 	Body        []byte         `db:"body"`
 	CreatedAt   time.Time      `db:"created_at"`
 	Lapsed      bool           `db:"lapsed"`
-	Expired     bool           `db:"expired"` // and not leased: the key is free for a new request
+	Expired     bool           `db:"expired"` // its time to live is over
+	Unheld      bool           `db:"unheld"`  // no request holds it: finished, or its lease ended
 }
 
 // claim returns the claim of a new request on key in scope, with a lease owner of its own
