@@ -694,6 +694,11 @@ func settle(t *testing.T, s *system, h *chaosHistory, c *chaosClient) {
 	waitUntil(60*time.Second, func() bool {
 		return s.count(`SELECT count(*) FROM orders.orders WHERE status = 'pending'`) == 0
 	})
+	// A user registered while billing was frozen or down gets the account from the
+	// user.created event once billing's consumer is back, which takes a reconnect.
+	waitUntil(60*time.Second, func() bool {
+		return s.count(`SELECT count(*) FROM users.users u WHERE NOT EXISTS (SELECT FROM billing.accounts a WHERE a.user_id = u.id)`) == 0
+	})
 	waitUntil(60*time.Second, func() bool {
 		return s.count(`SELECT count(*) FROM orders.outbox`)+s.count(`SELECT count(*) FROM users.outbox`) == 0 &&
 			s.count(`SELECT count(*) FROM orders.orders WHERE status <> 'pending'`) == s.count(`SELECT count(DISTINCT order_id) FROM notifications.notifications`)
