@@ -2,8 +2,9 @@
 # make cluster-down: stops everything cluster-up started and puts the machine back as
 # cluster-up found it (.run/cluster/before), then checks: no process of the cluster, no mount
 # under its folders or of its pods' network namespaces, no iptables chain or rule of its own,
-# no bridge, veth or route, sysctls (ip_forward among them) as they were. Says what it found;
-# exits non-zero when anything is left. Safe to run after a cluster-up that failed half-way.
+# no bridge, veth, route or CNI result of its pods, sysctls (ip_forward and the conntrack
+# timeouts among them) as they were. Says what it found; exits non-zero when anything is
+# left. Safe to run after a cluster-up that failed half-way.
 set -uo pipefail
 . "$(dirname "$0")/cluster-env.sh"
 [ -d "$STATE" ] || { echo "no cluster state in $STATE: nothing to stop"; exit 0; }
@@ -42,6 +43,12 @@ log "stopping containerd, kube-apiserver, etcd"
 for p in containerd kube-apiserver etcd; do stop "$p"; done
 # Shims whose containerd is gone: by their --address, which names our socket.
 for pid in $(pgrep -f "containerd-shim.*-address $CONTAINERD_SOCK" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+
+# cni_results_left lists the CNI result files of our network and of the loopback plugin
+# that were not there when cluster-up started.
+cni_results_left() {
+	comm -13 "$STATE/before/cni-results" <(ls "$CNI_RESULTS" 2>/dev/null | sort) 2>/dev/null | grep -E '^(order-system|cni-loopback)-' || true
+}
 
 log "unmounting"
 # Deepest first; only what is under our folder or a network namespace our pods had.
@@ -85,9 +92,11 @@ done <"$STATE/before/sysctl"
 for root in /sys/fs/cgroup/*/; do
 	[ -d "$root/kubepods" ] && find "$root/kubepods" -depth -type d -exec rmdir {} + 2>/dev/null
 done
-# The kubelet's links to our pods' logs, then the folders that were not there before.
+# The kubelet's links to our pods' logs, the CNI results of our pods, then the folders that
+# were not there before.
 find /var/log/containers -maxdepth 1 -lname "$STATE/*" -delete 2>/dev/null
-for d in /run/netns /var/log/pods /var/log/containers /run/containerd; do
+for f in $(cni_results_left); do rm -f "$CNI_RESULTS/$f"; done
+for d in /run/netns /var/log/pods /var/log/containers /run/containerd "$CNI_RESULTS" /var/lib/cni; do
 	grep -qx "$d" "$STATE/before/dirs" 2>/dev/null && continue
 	[ -d "$d" ] && rmdir "$d" 2>/dev/null
 done
@@ -115,9 +124,11 @@ while read -r name value; do
 done <"$STATE/before/sysctl"
 c=$(find /sys/fs/cgroup/*/kubepods -maxdepth 0 2>/dev/null | tr '\n' ' ')
 [ -z "$c" ] || left+=("cgroups: $c")
-for d in /run/netns /var/log/pods /var/log/containers; do
+for d in /run/netns /var/log/pods /var/log/containers /var/lib/cni; do
 	grep -qx "$d" "$STATE/before/dirs" 2>/dev/null || { [ -e "$d" ] && left+=("folder $d"); }
 done
+f=$(cni_results_left | tr '\n' ' ')
+[ -z "$f" ] || left+=("CNI results: $f")
 
 log "releasing the network lock"
 stop lock
@@ -126,6 +137,6 @@ if [ ${#left[@]} -gt 0 ]; then
 	echo "cluster-down: the state stays in $STATE for a look; run make cluster-down again" >&2
 	exit 1
 fi
-echo "after-down check: no process, mount, iptables chain or rule, bridge, veth or route left; $(tr '\n' ' ' <"$STATE/before/sysctl" | sed 's/ \([a-z]\)/, \1/g') as before"
+echo "after-down check: no process, mount, iptables chain or rule, bridge, veth, route or CNI result left; $(tr '\n' ' ' <"$STATE/before/sysctl" | sed 's/ \([a-z]\)/, \1/g') as before"
 rm -rf "$STATE"
 log "cluster down in $((SECONDS - t0)) s"

@@ -32,7 +32,11 @@ ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 # The sysctls that the cluster's parts may change; cluster-down puts back what cluster-up found.
 SYSCTLS="net.ipv4.ip_forward net.ipv4.conf.all.route_localnet net.bridge.bridge-nf-call-iptables
 vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
-kernel.keys.root_maxbytes net.netfilter.nf_conntrack_max"
+kernel.keys.root_maxbytes net.netfilter.nf_conntrack_max net.netfilter.nf_conntrack_tcp_timeout_established
+net.netfilter.nf_conntrack_tcp_timeout_close_wait"
+# Where the CNI plugins keep a result per pod network attachment (libcni's default); the files
+# of ours are named after our network (order-system-…) or the loopback plugin.
+CNI_RESULTS=/var/lib/cni/results
 # chart_images: every image the chart names with the values cluster-up installs it with.
 chart_images() {
 	helm_ template "$RELEASE" "$CHART" -f "$STATE/values.yaml" "$@" | sed -n 's/^ *image: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' | sort -u

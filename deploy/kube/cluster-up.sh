@@ -56,7 +56,8 @@ for s in $SYSCTLS; do echo "$s $(sysctl -n "$s" 2>/dev/null || echo -)"; done >"
 for t in filter nat mangle raw; do iptables -t "$t" -S 2>/dev/null | grep -E '^-N' | sort >"$STATE/before/chains-$t" || true; done
 ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort >"$STATE/before/links"
 ip route show | sort >"$STATE/before/routes"
-for d in /run/netns /var/log/pods /var/log/containers /run/containerd; do [ -e "$d" ] && echo "$d"; done >"$STATE/before/dirs" || true
+for d in /run/netns /var/log/pods /var/log/containers /run/containerd /var/lib/cni "$CNI_RESULTS"; do [ -e "$d" ] && echo "$d"; done >"$STATE/before/dirs" || true
+ls "$CNI_RESULTS" 2>/dev/null | sort >"$STATE/before/cni-results" || true
 ls /run/netns 2>/dev/null | sort >"$STATE/before/netns" || true
 
 step "node network"
