@@ -227,7 +227,7 @@ type nemesis struct {
 // service may end the test.
 func (n *nemesis) run(ctx context.Context) {
 	n.t.Cleanup(func() { exec.Command("rabbitmqctl", "start_app").Run() })
-	n.t.Cleanup(func() { controlPostgres(n.t, n.pg, "start") })
+	n.t.Cleanup(func() { startPostgres(n.t, n.pg) })
 	begin := time.Now()
 	scheduled := map[time.Duration]func() string{}
 	if n.duration >= time.Minute {
@@ -278,14 +278,14 @@ func (n *nemesis) ordersDownPastTheKey() string {
 // than the queues' delivery limit. Every event must still be delivered once the database is
 // back, none dead-lettered.
 func (n *nemesis) databaseOutageWithDroppedConsumers() string {
-	controlPostgres(n.t, n.pg, "stop")
+	stopPostgres(n.t, n.pg)
 	vhost := vhostOf(n.t, n.s.amqp)
 	for range 7 {
 		time.Sleep(n.between(500*time.Millisecond, 1500*time.Millisecond))
 		// Fails harmlessly when a consumer is between connections.
 		exec.Command("rabbitmqctl", "close_all_connections", "-p", vhost, "chaos: connections dropped during a database outage").Run()
 	}
-	controlPostgres(n.t, n.pg, "start")
+	startPostgres(n.t, n.pg)
 	return "postgres-down-consumers-dropped"
 }
 

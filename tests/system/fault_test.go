@@ -133,32 +133,36 @@ func postgresCluster(t *testing.T) string {
 	return cluster[0].Name()
 }
 
+// pgCtl runs pg_ctlcluster with args on the machine's PostgreSQL cluster version.
+func pgCtl(version string, args ...string) ([]byte, error) {
+	return exec.Command("pg_ctlcluster", append([]string{"--skip-systemctl-redirect", version, "main"}, args...)...).CombinedOutput()
+}
+
 // restartPostgres restarts the machine's PostgreSQL in mode fast (sessions are closed) or
 // immediate (like a crash: recovery from the WAL at start).
 func restartPostgres(t *testing.T, version, mode string) {
 	t.Helper()
-	out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", mode).CombinedOutput()
-	if err != nil {
+	if out, err := pgCtl(version, "restart", "-m", mode); err != nil {
 		t.Fatalf("restart PostgreSQL (%s): %v\n%s", mode, err, out)
 	}
 }
 
-// controlPostgres stops or starts the machine's PostgreSQL; a start waits until it accepts
-// connections.
-func controlPostgres(t *testing.T, version, action string) {
+// stopPostgres stops the machine's PostgreSQL, closing its sessions.
+func stopPostgres(t *testing.T, version string) {
 	t.Helper()
-	args := []string{"--skip-systemctl-redirect", version, "main", action}
-	if action == "stop" {
-		args = append(args, "-m", "fast")
+	if out, err := pgCtl(version, "stop", "-m", "fast"); err != nil {
+		t.Fatalf("stop PostgreSQL: %v\n%s", err, out)
 	}
-	if out, err := exec.Command("pg_ctlcluster", args...).CombinedOutput(); err != nil && action == "stop" {
-		t.Fatalf("%s PostgreSQL: %v\n%s", action, err, out)
-	}
-	if action == "start" {
-		dbtest.Eventually(t, 60*time.Second, "PostgreSQL to accept connections", func() bool {
-			return exec.Command("pg_isready", "-q", "-h", "127.0.0.1").Run() == nil
-		})
-	}
+}
+
+// startPostgres starts the machine's PostgreSQL unless it runs (pg_ctlcluster then fails,
+// harmlessly) and waits until it accepts connections.
+func startPostgres(t *testing.T, version string) {
+	t.Helper()
+	pgCtl(version, "start")
+	dbtest.Eventually(t, 60*time.Second, "PostgreSQL to accept connections", func() bool {
+		return exec.Command("pg_isready", "-q", "-h", "127.0.0.1").Run() == nil
+	})
 }
 
 // vhostOf returns the vhost of a broker URL.
