@@ -13,7 +13,12 @@ type Code string
 // The stable error codes of the API that are not the business's own: the business declares
 // those itself (NewOf), each answered as one of these.
 const (
-	Invalid             Code = "invalid_request"
+	Invalid Code = "invalid_request"
+	// Unauthenticated is a request without a valid bearer token where one is required.
+	Unauthenticated Code = "unauthenticated"
+	// Forbidden is a caller acting on a user other than themselves, or a service credential
+	// that is not one of the callers a route admits.
+	Forbidden           Code = "forbidden"
 	NotFound            Code = "not_found"
 	MethodNotAllowed    Code = "method_not_allowed"
 	PayloadTooLarge     Code = "payload_too_large"

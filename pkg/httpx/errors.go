@@ -22,6 +22,10 @@ func StatusOf(code apperr.Code) int {
 	switch code {
 	case apperr.Invalid:
 		return http.StatusBadRequest
+	case apperr.Unauthenticated:
+		return http.StatusUnauthorized
+	case apperr.Forbidden:
+		return http.StatusForbidden
 	case apperr.NotFound:
 		return http.StatusNotFound
 	case apperr.MethodNotAllowed:

@@ -15,11 +15,14 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/httpx"
 )
 
 // Middleware enforces idempotency on the routes it wraps. The scope is the route's method
-// and path template, so the same key on two endpoints names two different requests.
+// and path template, so the same key on two endpoints names two different requests, and with
+// sign-in on the caller's user too (auth.Guard's Users runs first): one caller's key never
+// replays another's answer.
 //
 // It checks the key and the body and puts the request's Claim in its context, from which
 // the handler takes it as a Key (KeyOf) and passes it down; the repository takes the key
@@ -58,7 +61,11 @@ func (s *Store) Middleware(log *slog.Logger) echo.MiddlewareFunc {
 				return err
 			}
 			ctx := req.Context()
-			claim := s.claim(req.Method+" "+c.Path(), key, Fingerprint(body))
+			scope := req.Method + " " + c.Path()
+			if caller, ok := auth.Caller(c); ok {
+				scope += " " + caller.UserID().String()
+			}
+			claim := s.claim(scope, key, Fingerprint(body))
 			c.SetRequest(req.WithContext(context.WithValue(ctx, claimKey{}, claim)))
 			resp, err := echo.UnwrapResponse(c.Response())
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
@@ -78,7 +79,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 	users := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), rabbit.OneByOne(consumer.Handler(svc)), log, reg)
 
-	e := httpapi.New(svc, keys, map[string]httpx.Check{
+	e := httpapi.New(svc, auth.NewGuard(cfg.Auth), keys, map[string]httpx.Check{
 		"database": db.PingContext,
 		"broker":   httpx.Degraded(users.Check),
 	}, log, reg)

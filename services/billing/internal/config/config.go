@@ -4,6 +4,7 @@ package config
 import (
 	"log/slog"
 
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/env"
 	"github.com/order-system/order-system/pkg/idempotency"
 )
@@ -15,6 +16,8 @@ const localDatabase = "postgres://billing_service:billing_service@127.0.0.1:5432
 // Config is the billing service's configuration.
 type Config struct {
 	env.Common
+	// Auth is sign-in (AUTH, AUTH_ISSUER, ...): off unless AUTH=oidc.
+	Auth        auth.Config
 	Idempotency idempotency.Config
 }
 
@@ -28,10 +31,13 @@ func Load() (Config, error) {
 	if cfg.Idempotency, err = idempotency.LoadConfig(); err != nil {
 		return Config{}, err
 	}
+	if cfg.Auth, err = auth.LoadConfig(); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
 }
 
 // LogValue is the configuration as the start-up log shows it, passwords masked.
 func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(append(c.Common.Attrs(), slog.Any("idempotency", c.Idempotency))...)
+	return slog.GroupValue(append(c.Common.Attrs(), slog.Any("auth", c.Auth), slog.Any("idempotency", c.Idempotency))...)
 }

@@ -13,23 +13,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/money"
 	"github.com/order-system/order-system/services/billing/internal/billing"
 )
 
-// New returns billing's echo instance with every route mounted.
-func New(svc *billing.Service, keys *idempotency.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
+// New returns billing's echo instance with every route mounted. With sign-in on (guard not
+// nil), a /billing route needs a user's token and acts only on the caller's own account, and
+// an /internal route needs the service credential of the user or the order service.
+func New(svc *billing.Service, guard *auth.Guard, keys *idempotency.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
 	e := httpx.New(log, reg)
 	httpx.Health(e, checks)
 	h := handler{svc: svc}
-	e.POST("/billing/deposit", h.deposit, keys.Middleware(log))
-	e.GET("/billing/balance/:userId", h.balance)
-	e.GET("/billing/transactions/:userId", h.transactions)
-	e.PUT("/internal/accounts/:userId", h.openAccount)
-	e.POST("/internal/payments", h.pay)
-	e.POST("/internal/payments/void", h.void)
+	e.POST("/billing/deposit", h.deposit, guard.Users(), keys.Middleware(log))
+	e.GET("/billing/balance/:userId", h.balance, guard.Users())
+	e.GET("/billing/transactions/:userId", h.transactions, guard.Users())
+	internal := e.Group("/internal", guard.Services())
+	internal.PUT("/accounts/:userId", h.openAccount)
+	internal.POST("/payments", h.pay)
+	internal.POST("/payments/void", h.void)
 	return e
 }
 
@@ -92,6 +96,9 @@ func (h handler) deposit(c *echo.Context) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
+	if err := auth.Permit(c, d.UserID); err != nil {
+		return err
+	}
 	// With an Idempotency-Key the ledger takes the key in the deposit's transaction, derives
 	// the deposit id from it (a retry after a crash finds the first deposit instead of adding
 	// the money again) and stores the answer, as deposited renders it, before it commits.
@@ -117,6 +124,9 @@ func (h handler) balance(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := auth.Permit(c, userID); err != nil {
+		return err
+	}
 	a, err := h.svc.Account(c.Request().Context(), userID)
 	if err != nil {
 		return retryLater(c, namingUser(err, userID))
@@ -127,6 +137,9 @@ func (h handler) balance(c *echo.Context) error {
 func (h handler) transactions(c *echo.Context) error {
 	userID, err := httpx.PathUUID(c, "userId")
 	if err != nil {
+		return err
+	}
+	if err := auth.Permit(c, userID); err != nil {
 		return err
 	}
 	entries, err := h.svc.Transactions(c.Request().Context(), userID)

@@ -41,7 +41,7 @@ func newAPI(t *testing.T) *api {
 	db := dbtest.New(t, migrations.FS)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := billing.NewService(postgres.NewLedger(db), log)
-	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, prometheus.NewRegistry())
+	e := httpapi.New(svc, nil, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, prometheus.NewRegistry())
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	return &api{t: t, url: srv.URL, svc: svc, db: db}

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/lifecycle"
@@ -70,7 +71,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	store := postgres.NewStore(db)
 	orders := rabbit.NewConsumer(cfg.AMQPURL, consumer.Queue(), consumer.Handler(store, cfg.Lang, log), log, reg)
 
-	e := httpapi.New(store, map[string]httpx.Check{"database": db.PingContext, "broker": httpx.Degraded(orders.Check)}, log, reg)
+	e := httpapi.New(store, auth.NewGuard(cfg.Auth), map[string]httpx.Check{"database": db.PingContext, "broker": httpx.Degraded(orders.Check)}, log, reg)
 	if cfg.Pprof {
 		httpx.Pprof(e)
 	}

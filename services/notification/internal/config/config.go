@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/env"
 )
 
@@ -15,6 +16,8 @@ const localDatabase = "postgres://notification_service:notification_service@127.
 // Config is the notification service's configuration.
 type Config struct {
 	env.Common
+	// Auth is sign-in (AUTH, AUTH_ISSUER, ...): off unless AUTH=oidc.
+	Auth auth.Config
 	// Lang is the language of notification texts: ru (default) or en.
 	Lang string
 }
@@ -29,10 +32,14 @@ func Load() (Config, error) {
 	if lang != "ru" && lang != "en" {
 		return Config{}, fmt.Errorf("NOTIFICATION_LANG: %q is neither ru nor en", lang)
 	}
-	return Config{Common: common, Lang: lang}, nil
+	cfg := Config{Common: common, Lang: lang}
+	if cfg.Auth, err = auth.LoadConfig(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
 }
 
 // LogValue is the configuration as the start-up log shows it, passwords masked.
 func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(append(c.Common.Attrs(), slog.String("lang", c.Lang))...)
+	return slog.GroupValue(append(c.Common.Attrs(), slog.Any("auth", c.Auth), slog.String("lang", c.Lang))...)
 }

@@ -9,16 +9,18 @@ import (
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/services/notification/internal/notification"
 )
 
-// New returns the notification service's echo instance with every route mounted.
-func New(store notification.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
+// New returns the notification service's echo instance with every route mounted. With
+// sign-in on (guard not nil), a caller reads only their own notifications.
+func New(store notification.Store, guard *auth.Guard, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
 	e := httpx.New(log, reg)
 	httpx.Health(e, checks)
 	h := handler{store: store}
-	e.GET("/notifications/:userId", h.list)
+	e.GET("/notifications/:userId", h.list, guard.Users())
 	return e
 }
 
@@ -44,6 +46,9 @@ func toNotificationResponse(n notification.Notification) notificationResponse {
 func (h handler) list(c *echo.Context) error {
 	userID, err := httpx.PathUUID(c, "userId")
 	if err != nil {
+		return err
+	}
+	if err := auth.Permit(c, userID); err != nil {
 		return err
 	}
 	ns, err := h.store.ListByUser(c.Request().Context(), userID, 1000)

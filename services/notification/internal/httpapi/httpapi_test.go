@@ -40,7 +40,7 @@ func newEnv(t *testing.T) *env {
 	db := dbtest.New(t, migrations.FS)
 	store := postgres.NewStore(db)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := httpapi.New(store, map[string]httpx.Check{"database": db.PingContext}, log, prometheus.NewRegistry())
+	e := httpapi.New(store, nil, map[string]httpx.Check{"database": db.PingContext}, log, prometheus.NewRegistry())
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	return &env{db: db, store: store, url: srv.URL}

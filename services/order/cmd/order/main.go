@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/order-system/order-system/api/events"
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
@@ -84,11 +85,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	defer publisher.Close()
 	relay := outbox.NewRelay(relayDB, rabbit.OutboxPublisher{Publisher: publisher}, outbox.RelayConfig{}, log, reg)
 
-	svc := order.NewService(postgres.NewOrders(db, relay.Wake, cfg.Reconciler.Hold()).WithPayWindow(cfg.PayWindow), billingclient.New(cfg.BillingURL, cfg.BillingTimeout, reg), log).
+	svc := order.NewService(postgres.NewOrders(db, relay.Wake, cfg.Reconciler.Hold()).WithPayWindow(cfg.PayWindow), billingclient.New(cfg.BillingURL, cfg.BillingTimeout, cfg.Auth, reg), log).
 		WithPlaceTimeout(cfg.PlaceTimeout)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 
-	e := httpapi.New(svc, keys, map[string]httpx.Check{
+	e := httpapi.New(svc, auth.NewGuard(cfg.Auth), keys, map[string]httpx.Check{
 		"database": db.PingContext,
 		"broker":   httpx.Degraded(publisher.Check),
 	}, log, reg)

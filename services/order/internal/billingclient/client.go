@@ -11,6 +11,7 @@ import (
 
 	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/httpclient"
 	"github.com/order-system/order-system/pkg/money"
 	"github.com/order-system/order-system/services/order/internal/order"
@@ -26,14 +27,17 @@ type Client struct {
 var _ order.BillingClient = (*Client)(nil)
 
 // New returns a client of the billing service at baseURL; every call ends within
-// timeout, so a hung billing turns into a quick 503 rather than a hung order request.
-func New(baseURL string, timeout time.Duration, reg prometheus.Registerer) *Client {
+// timeout, so a hung billing turns into a quick 503 rather than a hung order request. With
+// sign-in on, every call carries the service credential credential names.
+func New(baseURL string, timeout time.Duration, credential auth.Config, reg prometheus.Registerer) *Client {
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "billing_call_duration_seconds", Help: "Latency of payment calls to billing, by outcome.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"outcome"})
 	reg.MustRegister(latency)
-	return &Client{baseURL: baseURL, http: httpclient.New(timeout), latency: latency}
+	client := httpclient.New(timeout)
+	client.Transport = auth.ServiceTransport(credential, client.Transport)
+	return &Client{baseURL: baseURL, http: client, latency: latency}
 }
 
 type paymentRequest struct {

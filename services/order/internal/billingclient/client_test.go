@@ -15,6 +15,7 @@ import (
 
 	"github.com/order-system/order-system/api/payments"
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/logger"
 	"github.com/order-system/order-system/services/order/internal/billingclient"
 	"github.com/order-system/order-system/services/order/internal/order"
@@ -59,7 +60,7 @@ func TestOnlyBillingsOwnAnswersDecideAnOrder(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			c := billingclient.New(srv.URL, time.Second, prometheus.NewRegistry())
+			c := billingclient.New(srv.URL, time.Second, auth.Config{}, prometheus.NewRegistry())
 			ctx := logger.WithRequestID(context.Background(), "req-7")
 			for _, call := range []struct {
 				do   func(context.Context, order.Order) (order.Payment, error)
@@ -94,7 +95,7 @@ func TestUnreachableAndTimeout(t *testing.T) {
 	closed.Close()
 	for name, url := range map[string]string{"hung": hung.URL, "closed": closed.URL} {
 		start := time.Now()
-		_, err := billingclient.New(url, 200*time.Millisecond, prometheus.NewRegistry()).Pay(context.Background(), order.Order{ID: uuid.New(), UserID: uuid.New(), Price: 1})
+		_, err := billingclient.New(url, 200*time.Millisecond, auth.Config{}, prometheus.NewRegistry()).Pay(context.Background(), order.Order{ID: uuid.New(), UserID: uuid.New(), Price: 1})
 		if !apperr.Is(err, apperr.Unavailable) {
 			t.Errorf("%s billing: err = %v, want unavailable", name, err)
 		}
@@ -119,7 +120,7 @@ func TestPayCarriesTheDeadline(t *testing.T) {
 		io.WriteString(w, `{"status":"voided","balance":0}`)
 	}))
 	defer srv.Close()
-	c := billingclient.New(srv.URL, time.Second, prometheus.NewRegistry())
+	c := billingclient.New(srv.URL, time.Second, auth.Config{}, prometheus.NewRegistry())
 	o := order.Order{ID: uuid.New(), UserID: uuid.New(), Price: 2_50, PayBy: time.Date(2026, 12, 6, 12, 30, 0, 123456000, time.FixedZone("", 3600))}
 	if _, err := c.Pay(context.Background(), o); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/env"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/services/order/internal/order"
@@ -18,6 +19,8 @@ const localDatabase = "postgres://order_service:order_service@127.0.0.1:5432/ord
 // Config is the order service's configuration.
 type Config struct {
 	env.Common
+	// Auth is sign-in (AUTH, AUTH_ISSUER, ...): off unless AUTH=oidc.
+	Auth           auth.Config
 	BillingURL     string
 	BillingTimeout time.Duration
 	Idempotency    idempotency.Config
@@ -69,12 +72,15 @@ func Load() (Config, error) {
 		return Config{}, fmt.Errorf("IDEMPOTENCY_TTL %v leaves a pay window of %v, shorter than the %v in which the reconciler's schedule pays an order (RECONCILE_MAX_ATTEMPTS, RECONCILE_BACKOFF, RECONCILE_MAX_BACKOFF, BILLING_TIMEOUT)",
 			cfg.Idempotency.TTL, cfg.PayWindow, h)
 	}
+	if cfg.Auth, err = auth.LoadConfig(); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
 }
 
 // LogValue is the configuration as the start-up log shows it, passwords masked.
 func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(append(c.Common.Attrs(),
+	return slog.GroupValue(append(c.Common.Attrs(), slog.Any("auth", c.Auth),
 		slog.String("billing_url", c.BillingURL),
 		slog.String("billing_timeout", c.BillingTimeout.String()),
 		slog.Any("idempotency", c.Idempotency),

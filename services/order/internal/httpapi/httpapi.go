@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/pkg/money"
@@ -19,12 +20,15 @@ import (
 )
 
 // New returns the order service's echo instance with every route mounted.
-func New(svc *order.Service, keys *idempotency.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
+//
+// With sign-in on (guard not nil), every route needs a user's token, a caller places orders
+// only on their own account, and another user's order is answered as one that does not exist.
+func New(svc *order.Service, guard *auth.Guard, keys *idempotency.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
 	e := httpx.New(log, reg)
 	httpx.Health(e, checks)
 	h := handler{svc: svc}
-	e.POST("/orders", h.create, keys.Middleware(log))
-	e.GET("/orders/:id", h.get)
+	e.POST("/orders", h.create, guard.Users(), keys.Middleware(log))
+	e.GET("/orders/:id", h.get, guard.Users())
 	return e
 }
 
@@ -62,6 +66,9 @@ func (h handler) create(c *echo.Context) error {
 	o := order.Order{ID: uuid.New(), UserID: f.UUID("userId", req.UserID), Price: f.Amount("price", req.Price), Email: req.Email}
 	f.Email("email", req.Email)
 	if err := f.Err(); err != nil {
+		return err
+	}
+	if err := auth.Permit(c, o.UserID); err != nil {
 		return err
 	}
 	// With an Idempotency-Key the repository takes the key with the pending order, whose id
@@ -125,6 +132,11 @@ func (h handler) get(c *echo.Context) error {
 	o, err := h.svc.Get(c.Request().Context(), id)
 	if err != nil {
 		return err
+	}
+	if !auth.Allows(c, o.UserID) {
+		// The same answer as for an order that does not exist: order ids are not secrets
+		// (they are in notifications), so 403 would tell a caller that the id is real.
+		return apperr.New(apperr.NotFound, "order %s not found", id)
 	}
 	return c.JSON(http.StatusOK, toOrderResponse(o))
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/order-system/order-system/api/billingtest"
 	"github.com/order-system/order-system/api/payments"
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
@@ -48,8 +49,8 @@ func newEnv(t *testing.T) *env {
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
-	svc := order.NewService(postgres.NewOrders(db, func() {}, 2*time.Second), billingclient.New(billingSrv.URL, time.Second, reg), log)
-	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{}, log, reg)
+	svc := order.NewService(postgres.NewOrders(db, func() {}, 2*time.Second), billingclient.New(billingSrv.URL, time.Second, auth.Config{}, reg), log)
+	e := httpapi.New(svc, nil, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{}, log, reg)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	return &env{t: t, db: db, url: srv.URL, billingURL: billingSrv.URL, svc: svc, billing: fb}
@@ -379,7 +380,7 @@ func TestAnOutdatedClaimNeverPaysAFailedOrder(t *testing.T) {
 	e := newEnv(t)
 	// Claims last 200 ms: long enough for the first call, not for A's whole batch.
 	cfg := order.ReconcilerConfig{MaxAttempts: 5, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond, CallTimeout: 100 * time.Millisecond}
-	replicaB := order.NewService(postgres.NewOrders(e.db, func() {}, 2*time.Second), billingclient.New(e.billingURL, time.Second, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	replicaB := order.NewService(postgres.NewOrders(e.db, func() {}, 2*time.Second), billingclient.New(e.billingURL, time.Second, auth.Config{}, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	e.billing.Down.Store(true)
 	slow := e.post("", orderJSON(e.user(100_00), "10"))

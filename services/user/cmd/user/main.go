@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/order-system/order-system/api/events"
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/database"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
@@ -83,10 +84,10 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	defer publisher.Close()
 	relay := outbox.NewRelay(relayDB, rabbit.OutboxPublisher{Publisher: publisher}, outbox.RelayConfig{}, log, reg)
 
-	svc := user.NewService(postgres.NewUsers(db, relay.Wake), billingclient.New(cfg.BillingURL, cfg.BillingTimeout), log)
+	svc := user.NewService(postgres.NewUsers(db, relay.Wake), billingclient.New(cfg.BillingURL, cfg.BillingTimeout, cfg.Auth), log)
 	keys := idempotency.NewStore(db, cfg.Idempotency.TTL, cfg.Idempotency.Lease)
 
-	e := httpapi.New(svc, keys, map[string]httpx.Check{
+	e := httpapi.New(svc, auth.NewGuard(cfg.Auth), keys, map[string]httpx.Check{
 		"database": db.PingContext,
 		"broker":   httpx.Degraded(publisher.Check),
 	}, log, reg)

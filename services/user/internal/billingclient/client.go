@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/httpclient"
 	"github.com/order-system/order-system/services/user/internal/user"
 )
@@ -22,9 +23,12 @@ type Client struct {
 
 var _ user.Accounts = (*Client)(nil)
 
-// New returns a client of the billing service at baseURL with a bounded timeout.
-func New(baseURL string, timeout time.Duration) *Client {
-	return &Client{baseURL: baseURL, http: httpclient.New(timeout)}
+// New returns a client of the billing service at baseURL with a bounded timeout. With
+// sign-in on, every call carries the service credential credential names.
+func New(baseURL string, timeout time.Duration, credential auth.Config) *Client {
+	client := httpclient.New(timeout)
+	client.Transport = auth.ServiceTransport(credential, client.Transport)
+	return &Client{baseURL: baseURL, http: client}
 }
 
 // Open implements user.Accounts.

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/order-system/order-system/pkg/apperr"
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/logger"
 	"github.com/order-system/order-system/services/user/internal/billingclient"
 )
@@ -48,7 +49,7 @@ func TestOpenTakesOnly201And200AsAnOpenAccount(t *testing.T) {
 
 			id := uuid.New()
 			ctx := logger.WithRequestID(context.Background(), "req-42")
-			err := billingclient.New(srv.URL, time.Second).Open(ctx, id)
+			err := billingclient.New(srv.URL, time.Second, auth.Config{}).Open(ctx, id)
 			if tt.wantErr {
 				if !apperr.Is(err, apperr.Unavailable) {
 					t.Errorf("Open with billing answering %d = %v, want an unavailable error", tt.status, err)
@@ -88,7 +89,7 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
-			err := billingclient.New(tt.url, 200*time.Millisecond).Open(context.Background(), uuid.New())
+			err := billingclient.New(tt.url, 200*time.Millisecond, auth.Config{}).Open(context.Background(), uuid.New())
 			if !apperr.Is(err, apperr.Unavailable) {
 				t.Errorf("Open = %v, want an unavailable error", err)
 			}

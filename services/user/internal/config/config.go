@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/env"
 	"github.com/order-system/order-system/pkg/idempotency"
 )
@@ -16,6 +17,8 @@ const localDatabase = "postgres://user_service:user_service@127.0.0.1:5432/order
 // Config is the user service's configuration.
 type Config struct {
 	env.Common
+	// Auth is sign-in (AUTH, AUTH_ISSUER, ...): off unless AUTH=oidc.
+	Auth           auth.Config
 	BillingURL     string
 	BillingTimeout time.Duration
 	Idempotency    idempotency.Config
@@ -34,12 +37,15 @@ func Load() (Config, error) {
 	if cfg.Idempotency, err = idempotency.LoadConfig(); err != nil {
 		return Config{}, err
 	}
+	if cfg.Auth, err = auth.LoadConfig(); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
 }
 
 // LogValue is the configuration as the start-up log shows it, passwords masked.
 func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(append(c.Common.Attrs(),
+	return slog.GroupValue(append(c.Common.Attrs(), slog.Any("auth", c.Auth),
 		slog.String("billing_url", c.BillingURL),
 		slog.String("billing_timeout", c.BillingTimeout.String()),
 		slog.Any("idempotency", c.Idempotency))...)

@@ -11,18 +11,21 @@ import (
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
 	"github.com/order-system/order-system/services/user/internal/user"
 )
 
 // New returns the user service's echo instance with every route mounted.
-func New(svc *user.Service, keys *idempotency.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
+// With sign-in on (guard not nil), every route needs a user's token, and a caller registers
+// and reads only themselves.
+func New(svc *user.Service, guard *auth.Guard, keys *idempotency.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
 	e := httpx.New(log, reg)
 	httpx.Health(e, checks)
 	h := handler{svc: svc}
-	e.POST("/users", h.create, keys.Middleware(log))
-	e.GET("/users/:id", h.get)
+	e.POST("/users", h.create, guard.Users(), keys.Middleware(log))
+	e.GET("/users/:id", h.get, guard.Users())
 	return e
 }
 
@@ -51,7 +54,7 @@ func (h handler) create(c *echo.Context) error {
 	if err := httpx.Decode(c, &req); err != nil {
 		return err
 	}
-	u := user.User{ID: uuid.New(), Name: strings.TrimSpace(req.Name), Email: req.Email}
+	u := user.User{Name: strings.TrimSpace(req.Name), Email: req.Email}
 	f := httpx.Fields{}
 	if f.Required("name", u.Name) {
 		f.MaxLen("name", u.Name, 200)
@@ -60,10 +63,17 @@ func (h handler) create(c *echo.Context) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	// With an Idempotency-Key the repository takes the key with the user, whose id it
-	// derives from the key, and stores the answer, as registered renders it, in the same
-	// transaction.
-	created, err := h.svc.Register(c.Request().Context(), u, idempotency.KeyOf(c, registered))
+	// A signed-in caller registers themselves: the user's id is their identity's, so one
+	// identity has one user, and registering again returns it. Otherwise, with an
+	// Idempotency-Key the repository derives the id from the key (and takes the key with the
+	// user, storing the answer, as registered renders it, in the same transaction).
+	key := idempotency.KeyOf(c, registered)
+	if caller, ok := auth.Caller(c); ok {
+		u.ID = caller.UserID()
+	} else if !key.Present() {
+		u.ID = uuid.New()
+	}
+	created, err := h.svc.Register(c.Request().Context(), u, key)
 	if err != nil {
 		return err
 	}
@@ -83,6 +93,9 @@ func registered(u user.User) (httpx.Reply, error) {
 func (h handler) get(c *echo.Context) error {
 	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
+		return err
+	}
+	if err := auth.Permit(c, id); err != nil {
 		return err
 	}
 	u, err := h.svc.Get(c.Request().Context(), id)

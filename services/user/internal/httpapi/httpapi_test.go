@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/api/billingtest"
+	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
@@ -50,8 +51,8 @@ func newEnv(t *testing.T, billingDown bool) *env {
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
-	svc := user.NewService(postgres.NewUsers(db, func() {}), billingclient.New(billingSrv.URL, time.Second), log)
-	e := httpapi.New(svc, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, reg)
+	svc := user.NewService(postgres.NewUsers(db, func() {}), billingclient.New(billingSrv.URL, time.Second, auth.Config{}), log)
+	e := httpapi.New(svc, nil, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, reg)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	return &env{db: db, url: srv.URL, billing: fb}

@@ -69,6 +69,9 @@ func (s *Users) Create(ctx context.Context, u user.User, key idempotency.Key[use
 		var err error
 		if key.Present() {
 			err = key.Take(ctx, tx, func(id uuid.UUID, k database.Params) error {
+				if u.ID != uuid.Nil {
+					id = u.ID // bound to a signed-in identity: its id, whatever the key
+				}
 				args, err := createKeyedSQL.Args(k.With(database.Params{"id": id, "name": u.Name, "email": u.Email}))
 				if err != nil {
 					return err

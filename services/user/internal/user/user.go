@@ -32,7 +32,8 @@ func (u User) CreatedEvent(now time.Time) (events.Envelope, error) {
 type Repository interface {
 	// Create stores the user with its user.created event, atomically, unless a user with
 	// the same id exists; it returns the stored user either way. With a present
-	// Idempotency-Key (pkg/idempotency), the user's id is the key's derived id, and the key
+	// Idempotency-Key (pkg/idempotency), the user's id is the key's derived id unless u has
+	// one (a user bound to a signed-in identity), and the key
 	// is taken and the answer stored in the same transaction; the key's
 	// *idempotency.Refusal comes back, with nothing written, when it cannot be taken.
 	Create(ctx context.Context, u User, key idempotency.Key[User]) (User, error)

@@ -1,0 +1,215 @@
+package auth_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/order-system/order-system/pkg/auth"
+)
+
+// issuer serves what a verifier reads from an OpenID provider, a discovery document and a
+// JWKS, over keys the test signs with and rotates. The verifier under test is the real one;
+// what the provider itself does is tested in tools/devidp against the real provider.
+type issuer struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu   sync.Mutex
+	keys map[string]*rsa.PrivateKey // by key id, as the JWKS publishes them
+}
+
+func newIssuer(t *testing.T, kids ...string) *issuer {
+	t.Helper()
+	is := &issuer{t: t, keys: map[string]*rsa.PrivateKey{}}
+	for _, kid := range kids {
+		is.addKey(kid)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"issuer": is.srv.URL, "jwks_uri": is.srv.URL + "/keys",
+			"authorization_endpoint": is.srv.URL + "/authorize", "token_endpoint": is.srv.URL + "/token",
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+		})
+	})
+	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) {
+		is.mu.Lock()
+		defer is.mu.Unlock()
+		var set jose.JSONWebKeySet
+		for kid, k := range is.keys {
+			set.Keys = append(set.Keys, jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Algorithm: "RS256", Use: "sig"})
+		}
+		_ = json.NewEncoder(w).Encode(set)
+	})
+	is.srv = httptest.NewServer(mux)
+	t.Cleanup(is.srv.Close)
+	return is
+}
+
+func (is *issuer) addKey(kid string) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		is.t.Fatal(err)
+	}
+	is.mu.Lock()
+	is.keys[kid] = k
+	is.mu.Unlock()
+}
+
+func (is *issuer) dropKey(kid string) {
+	is.mu.Lock()
+	delete(is.keys, kid)
+	is.mu.Unlock()
+}
+
+func (is *issuer) key(kid string) *rsa.PrivateKey {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	return is.keys[kid]
+}
+
+// claims are a valid token's claims for audience aud; a case changes what it tests.
+func (is *issuer) claims(aud string) jwt.Claims {
+	now := time.Now()
+	return jwt.Claims{Issuer: is.srv.URL, Subject: "alice", Audience: jwt.Audience{aud},
+		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)), Expiry: jwt.NewNumericDate(now.Add(time.Hour))}
+}
+
+// sign signs c with key kid of the issuer (RS256), or with key if it is not nil.
+func (is *issuer) sign(kid string, c jwt.Claims, key *rsa.PrivateKey) string {
+	is.t.Helper()
+	if key == nil {
+		key = is.key(kid)
+	}
+	return signWith(is.t, jose.SigningKey{Algorithm: jose.RS256, Key: key}, kid, c)
+}
+
+func signWith(t *testing.T, key jose.SigningKey, kid string, c jwt.Claims) string {
+	t.Helper()
+	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jwt.Signed(signer).Claims(c).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func TestVerifierRefusesEveryBadToken(t *testing.T) {
+	is := newIssuer(t, "k1")
+	v := auth.NewVerifier(is.srv.URL, "order-system")
+	ctx := context.Background()
+
+	good := is.sign("k1", is.claims("order-system"), nil)
+	id, err := v.Verify(ctx, good)
+	if err != nil {
+		t.Fatalf("a valid token was refused: %v", err)
+	}
+	if id.Subject != "alice" || id.Issuer != is.srv.URL {
+		t.Errorf("identity = %+v, want alice of %s", id, is.srv.URL)
+	}
+
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: must(x509.MarshalPKIXPublicKey(&is.key("k1").PublicKey))})
+	b64 := base64.RawURLEncoding.EncodeToString
+	payload := must(json.Marshal(is.claims("order-system")))
+	expired := is.claims("order-system")
+	expired.Expiry = jwt.NewNumericDate(time.Now().Add(-time.Minute))
+	early := is.claims("order-system")
+	early.NotBefore = jwt.NewNumericDate(time.Now().Add(time.Hour))
+	wrongIssuer := is.claims("order-system")
+	wrongIssuer.Issuer = "https://issuer.invalid"
+	noSubject := is.claims("order-system")
+	noSubject.Subject = ""
+	stranger := must(rsa.GenerateKey(rand.Reader, 2048))
+	mallory := is.claims("order-system")
+	mallory.Subject = "mallory"
+	parts := strings.Split(good, ".")
+	tampered := parts[0] + "." + b64(must(json.Marshal(mallory))) + "." + parts[2]
+
+	for name, raw := range map[string]string{
+		"alg none":                      b64([]byte(`{"alg":"none","typ":"JWT","kid":"k1"}`)) + "." + b64(payload) + ".",
+		"HMAC made with the public key": signWith(t, jose.SigningKey{Algorithm: jose.HS256, Key: pubPEM}, "k1", is.claims("order-system")),
+		"wrong issuer":                  is.sign("k1", wrongIssuer, nil),
+		"wrong audience":                is.sign("k1", is.claims("another-api"), nil),
+		"expired":                       is.sign("k1", expired, nil),
+		"not yet valid":                 is.sign("k1", early, nil),
+		"no subject":                    is.sign("k1", noSubject, nil),
+		"unknown key id":                is.sign("k9", is.claims("order-system"), stranger),
+		"signed by another key":         is.sign("k1", is.claims("order-system"), stranger),
+		"payload changed after signing": tampered,
+		"not a JWT":                     "not-a-token",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := v.Verify(ctx, raw)
+			var invalid *auth.TokenError
+			if !errors.As(err, &invalid) {
+				t.Fatalf("Verify = %v, want a *auth.TokenError", err)
+			}
+		})
+	}
+}
+
+func TestVerifierTakesRotatedKeysWithoutRestart(t *testing.T) {
+	is := newIssuer(t, "k1")
+	v := auth.NewVerifier(is.srv.URL, "order-system")
+	ctx := context.Background()
+	old := is.sign("k1", is.claims("order-system"), nil)
+	if _, err := v.Verify(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+
+	// The provider rotates: k2 signs from now on, k1 is still published for the tokens it
+	// signed; then k1 is retired.
+	is.addKey("k2")
+	rotated := is.sign("k2", is.claims("order-system"), nil)
+	if _, err := v.Verify(ctx, rotated); err != nil {
+		t.Fatalf("a token signed with the new key was refused: %v", err)
+	}
+	if _, err := v.Verify(ctx, old); err != nil {
+		t.Fatalf("a token of the old key, still published, was refused: %v", err)
+	}
+	is.dropKey("k1")
+	is.addKey("k3") // a token naming k3 makes the verifier fetch the set again
+	if _, err := v.Verify(ctx, is.sign("k3", is.claims("order-system"), nil)); err != nil {
+		t.Fatal(err)
+	}
+	var invalid *auth.TokenError
+	if _, err := v.Verify(ctx, old); !errors.As(err, &invalid) {
+		t.Fatalf("a token of a retired key: Verify = %v, want a *auth.TokenError", err)
+	}
+}
+
+func TestVerifierWaitsForItsProvider(t *testing.T) {
+	is := newIssuer(t, "k1")
+	token := is.sign("k1", is.claims("order-system"), nil)
+	url := is.srv.URL
+	is.srv.Close()
+	v := auth.NewVerifier(url, "order-system")
+	if _, err := v.Verify(context.Background(), token); !errors.Is(err, auth.ErrProviderUnavailable) {
+		t.Fatalf("Verify with the provider down = %v, want ErrProviderUnavailable", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
