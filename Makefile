@@ -5,7 +5,7 @@ SHELL := bash
 .SHELLFLAGS := -o pipefail -c
 
 SERVICE_MODULES := pkg services/user services/billing services/order services/notification
-MODULES  := api $(SERVICE_MODULES) tests/system tools/apicheck tools/deploycheck tools/ingressentry tools/loadgen tools/otlpsink
+MODULES  := api $(SERVICE_MODULES) tests/system tools/apicheck tools/deploycheck tools/devidp tools/ingressentry tools/loadgen tools/otlpsink
 SERVICES := user billing order notification
 NEWMAN   ?= newman
 COLLECTION := postman/order-system.postman_collection.json
@@ -32,9 +32,9 @@ build: ## build the four service binaries into bin/
 ##@ Test
 test: unit system fuzz e2e ## unit + system + fuzz + e2e, against the machine's PostgreSQL and RabbitMQ
 
-unit: ## unit and integration tests of pkg, the services and three tools, with -race
+unit: ## unit and integration tests of pkg, the services and four tools, with -race
 	@bash scripts/install-tools.sh gcc
-	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry tools/apicheck; do echo "== $$m"; (cd $$m && go test -race -count=1 -timeout 10m ./...) || exit 1; done
+	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry tools/apicheck tools/devidp; do echo "== $$m"; (cd $$m && go test -race -count=1 -timeout 10m ./...) || exit 1; done
 
 system: ## the real binaries under concurrency, crashes and lost responses, with -race
 	@bash scripts/install-tools.sh gcc
