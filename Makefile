@@ -12,7 +12,7 @@ COLLECTION := postman/order-system.postman_collection.json
 LOCAL_ENV  := postman/local.postman_environment.json
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit system fault chaos e2e run stop up down lint tidy images helm-lint deploy-check cluster-up cluster-test cluster-down compose-test bench fuzz
+.PHONY: help build test unit system fault chaos e2e run stop token up down lint tidy images helm-lint deploy-check cluster-up cluster-test cluster-down compose-test bench fuzz
 
 # `make help` lists every target that has a `## description`, under the `##@ group` line
 # above it: the groups Develop, Test, Deploy and Measure in this order, then any other.
@@ -52,15 +52,19 @@ fuzz: ## the money fuzzers, 10 s each beyond their seed corpus (the seeds run in
 	cd pkg && go test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 10s ./money
 	cd pkg && go test -run '^$$' -fuzz FuzzAmountField -fuzztime 10s ./httpx
 
-e2e: ## the Postman collection run by Newman through apicheck and the gateway
+e2e: ## the Postman collections run by Newman through apicheck and the gateway, sign-in off then on
 	bash scripts/e2e.sh
 
 ##@ Develop
-run: ## start the four services and the gateway on :8000 (REPLICAS=n: n of each)
+run: ## start the four services and the gateway on :8000 (REPLICAS=n: n of each; AUTH=oidc: sign-in)
 	bash scripts/run.sh
 
 stop: ## stop what make run started
 	bash scripts/stop.sh
+
+token: ## an access token for a new user, as the last line (needs AUTH=oidc make run)
+	@mkdir -p bin && go build -o bin/devidp ./tools/devidp
+	@bin/devidp token -issuer http://127.0.0.1:8070
 
 ##@ Deploy
 up: ## docker compose up --build, waiting until all is healthy (needs a Docker engine)

@@ -5,6 +5,11 @@
 # against api/openapi.yaml: a response the document does not describe fails the run, and so
 # does an operation of the document that the collection never exercised. Starts the system
 # unless it is already running, and stops only what it started.
+#
+# Then the same with sign-in on (AUTH=oidc): the system is started again with its development
+# OpenID provider, and the sign-in collection runs with the tokens of two new users and of a
+# client of another API. That part needs a system of its own: when one was already running,
+# it is left alone and the sign-in collection is not run (said so at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,11 +19,10 @@ ENVIRONMENT=postman/local.postman_environment.json
 CHECK_ADDR=127.0.0.1:8090 # apicheck, between Newman and the gateway
 [ "$NEWMAN" != newman ] || bash scripts/install-tools.sh newman
 
+AUTH_COLLECTION=postman/order-system-auth.postman_collection.json
+AUTH_ENVIRONMENT=postman/local-auth.postman_environment.json
+
 started=
-if ! curl -fs -o /dev/null --max-time 2 http://127.0.0.1:8000/; then
-	bash scripts/run.sh
-	started=1
-fi
 checker=
 cleanup() {
 	if [ -n "$checker" ]; then kill "$checker" 2>/dev/null || true; fi
@@ -28,16 +32,44 @@ trap cleanup EXIT
 
 mkdir -p bin
 go build -o bin/apicheck ./tools/apicheck/cmd/apicheck
-bin/apicheck -listen "$CHECK_ADDR" -upstream http://127.0.0.1:8000 -require-all api/openapi.yaml &
-checker=$!
-for _ in $(seq 50); do curl -s -o /dev/null --max-time 1 "http://$CHECK_ADDR/" && break; sleep 0.1; done
 
-"$NEWMAN" run "$COLLECTION" -e "$ENVIRONMENT" --env-var "baseUrl=http://$CHECK_ADDR" --delay-request 2000 --reporters cli
-"$NEWMAN" run "$COLLECTION" -e "$ENVIRONMENT" --env-var "baseUrl=http://$CHECK_ADDR" --reporters cli
+# check runs Newman with the given arguments through apicheck, which must find every
+# exchange described by the document and every operation reached.
+check() {
+	bin/apicheck -listen "$CHECK_ADDR" -upstream http://127.0.0.1:8000 -require-all api/openapi.yaml &
+	checker=$!
+	for _ in $(seq 50); do curl -s -o /dev/null --max-time 1 "http://$CHECK_ADDR/" && break; sleep 0.1; done
+	"$@"
+	# apicheck reports on SIGTERM and exits non-zero on a violation or an operation never reached.
+	kill -TERM "$checker"
+	local status=0
+	wait "$checker" || status=$?
+	checker=
+	return "$status"
+}
 
-# apicheck reports on SIGTERM and exits non-zero on a violation or an operation never reached.
-kill -TERM "$checker"
-status=0
-wait "$checker" || status=$?
-checker=
-exit "$status"
+newman_run() { "$NEWMAN" run "$@" --env-var "baseUrl=http://$CHECK_ADDR" --reporters cli; }
+
+if ! curl -fs -o /dev/null --max-time 2 http://127.0.0.1:8000/; then
+	bash scripts/run.sh
+	started=1
+fi
+seed_collection() {
+	newman_run "$COLLECTION" -e "$ENVIRONMENT" --delay-request 2000
+	newman_run "$COLLECTION" -e "$ENVIRONMENT"
+}
+check seed_collection
+
+if [ -z "$started" ]; then
+	echo "the sign-in collection did not run: a system make e2e did not start is running (make stop, then make e2e)" >&2
+	exit 0
+fi
+bash scripts/stop.sh
+started=
+AUTH=oidc bash scripts/run.sh
+started=1
+issuer=http://127.0.0.1:8070 # where run.sh starts the provider
+ann=$(bin/devidp token -issuer "$issuer")
+bob=$(bin/devidp token -issuer "$issuer")
+other=$(bin/devidp token -issuer "$issuer" -client other-app)
+check newman_run "$AUTH_COLLECTION" -e "$AUTH_ENVIRONMENT" --env-var "tokenAnn=$ann" --env-var "tokenBob=$bob" --env-var "tokenOtherAudience=$other"

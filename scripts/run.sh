@@ -5,6 +5,10 @@
 #
 # REPLICAS=n starts n instances of each service: instance i listens on the service's port
 # + 100 × (i − 1) and writes <service>.<i>.pid; the gateway balances over all of them.
+#
+# AUTH=oidc turns sign-in on: a development OpenID provider (tools/devidp) starts first on
+# 127.0.0.1:8070, with a new random secret for each service client on every start, and the
+# services verify the tokens it signs (`make -s token` prints one for a new user).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +18,9 @@ export PGOPTIONS="-c client_min_messages=warning"
 SERVICES=(billing notification user order) # billing and notification first: the others call or feed them
 declare -A PORTS=([user]=8081 [billing]=8082 [order]=8083 [notification]=8084)
 REPLICAS=${REPLICAS:-1}
+AUTH=${AUTH:-off}
+[[ $AUTH =~ ^(off|oidc)$ ]] || { echo "AUTH must be off or oidc, got '$AUTH'" >&2; exit 1; }
+IDP_ADDR=127.0.0.1:8070
 [[ $REPLICAS =~ ^[1-9]$ ]] || { echo "REPLICAS must be 1 to 9, got '$REPLICAS'" >&2; exit 1; }
 INSTANCES=() # service:instance, the first instance of each service named as before
 for svc in "${SERVICES[@]}"; do
@@ -31,7 +38,7 @@ mkdir -p "$RUN_DIR/logs" "$RUN_DIR/tmp"
 bash scripts/install-tools.sh nginx
 
 running() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
-for name in "${SERVICES[@]}" gateway; do
+for name in "${SERVICES[@]}" gateway devidp; do
 	if running "$name" || running "$name.2"; then
 		echo "order-system is already running ($name, pid $(cat "$RUN_DIR/$name.pid")); run make stop first" >&2
 		exit 1
@@ -48,6 +55,7 @@ mkdir -p bin
 for svc in "${SERVICES[@]}"; do
 	go build -o "bin/$svc" "./services/$svc/cmd/$svc"
 done
+[ "$AUTH" = off ] || go build -o bin/devidp ./tools/devidp
 
 # PostgreSQL on this host is reached over its unix socket when a service role may log in
 # there: a statement costs the server less CPU over the socket than over TCP.
@@ -68,10 +76,38 @@ fail() {
 	exit 1
 }
 trap 'fail "make run failed"' ERR
+ready() { curl -fs -o /dev/null --max-time 2 "$1"; }
+
+# Sign-in: the provider first, with a secret per service client that only this run knows
+# (in the environment of the provider and of that service, never on a command line or disk).
+declare -A SECRETS=()
+if [ "$AUTH" = oidc ]; then
+	secret() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
+	SECRETS=([user]=$(secret) [order]=$(secret))
+	DEVIDP_SERVICE_CLIENTS="user-service:${SECRETS[user]},order-service:${SECRETS[order]}" \
+		nohup bin/devidp serve -addr "$IDP_ADDR" -issuer "http://$IDP_ADDR" >>"$RUN_DIR/logs/devidp.log" 2>&1 &
+	echo $! >"$RUN_DIR/devidp.pid"
+	deadline=$((SECONDS + 30))
+	until ready "http://$IDP_ADDR/.well-known/openid-configuration"; do
+		if ! running devidp || [ $SECONDS -ge $deadline ]; then
+			tail -n 20 "$RUN_DIR/logs/devidp.log" >&2
+			fail "the development OpenID provider did not start (its last log lines are above)"
+		fi
+		sleep 0.2
+	done
+	echo "sign-in is on: tokens from http://$IDP_ADDR (make -s token)"
+fi
+
 for inst in "${INSTANCES[@]}"; do
 	svc=${inst%:*} i=${inst#*:}
 	n=$(name "$svc" "$i")
-	DATABASE_URL="$(db_url "$svc")" HTTP_ADDR="127.0.0.1:$(port "$svc" "$i")" nohup "bin/$svc" >>"$RUN_DIR/logs/$n.log" 2>&1 &
+	(
+		if [ "$AUTH" = oidc ]; then
+			export AUTH_ISSUER="http://$IDP_ADDR"
+			if [ -n "${SECRETS[$svc]:-}" ]; then export AUTH_CLIENT_ID="$svc-service" AUTH_CLIENT_SECRET="${SECRETS[$svc]}"; fi
+		fi
+		AUTH=$AUTH DATABASE_URL="$(db_url "$svc")" HTTP_ADDR="127.0.0.1:$(port "$svc" "$i")" exec nohup "bin/$svc" >>"$RUN_DIR/logs/$n.log" 2>&1
+	) &
 	echo $! >"$RUN_DIR/$n.pid"
 done
 # The gateway's configuration, with every instance in its service's upstream.
@@ -84,7 +120,6 @@ for svc in "${SERVICES[@]}"; do
 done
 nginx -p "$PWD/$RUN_DIR/" -c "$PWD/$RUN_DIR/gateway/local.conf"
 
-ready() { curl -fs -o /dev/null --max-time 2 "$1"; }
 deadline=$((SECONDS + 60))
 for inst in "${INSTANCES[@]}"; do
 	svc=${inst%:*} i=${inst#*:}
