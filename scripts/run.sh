@@ -112,7 +112,7 @@ for inst in "${INSTANCES[@]}"; do
 done
 # The gateway's configuration, with every instance in its service's upstream.
 mkdir -p "$RUN_DIR/gateway"
-cp deploy/nginx/local.conf deploy/nginx/routes.conf api/openapi.yaml "$RUN_DIR/gateway/"
+cp deploy/nginx/local.conf deploy/nginx/routes.conf deploy/nginx/limits.conf api/openapi.yaml "$RUN_DIR/gateway/"
 for svc in "${SERVICES[@]}"; do
 	servers=""
 	for i in $(seq "$REPLICAS"); do servers+="server 127.0.0.1:$(port "$svc" "$i"); "; done

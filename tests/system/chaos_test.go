@@ -145,10 +145,11 @@ func startGateway(t *testing.T, s *system) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	limits := filepath.Join(filepath.Dir(routes), "limits.conf")
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	host := func(name string) string { return strings.TrimPrefix(s.url(name), "http://") }
-	conf := fmt.Sprintf(gatewayConf, host("user"), host("billing"), host("order"), host("order2"), host("notification"), addr, routes)
+	conf := fmt.Sprintf(gatewayConf, limits, host("user"), host("billing"), host("order"), host("order2"), host("notification"), addr, routes)
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +193,7 @@ http {
     fastcgi_temp_path tmp_fastcgi;
     uwsgi_temp_path tmp_uwsgi;
     scgi_temp_path tmp_scgi;
+    include %s;
     upstream user         { server %s; keepalive 16; }
     upstream billing      { server %s; keepalive 16; }
     upstream order        { server %s max_fails=1 fail_timeout=2s; server %s max_fails=1 fail_timeout=2s; keepalive 16; }
