@@ -5,11 +5,13 @@
 // loopback runs, tests and test clusters, never for real users.
 //
 //	devidp serve -addr 127.0.0.1:8070 -issuer http://127.0.0.1:8070
-//	devidp token -issuer http://127.0.0.1:8070 [-client order-system-cli] [-user name]
+//	devidp token -issuer http://127.0.0.1:8070 [-client order-system-cli] [-user name] [-connect host:port]
 //
 // serve reads the service clients from DEVIDP_SERVICE_CLIENTS ("id:secret,..."); a POST to
 // /dev/rotate-keys rotates the signing key. token signs a new user in (a new subject each
-// call, unless -user names one) and prints their access token as its last line.
+// call, unless -user names one) and prints their access token as its last line. healthcheck
+// asks a provider on this host whether it is up (a container's health check: the image has
+// no shell and no curl).
 package main
 
 import (
@@ -31,7 +33,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: devidp serve|token [flags]")
+		fmt.Fprintln(os.Stderr, "usage: devidp serve|token|healthcheck [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -40,8 +42,10 @@ func main() {
 		err = serve(os.Args[2:])
 	case "token":
 		err = token(os.Args[2:])
+	case "healthcheck":
+		err = healthcheck(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: want serve or token", os.Args[1])
+		err = fmt.Errorf("unknown command %q: want serve, token or healthcheck", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "devidp:", err)
@@ -92,6 +96,22 @@ func serve(args []string) error {
 	log.Info("devidp serving", "addr", ln.Addr().String(), "issuer", st.issuer)
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	return nil
+}
+
+func healthcheck(args []string) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:8070", "the provider's address")
+	_ = fs.Parse(args)
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get("http://" + *addr + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/healthz answered %d", resp.StatusCode)
 	}
 	return nil
 }

@@ -43,7 +43,7 @@ func TestSignInGivesEachUserTheirOwnVerifiableToken(t *testing.T) {
 
 	identities := map[string]auth.Identity{}
 	for _, user := range []string{"ann", "bob"} {
-		token, err := signIn(ctx, issuer, "order-system-cli", user)
+		token, err := signIn(ctx, http.DefaultTransport, issuer, "order-system-cli", user)
 		if err != nil {
 			t.Fatalf("sign in %s: %v", user, err)
 		}
@@ -62,12 +62,12 @@ func TestSignInGivesEachUserTheirOwnVerifiableToken(t *testing.T) {
 
 	// After a rotation the new key signs, and a token of the previous one still verifies,
 	// with the same verifier: no restart.
-	before, err := signIn(ctx, issuer, "order-system-cli", "ann")
+	before, err := signIn(ctx, http.DefaultTransport, issuer, "order-system-cli", "ann")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rotate()
-	after, err := signIn(ctx, issuer, "order-system-cli", "ann")
+	after, err := signIn(ctx, http.DefaultTransport, issuer, "order-system-cli", "ann")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestSignInGivesEachUserTheirOwnVerifiableToken(t *testing.T) {
 	// forgets it when it fetches the set again, for the first token of the new key.
 	rotate()
 	rotate()
-	latest, err := signIn(ctx, issuer, "order-system-cli", "ann")
+	latest, err := signIn(ctx, http.DefaultTransport, issuer, "order-system-cli", "ann")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestSignInGivesEachUserTheirOwnVerifiableToken(t *testing.T) {
 	}
 
 	// Another client's token is for another API.
-	other, err := signIn(ctx, issuer, "other-app", "ann")
+	other, err := signIn(ctx, http.DefaultTransport, issuer, "other-app", "ann")
 	if err != nil {
 		t.Fatal(err)
 	}

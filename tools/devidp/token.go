@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,13 +24,18 @@ func token(args []string) error {
 	issuer := fs.String("issuer", "http://127.0.0.1:8070", "the provider's issuer URL")
 	clientID := fs.String("client", "order-system-cli", "the public client to sign in with")
 	user := fs.String("user", "", "the user to sign in as (default: a new one)")
+	connect := fs.String("connect", "", "host:port to connect to instead of the issuer's, as curl's --connect-to: for a provider the issuer names by an address only its services resolve (docker compose)")
 	_ = fs.Parse(args)
+	transport := http.DefaultTransport
+	if *connect != "" {
+		transport = connectTo(*connect)
+	}
 	if *user == "" {
 		*user = "user-" + randomHex(6)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	access, err := signIn(ctx, *issuer, *clientID, *user)
+	access, err := signIn(ctx, transport, *issuer, *clientID, *user)
 	if err != nil {
 		return err
 	}
@@ -39,16 +45,20 @@ func token(args []string) error {
 }
 
 // signIn gets user's access token the way a browser would: the authorization code grant with
-// PKCE (RFC 7636), the login page answered with the user's name, and the code exchanged.
+// PKCE (RFC 7636), the login page answered with the user's name, and the code exchanged,
+// every request through transport.
 // The redirects are followed by hand, so that the code is read from the last one.
-func signIn(ctx context.Context, issuer, clientID, user string) (string, error) {
+func signIn(ctx context.Context, transport http.RoundTripper, issuer, clientID, user string) (string, error) {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: transport}
+	ctx = context.WithValue(oidc.ClientContext(ctx, client), oauth2.HTTPClient, client)
 	provider, err := oidc.NewProvider(ctx, issuer)
 	if err != nil {
 		return "", err
 	}
 	conf := oauth2.Config{ClientID: clientID, Endpoint: provider.Endpoint(), RedirectURL: callbackURL, Scopes: []string{oidc.ScopeOpenID}}
 	verifier, state := oauth2.GenerateVerifier(), randomHex(16)
-	browser := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	browser := &http.Client{Timeout: 10 * time.Second, Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	// /authorize sends the browser to the login page with the sign-in's id.
 	loginURL, err := redirect(browser.Get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))))
@@ -82,6 +92,17 @@ func signIn(ctx context.Context, issuer, clientID, user string) (string, error) 
 		return "", fmt.Errorf("exchange the code: %w", err)
 	}
 	return tok.AccessToken, nil
+}
+
+// connectTo returns a transport that dials addr whatever the request's host: the requests
+// still name the issuer's host, so that the tokens name the issuer the services expect.
+func connectTo(addr string) http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	t.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, addr)
+	}
+	return t
 }
 
 // redirect returns where a 302 sends the browser.
