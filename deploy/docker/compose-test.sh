@@ -6,20 +6,24 @@
 # --wait` starts docker-compose.yml (plus deploy/docker/compose.offline.yml: pull_policy
 # never), Newman runs the collection through the compose gateway with the 2 s delay and
 # without, one service is stopped and started again under the load generator (its
-# invariant check must hold), `docker compose down -v`, and the engine stops leaving
-# nothing behind (checked). Timings are logged as measured.
+# invariant check must hold), then the services are started again with sign-in on and the
+# auth profile's development provider, and Newman runs the sign-in collection through the
+# gateway; `docker compose down -v`, and the engine stops leaving nothing behind (checked).
+# Timings are logged as measured.
 #
 # Needs root and Go; installs Debian's docker.io and jq, and newman, when they are missing.
 # Docker Compose is built from the Go module proxy once into .cache/compose (git-ignored).
 # Host ports (127.0.0.1): gateway $GATEWAY_PORT (38000), PostgreSQL $POSTGRES_PORT (35432),
-# RabbitMQ $RABBITMQ_PORT (35672) and $RABBITMQ_MANAGEMENT_PORT (45672), so it runs next to
-# `make run` and the machine's own PostgreSQL and RabbitMQ.
+# RabbitMQ $RABBITMQ_PORT (35672) and $RABBITMQ_MANAGEMENT_PORT (45672), the OpenID provider
+# $DEVIDP_PORT (38070), so it runs next to `make run` and the machine's own PostgreSQL and
+# RabbitMQ.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
 
 export GATEWAY_PORT=${GATEWAY_PORT:-38000} POSTGRES_PORT=${POSTGRES_PORT:-35432}
 export RABBITMQ_PORT=${RABBITMQ_PORT:-35672} RABBITMQ_MANAGEMENT_PORT=${RABBITMQ_MANAGEMENT_PORT:-45672}
+export DEVIDP_PORT=${DEVIDP_PORT:-38070}
 export PUBLISH_ADDRESS=127.0.0.1
 # Scripts of this repository that add bridges, iptables rules or change ip_forward hold this
 # lock from the first change to the last clean-up, so each can tell its own objects apart.
@@ -69,7 +73,8 @@ log "stand-in base images, the load generator, the services' modules in the loca
 t=$(now)
 for n in golang distroless postgres rabbitmq nginx; do bash deploy/standins/build-rootfs.sh "$n" "$state/standins"; done
 (cd tools/loadgen && go build -o "$state/loadgen" .)
-for s in user billing order notification; do (cd "services/$s" && GOWORK=off go mod download); done
+for m in services/user services/billing services/order services/notification tools/devidp; do (cd "$m" && GOWORK=off go mod download); done
+go build -o "$state/devidp" ./tools/devidp
 log "prepared in $(since "$t") s"
 
 # From here to the check after shutdown the engine changes the host's network.
@@ -87,7 +92,7 @@ finish() {
 		compose ps -a 2>/dev/null
 		compose logs --no-color --tail 30 2>/dev/null | tail -150
 	fi
-	[ -z "${DOCKER_HOST:-}" ] || compose down -v --timeout 30 >/dev/null 2>&1
+	[ -z "${DOCKER_HOST:-}" ] || compose --profile auth down -v --timeout 30 >/dev/null 2>&1
 	[ -z "$modsrv" ] || kill "$modsrv" 2>/dev/null
 	if [ -n "${ENGINE_DIR:-}" ]; then
 		engine_down
@@ -111,7 +116,7 @@ modport=38081
 "$state/standins/.debs/busybox-static/bin/busybox" httpd -f -p "$bridge_ip:$modport" -h "$(go env GOMODCACHE)/cache/download" &
 modsrv=$!
 
-log "images: stand-ins, then the four services with deploy/Dockerfile (docker compose build)"
+log "images: stand-ins, then the four services and the OpenID provider with deploy/Dockerfile (docker compose build)"
 t=$(now)
 s=deploy/standins/docker-import.sh
 bash $s "$state/standins/golang" golang:1.26-bookworm -- "ENV GOPROXY=http://$bridge_ip:$modport"
@@ -121,7 +126,7 @@ bash $s "$state/standins/rabbitmq" rabbitmq:3.13-management-alpine
 bash $s "$state/standins/nginx" nginx:1.27-alpine
 log "stand-ins loaded in $(since "$t") s"
 t=$(now)
-compose build >"$state/build.log" 2>&1 || { tail -40 "$state/build.log"; exit 1; }
+compose --profile auth build >"$state/build.log" 2>&1 || { tail -40 "$state/build.log"; exit 1; }
 docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^order-system-'
 kill "$modsrv" && modsrv=
 log "services built in $(since "$t") s"
@@ -169,7 +174,32 @@ log "$victim stopped in $stopped s (exit code $exit_code), healthy again after $
 [ "$exit_code" = 0 ] || { echo "compose-test: $victim did not exit cleanly on SIGTERM (exit code $exit_code)" >&2; exit 1; }
 [ "$rc" = 0 ] || { echo "compose-test: the load generator's check failed" >&2; exit 1; }
 
+log "sign-in: the services again with AUTH=oidc and the auth profile's provider"
+t=$(now)
+secret() { od -An -N20 -tx1 /dev/urandom | tr -d ' \n'; }
+AUTH=oidc USER_SERVICE_SECRET=$(secret) ORDER_SERVICE_SECRET=$(secret)
+export AUTH USER_SERVICE_SECRET ORDER_SERVICE_SECRET
+compose --profile auth up -d --wait --wait-timeout 300
+log "up with sign-in on in $(since "$t") s"
+# The provider's issuer is the name the services reach it by; from here its published port.
+token() { "$state/devidp" token -issuer http://devidp:8070 -connect "127.0.0.1:$DEVIDP_PORT" "$@"; }
+ann=$(token)
+bob=$(token)
+other=$(token -client other-app)
+folders=()
+for f in "Ann, signed in, runs the seed scenario" "Bob, another user, is refused on Ann's resources" \
+	"Without a token every route is 401" "With a tampered token every route is 401" \
+	"With a token for another audience every route is 401" "Nothing moved" \
+	"The gateway limits each caller's writes" "The index and the API description need no token"; do
+	folders+=(--folder "$f") # all but billing's internal API, which compose does not publish
+done
+t=$(now)
+"$NEWMAN" run postman/order-system-auth.postman_collection.json -e postman/local-auth.postman_environment.json \
+	--env-var "baseUrl=$gw" --env-var "tokenAnn=$ann" --env-var "tokenBob=$bob" --env-var "tokenOtherAudience=$other" \
+	"${folders[@]}" --reporters cli
+log "sign-in collection took $(since "$t") s"
+
 log "docker compose down -v"
 t=$(now)
-compose down -v --timeout 30
+compose --profile auth down -v --timeout 30
 log "down in $(since "$t") s"

@@ -124,3 +124,51 @@ func TestComposeTracing(t *testing.T) {
 		}
 	}
 }
+
+// Sign-in is off unless AUTH says otherwise; the auth profile adds the development provider,
+// whose service client secrets, like the services', come only from the environment.
+func TestComposeAuth(t *testing.T) {
+	t.Setenv("AUTH", "")
+	t.Setenv("USER_SERVICE_SECRET", "")
+	p := loadCompose(t)
+	if _, ok := p.Services["devidp"]; ok {
+		t.Error("devidp starts without the auth profile")
+	}
+	for _, svc := range []string{"user", "billing", "order", "notification"} {
+		if v := p.Services[svc].Environment["AUTH"]; v == nil || *v != "off" {
+			t.Errorf("%s: AUTH = %v, want off by default", svc, v)
+		}
+	}
+	if v := p.Services["user"].Environment["AUTH_CLIENT_SECRET"]; v != nil && *v != "" {
+		t.Errorf("user: AUTH_CLIENT_SECRET defaults to %q: a secret must come from the environment", *v)
+	}
+
+	t.Setenv("AUTH", "oidc")
+	t.Setenv("USER_SERVICE_SECRET", "user-secret-0123456789")
+	t.Setenv("ORDER_SERVICE_SECRET", "order-secret-0123456789")
+	p = loadCompose(t, "auth")
+	idp, ok := p.Services["devidp"]
+	if !ok {
+		t.Fatal("no devidp service in the auth profile")
+	}
+	if idp.Build == nil || idp.Build.Args["MODULE"] == nil || *idp.Build.Args["MODULE"] != "tools/devidp" {
+		t.Error("devidp: want a build of tools/devidp from deploy/Dockerfile")
+	}
+	if v := idp.Environment["DEVIDP_SERVICE_CLIENTS"]; v == nil || *v != "user-service:user-secret-0123456789,order-service:order-secret-0123456789" {
+		t.Errorf("devidp: DEVIDP_SERVICE_CLIENTS = %v", v)
+	}
+	for _, port := range idp.Ports {
+		if port.HostIP != "127.0.0.1" {
+			t.Errorf("devidp publishes %s on %q, want 127.0.0.1", port.Published, port.HostIP)
+		}
+	}
+	for svc, secret := range map[string]string{"user": "user-secret-0123456789", "order": "order-secret-0123456789"} {
+		env := p.Services[svc].Environment
+		if v := env["AUTH_CLIENT_SECRET"]; v == nil || *v != secret {
+			t.Errorf("%s: AUTH_CLIENT_SECRET is not USER/ORDER_SERVICE_SECRET", svc)
+		}
+		if v := env["AUTH"]; v == nil || *v != "oidc" {
+			t.Errorf("%s: AUTH = %v, want oidc", svc, v)
+		}
+	}
+}
