@@ -4,7 +4,9 @@
 #                             (deploy/standins), the distroless base and the sandbox image;
 #                             built once, then reused
 #   images.sh services <tag>  order-system-<service>:<tag> from the current sources: the same
-#                             static binary, user, layout and entrypoint as deploy/Dockerfile
+#                             static binary, user, layout and entrypoint as deploy/Dockerfile;
+#                             and order-system-devidp:<tag>, the development OpenID provider
+#                             (tools/devidp) the chart runs with global.auth.devProvider
 set -euo pipefail
 . "$(dirname "$0")/cluster-env.sh"
 mkdir -p "$IMAGES"
@@ -61,9 +63,11 @@ services() {
 		"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt", "HTTP_ADDR=:8080"],
 		"ExposedPorts": {"8080/tcp": {}}}' >"$work/config.json"
 	local svc
-	for svc in user billing order notification; do
+	local -A src=([user]=services/user/cmd/user [billing]=services/billing/cmd/billing
+		[order]=services/order/cmd/order [notification]=services/notification/cmd/notification [devidp]=tools/devidp)
+	for svc in user billing order notification devidp; do
 		mkdir -p "$work/$svc"
-		(cd "$REPO/services/$svc" && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$work/$svc/app" "./cmd/$svc")
+		(cd "$REPO/${src[$svc]}" && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$work/$svc/app" .)
 		tar -C "$work/$svc" --numeric-owner --owner=0 --group=0 --mode=0755 -cf "$work/$svc.tar" app
 		bash "$REPO/deploy/kube/oci-image.sh" "$IMAGES/$svc-$tag.oci.tar" "docker.io/library/order-system-$svc:$tag" \
 			"$work/config.json" "$KUBE_CACHE/standins/distroless.tar" "$work/$svc.tar"

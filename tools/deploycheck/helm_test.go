@@ -299,26 +299,40 @@ func checkIngress(t *testing.T, ingresses []networkingv1.Ingress) {
 
 func checkNetworkPolicy(t *testing.T, policies []networkingv1.NetworkPolicy) {
 	t.Helper()
-	if len(policies) != 1 {
-		t.Fatalf("%d network policies, want 1 (billing)", len(policies))
+	// The pods each policy admits, and on which ports: billing's callers, and the bundled
+	// stores' clients (never RabbitMQ's management port).
+	want := map[string]struct{ from, ports []string }{
+		"billing":    {[]string{"order", "user"}, []string{"8080"}},
+		"postgresql": {[]string{"billing", "notification", "order", "user"}, []string{"5432"}},
+		"rabbitmq":   {[]string{"billing", "notification", "order", "user"}, []string{"5672"}},
 	}
-	p := policies[0]
-	if p.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"] != "billing" || len(p.Spec.Ingress) != 1 {
-		t.Fatalf("network policy selects %v", p.Spec.PodSelector)
+	if len(policies) != len(want) {
+		t.Fatalf("%d network policies, want %d (billing, postgresql, rabbitmq)", len(policies), len(want))
 	}
-	var allowed []string
-	for _, peer := range p.Spec.Ingress[0].From {
-		if peer.PodSelector != nil {
-			for _, e := range peer.PodSelector.MatchExpressions {
-				if e.Key == "app.kubernetes.io/name" {
-					allowed = append(allowed, e.Values...)
+	for _, p := range policies {
+		target := p.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"]
+		w, ok := want[target]
+		if !ok || len(p.Spec.Ingress) != 1 {
+			t.Errorf("network policy %s selects %v", p.Name, p.Spec.PodSelector)
+			continue
+		}
+		var allowed, ports []string
+		for _, peer := range p.Spec.Ingress[0].From {
+			if peer.PodSelector != nil {
+				for _, e := range peer.PodSelector.MatchExpressions {
+					if e.Key == "app.kubernetes.io/name" {
+						allowed = append(allowed, e.Values...)
+					}
 				}
 			}
 		}
-	}
-	slices.Sort(allowed)
-	if !slices.Equal(allowed, []string{"order", "user"}) {
-		t.Errorf("pods allowed to billing: %v, want order and user", allowed)
+		for _, port := range p.Spec.Ingress[0].Ports {
+			ports = append(ports, port.Port.String())
+		}
+		slices.Sort(allowed)
+		if !slices.Equal(allowed, w.from) || !slices.Equal(ports, w.ports) {
+			t.Errorf("%s admits pods %v on ports %v, want %v on %v", target, allowed, ports, w.from, w.ports)
+		}
 	}
 }
 
@@ -401,10 +415,18 @@ func TestCredentialsAnyPassword(t *testing.T) {
 	if !found {
 		t.Fatal("no secret order-system-order")
 	}
-	// The bundled PostgreSQL gets the same password, quoted for SQL.
+	// The bundled PostgreSQL gets the same password, quoted for SQL, from a Secret: no
+	// ConfigMap holds a password.
 	var sql string
+	for _, s := range objs.secrets {
+		sql += s.StringData["20-passwords.sql"]
+	}
 	for _, c := range objs.configmaps {
-		sql += c.Data["20-passwords.sql"]
+		for k, v := range c.Data {
+			if strings.Contains(v, "p@ss w+rd") {
+				t.Errorf("ConfigMap %s holds the password in %s", c.Name, k)
+			}
+		}
 	}
 	if want := `ALTER ROLE "order_service" PASSWORD 'p@ss w+rd/%:?#''"\x';`; !strings.Contains(sql, want) {
 		t.Errorf("20-passwords.sql lacks %s:\n%s", want, sql)
@@ -568,5 +590,104 @@ func TestSubchartsAlone(t *testing.T) {
 				checkDeployment(t, d)
 			}
 		})
+	}
+}
+
+func TestSignIn(t *testing.T) {
+	off := render(t)
+	for _, cm := range off.configmaps {
+		if _, ok := cm.Data["AUTH"]; ok {
+			t.Errorf("sign-in off: ConfigMap %s sets AUTH", cm.Name)
+		}
+	}
+
+	objs := render(t, "global.auth.enabled=true", "global.auth.devProvider=true")
+	for _, cm := range objs.configmaps {
+		if !slices.Contains([]string{"order-system-user", "order-system-billing", "order-system-order", "order-system-notification"}, cm.Name) {
+			continue
+		}
+		if cm.Data["AUTH"] != "oidc" || cm.Data["AUTH_ISSUER"] != "http://order-system-devidp:8070" {
+			t.Errorf("ConfigMap %s: AUTH=%q AUTH_ISSUER=%q, want oidc and the development provider", cm.Name, cm.Data["AUTH"], cm.Data["AUTH_ISSUER"])
+		}
+		for k := range cm.Data {
+			if strings.Contains(k, "SECRET") {
+				t.Errorf("ConfigMap %s holds %s: secrets belong in Secrets", cm.Name, k)
+			}
+		}
+	}
+	// The user and order services take their client secret from the clients' Secret, which
+	// has a key for each of them.
+	var clients *corev1.Secret
+	for i, s := range objs.secrets {
+		if s.Name == "order-system-auth-clients" {
+			clients = &objs.secrets[i]
+		}
+	}
+	if clients == nil {
+		t.Fatal("no Secret order-system-auth-clients")
+	}
+	withSecret := map[string]bool{}
+	for _, d := range objs.deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				if ref := e.ValueFrom; ref != nil && ref.SecretKeyRef != nil && ref.SecretKeyRef.Name == clients.Name {
+					if _, ok := clients.Data[ref.SecretKeyRef.Key]; !ok {
+						t.Errorf("%s/%s: %s names the key %s, which %s does not have", d.Name, c.Name, e.Name, ref.SecretKeyRef.Key, clients.Name)
+					}
+					withSecret[d.Name] = true
+				}
+			}
+		}
+	}
+	for _, name := range []string{"order-system-user", "order-system-order", "order-system-devidp"} {
+		if !withSecret[name] {
+			t.Errorf("%s does not read the clients' Secret", name)
+		}
+	}
+	if withSecret["order-system-billing"] || withSecret["order-system-notification"] {
+		t.Error("billing or notification reads a client secret it has no use for")
+	}
+	var idpHost bool
+	for _, ing := range objs.ingresses {
+		for _, r := range ing.Spec.Rules {
+			idpHost = idpHost || r.Host == "order-system-devidp"
+		}
+	}
+	if !idpHost {
+		t.Error("no Ingress rule for the development provider's host")
+	}
+
+	// A Secret of one's own replaces the generated one, and no provider runs unless asked.
+	own := render(t, "global.auth.enabled=true", "global.auth.issuer=https://id.example.com", "global.auth.clientsSecret=my-clients")
+	for _, s := range own.secrets {
+		if s.Name == "order-system-auth-clients" {
+			t.Error("clientsSecret set, and the chart still creates order-system-auth-clients")
+		}
+	}
+	for _, d := range own.deployments {
+		if d.Name == "order-system-devidp" {
+			t.Error("the development provider runs without devProvider")
+		}
+	}
+}
+
+func TestIngressTLS(t *testing.T) {
+	for _, ing := range render(t).ingresses {
+		if len(ing.Spec.TLS) != 0 {
+			t.Errorf("%s has TLS without ingress.tls.secretName", ing.Name)
+		}
+	}
+	var found bool
+	for _, ing := range render(t, "ingress.tls.secretName=arch-tls").ingresses {
+		if ing.Name != "order-system" {
+			continue
+		}
+		found = true
+		if len(ing.Spec.TLS) != 1 || ing.Spec.TLS[0].SecretName != "arch-tls" || !slices.Equal(ing.Spec.TLS[0].Hosts, []string{"arch.homework"}) {
+			t.Errorf("ingress TLS %+v, want arch-tls for arch.homework", ing.Spec.TLS)
+		}
+	}
+	if !found {
+		t.Fatal("no ingress order-system")
 	}
 }

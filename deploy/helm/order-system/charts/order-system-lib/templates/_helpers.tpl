@@ -48,6 +48,13 @@ amqp:
   password: order
   vhost: ""
 logLevel: info
+auth:
+  enabled: false
+  issuer: ""
+  audience: order-system
+  internalAudience: order-system-internal
+  clientsSecret: ""
+  devProvider: false
 tracing:
   otlpEndpoint: ""
 shutdownTimeoutSeconds: 20
@@ -79,6 +86,16 @@ user information would read as a plus: hence %20.
 
 {{- define "order-system.dbHost" -}}
 {{- .g.database.host | default (printf "%s-postgresql" .root.Release.Name) -}}
+{{- end }}
+
+{{/* The OpenID provider's issuer URL: auth.issuer, or the development provider's. */}}
+{{- define "order-system.authIssuer" -}}
+{{- .g.auth.issuer | default (ternary (printf "http://%s:8070" (include "order-system.fullname" (dict "root" .root "name" "devidp"))) "" .g.auth.devProvider) -}}
+{{- end }}
+
+{{/* The Secret holding the services' client secrets at the provider. */}}
+{{- define "order-system.authClientsSecret" -}}
+{{- .g.auth.clientsSecret | default (include "order-system.fullname" (dict "root" .root "name" "auth-clients")) -}}
 {{- end }}
 
 {{- define "order-system.amqpHost" -}}
@@ -124,6 +141,15 @@ data:
   {{- end }}
   {{- if .Values.callsBilling }}
   BILLING_URL: {{ printf "http://%s:8080" (include "order-system.fullname" (dict "root" . "name" "billing")) | quote }}
+  {{- end }}
+  {{- if $g.auth.enabled }}
+  AUTH: oidc
+  AUTH_ISSUER: {{ include "order-system.authIssuer" (dict "root" . "g" $g) | required "global.auth.issuer (or global.auth.devProvider) is required with global.auth.enabled" | quote }}
+  AUTH_AUDIENCE: {{ $g.auth.audience | quote }}
+  AUTH_INTERNAL_AUDIENCE: {{ $g.auth.internalAudience | quote }}
+  {{- if .Values.callsBilling }}
+  AUTH_CLIENT_ID: {{ printf "%s-service" $name | quote }}
+  {{- end }}
   {{- end }}
   {{- range $k, $v := .Values.env }}
   {{ $k }}: {{ $v | quote }}
@@ -207,6 +233,12 @@ spec:
           envFrom:
             - configMapRef: { name: {{ $fullname }} }
             - secretRef: { name: {{ $secret }} }
+          {{- if and $g.auth.enabled .Values.callsBilling }}
+          env:
+            - name: AUTH_CLIENT_SECRET
+              valueFrom:
+                secretKeyRef: { name: {{ include "order-system.authClientsSecret" (dict "root" . "g" $g) }}, key: {{ printf "%s-service" $name }} }
+          {{- end }}
           lifecycle:
             # Keep serving while the endpoint removal reaches every proxy; only then does
             # SIGTERM start the graceful shutdown. A sleep action: the image has no shell.
