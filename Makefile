@@ -89,7 +89,9 @@ images: ## build order-system-<service>:<chart appVersion> (TAG=...; needs a Doc
 
 helm-lint: ## helm lint the chart, with the bundled databases and without
 	helm lint deploy/helm/order-system
-	helm lint deploy/helm/order-system --set postgresql.enabled=false,rabbitmq.enabled=false
+	helm lint deploy/helm/order-system --set postgresql.enabled=false,rabbitmq.enabled=false,global.amqp.password=lint \
+		--set global.database.users.user.password=lint,global.database.users.billing.password=lint \
+		--set global.database.users.order.password=lint,global.database.users.notification.password=lint
 
 deploy-check: helm-lint ## helm-lint, render the chart and load the compose file, every object checked strictly
 	cd tools/deploycheck && go test -count=1 ./...

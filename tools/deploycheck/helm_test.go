@@ -197,8 +197,36 @@ func TestDefaultInstall(t *testing.T) {
 	}
 }
 
+// givenPasswords sets every password the chart takes, as an operator with servers of their
+// own would.
+var givenPasswords = []string{
+	"global.database.users.user.password=pw-user", "global.database.users.billing.password=pw-billing",
+	"global.database.users.order.password=pw-order", "global.database.users.notification.password=pw-notification",
+	"global.amqp.password=pw-amqp",
+}
+
+// helmFails runs helm and returns its error output, failing the test if helm succeeds.
+func helmFails(t *testing.T, args ...string) string {
+	t.Helper()
+	helm(t, "version") // skips without helm
+	out, err := exec.Command("helm", args...).CombinedOutput()
+	if err == nil {
+		t.Fatalf("helm %v succeeded, want a refusal", args)
+	}
+	return string(out)
+}
+
 func TestExternalDatabases(t *testing.T) {
-	objs := render(t, "postgresql.enabled=false", "rabbitmq.enabled=false", "global.database.host=db.example.com", "global.amqp.host=mq.example.com")
+	external := []string{"postgresql.enabled=false", "rabbitmq.enabled=false", "global.database.host=db.example.com", "global.amqp.host=mq.example.com"}
+	// A password cannot be generated for a server the chart does not run.
+	args := []string{"template", "order-system", chart}
+	for _, s := range external {
+		args = append(args, "--set", s)
+	}
+	if out := helmFails(t, args...); !strings.Contains(out, "a password is required with an external server") {
+		t.Errorf("external servers without passwords: %s", out)
+	}
+	objs := render(t, append(external, givenPasswords...)...)
 	if len(objs.statefulsets) != 0 {
 		t.Errorf("%d statefulsets with the bundled databases switched off", len(objs.statefulsets))
 	}
@@ -582,7 +610,11 @@ func TestTracingEndpoint(t *testing.T) {
 func TestSubchartsAlone(t *testing.T) {
 	for _, sub := range []string{"user", "billing", "order", "notification", "postgresql", "rabbitmq"} {
 		t.Run(sub, func(t *testing.T) {
-			objs := renderChart(t, filepath.Join(chart, "charts", sub))
+			// On its own a subchart generates nothing: it needs the passwords (or a Secret).
+			if out := helmFails(t, "template", "order-system", filepath.Join(chart, "charts", sub)); !strings.Contains(out, "is required when the chart is installed on its own") {
+				t.Errorf("no passwords: %s", out)
+			}
+			objs := renderChart(t, filepath.Join(chart, "charts", sub), append(givenPasswords, "superuserPassword=pw-postgres")...)
 			if len(objs.deployments)+len(objs.statefulsets) != 1 || len(objs.services) != 1 {
 				t.Errorf("%d deployments, %d statefulsets, %d services; want one workload and its service", len(objs.deployments), len(objs.statefulsets), len(objs.services))
 			}
@@ -689,5 +721,61 @@ func TestIngressTLS(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no ingress order-system")
+	}
+}
+
+// No password of the chart is well known: each is generated at random on install, and every
+// Secret that holds one agrees with the others.
+func TestGeneratedPasswords(t *testing.T) {
+	first, second := render(t), render(t)
+	creds := func(objs objects) map[string]string {
+		for _, s := range objs.secrets {
+			if s.Name == "order-system-credentials" {
+				out := map[string]string{}
+				for k, v := range s.Data {
+					out[k] = string(v)
+				}
+				return out
+			}
+		}
+		t.Fatal("no Secret order-system-credentials")
+		return nil
+	}
+	a, b := creds(first), creds(second)
+	keys := []string{"amqp", "db-billing", "db-notification", "db-order", "db-user", "postgres"}
+	for _, k := range keys {
+		if len(a[k]) < 32 {
+			t.Errorf("%s: %q is not a generated password", k, a[k])
+		}
+		if a[k] == b[k] {
+			t.Errorf("%s is the same in two installs: not random", k)
+		}
+	}
+	byName := map[string]corev1.Secret{}
+	for _, s := range first.secrets {
+		byName[s.Name] = s
+	}
+	for _, svc := range []string{"user", "billing", "order", "notification"} {
+		for key, want := range map[string]string{"DATABASE_URL": a["db-"+svc], "AMQP_URL": a["amqp"]} {
+			u, err := url.Parse(byName["order-system-"+svc].StringData[key])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := u.User.Password(); got != want {
+				t.Errorf("%s's %s has password %q, want the generated %q", svc, key, got, want)
+			}
+		}
+		if sql := byName["order-system-postgresql-passwords"].StringData["20-passwords.sql"]; !strings.Contains(sql, "'"+a["db-"+svc]+"'") {
+			t.Errorf("PostgreSQL does not set %s's generated password", svc)
+		}
+	}
+	if got := byName["order-system-postgresql"].StringData["POSTGRES_PASSWORD"]; got != a["postgres"] {
+		t.Errorf("POSTGRES_PASSWORD %q, want the generated %q", got, a["postgres"])
+	}
+	if got := byName["order-system-rabbitmq"].StringData["RABBITMQ_DEFAULT_PASS"]; got != a["amqp"] {
+		t.Errorf("RABBITMQ_DEFAULT_PASS %q, want the generated %q", got, a["amqp"])
+	}
+	if got := byName["order-system-credentials"].Annotations["helm.sh/resource-policy"]; got != "keep" {
+		t.Errorf("order-system-credentials resource-policy %q, want keep (a reinstall finds the volumes' passwords)", got)
 	}
 }

@@ -37,16 +37,17 @@ database:
   name: order_system
   sslmode: disable
   users:
-    user: { role: user_service, password: user_service }
-    billing: { role: billing_service, password: billing_service }
-    order: { role: order_service, password: order_service }
-    notification: { role: notification_service, password: notification_service }
+    user: { role: user_service, schema: users, password: "" }
+    billing: { role: billing_service, schema: billing, password: "" }
+    order: { role: order_service, schema: orders, password: "" }
+    notification: { role: notification_service, schema: notifications, password: "" }
 amqp:
   host: ""
   port: 5672
   user: order
-  password: order
+  password: ""
   vhost: ""
+managedCredentials: false
 logLevel: info
 auth:
   enabled: false
@@ -108,10 +109,82 @@ user information would read as a plus: hence %20.
 {{- end }}
 
 {{/*
+The Secret of a service's DATABASE_URL and AMQP_URL, the passwords escaped into the URLs.
+dict: root, g (the global values), name (the service), dbPassword, amqpPassword. The service
+template renders it when a subchart is installed on its own; under the umbrella chart its
+credentials template does, with the passwords it generates (global.managedCredentials).
+*/}}
+{{- define "order-system.serviceSecret" -}}
+{{- $db := get .g.database.users .name -}}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ include "order-system.fullname" (dict "root" .root "name" .name) }}
+  labels:
+    {{- include "order-system.labels" .root | nindent 4 }}
+    app.kubernetes.io/name: {{ .name }}
+type: Opaque
+stringData:
+  DATABASE_URL: {{ printf "postgres://%s:%s@%s:%d/%s?sslmode=%s&search_path=%s" (include "order-system.urlEscape" $db.role) (include "order-system.urlEscape" .dbPassword) (include "order-system.dbHost" .) (int .g.database.port) (include "order-system.urlEscape" .g.database.name) (urlquery .g.database.sslmode) (urlquery $db.schema) | quote }}
+  AMQP_URL: {{ printf "amqp://%s:%s@%s:%d/%s" (include "order-system.urlEscape" .g.amqp.user) (include "order-system.urlEscape" .amqpPassword) (include "order-system.amqpHost" .) (int .g.amqp.port) (include "order-system.urlEscape" .g.amqp.vhost) | quote }}
+{{- end }}
+
+{{/*
+The bundled PostgreSQL's Secrets: its superuser's password, and the script that sets the
+services' role passwords on the first start (in a Secret, not the init ConfigMap). dict: root,
+g, superuserPassword (skipped when empty: postgresql.existingSecret), rolePasswords (service
+-> password).
+*/}}
+{{- define "order-system.postgresqlSecrets" -}}
+{{- $fullname := include "order-system.fullname" (dict "root" .root "name" "postgresql") -}}
+{{- if .superuserPassword }}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ $fullname }}
+  labels:
+    {{- include "order-system.labels" .root | nindent 4 }}
+    app.kubernetes.io/name: postgresql
+type: Opaque
+stringData:
+  POSTGRES_PASSWORD: {{ .superuserPassword | quote }}
+---
+{{- end }}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ $fullname }}-passwords
+  labels:
+    {{- include "order-system.labels" .root | nindent 4 }}
+    app.kubernetes.io/name: postgresql
+type: Opaque
+stringData:
+  20-passwords.sql: |
+    {{- range $svc, $u := .g.database.users }}
+    ALTER ROLE "{{ $u.role | replace "\"" "\"\"" }}" PASSWORD '{{ get $.rolePasswords $svc | toString | replace "'" "''" }}';
+    {{- end }}
+{{- end }}
+
+{{/* The bundled RabbitMQ's Secret: its user and password. dict: root, g, password. */}}
+{{- define "order-system.rabbitmqSecret" -}}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ include "order-system.fullname" (dict "root" .root "name" "rabbitmq") }}
+  labels:
+    {{- include "order-system.labels" .root | nindent 4 }}
+    app.kubernetes.io/name: rabbitmq
+type: Opaque
+stringData:
+  RABBITMQ_DEFAULT_USER: {{ .g.amqp.user | quote }}
+  RABBITMQ_DEFAULT_PASS: {{ .password | quote }}
+{{- end }}
+
+{{/*
 order-system.service renders everything one service needs: ConfigMap, Secret (unless
 existingSecret names one), Deployment (migrations in an init container), Service, and when
 switched on a PodDisruptionBudget and a HorizontalPodAutoscaler. Each service subchart
-includes it with its own values: name, schema, replicas, pool, resources, callsBilling.
+includes it with its own values: name, replicas, pool, resources, callsBilling (its role and schema are in global.database.users).
 */}}
 {{- define "order-system.service" -}}
 {{- $name := .Values.name -}}
@@ -154,19 +227,11 @@ data:
   {{- range $k, $v := .Values.env }}
   {{ $k }}: {{ $v | quote }}
   {{- end }}
-{{- if not .Values.existingSecret }}
+{{- if not (or .Values.existingSecret $g.managedCredentials) }}
 ---
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {{ $fullname }}
-  labels:
-    {{- include "order-system.labels" . | nindent 4 }}
-    app.kubernetes.io/name: {{ $name }}
-type: Opaque
-stringData:
-  DATABASE_URL: {{ printf "postgres://%s:%s@%s:%d/%s?sslmode=%s&search_path=%s" (include "order-system.urlEscape" $db.role) (include "order-system.urlEscape" $db.password) (include "order-system.dbHost" (dict "root" . "g" $g)) (int $g.database.port) (include "order-system.urlEscape" $g.database.name) (urlquery $g.database.sslmode) (urlquery .Values.schema) | quote }}
-  AMQP_URL: {{ printf "amqp://%s:%s@%s:%d/%s" (include "order-system.urlEscape" $g.amqp.user) (include "order-system.urlEscape" $g.amqp.password) (include "order-system.amqpHost" (dict "root" . "g" $g)) (int $g.amqp.port) (include "order-system.urlEscape" $g.amqp.vhost) | quote }}
+{{ include "order-system.serviceSecret" (dict "root" . "g" $g "name" $name
+  "dbPassword" ($db.password | required (printf "global.database.users.%s.password (or %s.existingSecret) is required when the chart is installed on its own" $name $name))
+  "amqpPassword" ($g.amqp.password | required "global.amqp.password is required when the chart is installed on its own")) }}
 {{- end }}
 ---
 apiVersion: apps/v1
