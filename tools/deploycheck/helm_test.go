@@ -779,3 +779,51 @@ func TestGeneratedPasswords(t *testing.T) {
 		t.Errorf("order-system-credentials resource-policy %q, want keep (a reinstall finds the volumes' passwords)", got)
 	}
 }
+
+// TLS to servers of one's own: the database's CA is named in DATABASE_URL and mounted where
+// it says; the broker is reached over amqps and its CA is trusted besides the system's.
+func TestServerTLS(t *testing.T) {
+	objs := render(t, append(givenPasswords, "postgresql.enabled=false", "rabbitmq.enabled=false",
+		"global.database.sslmode=verify-full", "global.database.caSecret=db-ca",
+		"global.amqp.tls=true", "global.amqp.port=5671", "global.amqp.caSecret=mq-ca")...)
+	for _, s := range objs.secrets {
+		if s.StringData["DATABASE_URL"] == "" {
+			continue
+		}
+		db, _ := url.Parse(s.StringData["DATABASE_URL"])
+		if q := db.Query(); q.Get("sslmode") != "verify-full" || q.Get("sslrootcert") != "/etc/order-system/ca/database/ca.crt" {
+			t.Errorf("%s: DATABASE_URL query %v, want verify-full and the mounted CA", s.Name, q)
+		}
+		if mq, _ := url.Parse(s.StringData["AMQP_URL"]); mq.Scheme != "amqps" || mq.Port() != "5671" {
+			t.Errorf("%s: AMQP_URL %s://...:%s, want amqps on 5671", s.Name, mq.Scheme, mq.Port())
+		}
+	}
+	for _, d := range objs.deployments {
+		if d.Name == "order-system-index" {
+			continue
+		}
+		secrets := map[string]string{}
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Secret != nil {
+				secrets[v.Name] = v.Secret.SecretName
+			}
+		}
+		if secrets["database-ca"] != "db-ca" || secrets["amqp-ca"] != "mq-ca" {
+			t.Errorf("%s mounts CA secrets %v, want db-ca and mq-ca", d.Name, secrets)
+		}
+		for _, c := range append(slices.Clone(d.Spec.Template.Spec.InitContainers), d.Spec.Template.Spec.Containers...) {
+			mounts := map[string]string{}
+			for _, m := range c.VolumeMounts {
+				mounts[m.Name] = m.MountPath
+			}
+			if mounts["database-ca"] != "/etc/order-system/ca/database" || mounts["amqp-ca"] != "/etc/order-system/ca/amqp" {
+				t.Errorf("%s/%s mounts %v", d.Name, c.Name, mounts)
+			}
+		}
+	}
+	for _, cm := range objs.configmaps {
+		if cm.Name != "order-system-index" && cm.Data["SSL_CERT_DIR"] != "/etc/ssl/certs:/etc/order-system/ca/amqp" {
+			t.Errorf("%s: SSL_CERT_DIR %q", cm.Name, cm.Data["SSL_CERT_DIR"])
+		}
+	}
+}

@@ -36,6 +36,7 @@ database:
   port: 5432
   name: order_system
   sslmode: disable
+  caSecret: ""
   users:
     user: { role: user_service, schema: users, password: "" }
     billing: { role: billing_service, schema: billing, password: "" }
@@ -47,6 +48,8 @@ amqp:
   user: order
   password: ""
   vhost: ""
+  tls: false
+  caSecret: ""
 managedCredentials: false
 logLevel: info
 auth:
@@ -125,8 +128,38 @@ metadata:
     app.kubernetes.io/name: {{ .name }}
 type: Opaque
 stringData:
-  DATABASE_URL: {{ printf "postgres://%s:%s@%s:%d/%s?sslmode=%s&search_path=%s" (include "order-system.urlEscape" $db.role) (include "order-system.urlEscape" .dbPassword) (include "order-system.dbHost" .) (int .g.database.port) (include "order-system.urlEscape" .g.database.name) (urlquery .g.database.sslmode) (urlquery $db.schema) | quote }}
-  AMQP_URL: {{ printf "amqp://%s:%s@%s:%d/%s" (include "order-system.urlEscape" .g.amqp.user) (include "order-system.urlEscape" .amqpPassword) (include "order-system.amqpHost" .) (int .g.amqp.port) (include "order-system.urlEscape" .g.amqp.vhost) | quote }}
+  DATABASE_URL: {{ printf "postgres://%s:%s@%s:%d/%s?sslmode=%s&search_path=%s%s" (include "order-system.urlEscape" $db.role) (include "order-system.urlEscape" .dbPassword) (include "order-system.dbHost" .) (int .g.database.port) (include "order-system.urlEscape" .g.database.name) (urlquery .g.database.sslmode) (urlquery $db.schema) (ternary (printf "&sslrootcert=%s/ca.crt" (include "order-system.caDir" "database")) "" (not (empty .g.database.caSecret))) | quote }}
+  AMQP_URL: {{ printf "%s://%s:%s@%s:%d/%s" (ternary "amqps" "amqp" .g.amqp.tls) (include "order-system.urlEscape" .g.amqp.user) (include "order-system.urlEscape" .amqpPassword) (include "order-system.amqpHost" .) (int .g.amqp.port) (include "order-system.urlEscape" .g.amqp.vhost) | quote }}
+{{- end }}
+
+{{/* Where a CA certificate from global.database.caSecret or global.amqp.caSecret is mounted. */}}
+{{- define "order-system.caDir" -}}
+/etc/order-system/ca/{{ . }}
+{{- end }}
+
+{{/*
+The CA mounts of a service's containers (the volumes are order-system.caVolumes): the
+database's CA is named in DATABASE_URL (sslrootcert); the broker's is added to the pool Go
+trusts besides the system's (SSL_CERT_DIR), which amqps:// uses. dict: g.
+*/}}
+{{- define "order-system.caMounts" -}}
+{{- if .g.database.caSecret }}
+- { name: database-ca, mountPath: {{ include "order-system.caDir" "database" }}, readOnly: true }
+{{- end }}
+{{- if .g.amqp.caSecret }}
+- { name: amqp-ca, mountPath: {{ include "order-system.caDir" "amqp" }}, readOnly: true }
+{{- end }}
+{{- end }}
+
+{{- define "order-system.caVolumes" -}}
+{{- if .g.database.caSecret }}
+- name: database-ca
+  secret: { secretName: {{ .g.database.caSecret }}, items: [{ key: ca.crt, path: ca.crt }] }
+{{- end }}
+{{- if .g.amqp.caSecret }}
+- name: amqp-ca
+  secret: { secretName: {{ .g.amqp.caSecret }}, items: [{ key: ca.crt, path: ca.crt }] }
+{{- end }}
 {{- end }}
 
 {{/*
@@ -224,6 +257,10 @@ data:
   AUTH_CLIENT_ID: {{ printf "%s-service" $name | quote }}
   {{- end }}
   {{- end }}
+  {{- if $g.amqp.caSecret }}
+  # Go trusts the certificates in these directories besides its bundle: the broker's CA.
+  SSL_CERT_DIR: {{ printf "/etc/ssl/certs:%s" (include "order-system.caDir" "amqp") | quote }}
+  {{- end }}
   {{- range $k, $v := .Values.env }}
   {{ $k }}: {{ $v | quote }}
   {{- end }}
@@ -274,6 +311,10 @@ spec:
         runAsGroup: 65532
         seccompProfile:
           type: RuntimeDefault
+      {{- with include "order-system.caVolumes" (dict "g" $g) }}
+      volumes:
+        {{- . | nindent 8 }}
+      {{- end }}
       initContainers:
         # Migrations run before the app starts; golang-migrate's advisory lock keeps
         # replicas from applying them twice.
@@ -284,6 +325,10 @@ spec:
           envFrom:
             - configMapRef: { name: {{ $fullname }} }
             - secretRef: { name: {{ $secret }} }
+          {{- with include "order-system.caMounts" (dict "g" $g) }}
+          volumeMounts:
+            {{- . | nindent 12 }}
+          {{- end }}
           securityContext:
             {{- include "order-system.containerSecurityContext" . | nindent 12 }}
           resources:
@@ -303,6 +348,10 @@ spec:
             - name: AUTH_CLIENT_SECRET
               valueFrom:
                 secretKeyRef: { name: {{ include "order-system.authClientsSecret" (dict "root" . "g" $g) }}, key: {{ printf "%s-service" $name }} }
+          {{- end }}
+          {{- with include "order-system.caMounts" (dict "g" $g) }}
+          volumeMounts:
+            {{- . | nindent 12 }}
           {{- end }}
           lifecycle:
             # Keep serving while the endpoint removal reaches every proxy; only then does
