@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
@@ -462,25 +463,50 @@ func TestCredentialsAnyPassword(t *testing.T) {
 }
 
 func TestExistingSecret(t *testing.T) {
-	objs := render(t, "order.existingSecret=order-credentials")
+	objs := render(t, "order.existingSecret=order-credentials", "order.existingSecretKeys.databaseURL=db-url",
+		"postgresql.existingSecret=pg-root", "postgresql.existingSecretKeys.password=root-password",
+		"rabbitmq.existingSecret=mq-admin", "rabbitmq.existingSecretKeys.user=name")
 	for _, s := range objs.secrets {
-		if s.Name == "order-system-order" {
-			t.Error("the chart still creates order's Secret")
+		if s.Name == "order-system-order" || s.Name == "order-system-postgresql" || s.Name == "order-system-rabbitmq" {
+			t.Errorf("the chart still creates %s", s.Name)
 		}
 	}
-	for _, d := range objs.deployments {
-		if d.Name != "order-system-order" {
-			continue
-		}
-		for _, c := range append(slices.Clone(d.Spec.Template.Spec.InitContainers), d.Spec.Template.Spec.Containers...) {
-			var refs []string
-			for _, e := range c.EnvFrom {
-				if e.SecretRef != nil {
-					refs = append(refs, e.SecretRef.Name)
-				}
+	// refs is where a container's variables come from: variable -> secret/key.
+	refs := func(c corev1.Container) map[string]string {
+		out := map[string]string{}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				out[e.Name] = e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
 			}
-			if !slices.Equal(refs, []string{"order-credentials"}) {
-				t.Errorf("%s reads secrets %v, want order-credentials", c.Name, refs)
+		}
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil {
+				out["*"] = e.SecretRef.Name
+			}
+		}
+		return out
+	}
+	want := map[string]map[string]string{
+		"order-system-order":      {"DATABASE_URL": "order-credentials/db-url", "AMQP_URL": "order-credentials/AMQP_URL"},
+		"order-system-user":       {"DATABASE_URL": "order-system-user/DATABASE_URL", "AMQP_URL": "order-system-user/AMQP_URL"},
+		"order-system-postgresql": {"POSTGRES_PASSWORD": "pg-root/root-password"},
+		"order-system-rabbitmq":   {"RABBITMQ_DEFAULT_USER": "mq-admin/name", "RABBITMQ_DEFAULT_PASS": "mq-admin/RABBITMQ_DEFAULT_PASS"},
+	}
+	pods := map[string]corev1.PodSpec{}
+	for _, d := range objs.deployments {
+		pods[d.Name] = d.Spec.Template.Spec
+	}
+	for _, s := range objs.statefulsets {
+		pods[s.Name] = s.Spec.Template.Spec
+	}
+	for name, w := range want {
+		pod, ok := pods[name]
+		if !ok {
+			t.Fatalf("no workload %s", name)
+		}
+		for _, c := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
+			if got := refs(c); !maps.Equal(got, w) {
+				t.Errorf("%s/%s reads secrets %v, want %v", name, c.Name, got, w)
 			}
 		}
 	}

@@ -132,6 +132,19 @@ stringData:
   AMQP_URL: {{ printf "%s://%s:%s@%s:%d/%s" (ternary "amqps" "amqp" .g.amqp.tls) (include "order-system.urlEscape" .g.amqp.user) (include "order-system.urlEscape" .amqpPassword) (include "order-system.amqpHost" .) (int .g.amqp.port) (include "order-system.urlEscape" .g.amqp.vhost) | quote }}
 {{- end }}
 
+{{/*
+Environment entries read from a Secret: dict secret (its name), env (variable -> key). With
+an existingSecret the keys are existingSecretKeys' (named as one's own Secret names them),
+with the chart's Secret the variables' own names.
+*/}}
+{{- define "order-system.secretEnv" -}}
+{{- range $var, $key := .env }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef: { name: {{ $.secret }}, key: {{ $key }} }
+{{- end }}
+{{- end }}
+
 {{/* Where a CA certificate from global.database.caSecret or global.amqp.caSecret is mounted. */}}
 {{- define "order-system.caDir" -}}
 /etc/order-system/ca/{{ . }}
@@ -225,6 +238,11 @@ includes it with its own values: name, replicas, pool, resources, callsBilling (
 {{- $g := include "order-system.global" . | fromYaml -}}
 {{- $db := get $g.database.users $name -}}
 {{- $secret := .Values.existingSecret | default $fullname -}}
+{{- $keys := dict "DATABASE_URL" "DATABASE_URL" "AMQP_URL" "AMQP_URL" -}}
+{{- if .Values.existingSecret -}}
+{{- $keys = dict "DATABASE_URL" .Values.existingSecretKeys.databaseURL "AMQP_URL" .Values.existingSecretKeys.amqpURL -}}
+{{- end -}}
+{{- $secretEnv := include "order-system.secretEnv" (dict "secret" $secret "env" $keys) -}}
 {{- $image := include "order-system.image" (dict "root" . "g" $g "name" $name) -}}
 apiVersion: v1
 kind: ConfigMap
@@ -324,7 +342,8 @@ spec:
           args: ["migrate"]
           envFrom:
             - configMapRef: { name: {{ $fullname }} }
-            - secretRef: { name: {{ $secret }} }
+          env:
+            {{- $secretEnv | nindent 12 }}
           {{- with include "order-system.caMounts" (dict "g" $g) }}
           volumeMounts:
             {{- . | nindent 12 }}
@@ -342,9 +361,9 @@ spec:
               containerPort: 8080
           envFrom:
             - configMapRef: { name: {{ $fullname }} }
-            - secretRef: { name: {{ $secret }} }
-          {{- if and $g.auth.enabled .Values.callsBilling }}
           env:
+            {{- $secretEnv | nindent 12 }}
+          {{- if and $g.auth.enabled .Values.callsBilling }}
             - name: AUTH_CLIENT_SECRET
               valueFrom:
                 secretKeyRef: { name: {{ include "order-system.authClientsSecret" (dict "root" . "g" $g) }}, key: {{ printf "%s-service" $name }} }
