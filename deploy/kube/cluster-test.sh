@@ -99,8 +99,15 @@ log "rollout to $NEW_TAG done in $rollout s; the load goes on"
 wait "$load_pid" || { tail -30 "$results/rollout.log"; fail "loadgen during the rollout: invariant check"; }
 log "rollout under load: $(summary rollout)"
 [ "$(jq .errors "$results/rollout.json")" = 0 ] || fail "requests failed during the rollout"
-old=$(kubectl get pods -l "app.kubernetes.io/instance=$RELEASE" -o jsonpath='{range .items[*]}{.spec.containers[0].image}{"\n"}{end}' | grep order-system- | grep -vc ":$NEW_TAG$" || true)
-[ "$old" = 0 ] || fail "$old pods still run an old image after the upgrade"
+# helm returns once the new pods are Ready; the old ones may still be draining (preStop and
+# SHUTDOWN_TIMEOUT), so they are given their grace period to go.
+old_pods() { kubectl get pods -l "app.kubernetes.io/instance=$RELEASE" -o jsonpath='{range .items[*]}{.spec.containers[0].image}{"\n"}{end}' | grep order-system- | grep -vc ":$NEW_TAG$" || true; }
+t1=$SECONDS
+until [ "$(old_pods)" = 0 ]; do
+	[ $((SECONDS - t1)) -lt 60 ] || fail "$(old_pods) pods still run an old image 60 s after the upgrade"
+	sleep 1
+done
+log "every pod runs $NEW_TAG ($((SECONDS - t1)) s after helm returned)"
 for svc in user billing order notification devidp; do rm -f "$IMAGES/$svc-$NEW_TAG.oci.tar"; done
 
 step "one pod of each service deleted under load"
