@@ -133,6 +133,7 @@ step "sign-in: global.auth with the development provider, the sign-in collection
 t1=$SECONDS
 helm_ upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set global.auth.enabled=true,global.auth.devProvider=true --wait --timeout 5m >/dev/null
 log "upgraded with sign-in on in $((SECONDS - t1)) s"
+bash deploy/kube/entry.sh # reads the Ingress objects again: the provider's host is new
 go build -o bin/devidp ./tools/devidp
 # The provider's issuer is its in-cluster URL; from here it is reached through the entry,
 # which routes its host, so that the tokens name the issuer the services expect.
