@@ -51,12 +51,25 @@ func LoadConfig() (Config, error) {
 	if c.Issuer == "" {
 		return Config{}, fmt.Errorf("AUTH=oidc needs AUTH_ISSUER, the OpenID provider's issuer URL")
 	}
+	if c.Audience == c.InternalAudience {
+		// Then a person's token would open the internal API, and a service's the public one.
+		return Config{}, fmt.Errorf("AUTH_AUDIENCE and AUTH_INTERNAL_AUDIENCE must differ, both are %q", c.Audience)
+	}
 	for _, id := range strings.Split(env.String("AUTH_INTERNAL_CLIENTS", "user-service,order-service"), ",") {
 		if id = strings.TrimSpace(id); id != "" {
 			c.InternalClients = append(c.InternalClients, id)
 		}
 	}
 	return c, nil
+}
+
+// RequireClient reports an error when sign-in is on and this service has no credential of
+// its own: a service that calls billing's internal API cannot work without one.
+func (c Config) RequireClient() error {
+	if c.On() && (c.ClientID == "" || c.ClientSecret == "") {
+		return fmt.Errorf("AUTH=oidc needs AUTH_CLIENT_ID and AUTH_CLIENT_SECRET, this service's credential for billing's internal API")
+	}
+	return nil
 }
 
 // LogValue shows the configuration in a log line, the client secret left out.

@@ -51,14 +51,21 @@ func (g *Guard) Users() echo.MiddlewareFunc {
 			if err != nil {
 				return err
 			}
+			if slices.Contains(g.clients, id.ClientID) {
+				// A service acts as itself, never as a user, whatever the audience it got.
+				c.Response().Header().Set("WWW-Authenticate", challenge("invalid_token", "a service's token is not a user's"))
+				return apperr.New(apperr.Unauthenticated, "invalid token: a service's token is not a user's")
+			}
 			c.Set(identityKey, id)
 			return next(c)
 		}
 	}
 }
 
-// Services admits requests that carry a valid service token (the internal audience) of one
-// of the admitted clients; a person's token, whose audience is the public API's, is refused.
+// Services admits requests that carry a valid service token (the internal audience) issued
+// to one of the admitted clients (its client_id or azp claim, not its subject, which a person
+// can choose at some providers); a person's token, whose audience is the public API's, is
+// refused.
 func (g *Guard) Services() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		if g == nil {
@@ -69,9 +76,9 @@ func (g *Guard) Services() echo.MiddlewareFunc {
 			if err != nil {
 				return err
 			}
-			if !slices.Contains(g.clients, id.Subject) {
+			if !slices.Contains(g.clients, id.ClientID) {
 				c.Response().Header().Set("WWW-Authenticate", challenge("insufficient_scope", "this client may not call the internal API"))
-				return apperr.New(apperr.Forbidden, "client %q may not call the internal API", id.Subject)
+				return apperr.New(apperr.Forbidden, "client %q may not call the internal API", id.ClientID)
 			}
 			return next(c)
 		}

@@ -57,10 +57,12 @@ func TestGuard(t *testing.T) {
 	e := guarded(auth.NewGuard(auth.Config{Issuer: is.srv.URL, Audience: "order-system", InternalAudience: "internal", InternalClients: []string{"order-service"}}))
 	alice := is.sign("k1", is.claims("order-system"), nil)
 	aliceID := auth.Identity{Issuer: is.srv.URL, Subject: "alice"}.UserID()
-	service := is.claims("internal")
-	service.Subject = "order-service"
-	intruder := is.claims("internal")
-	intruder.Subject = "some-client"
+	// A service's token names it as its client; a person signed in with a chosen subject
+	// has the client they signed in with.
+	service := is.signClient("k1", is.claims("internal"), "order-service")
+	posing := is.claims("internal")
+	posing.Subject = "order-service"
+	intruder := is.signClient("k1", is.claims("internal"), "some-client")
 	expired := is.claims("order-system")
 	expired.Expiry = expired.IssuedAt
 
@@ -76,8 +78,10 @@ func TestGuard(t *testing.T) {
 		{"own user", "GET", "/users/" + aliceID.String(), alice, 204, ""},
 		{"another user", "GET", "/users/" + uuid.NewString(), alice, 403, ""},
 		{"a person on the internal API", "POST", "/internal/x", alice, 401, `error="invalid_token"`},
-		{"an unknown client on the internal API", "POST", "/internal/x", is.sign("k1", intruder, nil), 403, `error="insufficient_scope"`},
-		{"a service on the internal API", "POST", "/internal/x", is.sign("k1", service, nil), 204, ""},
+		{"an unknown client on the internal API", "POST", "/internal/x", intruder, 403, `error="insufficient_scope"`},
+		{"a person named like a service on the internal API", "POST", "/internal/x", is.signClient("k1", posing, "order-system-cli"), 403, `error="insufficient_scope"`},
+		{"a service on the internal API", "POST", "/internal/x", service, 204, ""},
+		{"a service on a public route", "GET", "/me", is.signClient("k1", is.claims("order-system"), "order-service"), 401, `error="invalid_token"`},
 		{"no token on the internal API", "POST", "/internal/x", "", 401, `Bearer realm="order-system"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

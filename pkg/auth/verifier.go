@@ -3,9 +3,10 @@
 // a service the credential it calls billing's internal API with.
 //
 // Tokens are verified by go-oidc: the provider's discovery document names its JWKS, whose
-// keys are cached and fetched again when a token names a key id the cache does not hold, so
-// keys the provider rotates are taken without a restart. Only asymmetric signatures are
-// accepted, and the issuer, the audience, the expiry and the not-before time are checked.
+// keys are cached and fetched again when a token names a key id the cache does not hold (at
+// most every 10 s, keySet), so keys the provider rotates are taken without a restart. Only
+// asymmetric signatures are accepted, and the issuer, the audience, the expiry and the
+// not-before time are checked.
 package auth
 
 import (
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 )
 
@@ -27,10 +29,26 @@ var asymmetric = []string{
 	oidc.ES256, oidc.ES384, oidc.ES512, oidc.EdDSA,
 }
 
+// asymmetricJOSE is asymmetric as go-jose names the algorithms.
+var asymmetricJOSE = func() []jose.SignatureAlgorithm {
+	out := make([]jose.SignatureAlgorithm, len(asymmetric))
+	for i, alg := range asymmetric {
+		out[i] = jose.SignatureAlgorithm(alg)
+	}
+	return out
+}()
+
+// retryDiscovery is how long a failed read of the discovery document is remembered: the
+// requests meanwhile are answered at once, rather than each waiting for the provider again.
+const retryDiscovery = time.Second
+
 // Identity is whom a verified token speaks for: a user, or a service by its client id.
 type Identity struct {
 	Issuer  string
 	Subject string
+	// ClientID is the OAuth client the token was issued to (client_id, or azp): for a
+	// service's own token, the service.
+	ClientID string
 }
 
 // userNamespace is the UUID namespace of the user ids derived from identities. It is part of
@@ -66,6 +84,7 @@ type Verifier struct {
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier // nil until the discovery document was read
+	failedAt time.Time             // of the last failed read
 }
 
 // NewVerifier returns a verifier of issuer's tokens for audience. It reads the provider's
@@ -82,14 +101,29 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	token, err := verifier.Verify(ctx, raw)
+	fetch := &fetchFailure{}
+	token, err := verifier.Verify(context.WithValue(ctx, fetchFailureKey{}, fetch), raw)
+	if fetch.err != nil { // the token names a key the provider could not be asked about
+		return Identity{}, fmt.Errorf("%w: %w", ErrProviderUnavailable, fetch.err)
+	}
 	if err != nil {
 		return Identity{}, &TokenError{Reason: reason(err), Err: err}
 	}
 	if token.Subject == "" {
 		return Identity{}, &TokenError{Reason: "the token has no subject", Err: errors.New("empty sub")}
 	}
-	return Identity{Issuer: token.Issuer, Subject: token.Subject}, nil
+	var client struct {
+		ClientID string `json:"client_id"`
+		AZP      string `json:"azp"`
+	}
+	if err := token.Claims(&client); err != nil {
+		return Identity{}, &TokenError{Reason: reason(err), Err: err}
+	}
+	id := Identity{Issuer: token.Issuer, Subject: token.Subject, ClientID: client.ClientID}
+	if id.ClientID == "" {
+		id.ClientID = client.AZP
+	}
+	return id, nil
 }
 
 // discover reads the discovery document once; a failure is tried again on the next call.
@@ -99,15 +133,27 @@ func (v *Verifier) discover(ctx context.Context) (*oidc.IDTokenVerifier, error) 
 	if v.verifier != nil {
 		return v.verifier, nil
 	}
+	if time.Since(v.failedAt) < retryDiscovery {
+		return nil, fmt.Errorf("%w: the discovery document could not be read a moment ago", ErrProviderUnavailable)
+	}
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, v.client), 5*time.Second)
 	defer cancel()
 	provider, err := oidc.NewProvider(ctx, v.issuer)
+	var doc struct {
+		JWKS string `json:"jwks_uri"`
+	}
+	if err == nil {
+		err = provider.Claims(&doc)
+	}
+	if err == nil && doc.JWKS == "" {
+		err = errors.New("the discovery document names no jwks_uri")
+	}
 	if err != nil {
+		v.failedAt = time.Now()
 		return nil, fmt.Errorf("%w: %w", ErrProviderUnavailable, err)
 	}
-	// The key set the provider builds fetches with v.client whatever the context of a later
-	// Verify; go-oidc keeps only the client from the context it is given here.
-	v.verifier = provider.Verifier(&oidc.Config{ClientID: v.audience, SupportedSigningAlgs: asymmetric})
+	keys := &keySet{url: doc.JWKS, client: v.client}
+	v.verifier = oidc.NewVerifier(v.issuer, keys, &oidc.Config{ClientID: v.audience, SupportedSigningAlgs: asymmetric})
 	return v.verifier, nil
 }
 

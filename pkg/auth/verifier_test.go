@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,8 +30,10 @@ type issuer struct {
 	t   *testing.T
 	srv *httptest.Server
 
-	mu   sync.Mutex
-	keys map[string]*rsa.PrivateKey // by key id, as the JWKS publishes them
+	mu      sync.Mutex
+	keys    map[string]*rsa.PrivateKey // by key id, as the JWKS publishes them
+	fetches int                        // of the JWKS
+	tokens  int                        // issued by /token
 }
 
 func newIssuer(t *testing.T, kids ...string) *issuer {
@@ -50,11 +53,29 @@ func newIssuer(t *testing.T, kids ...string) *issuer {
 	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) {
 		is.mu.Lock()
 		defer is.mu.Unlock()
+		is.fetches++
 		var set jose.JSONWebKeySet
 		for kid, k := range is.keys {
 			set.Keys = append(set.Keys, jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Algorithm: "RS256", Use: "sig"})
 		}
 		_ = json.NewEncoder(w).Encode(set)
+	})
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		// The client credentials grant, as far as a client sees it: a new token per call.
+		id, _, ok := r.BasicAuth()
+		if !ok || r.PostFormValue("grant_type") != "client_credentials" {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		is.mu.Lock()
+		is.tokens++
+		n := is.tokens
+		is.mu.Unlock()
+		c := is.claims("internal")
+		c.ID = fmt.Sprint("token-", n) // each token its own
+		token := is.signClient("k1", c, id)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": token, "token_type": "Bearer", "expires_in": 3600})
 	})
 	is.srv = httptest.NewServer(mux)
 	t.Cleanup(is.srv.Close)
@@ -99,13 +120,23 @@ func (is *issuer) sign(kid string, c jwt.Claims, key *rsa.PrivateKey) string {
 	return signWith(is.t, jose.SigningKey{Algorithm: jose.RS256, Key: key}, kid, c)
 }
 
-func signWith(t *testing.T, key jose.SigningKey, kid string, c jwt.Claims) string {
+// signClient signs c with key kid as a token issued to the OAuth client clientID.
+func (is *issuer) signClient(kid string, c jwt.Claims, clientID string) string {
+	is.t.Helper()
+	return signWith(is.t, jose.SigningKey{Algorithm: jose.RS256, Key: is.key(kid)}, kid, c, map[string]any{"client_id": clientID})
+}
+
+func signWith(t *testing.T, key jose.SigningKey, kid string, c jwt.Claims, extra ...any) string {
 	t.Helper()
 	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := jwt.Signed(signer).Claims(c).Serialize()
+	b := jwt.Signed(signer).Claims(c)
+	for _, claims := range extra {
+		b = b.Claims(claims)
+	}
+	raw, err := b.Serialize()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,4 +243,46 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+func TestVerifierDoesNotFetchKeysForEveryForgery(t *testing.T) {
+	is := newIssuer(t, "k1")
+	v := auth.NewVerifier(is.srv.URL, "order-system")
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, is.sign("k1", is.claims("order-system"), nil)); err != nil {
+		t.Fatal(err)
+	}
+	stranger := must(rsa.GenerateKey(rand.Reader, 2048))
+	for i := range 50 {
+		// A forged signature under the known key id, and a key id nobody published.
+		for _, raw := range []string{is.sign("k1", is.claims("order-system"), stranger), is.sign(fmt.Sprintf("forged-%d", i), is.claims("order-system"), stranger)} {
+			var invalid *auth.TokenError
+			if _, err := v.Verify(ctx, raw); !errors.As(err, &invalid) {
+				t.Fatalf("a forged token: Verify = %v, want a *auth.TokenError", err)
+			}
+		}
+	}
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	// One fetch for k1, one for the first unknown key id; then quiet.
+	if is.fetches > 2 {
+		t.Errorf("100 forged tokens made %d fetches of the JWKS, want at most 2", is.fetches)
+	}
+}
+
+func TestVerifierSaysWhenTheKeysCannotBeFetched(t *testing.T) {
+	is := newIssuer(t, "k1")
+	v := auth.NewVerifier(is.srv.URL, "order-system")
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, is.sign("k1", is.claims("order-system"), nil)); err != nil {
+		t.Fatal(err)
+	}
+	// The provider rotated, then went away: a token of the new key cannot be checked, which
+	// is the provider's outage (come back later), not a bad token.
+	is.addKey("k2")
+	token := is.sign("k2", is.claims("order-system"), nil)
+	is.srv.Close()
+	if _, err := v.Verify(ctx, token); !errors.Is(err, auth.ErrProviderUnavailable) {
+		t.Fatalf("Verify = %v, want ErrProviderUnavailable", err)
+	}
 }

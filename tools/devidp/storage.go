@@ -54,8 +54,12 @@ type authRequest struct {
 	created  time.Time
 }
 
-// signInTimeout is how long a sign-in may take from /authorize to the code's exchange.
-const signInTimeout = 10 * time.Minute
+// signInTimeout is how long a sign-in may take from /authorize to the code's exchange, and
+// maxSignIns how many may be under way: the provider's memory stays bounded whoever calls it.
+const (
+	signInTimeout = 10 * time.Minute
+	maxSignIns    = 10000
+)
 
 func (a *authRequest) GetID() string                      { return a.id }
 func (a *authRequest) GetACR() string                     { return "" }
@@ -86,10 +90,18 @@ func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ 
 	a := &authRequest{id: uuid.NewString(), req: *req, audience: c.audience, created: time.Now()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, old := range s.requests { // abandoned sign-ins, so that memory stays bounded
+	for id, old := range s.requests { // abandoned sign-ins, with their codes
 		if time.Since(old.created) > signInTimeout {
 			delete(s.requests, id)
 		}
+	}
+	for code, id := range s.codes {
+		if _, ok := s.requests[id]; !ok {
+			delete(s.codes, code)
+		}
+	}
+	if len(s.requests) >= maxSignIns {
+		return nil, oidc.ErrServerError().WithDescription("too many sign-ins under way, try again later")
 	}
 	s.requests[a.id] = a
 	return a, nil

@@ -41,18 +41,21 @@ func fromUserRow(r userRow) user.User {
 	return user.User{ID: r.ID, Name: r.Name, Email: r.Email, CreatedAt: r.CreatedAt}
 }
 
+// userReturning is what a statement storing a user returns: the stored user, and whether the
+// statement created it. DO UPDATE with a no-op instead of DO NOTHING makes RETURNING yield
+// an existing row, one a concurrent transaction committed included (a SELECT in the same
+// statement would not see it); xmax is 0 only on a row this statement inserted.
+const userReturning = `ON CONFLICT (id) DO UPDATE SET id = excluded.id
+	RETURNING id, name, email, created_at, (xmax = 0) AS created`
+
 // createKeyedSQL stores a user for a request with an Idempotency-Key, whose key it takes in
 // the same statement; it returns the user, and whether this statement created it, if it
 // took the key, and no row otherwise. The user a retry finds was stored by the request that
-// held the key before, which committed before this statement could take it.
-var createKeyedSQL = database.Named(`WITH ` + idempotency.TakeCTE + `, inserted AS (
-		INSERT INTO users (id, name, email) SELECT @id, @name, @email FROM key_taken
-		ON CONFLICT (id) DO NOTHING RETURNING id, name, email, created_at
-	)
-	SELECT id, name, email, created_at, true AS created FROM inserted
-	UNION ALL
-	SELECT id, name, email, created_at, false FROM users
-	WHERE id = @id AND EXISTS (SELECT FROM key_taken) AND NOT EXISTS (SELECT FROM inserted)`)
+// held the key before, or, for a signed-in caller, by another registration of the same
+// identity.
+var createKeyedSQL = database.Named(`WITH ` + idempotency.TakeCTE + `
+	INSERT INTO users (id, name, email) SELECT @id, @name, @email FROM key_taken
+	` + userReturning)
 
 // createdRow is a stored user and whether the statement that returned it created it.
 type createdRow struct {
@@ -105,20 +108,14 @@ func (s *Users) Create(ctx context.Context, u user.User, key idempotency.Key[use
 	return stored, nil
 }
 
-// insert stores u unless a user with its id exists, and returns the stored user.
+// insert stores u unless a user with its id exists (a retry of a registration that already
+// committed, whose event is out already), and returns the stored user.
 func insert(ctx context.Context, tx *sqlx.Tx, u user.User) (createdRow, error) {
 	var r createdRow
-	err := tx.GetContext(ctx, &r.userRow, `INSERT INTO users (id, name, email) VALUES ($1, $2, $3)
-		ON CONFLICT (id) DO NOTHING RETURNING id, name, email, created_at`, u.ID, u.Name, u.Email)
-	if errors.Is(err, sql.ErrNoRows) {
-		// A retry of a registration that already committed: its event is out already.
-		err = tx.GetContext(ctx, &r.userRow, `SELECT id, name, email, created_at FROM users WHERE id = $1`, u.ID)
-		return r, err
-	}
+	err := tx.GetContext(ctx, &r, `INSERT INTO users (id, name, email) VALUES ($1, $2, $3) `+userReturning, u.ID, u.Name, u.Email)
 	if err != nil {
 		return createdRow{}, fmt.Errorf("insert user: %w", err)
 	}
-	r.Created = true
 	return r, nil
 }
 

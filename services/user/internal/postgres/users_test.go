@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,5 +104,35 @@ func TestGetOfAnUnknownUserIsNotFound(t *testing.T) {
 	_, err := users.Get(context.Background(), uuid.New())
 	if !apperr.Is(err, apperr.NotFound) {
 		t.Errorf("Get of an unknown id = %v, want not_found", err)
+	}
+}
+
+// Registrations of one identity race (its user id is the identity's): every one gets the
+// stored user, which is created and announced once.
+func TestCreateSameIDConcurrently(t *testing.T) {
+	t.Parallel()
+	users, db := newUsers(t)
+	ctx := context.Background()
+	id := uuid.New()
+	const n = 8
+	got := make([]user.User, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			got[i], errs[i] = users.Create(ctx, user.User{ID: id, Name: fmt.Sprint("Ann ", i), Email: "ann@example.com"}, noKey)
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Create %d: %v", i, errs[i])
+		}
+		if diff := cmp.Diff(got[0], got[i]); diff != "" {
+			t.Errorf("Create %d returned another user (-first +this):\n%s", i, diff)
+		}
+	}
+	if n := events(t, db, id); n != 1 {
+		t.Errorf("user.created events = %d, want 1", n)
 	}
 }
