@@ -180,6 +180,9 @@ secret() { od -An -N20 -tx1 /dev/urandom | tr -d ' \n'; }
 AUTH=oidc USER_SERVICE_SECRET=$(secret) ORDER_SERVICE_SECRET=$(secret)
 export AUTH USER_SERVICE_SECRET ORDER_SERVICE_SECRET
 compose --profile auth up -d --wait --wait-timeout 300
+# The gateway resolved the services' names when it started; the recreated containers may have
+# other addresses.
+compose --profile auth up -d --wait --no-deps --force-recreate gateway
 log "up with sign-in on in $(since "$t") s"
 # The provider's issuer is the name the services reach it by; from here its published port.
 token() { "$state/devidp" token -issuer http://devidp:8070 -connect "127.0.0.1:$DEVIDP_PORT" "$@"; }

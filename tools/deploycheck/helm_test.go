@@ -708,7 +708,15 @@ func TestSignIn(t *testing.T) {
 	var idpHost bool
 	for _, ing := range objs.ingresses {
 		for _, r := range ing.Spec.Rules {
-			idpHost = idpHost || r.Host == "order-system-devidp"
+			if r.Host != "order-system-devidp" {
+				continue
+			}
+			idpHost = true
+			for _, p := range r.HTTP.Paths {
+				if p.Path == "/" || strings.HasPrefix(p.Path, "/dev") {
+					t.Errorf("the provider's Ingress routes %s: its /dev routes must stay inside the cluster", p.Path)
+				}
+			}
 		}
 	}
 	if !idpHost {
