@@ -65,6 +65,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		log.Info("migrations applied")
 		return nil
 	}
+	// Serving needs this service's own credential for billing's internal API; migrating
+	// (an init container, which has no use for it) does not.
+	if err := cfg.Auth.RequireClient(); err != nil {
+		return err
+	}
 	reg := metrics.NewRegistry(db.DB, "order")
 	stopTracing, err := tracing.Setup(ctx, "order", log)
 	if err != nil {

@@ -40,9 +40,6 @@ func Load() (Config, error) {
 	if cfg.Auth, err = auth.LoadConfig(); err != nil {
 		return Config{}, err
 	}
-	if err := cfg.Auth.RequireClient(); err != nil {
-		return Config{}, err
-	}
 	return cfg, nil
 }
 
