@@ -26,14 +26,14 @@ type Orders struct {
 	// calling billing.
 	grace time.Duration
 	// payWindow is how long after it is stored an order may be paid (order.PayWindow).
-	payWindow   time.Duration
-	published   func() // wakes the outbox relay
-	create      *database.NamedStmt
-	createKeyed *database.NamedStmt
-	finish      *database.NamedStmt
-	finishKeyed *database.NamedStmt
-	get         *database.Stmt
-	startCall   *database.Stmt
+	payWindow    time.Duration
+	published    func() // wakes the outbox relay
+	create       *database.NamedStmt
+	createKeyed  *database.NamedStmt
+	finish       *database.NamedStmt
+	finishKeyed  *database.NamedStmt
+	get          *database.Stmt
+	startAttempt *database.Stmt
 }
 
 var _ order.Repository = (*Orders)(nil)
@@ -44,16 +44,16 @@ var _ order.Repository = (*Orders)(nil)
 // be paid for order.PayWindow of the default key TTL; WithPayWindow sets another window.
 func NewOrders(db *sqlx.DB, published func(), grace time.Duration) *Orders {
 	return &Orders{
-		db:          db,
-		grace:       grace,
-		payWindow:   order.PayWindow(idempotency.DefaultTTL),
-		published:   published,
-		create:      database.PrepareNamed(db, createSQL),
-		createKeyed: database.PrepareNamed(db, createKeyedSQL),
-		finish:      database.PrepareNamed(db, finishSQL),
-		finishKeyed: database.PrepareNamed(db, finishKeyedSQL),
-		get:         database.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
-		startCall:   database.Prepare(db, startAttemptSQL),
+		db:           db,
+		grace:        grace,
+		payWindow:    order.PayWindow(idempotency.DefaultTTL),
+		published:    published,
+		create:       database.PrepareNamed(db, createSQL),
+		createKeyed:  database.PrepareNamed(db, createKeyedSQL),
+		finish:       database.PrepareNamed(db, finishSQL),
+		finishKeyed:  database.PrepareNamed(db, finishKeyedSQL),
+		get:          database.Prepare(db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`),
+		startAttempt: database.Prepare(db, startAttemptSQL),
 	}
 }
 
@@ -249,7 +249,7 @@ func (s *Orders) HoldDue(ctx context.Context, limit int, backoff func(attempts i
 
 // StartAttempt implements order.Repository.
 func (s *Orders) StartAttempt(ctx context.Context, o order.Order, margin time.Duration) (bool, error) {
-	res, err := s.startCall.ExecContext(ctx, o.ID, o.Attempts, o.NextAttemptAt, database.Interval(margin))
+	res, err := s.startAttempt.ExecContext(ctx, o.ID, o.Attempts, o.NextAttemptAt, database.Interval(margin))
 	if err != nil {
 		return false, database.Wrap("start reconcile attempt", err)
 	}
