@@ -1,0 +1,139 @@
+package servers
+
+import (
+	"context"
+	"database/sql"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	_ "github.com/lib/pq"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// tempDir is a directory the postgres user can traverse, unlike t.TempDir's.
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "servers-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func TestPostgresRestartKeepsCommittedRows(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pg, err := StartPostgres(ctx, tempDir(t)+"/pg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	db, err := sql.Open("postgres", pg.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Restart(ctx, "immediate"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT sum(n) FROM t`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("after a crash restart: sum %d, err %v; want 3", n, err)
+	}
+	if err := pg.Stop(ctx, "fast"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(); err == nil {
+		t.Fatal("the stopped server still answers")
+	}
+	u, err := url.Parse(pg.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword("postgres", "wrong")
+	wrong, _ := sql.Open("postgres", u.String())
+	defer wrong.Close()
+	if err := pg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := wrong.Ping(); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+}
+
+// A quorum queue's message published through one node survives the SIGKILL of another and
+// is consumed through a third; the killed node rejoins.
+func TestRabbitClusterSurvivesANodeKill(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c, err := StartRabbitCluster(ctx, tempDir(t)+"/rabbitmq", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	publish, err := amqp.Dial(c.URL(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer publish.Close()
+	ch, err := publish.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("q", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirm, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", "q", false, false, amqp.Publishing{Body: []byte("kept")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := confirm.WaitContext(ctx); !ok || err != nil {
+		t.Fatalf("publish not confirmed: %v", err)
+	}
+
+	c.Kill(1)
+	if c.Running(1) {
+		t.Fatal("node 1 runs after Kill")
+	}
+	consume, err := amqp.Dial(c.URL(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consume.Close()
+	ch2, err := consume.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got amqp.Delivery
+	for ok := false; !ok; {
+		if got, ok, err = ch2.Get("q", true); err != nil {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the message is not there after a node was killed")
+		}
+	}
+	if string(got.Body) != "kept" {
+		t.Fatalf("got %q", got.Body)
+	}
+
+	if err := c.Start(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.Ctl(ctx, 1, "await_online_nodes", "3", "--timeout", "60"); err != nil {
+		t.Fatalf("node 1 did not rejoin: %v\n%s", err, out)
+	}
+}
