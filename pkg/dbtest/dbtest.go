@@ -1,6 +1,6 @@
 // Package dbtest gives integration tests what they share: a throwaway PostgreSQL database on
-// the machine's real server (migrated or empty), a RabbitMQ virtual host or channel, and
-// Eventually. A test skips only when the server it needs is truly absent.
+// a real server (the machine's unless a test brings its own; migrated or empty), a RabbitMQ
+// virtual host or channel, and Eventually. A test skips only when the server it needs is truly absent.
 package dbtest
 
 import (
@@ -41,7 +41,35 @@ func New(t testing.TB, migrations fs.FS) *sqlx.DB {
 	return db
 }
 
-// AdminURL is the superuser connection used to create and drop test databases.
+// Servers are the PostgreSQL and RabbitMQ a test runs against: the machine's (Machine), or
+// servers a fault test started for itself, which it may stop and restart.
+type Servers struct {
+	AdminURL string // a superuser's connection, to create and drop databases
+	// AMQPURL is the broker: one URL, or several separated by commas for the nodes of a
+	// cluster.
+	AMQPURL string
+	// Rabbitmqctl runs rabbitmqctl with args against the broker; nil when it is not installed.
+	Rabbitmqctl func(ctx context.Context, args ...string) ([]byte, error)
+}
+
+// Machine is the machine's PostgreSQL and RabbitMQ, or those TEST_DATABASE_URL and
+// TEST_AMQP_URL name.
+func Machine() Servers {
+	s := Servers{AdminURL: AdminURL(), AMQPURL: AMQPURL()}
+	if ctl, err := exec.LookPath("rabbitmqctl"); err == nil {
+		s.Rabbitmqctl = func(ctx context.Context, args ...string) ([]byte, error) {
+			out, err := exec.CommandContext(ctx, ctl, args...).CombinedOutput()
+			if err != nil {
+				return out, errors.New(string(out) + err.Error())
+			}
+			return out, nil
+		}
+	}
+	return s
+}
+
+// AdminURL is the superuser connection to the machine's PostgreSQL used to create and drop
+// test databases.
 func AdminURL() string {
 	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
 		return u
@@ -49,7 +77,7 @@ func AdminURL() string {
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
-// AMQPURL is the broker tests use.
+// AMQPURL is the machine's broker, as tests use it.
 func AMQPURL() string {
 	if u := os.Getenv("TEST_AMQP_URL"); u != "" {
 		return u
@@ -57,15 +85,22 @@ func AMQPURL() string {
 	return "amqp://guest:guest@127.0.0.1:5672/"
 }
 
+// NewDatabase creates an empty database on the machine's PostgreSQL: see
+// Servers.NewDatabase.
+func NewDatabase(t testing.TB, schema string) string { return Machine().NewDatabase(t, schema) }
+
+// NewVhost creates a virtual host on the machine's RabbitMQ: see Servers.NewVhost.
+func NewVhost(t testing.TB) string { return Machine().NewVhost(t) }
+
 // NewDatabase creates an empty database with the given schema and returns a URL whose
 // search_path points at that schema, as a service's DATABASE_URL does. The database is dropped
 // when the test ends.
-func NewDatabase(t testing.TB, schema string) string {
+func (s Servers) NewDatabase(t testing.TB, schema string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	admin, err := sql.Open("postgres", AdminURL())
+	admin, err := sql.Open("postgres", s.AdminURL)
 	if err != nil {
 		t.Fatalf("open admin connection: %v", err)
 	}
@@ -81,7 +116,7 @@ func NewDatabase(t testing.TB, schema string) string {
 		t.Fatalf("create database: %v", err)
 	}
 	t.Cleanup(func() {
-		admin, err := sql.Open("postgres", AdminURL())
+		admin, err := sql.Open("postgres", s.AdminURL)
 		if err != nil {
 			t.Errorf("open admin connection: %v", err)
 			return
@@ -92,7 +127,7 @@ func NewDatabase(t testing.TB, schema string) string {
 		}
 	})
 
-	u, err := url.Parse(AdminURL())
+	u, err := url.Parse(s.AdminURL)
 	if err != nil {
 		t.Fatalf("parse admin url: %v", err)
 	}
@@ -111,20 +146,23 @@ func NewDatabase(t testing.TB, schema string) string {
 	return u.String()
 }
 
-// NewVhost creates a throwaway virtual host on the machine's RabbitMQ, so that the test's
-// exchanges and queues cannot meet those of a running system or of another test, and
-// returns the broker URL for it; the virtual host is deleted when the test ends.
-func NewVhost(t testing.TB) string {
+// NewVhost creates a throwaway virtual host on the broker, so that the test's exchanges and
+// queues cannot meet those of a running system or of another test, and returns the broker
+// URL (each node's, for a cluster) for it; the virtual host is deleted when the test ends.
+func (s Servers) NewVhost(t testing.TB) string {
 	t.Helper()
-	ctl, err := exec.LookPath("rabbitmqctl")
-	if err != nil {
+	if s.Rabbitmqctl == nil {
 		t.Skip("rabbitmqctl is not installed")
 	}
-	base, err := url.Parse(AMQPURL())
-	if err != nil {
-		t.Fatal(err)
+	var nodes []*url.URL
+	for _, raw := range strings.Split(s.AMQPURL, ",") {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, u)
 	}
-	if conn, err := net.DialTimeout("tcp", base.Host, 2*time.Second); err != nil {
+	if conn, err := net.DialTimeout("tcp", nodes[0].Host, 2*time.Second); err != nil {
 		t.Skipf("RabbitMQ is not running: %v", err)
 	} else {
 		conn.Close()
@@ -133,10 +171,8 @@ func NewVhost(t testing.TB) string {
 	run := func(args ...string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if out, err := exec.CommandContext(ctx, ctl, args...).CombinedOutput(); err != nil {
-			return errors.New(string(out) + err.Error())
-		}
-		return nil
+		_, err := s.Rabbitmqctl(ctx, args...)
+		return err
 	}
 	if err := run("add_vhost", vhost); err != nil {
 		t.Fatalf("add vhost: %v", err)
@@ -148,11 +184,15 @@ func NewVhost(t testing.TB) string {
 			t.Logf("delete vhost %s: %v", vhost, err)
 		}
 	})
-	if err := run("set_permissions", "-p", vhost, base.User.Username(), ".*", ".*", ".*"); err != nil {
+	if err := run("set_permissions", "-p", vhost, nodes[0].User.Username(), ".*", ".*", ".*"); err != nil {
 		t.Fatalf("set permissions: %v", err)
 	}
-	base.Path = "/" + vhost
-	return base.String()
+	urls := make([]string, len(nodes))
+	for i, u := range nodes {
+		u.Path = "/" + vhost
+		urls[i] = u.String()
+	}
+	return strings.Join(urls, ",")
 }
 
 // Eventually polls cond every 50 ms until it holds, and fails the test if it still does not
@@ -168,11 +208,13 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// Channel returns a channel on the broker at url, closed with its connection when the test
-// ends; the test skips when nothing listens there.
+// Channel returns a channel on the broker at url (the first node of a list separated by
+// commas), closed with its connection when the test ends; the test skips when nothing
+// listens there.
 func Channel(t testing.TB, url string) *amqp.Channel {
 	t.Helper()
-	conn, err := amqp.Dial(url)
+	first, _, _ := strings.Cut(url, ",")
+	conn, err := amqp.Dial(first)
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		t.Skipf("RabbitMQ is not running: %v", err)
 	}
