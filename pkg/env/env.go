@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -107,12 +108,17 @@ func (c Common) Attrs() []slog.Attr {
 	}
 }
 
-// Masked returns a URL with its password replaced by "xxxxx"; text that does not parse as a
-// URL is masked whole, since it may hold a password anywhere.
+// Masked returns a URL, or a list of URLs separated by commas (AMQP_URL's nodes of a
+// cluster), with the passwords replaced by "xxxxx"; text that does not parse as a URL is
+// masked whole, since it may hold a password anywhere.
 func Masked(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "xxxxx"
+	parts := strings.Split(rawURL, ",")
+	for i, part := range parts {
+		u, err := url.Parse(part)
+		if err != nil {
+			return "xxxxx"
+		}
+		parts[i] = u.Redacted()
 	}
-	return u.Redacted()
+	return strings.Join(parts, ",")
 }

@@ -88,4 +88,10 @@ func TestAttrsMaskPasswords(t *testing.T) {
 	if got := env.Masked("postgres://u:p@h/%zz"); got != "xxxxx" {
 		t.Errorf("Masked(unparsable) = %q, want it masked whole", got)
 	}
+	if got := env.Masked("amqp://u:p1@a:5672/,amqp://u:p2@b:5672/"); got != "amqp://u:xxxxx@a:5672/,amqp://u:xxxxx@b:5672/" {
+		t.Errorf("Masked(two nodes) = %q, want each password replaced", got)
+	}
+	if got := env.Masked("amqp://u:p1@a:5672/,amqp://u:p2@b/%zz"); got != "xxxxx" {
+		t.Errorf("Masked(a list with an unparsable URL) = %q, want it masked whole", got)
+	}
 }

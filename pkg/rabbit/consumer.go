@@ -62,7 +62,7 @@ func OneByOne(h Handler) BatchHandler {
 // its consumer every time. A copy keeps the original's message id, headers and body, and is
 // handed to the handler with the original's exchange and routing key and marked redelivered.
 type Consumer struct {
-	url      string
+	nodes    *nodes
 	queue    Queue
 	handler  BatchHandler
 	log      *slog.Logger
@@ -71,8 +71,10 @@ type Consumer struct {
 	outcomes *prometheus.CounterVec
 }
 
-// NewConsumer returns a consumer of q that passes the deliveries arriving together, up to
-// the prefetch count, to h as one batch; its metrics are registered on reg.
+// NewConsumer returns a consumer of q on the broker at url (or the first that answers of
+// several URLs separated by commas, the nodes of a cluster) that passes the deliveries
+// arriving together, up to the prefetch count, to h as one batch; its metrics are
+// registered on reg.
 func NewConsumer(url string, q Queue, h BatchHandler, log *slog.Logger, reg prometheus.Registerer) *Consumer {
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "events_consumed_total", Help: "Deliveries handled, by queue and outcome (acked, dead_lettered, retried, republished).",
@@ -81,7 +83,7 @@ func NewConsumer(url string, q Queue, h BatchHandler, log *slog.Logger, reg prom
 	// The prefetch bounds a batch. Larger batches save little once a batch takes a few
 	// milliseconds, while every unacked message returns to the queue, one delivery attempt
 	// spent, each time the process dies.
-	return &Consumer{url: url, queue: q, handler: h, log: log.With("queue", q.Name), prefetch: 64, outcomes: outcomes}
+	return &Consumer{nodes: newNodes(url), queue: q, handler: h, log: log.With("queue", q.Name), prefetch: 64, outcomes: outcomes}
 }
 
 // Ready reports whether the consumer currently has a live subscription.
@@ -112,9 +114,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 func (c *Consumer) session(ctx context.Context) error {
-	conn, err := amqp.DialConfig(c.url, amqp.Config{Dial: amqp.DefaultDial(dialTimeout), Properties: amqp.Table{"connection_name": "consumer " + c.queue.Name}})
+	conn, err := c.nodes.dial("consumer " + c.queue.Name)
 	if err != nil {
-		return fmt.Errorf("dial broker: %w", err)
+		return err
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()

@@ -48,7 +48,7 @@ func (e *UnroutableError) Is(target error) bool { return target == ErrUnroutable
 // failure the next Publish dials again. A Publisher is used by one goroutine at a time (the
 // outbox relay) besides Run; the mutex serializes them and Close.
 type Publisher struct {
-	url      string
+	nodes    *nodes
 	exchange string
 
 	// live is the open connection, nil while there is none; lastErr says why there is none.
@@ -63,9 +63,10 @@ type Publisher struct {
 	returns chan amqp.Return
 }
 
-// NewPublisher returns a publisher for exchange on the broker at url. It does not dial yet.
+// NewPublisher returns a publisher for exchange on the broker at url (or the first that
+// answers of several URLs separated by commas, the nodes of a cluster). It does not dial yet.
 func NewPublisher(url, exchange string) *Publisher {
-	return &Publisher{url: url, exchange: exchange}
+	return &Publisher{nodes: newNodes(url), exchange: exchange}
 }
 
 // Publish sends msgs and returns nil only when the broker confirmed every one of them and
@@ -174,9 +175,9 @@ func (p *Publisher) connect() error {
 }
 
 func (p *Publisher) dial() error {
-	conn, err := amqp.DialConfig(p.url, amqp.Config{Dial: amqp.DefaultDial(dialTimeout), Properties: amqp.Table{"connection_name": "outbox-relay"}})
+	conn, err := p.nodes.dial("outbox-relay")
 	if err != nil {
-		return fmt.Errorf("dial broker: %w", err)
+		return err
 	}
 	ch, err := conn.Channel()
 	if err != nil {

@@ -113,3 +113,49 @@ func TestPublisherConnectsWithoutPublishing(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// closedURL is a broker URL on a port nothing listens on: a node that is down.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return "amqp://guest:guest@" + l.Addr().String() + "/"
+}
+
+// TestPublisherMovesToANodeThatAnswers gives a publisher two nodes of which the first is
+// down: it publishes through the second; with every node down, the error names each.
+func TestPublisherMovesToANodeThatAnswers(t *testing.T) {
+	t.Parallel()
+	ch := dbtest.Channel(t, dbtest.AMQPURL())
+	exchange := dbtest.Name(t, "test.events")
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.ExchangeDelete(exchange, false, false) })
+	if err := ch.QueueBind(q.Name, "#", exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	p := rabbit.NewPublisher(closedURL(t)+", "+dbtest.AMQPURL(), exchange)
+	defer p.Close()
+	if err := p.Publish(context.Background(), []rabbit.Message{{RoutingKey: "k", MessageID: "m1", Body: []byte("{}")}}); err != nil {
+		t.Fatalf("publish with the first node down: %v", err)
+	}
+	if _, ok, err := ch.Get(q.Name, true); err != nil || !ok {
+		t.Fatalf("the message is not in the queue: ok=%v err=%v", ok, err)
+	}
+
+	down := rabbit.NewPublisher(closedURL(t)+","+closedURL(t), exchange)
+	defer down.Close()
+	err = down.Publish(context.Background(), []rabbit.Message{{RoutingKey: "k", MessageID: "m2", Body: []byte("{}")}})
+	if err == nil || !strings.Contains(err.Error(), "node 1:") || !strings.Contains(err.Error(), "node 2:") {
+		t.Fatalf("publish with every node down: %v; want each node's error", err)
+	}
+}

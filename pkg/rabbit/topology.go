@@ -10,7 +10,6 @@ package rabbit
 
 import (
 	"fmt"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -88,6 +87,3 @@ func Declare(ch *amqp.Channel, q Queue) error {
 	}
 	return nil
 }
-
-// dialTimeout bounds a connection attempt; the library's default is 30 s.
-const dialTimeout = 5 * time.Second
