@@ -40,13 +40,14 @@ system: ## the real binaries under concurrency, crashes and lost responses, with
 	@bash scripts/install-tools.sh gcc
 	cd tests/system && go test -race -count=1 -timeout 10m -skip '^Test(Fault|Chaos)' ./...
 
-fault: ## outages, killed consumers, two relays, poison (restarts PostgreSQL and RabbitMQ)
-	cd tests/system && go test -count=1 -timeout 15m -v -run '^TestFault' ./...
+fault: ## outages, killed broker nodes and consumers, two relays, poison, on servers of its own
+	@mkdir -p .run
+	cd tests/system && SYSTEM_SERVERS_DIR=$(CURDIR)/.run/servers go test -count=1 -timeout 20m -v -run '^TestFault' ./...
 
-chaos: ## random faults, then an oracle (CHAOS_SEED, CHAOS_DURATION=1m; restarts PostgreSQL, RabbitMQ)
+chaos: ## random faults, then an oracle (CHAOS_SEED, CHAOS_DURATION=1m), on servers of its own
 	@bash scripts/install-tools.sh nginx
 	@mkdir -p .run
-	cd tests/system && CHAOS_HISTORY=$${CHAOS_HISTORY:-$(CURDIR)/.run/chaos-history.jsonl} go test -count=1 -timeout 60m -v -run '^TestChaos$$' ./...
+	cd tests/system && SYSTEM_SERVERS_DIR=$(CURDIR)/.run/servers CHAOS_HISTORY=$${CHAOS_HISTORY:-$(CURDIR)/.run/chaos-history.jsonl} go test -count=1 -timeout 60m -v -run '^TestChaos$$' ./...
 
 fuzz: ## the money fuzzers, 10 s each beyond their seed corpus (the seeds run in make unit)
 	cd pkg && go test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 10s ./money

@@ -2,7 +2,6 @@ package system_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -48,14 +47,12 @@ func TestChaos(t *testing.T) {
 	if path == "" {
 		path = filepath.Join(os.TempDir(), fmt.Sprintf("chaos-history-%d.jsonl", seed))
 	}
-	pg := postgresCluster(t)
-	requireServers(t)
 	t.Logf("chaos seed=%d duration=%v clients=%d history=%s", seed, duration, clients, path)
 
 	// Short timeouts and a quick, impatient reconciler make the dangerous paths common:
 	// billing timeouts, orders given up as failed, idempotency leases taken over while their
 	// first request still runs.
-	s := newSystem(t, map[string]string{
+	s, servers := newFaultSystem(t, map[string]string{
 		"LOG_LEVEL":       "info",
 		"BILLING_TIMEOUT": "1s", "IDEMPOTENCY_LEASE": "1500ms",
 		"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s", "RECONCILE_MAX_ATTEMPTS": "1",
@@ -86,7 +83,7 @@ func TestChaos(t *testing.T) {
 		c := &chaosClient{id: i + 1, s: s, gw: gw, h: h, rng: rand.New(rand.NewPCG(seed, uint64(i+1)))}
 		wg.Go(func() { c.run(ctx) })
 	}
-	n := &nemesis{t: t, s: s, h: h, pg: pg, rng: rand.New(rand.NewPCG(seed, 1<<32)), duration: duration}
+	n := &nemesis{t: t, s: s, h: h, servers: servers, rng: rand.New(rand.NewPCG(seed, 1<<32)), duration: duration}
 	n.run(ctx)
 	wg.Wait()
 
@@ -101,23 +98,6 @@ func TestChaos(t *testing.T) {
 			break
 		}
 		t.Errorf("anomaly %s: %s", a.kind, a.detail)
-	}
-}
-
-// requireServers fails the run when PostgreSQL or RabbitMQ is down: the other system tests
-// skip then, but a chaos run that checked nothing must not pass.
-func requireServers(t *testing.T) {
-	t.Helper()
-	db, err := sql.Open("postgres", dbtest.AdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Ping(); err != nil {
-		t.Fatalf("PostgreSQL: %v", err)
-	}
-	if out, err := exec.Command("rabbitmqctl", "status").CombinedOutput(); err != nil {
-		t.Fatalf("RabbitMQ: %v\n%s", err, out)
 	}
 }
 
@@ -220,7 +200,7 @@ type nemesis struct {
 	t        *testing.T
 	s        *system
 	h        *chaosHistory
-	pg       string
+	servers  *ownServers
 	rng      *rand.Rand
 	duration time.Duration
 }
@@ -228,8 +208,8 @@ type nemesis struct {
 // run injects faults until ctx ends; it runs on the test's goroutine, since starting a
 // service may end the test.
 func (n *nemesis) run(ctx context.Context) {
-	n.t.Cleanup(func() { exec.Command("rabbitmqctl", "start_app").Run() })
-	n.t.Cleanup(func() { startPostgres(n.t, n.pg) })
+	n.t.Cleanup(n.servers.healBroker)
+	n.t.Cleanup(func() { n.servers.startPostgres(n.t) })
 	begin := time.Now()
 	scheduled := map[time.Duration]func() string{}
 	if n.duration >= time.Minute {
@@ -280,14 +260,13 @@ func (n *nemesis) ordersDownPastTheKey() string {
 // than the queues' delivery limit. Every event must still be delivered once the database is
 // back, none dead-lettered.
 func (n *nemesis) databaseOutageWithDroppedConsumers() string {
-	stopPostgres(n.t, n.pg)
+	n.servers.stopPostgres(n.t)
 	vhost := vhostOf(n.t, n.s.amqp)
 	for range 7 {
 		time.Sleep(n.between(500*time.Millisecond, 1500*time.Millisecond))
-		// Fails harmlessly when a consumer is between connections.
-		exec.Command("rabbitmqctl", "close_all_connections", "-p", vhost, "chaos: connections dropped during a database outage").Run()
+		n.servers.closeConnections(vhost, "chaos: connections dropped during a database outage")
 	}
-	startPostgres(n.t, n.pg)
+	n.servers.startPostgres(n.t)
 	return "postgres-down-consumers-dropped"
 }
 
@@ -297,7 +276,7 @@ func (n *nemesis) between(lo, hi time.Duration) time.Duration {
 
 // inject picks a fault, applies it, heals it and returns its kind.
 func (n *nemesis) inject() string {
-	switch p := n.rng.IntN(13); {
+	switch p := n.rng.IntN(15); {
 	case p < 5: // SIGKILL a service, keep it down a moment, start it again
 		name := []string{"user", "billing", "order", "notification", "order"}[p]
 		if name == "order" && n.s.running("order2") && n.rng.IntN(2) == 0 {
@@ -322,20 +301,33 @@ func (n *nemesis) inject() string {
 	case p < 8: // billing comes back while the broker is down: users created meanwhile have no account yet
 		n.s.signal("billing", syscall.SIGKILL)
 		time.Sleep(n.between(500*time.Millisecond, 3*time.Second))
-		rabbitctl(n.t, "stop_app")
+		n.servers.stopBroker(n.t)
 		n.s.start("billing")
 		time.Sleep(n.between(time.Second, 5*time.Second))
-		rabbitctl(n.t, "start_app")
+		n.servers.startBroker(n.t)
 		return "kill-billing-rabbitmq-stop"
 	case p < 9:
-		rabbitctl(n.t, "stop_app")
+		n.servers.stopBroker(n.t)
 		time.Sleep(n.between(time.Second, 6*time.Second))
-		rabbitctl(n.t, "start_app")
+		n.servers.startBroker(n.t)
 		return "rabbitmq-stop"
 	case p < 10:
 		mode := []string{"fast", "immediate"}[n.rng.IntN(2)]
-		restartPostgres(n.t, n.pg, mode)
+		n.servers.restartPostgres(n.t, mode)
 		return "postgres-restart-" + mode
+	case p < 11: // SIGKILL a broker node: the services move to another, the queues keep a majority
+		node := n.rng.IntN(brokerNodes)
+		n.servers.killBrokerNodes(node)
+		time.Sleep(n.between(0, 3*time.Second))
+		n.servers.startBrokerNodes(n.t, node)
+		return "rabbitmq-node-kill"
+	case p < 12: // two of three broker nodes killed: the one left pauses, publishing stalls
+		left := n.rng.IntN(brokerNodes)
+		killed := []int{(left + 1) % brokerNodes, (left + 2) % brokerNodes}
+		n.servers.killBrokerNodes(killed...)
+		time.Sleep(n.between(time.Second, 5*time.Second))
+		n.servers.startBrokerNodes(n.t, killed...)
+		return "rabbitmq-majority-kill"
 	default: // the second order replica comes and goes
 		if !n.s.running("order2") {
 			n.s.start("order2")

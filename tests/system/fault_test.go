@@ -3,9 +3,6 @@ package system_test
 import (
 	"context"
 	"encoding/json"
-	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,8 +14,8 @@ import (
 	"github.com/order-system/order-system/pkg/dbtest"
 )
 
-// The fault tests restart the machine's PostgreSQL and RabbitMQ: they run only through
-// `make fault` (go test -run TestFault), one at a time, never beside other tests.
+// The fault tests stop and restart PostgreSQL and RabbitMQ, their own (own_servers_test.go):
+// they run through `make fault` (go test -run TestFault), one at a time.
 
 // history records what the clients were told, like a Jepsen history.
 type history struct {
@@ -115,72 +112,9 @@ func faultUsers(s *system, n int) []string {
 	return users
 }
 
-func rabbitctl(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
-		t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
-	}
-}
-
-// postgresCluster returns the version of the machine's PostgreSQL cluster, which the
-// caller is about to restart.
-func postgresCluster(t *testing.T) string {
-	t.Helper()
-	cluster, err := os.ReadDir("/etc/postgresql")
-	if err != nil || len(cluster) == 0 {
-		t.Skip("no local PostgreSQL cluster to restart")
-	}
-	return cluster[0].Name()
-}
-
-// pgCtl runs pg_ctlcluster with args on the machine's PostgreSQL cluster version.
-func pgCtl(version string, args ...string) ([]byte, error) {
-	return exec.Command("pg_ctlcluster", append([]string{"--skip-systemctl-redirect", version, "main"}, args...)...).CombinedOutput()
-}
-
-// restartPostgres restarts the machine's PostgreSQL in mode fast (sessions are closed) or
-// immediate (like a crash: recovery from the WAL at start).
-func restartPostgres(t *testing.T, version, mode string) {
-	t.Helper()
-	if out, err := pgCtl(version, "restart", "-m", mode); err != nil {
-		t.Fatalf("restart PostgreSQL (%s): %v\n%s", mode, err, out)
-	}
-}
-
-// stopPostgres stops the machine's PostgreSQL, closing its sessions.
-func stopPostgres(t *testing.T, version string) {
-	t.Helper()
-	if out, err := pgCtl(version, "stop", "-m", "fast"); err != nil {
-		t.Fatalf("stop PostgreSQL: %v\n%s", err, out)
-	}
-}
-
-// startPostgres starts the machine's PostgreSQL unless it runs (pg_ctlcluster then fails,
-// harmlessly) and waits until it accepts connections.
-func startPostgres(t *testing.T, version string) {
-	t.Helper()
-	pgCtl(version, "start")
-	dbtest.Eventually(t, 60*time.Second, "PostgreSQL to accept connections", func() bool {
-		return exec.Command("pg_isready", "-q", "-h", "127.0.0.1").Run() == nil
-	})
-}
-
-// vhostOf returns the vhost of a broker URL.
-func vhostOf(t *testing.T, amqpURL string) string {
-	t.Helper()
-	u, err := url.Parse(amqpURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := strings.TrimPrefix(u.Path, "/"); v != "" {
-		return v
-	}
-	return "/"
-}
-
 // a. RabbitMQ is down for more than 30 s while orders keep flowing.
 func TestFaultBrokerOutage(t *testing.T) {
-	s := newSystem(t, nil)
+	s, o := newFaultSystem(t, nil)
 	s.startAll()
 	users := faultUsers(s, 8)
 	h := newHistory()
@@ -188,20 +122,81 @@ func TestFaultBrokerOutage(t *testing.T) {
 	defer cancel()
 	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
 	time.Sleep(2 * time.Second)
-	rabbitctl(t, "stop_app")
-	t.Cleanup(func() { exec.Command("rabbitmqctl", "start_app").Run() })
+	o.stopBroker(t)
+	t.Cleanup(o.healBroker)
 	time.Sleep(32 * time.Second)
-	rabbitctl(t, "start_app")
+	o.startBroker(t)
 	time.Sleep(3 * time.Second)
 	cancel()
 	wg.Wait()
 	s.check("broker-outage", h, 90*time.Second)
 }
 
+// a2. Each broker node in turn is killed with SIGKILL while events flow, and restarted: the
+// services move to another node, and the quorum queues keep a majority and every message.
+func TestFaultBrokerNodeKilled(t *testing.T) {
+	s, o := newFaultSystem(t, nil)
+	s.startAll()
+	users := faultUsers(s, 8)
+	h := newHistory()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
+	t.Cleanup(o.healBroker)
+	notified := `SELECT count(*) FROM notifications.notifications`
+	for node := range brokerNodes {
+		time.Sleep(2 * time.Second)
+		o.killBrokerNodes(node)
+		time.Sleep(2 * time.Second) // the clients of the killed node have moved
+		before := s.count(notified)
+		time.Sleep(3 * time.Second)
+		flowed := s.count(notified) - before
+		t.Logf("fault broker-node-killed: %d notifications in 3 s while node %d was down", flowed, node)
+		if flowed == 0 {
+			t.Errorf("no event went through while broker node %d was down", node)
+		}
+		o.startBrokerNodes(t, node)
+	}
+	cancel()
+	wg.Wait()
+	s.check("broker-node-killed", h, 60*time.Second)
+}
+
+// a3. Two of the three broker nodes are killed at once: the one left is in a minority and
+// pauses (publishing stalls, the orders are still answered); nothing is lost once the two
+// are back.
+func TestFaultBrokerMajorityLost(t *testing.T) {
+	s, o := newFaultSystem(t, nil)
+	s.startAll()
+	users := faultUsers(s, 8)
+	h := newHistory()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
+	t.Cleanup(o.healBroker)
+	time.Sleep(2 * time.Second)
+	o.killBrokerNodes(0, 1)
+	time.Sleep(2 * time.Second) // requests under way when the nodes died have finished
+	completed := `SELECT count(*) FROM orders.orders WHERE status = 'completed'`
+	before := s.count(completed)
+	time.Sleep(8 * time.Second)
+	during := s.count(completed) - before
+	backlog := s.count(`SELECT count(*) FROM orders.outbox`)
+	o.startBrokerNodes(t, 0, 1)
+	time.Sleep(3 * time.Second)
+	cancel()
+	wg.Wait()
+	t.Logf("fault broker-majority-lost: %d orders completed in 8 s without a broker majority, %d events waiting in the outbox", during, backlog)
+	if during == 0 || backlog == 0 {
+		t.Errorf("without a broker majority: %d orders completed, %d events waiting; want orders answered and publishing stalled", during, backlog)
+	}
+	s.check("broker-majority-lost", h, 90*time.Second)
+}
+
 // b. The notification service is killed with SIGKILL again and again, between commits and
 // acks, while events flow.
 func TestFaultNotificationKilled(t *testing.T) {
-	s := newSystem(t, nil)
+	s, _ := newFaultSystem(t, nil)
 	s.startAll()
 	users := faultUsers(s, 8)
 	h := newHistory()
@@ -220,7 +215,7 @@ func TestFaultNotificationKilled(t *testing.T) {
 
 // c. Two order instances, hence two outbox relays, share the database.
 func TestFaultTwoRelays(t *testing.T) {
-	s := newSystem(t, nil)
+	s, _ := newFaultSystem(t, nil)
 	s.startAll()
 	s.start("order2")
 	users := faultUsers(s, 8)
@@ -245,8 +240,7 @@ func TestFaultTwoRelays(t *testing.T) {
 // d. PostgreSQL restarts (fast, then immediate) while orders flow: the services answer 503
 // meanwhile, never 500, and recover on their own; no acknowledged order is lost.
 func TestFaultDatabaseRestart(t *testing.T) {
-	version := postgresCluster(t)
-	s := newSystem(t, map[string]string{"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s"})
+	s, o := newFaultSystem(t, map[string]string{"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s"})
 	s.startAll()
 	users := faultUsers(s, 8)
 	h := newHistory()
@@ -255,7 +249,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
 	for _, mode := range []string{"fast", "immediate"} {
 		time.Sleep(2 * time.Second)
-		restartPostgres(t, version, mode)
+		o.restartPostgres(t, mode)
 	}
 	time.Sleep(3 * time.Second)
 	cancel()
@@ -274,7 +268,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 
 // e. A poison message goes to the dead-letter queue and the queue keeps flowing.
 func TestFaultPoisonMessage(t *testing.T) {
-	s := newSystem(t, nil)
+	s, _ := newFaultSystem(t, nil)
 	s.startAll()
 	ch := dbtest.Channel(t, s.amqp)
 	for _, body := range []string{"not json", `{"specversion":"1.0","id":"x","type":"order.shipped","data":{}}`} {

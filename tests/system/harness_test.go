@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopOwnServers(code == 0)
 	r := contract.Report()
 	fmt.Printf("api contract: %d exchanges checked, %d violations, operations not exercised: %q\n", r.Checked, len(r.Violations), r.Uncovered)
 	if binDir != "" {
@@ -103,11 +104,18 @@ type proc struct {
 	done chan struct{}
 }
 
-// newSystem prepares a database and a vhost; services start with start().
+// newSystem prepares a database and a vhost on the machine's servers; services start with
+// start().
 func newSystem(t *testing.T, env map[string]string) *system {
 	t.Helper()
+	return newSystemOn(t, dbtest.Machine(), env)
+}
+
+// newSystemOn is newSystem on the given servers.
+func newSystemOn(t *testing.T, servers dbtest.Servers, env map[string]string) *system {
+	t.Helper()
 	bin := build(t)
-	url := dbtest.NewDatabase(t, "users")
+	url := servers.NewDatabase(t, "users")
 	db, err := sql.Open("postgres", url)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +126,7 @@ func newSystem(t *testing.T, env map[string]string) *system {
 			t.Fatal(err)
 		}
 	}
-	s := &system{t: t, bin: bin, logDir: t.TempDir(), dbURL: url, amqp: dbtest.NewVhost(t), db: db, env: env, procs: map[string]*proc{}}
+	s := &system{t: t, bin: bin, logDir: t.TempDir(), dbURL: url, amqp: servers.NewVhost(t), db: db, env: env, procs: map[string]*proc{}}
 	s.client = &http.Client{Timeout: 30 * time.Second, Transport: contract.Transport(&http.Transport{MaxIdleConnsPerHost: 256}, s.contractViolation)}
 	t.Cleanup(s.stopAll)
 	return s
