@@ -24,6 +24,11 @@ import (
 
 const chart = "../../deploy/helm/order-system"
 
+// kubeVersion is the oldest Kubernetes the charts declare (kubeVersion in every Chart.yaml).
+// helm template checks it against the version it is told, and a helm built from source
+// without a version stamp would assume 1.20.
+const kubeVersion = "1.30.0"
+
 func helm(t *testing.T, args ...string) []byte {
 	t.Helper()
 	if _, err := exec.LookPath("helm"); err != nil {
@@ -70,9 +75,11 @@ func render(t *testing.T, set ...string) objects {
 	return renderChart(t, chart, set...)
 }
 
-func renderChart(t *testing.T, chart string, set ...string) objects {
+// manifests renders a chart (a directory or a packaged .tgz) as the release order-system and
+// splits it into its documents. set holds --set values, or flags such as --values=file.
+func manifests(t *testing.T, chart string, set ...string) []string {
 	t.Helper()
-	args := []string{"template", "order-system", chart, "--namespace", "default"}
+	args := []string{"template", "order-system", chart, "--namespace", "default", "--kube-version", kubeVersion}
 	for _, s := range set {
 		if strings.HasPrefix(s, "-") { // a flag such as --values=file
 			args = append(args, s)
@@ -80,8 +87,13 @@ func renderChart(t *testing.T, chart string, set ...string) objects {
 		}
 		args = append(args, "--set", s)
 	}
+	return strings.Split(string(helm(t, args...)), "\n---")
+}
+
+func renderChart(t *testing.T, chart string, set ...string) objects {
+	t.Helper()
 	var objs objects
-	for doc := range strings.SplitSeq(string(helm(t, args...)), "\n---") {
+	for _, doc := range manifests(t, chart, set...) {
 		var head struct{ Kind string }
 		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
 			t.Fatalf("parse manifest: %v\n%s", err, doc)
@@ -220,7 +232,7 @@ func helmFails(t *testing.T, args ...string) string {
 func TestExternalDatabases(t *testing.T) {
 	external := []string{"postgresql.enabled=false", "rabbitmq.enabled=false", "global.database.host=db.example.com", "global.amqp.host=mq.example.com"}
 	// A password cannot be generated for a server the chart does not run.
-	args := []string{"template", "order-system", chart}
+	args := []string{"template", "order-system", chart, "--kube-version", kubeVersion}
 	for _, s := range external {
 		args = append(args, "--set", s)
 	}
@@ -365,20 +377,31 @@ func checkNetworkPolicy(t *testing.T, policies []networkingv1.NetworkPolicy) {
 	}
 }
 
-// chartVersions reads version and appVersion of a Chart.yaml.
-func chartVersions(t *testing.T, path string) (version, appVersion string) {
+// chartMeta is what the checks read of a Chart.yaml.
+type chartMeta struct {
+	Name        string `json:"name"`
+	Version     string `json:"version"`
+	AppVersion  string `json:"appVersion"`
+	KubeVersion string `json:"kubeVersion"`
+}
+
+func readChart(t *testing.T, path string) chartMeta {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c struct {
-		Version    string `json:"version"`
-		AppVersion string `json:"appVersion"`
-	}
+	var c chartMeta
 	if err := yaml.Unmarshal(b, &c); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// chartVersions reads version and appVersion of a Chart.yaml.
+func chartVersions(t *testing.T, path string) (version, appVersion string) {
+	t.Helper()
+	c := readChart(t, path)
 	return c.Version, c.AppVersion
 }
 
@@ -637,7 +660,7 @@ func TestSubchartsAlone(t *testing.T) {
 	for _, sub := range []string{"user", "billing", "order", "notification", "postgresql", "rabbitmq"} {
 		t.Run(sub, func(t *testing.T) {
 			// On its own a subchart generates nothing: it needs the passwords (or a Secret).
-			if out := helmFails(t, "template", "order-system", filepath.Join(chart, "charts", sub)); !strings.Contains(out, "is required when the chart is installed on its own") {
+			if out := helmFails(t, "template", "order-system", filepath.Join(chart, "charts", sub), "--kube-version", kubeVersion); !strings.Contains(out, "is required when the chart is installed on its own") {
 				t.Errorf("no passwords: %s", out)
 			}
 			objs := renderChart(t, filepath.Join(chart, "charts", sub), append(givenPasswords, "superuserPassword=pw-postgres")...)
