@@ -3,16 +3,60 @@ Templates shared by the umbrella chart and every subchart. They live in this lib
 that each subchart (a service, PostgreSQL, RabbitMQ) also renders and installs on its own.
 */}}
 
+{{/*
+The labels of every object the charts render, pods' templates included: the recommended
+app.kubernetes.io set and helm.sh/chart, as helm create and Bitnami's charts write them.
+dict: root (the chart's context: its Chart and Release), name (app.kubernetes.io/name, see
+order-system.name), component (its role: backend, database, message-broker, ...). version and
+helm.sh/chart come from the chart that renders the object, with a "+" (semver build
+metadata), which a label value cannot hold, written "_".
+*/}}
 {{- define "order-system.labels" -}}
+{{ include "order-system.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | toString | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/part-of: order-system
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ include "order-system.chart" .root }}
 {{- end }}
 
-{{/* The Kubernetes name of a part of this release: <release>-<name>. */}}
+{{/*
+The labels that select a part's pods: Deployments', StatefulSets' and PodDisruptionBudgets'
+selectors, Services', NetworkPolicies'. A selector is immutable, so nothing that changes with
+a chart or app version belongs here. dict: root, name.
+*/}}
+{{- define "order-system.selectorLabels" -}}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end }}
+
+{{/* helm.sh/chart: <chart>-<version>, a valid label value. */}}
+{{- define "order-system.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
+{{/*
+The app.kubernetes.io/name of a part: its nameOverride, else its name. dict: name, values (the
+part's chart values; omitted for parts without overrides).
+*/}}
+{{- define "order-system.name" -}}
+{{- (.values | default dict).nameOverride | default .name | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
+{{/*
+The Kubernetes name of a part of this release, as helm create's fullname helper makes it: its
+fullnameOverride, else <release>-<nameOverride, else its name>. dict: root, name, values (as
+for order-system.name). Unlike helm create's, a release name that contains the part's name is
+not taken as the whole name: the release order-system would name the order service's objects
+order-system, and renaming them on an upgrade would replace the running Deployment.
+*/}}
 {{- define "order-system.fullname" -}}
-{{- printf "%s-%s" .root.Release.Name .name | trunc 63 | trimSuffix "-" -}}
+{{- $values := .values | default dict -}}
+{{- if $values.fullnameOverride -}}
+{{- $values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .root.Release.Name (include "order-system.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end }}
 
 {{- define "order-system.containerSecurityContext" -}}
@@ -113,7 +157,8 @@ user information would read as a plus: hence %20.
 
 {{/*
 The Secret of a service's DATABASE_URL and AMQP_URL, the passwords escaped into the URLs.
-dict: root, g (the global values), name (the service), dbPassword, amqpPassword. The service
+dict: root, g (the global values), name (the service), values (the service chart's values,
+for its name overrides), dbPassword, amqpPassword. The service
 template renders it when a subchart is installed on its own; under the umbrella chart its
 credentials template does, with the passwords it generates (global.managedCredentials).
 */}}
@@ -122,10 +167,9 @@ credentials template does, with the passwords it generates (global.managedCreden
 apiVersion: v1
 kind: Secret
 metadata:
-  name: {{ include "order-system.fullname" (dict "root" .root "name" .name) }}
+  name: {{ include "order-system.fullname" . }}
   labels:
-    {{- include "order-system.labels" .root | nindent 4 }}
-    app.kubernetes.io/name: {{ .name }}
+    {{- include "order-system.labels" (dict "root" .root "name" (include "order-system.name" .) "component" "backend") | nindent 4 }}
 type: Opaque
 stringData:
   DATABASE_URL: {{ printf "postgres://%s:%s@%s:%d/%s?sslmode=%s&search_path=%s%s" (include "order-system.urlEscape" $db.role) (include "order-system.urlEscape" .dbPassword) (include "order-system.dbHost" .) (int .g.database.port) (include "order-system.urlEscape" .g.database.name) (urlquery .g.database.sslmode) (urlquery $db.schema) (ternary (printf "&sslrootcert=%s/ca.crt" (include "order-system.caDir" "database")) "" (not (empty .g.database.caSecret))) | quote }}
@@ -189,8 +233,7 @@ kind: Secret
 metadata:
   name: {{ $fullname }}
   labels:
-    {{- include "order-system.labels" .root | nindent 4 }}
-    app.kubernetes.io/name: postgresql
+    {{- include "order-system.labels" (dict "root" .root "name" "postgresql" "component" "database") | nindent 4 }}
 type: Opaque
 stringData:
   POSTGRES_PASSWORD: {{ .superuserPassword | quote }}
@@ -201,8 +244,7 @@ kind: Secret
 metadata:
   name: {{ $fullname }}-passwords
   labels:
-    {{- include "order-system.labels" .root | nindent 4 }}
-    app.kubernetes.io/name: postgresql
+    {{- include "order-system.labels" (dict "root" .root "name" "postgresql" "component" "database") | nindent 4 }}
 type: Opaque
 stringData:
   20-passwords.sql: |
@@ -218,8 +260,7 @@ kind: Secret
 metadata:
   name: {{ include "order-system.fullname" (dict "root" .root "name" "rabbitmq") }}
   labels:
-    {{- include "order-system.labels" .root | nindent 4 }}
-    app.kubernetes.io/name: rabbitmq
+    {{- include "order-system.labels" (dict "root" .root "name" "rabbitmq" "component" "message-broker") | nindent 4 }}
 type: Opaque
 stringData:
   RABBITMQ_DEFAULT_USER: {{ .g.amqp.user | quote }}
@@ -230,11 +271,17 @@ stringData:
 order-system.service renders everything one service needs: ConfigMap, Secret (unless
 existingSecret names one), Deployment (migrations in an init container), Service, and when
 switched on a PodDisruptionBudget and a HorizontalPodAutoscaler. Each service subchart
-includes it with its own values: name, replicas, pool, resources, callsBilling (its role and schema are in global.database.users).
+includes it with its own values: name, replicas, pool, resources, callsBilling, billingURL
+(its role and schema are in global.database.users), nameOverride and fullnameOverride. name
+stays the service's own (its image, role, client id, OTEL_SERVICE_NAME); the overrides change
+its objects' names and app.kubernetes.io/name.
 */}}
 {{- define "order-system.service" -}}
 {{- $name := .Values.name -}}
-{{- $fullname := include "order-system.fullname" (dict "root" . "name" $name) -}}
+{{- $part := dict "root" . "name" $name "values" .Values -}}
+{{- $fullname := include "order-system.fullname" $part -}}
+{{- $labels := include "order-system.labels" (dict "root" . "name" (include "order-system.name" $part) "component" "backend") -}}
+{{- $selector := include "order-system.selectorLabels" (dict "root" . "name" (include "order-system.name" $part)) -}}
 {{- $g := include "order-system.global" . | fromYaml -}}
 {{- $db := get $g.database.users $name -}}
 {{- $secret := .Values.existingSecret | default $fullname -}}
@@ -249,8 +296,7 @@ kind: ConfigMap
 metadata:
   name: {{ $fullname }}
   labels:
-    {{- include "order-system.labels" . | nindent 4 }}
-    app.kubernetes.io/name: {{ $name }}
+    {{- $labels | nindent 4 }}
 data:
   HTTP_ADDR: ":8080"
   LOG_LEVEL: {{ $g.logLevel | quote }}
@@ -264,7 +310,7 @@ data:
   OTEL_SERVICE_NAME: {{ $name | quote }}
   {{- end }}
   {{- if .Values.callsBilling }}
-  BILLING_URL: {{ printf "http://%s:8080" (include "order-system.fullname" (dict "root" . "name" "billing")) | quote }}
+  BILLING_URL: {{ .Values.billingURL | default (printf "http://%s:8080" (include "order-system.fullname" (dict "root" . "name" "billing"))) | quote }}
   {{- end }}
   {{- if $g.auth.enabled }}
   AUTH: oidc
@@ -284,7 +330,7 @@ data:
   {{- end }}
 {{- if not (or .Values.existingSecret $g.managedCredentials) }}
 ---
-{{ include "order-system.serviceSecret" (dict "root" . "g" $g "name" $name
+{{ include "order-system.serviceSecret" (dict "root" . "g" $g "name" $name "values" .Values
   "dbPassword" ($db.password | required (printf "global.database.users.%s.password (or %s.existingSecret) is required when the chart is installed on its own" $name $name))
   "amqpPassword" ($g.amqp.password | required "global.amqp.password is required when the chart is installed on its own")) }}
 {{- end }}
@@ -294,16 +340,14 @@ kind: Deployment
 metadata:
   name: {{ $fullname }}
   labels:
-    {{- include "order-system.labels" . | nindent 4 }}
-    app.kubernetes.io/name: {{ $name }}
+    {{- $labels | nindent 4 }}
 spec:
   {{- if not $g.autoscaling.enabled }}
   replicas: {{ .Values.replicas }}
   {{- end }}
   selector:
     matchLabels:
-      app.kubernetes.io/instance: {{ .Release.Name }}
-      app.kubernetes.io/name: {{ $name }}
+      {{- $selector | nindent 6 }}
   strategy:
     type: RollingUpdate
     rollingUpdate:
@@ -313,8 +357,7 @@ spec:
   template:
     metadata:
       labels:
-        {{- include "order-system.labels" . | nindent 8 }}
-        app.kubernetes.io/name: {{ $name }}
+        {{- $labels | nindent 8 }}
       annotations:
         # Roll the pods when their configuration changes.
         checksum/config: {{ printf "%v%v" .Values $g | sha256sum }}
@@ -398,12 +441,10 @@ kind: Service
 metadata:
   name: {{ $fullname }}
   labels:
-    {{- include "order-system.labels" . | nindent 4 }}
-    app.kubernetes.io/name: {{ $name }}
+    {{- $labels | nindent 4 }}
 spec:
   selector:
-    app.kubernetes.io/instance: {{ .Release.Name }}
-    app.kubernetes.io/name: {{ $name }}
+    {{- $selector | nindent 4 }}
   ports:
     - name: http
       port: 8080
@@ -415,8 +456,8 @@ kind: Pod
 metadata:
   name: {{ $fullname }}-test
   labels:
-    {{- include "order-system.labels" . | nindent 4 }}
-    app.kubernetes.io/name: {{ $name }}-test
+    {{- /* Not the service's name: its Service must not select this pod. */}}
+    {{- include "order-system.labels" (dict "root" . "name" (printf "%s-test" (include "order-system.name" $part) | trunc 63 | trimSuffix "-") "component" "test") | nindent 4 }}
   annotations:
     helm.sh/hook: test
     helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
@@ -448,14 +489,12 @@ kind: PodDisruptionBudget
 metadata:
   name: {{ $fullname }}
   labels:
-    {{- include "order-system.labels" . | nindent 4 }}
-    app.kubernetes.io/name: {{ $name }}
+    {{- $labels | nindent 4 }}
 spec:
   minAvailable: {{ $g.podDisruptionBudget.minAvailable }}
   selector:
     matchLabels:
-      app.kubernetes.io/instance: {{ .Release.Name }}
-      app.kubernetes.io/name: {{ $name }}
+      {{- $selector | nindent 6 }}
 {{- end }}
 {{- if $g.autoscaling.enabled }}
 ---
@@ -464,8 +503,7 @@ kind: HorizontalPodAutoscaler
 metadata:
   name: {{ $fullname }}
   labels:
-    {{- include "order-system.labels" . | nindent 4 }}
-    app.kubernetes.io/name: {{ $name }}
+    {{- $labels | nindent 4 }}
 spec:
   scaleTargetRef:
     apiVersion: apps/v1
