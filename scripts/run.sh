@@ -6,6 +6,9 @@
 # REPLICAS=n starts n instances of each service: instance i listens on the service's port
 # + 100 × (i − 1) and writes <service>.<i>.pid; the gateway balances over all of them.
 #
+# The gateway also serves the API reference at /docs (scripts/vendor-redoc.sh fetches its
+# renderer from npm once).
+#
 # AUTH=oidc turns sign-in on: a development OpenID provider (tools/devidp) starts first on
 # 127.0.0.1:8070, with a new random secret for each service client on every start, and the
 # services verify the tokens it signs (`make -s token` prints one for a new user).
@@ -56,6 +59,9 @@ for svc in "${SERVICES[@]}"; do
 	go build -o "bin/$svc" "./services/$svc/cmd/$svc"
 done
 [ "$AUTH" = off ] || go build -o bin/devidp ./tools/devidp
+# The API reference at /docs is rendered by Redoc, vendored from npm on the first run; without
+# it the rest runs as usual.
+redoc=$(bash scripts/vendor-redoc.sh) || { redoc=; echo "the API reference at /docs is not served: Redoc could not be vendored (above)" >&2; }
 
 # PostgreSQL on this host is reached over its unix socket when a service role may log in
 # there: a statement costs the server less CPU over the socket than over TCP.
@@ -113,6 +119,12 @@ done
 # The gateway's configuration, with every instance in its service's upstream.
 mkdir -p "$RUN_DIR/gateway"
 cp deploy/nginx/local.conf deploy/nginx/routes.conf deploy/nginx/limits.conf api/openapi.yaml "$RUN_DIR/gateway/"
+rm -rf "$RUN_DIR/gateway/docs" "$RUN_DIR/gateway/docs.html"
+if [ -n "$redoc" ]; then
+	mkdir "$RUN_DIR/gateway/docs"
+	cp deploy/nginx/docs.html "$RUN_DIR/gateway/"
+	cp "$redoc/redoc.standalone.js" "$RUN_DIR/gateway/docs/"
+fi
 for svc in "${SERVICES[@]}"; do
 	servers=""
 	for i in $(seq "$REPLICAS"); do servers+="server 127.0.0.1:$(port "$svc" "$i"); "; done
