@@ -6,6 +6,10 @@
 # does an operation of the document that the collection never exercised. Starts the system
 # unless it is already running, and stops only what it started.
 #
+# Before that, headless Chromium opens the API reference the gateway serves at /docs, and
+# every operation of api/openapi.yaml must be rendered there (tools/apicheck/cmd/docscheck; a
+# screenshot of the page is left in .run/docs.png).
+#
 # Then the same with sign-in on (AUTH=oidc): the system is started again with its development
 # OpenID provider, and the sign-in collection runs with the tokens of two new users and of a
 # client of another API. That part needs a system of its own: when one was already running,
@@ -18,6 +22,7 @@ COLLECTION=postman/order-system.postman_collection.json
 ENVIRONMENT=postman/local.postman_environment.json
 CHECK_ADDR=127.0.0.1:8090 # apicheck, between Newman and the gateway
 [ "$NEWMAN" != newman ] || bash scripts/install-tools.sh newman
+bash scripts/install-tools.sh chromium
 
 AUTH_COLLECTION=postman/order-system-auth.postman_collection.json
 AUTH_ENVIRONMENT=postman/local-auth.postman_environment.json
@@ -32,6 +37,7 @@ trap cleanup EXIT
 
 mkdir -p bin
 go build -o bin/apicheck ./tools/apicheck/cmd/apicheck
+go build -o bin/docscheck ./tools/apicheck/cmd/docscheck
 
 # check runs Newman with the given arguments through apicheck, which must find every
 # exchange described by the document and every operation reached.
@@ -54,6 +60,7 @@ if ! curl -fs -o /dev/null --max-time 2 http://127.0.0.1:8000/; then
 	bash scripts/run.sh
 	started=1
 fi
+bin/docscheck -url http://127.0.0.1:8000/docs -screenshot .run/docs.png api/openapi.yaml
 seed_collection() {
 	newman_run "$COLLECTION" -e "$ENVIRONMENT" --delay-request 2000
 	newman_run "$COLLECTION" -e "$ENVIRONMENT"

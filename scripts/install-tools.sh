@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the named tools when they are missing, so that make run, make e2e and make lint
-# need nothing typed by hand: nginx, gcc (the race detector's cgo needs a C compiler) and the
-# linter shellcheck from Debian's packages, newman from npm. Usage: install-tools.sh nginx gcc
+# need nothing typed by hand: nginx, gcc (the race detector's cgo needs a C compiler), the
+# linter shellcheck and chromium (the browser that renders /docs in make e2e) from Debian's
+# packages, newman from npm. Usage: install-tools.sh nginx gcc
 set -euo pipefail
 
 # Root installs directly; anyone else goes through sudo, which asks when it has to.
@@ -22,7 +23,7 @@ quiet() {
 for tool in "$@"; do
 	command -v "$tool" >/dev/null && continue
 	case $tool in
-	nginx | gcc | shellcheck)
+	nginx | gcc | shellcheck | chromium)
 		echo "$tool is missing: installing it from Debian's packages (apt-get install $tool)"
 		# Another apt run on the machine holds the dpkg lock for a while; wait for it rather than fail.
 		quiet as_root apt-get -o DPkg::Lock::Timeout=300 update
