@@ -69,6 +69,7 @@ token: ## an access token for a new user, as the last line (needs AUTH=oidc make
 
 ##@ Deploy
 up: ## docker compose up --build, waiting until all is healthy (needs a Docker engine)
+	@bash scripts/vendor-redoc.sh >/dev/null
 	docker compose up --build -d --wait
 
 down: ## stop docker compose

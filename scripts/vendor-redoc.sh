@@ -5,7 +5,8 @@
 # into .cache/redoc/<version>/ (git-ignored), from where make run and docker compose serve it.
 # A bundle already there is kept, so only the first run needs the registry. Prints the folder.
 #
-# To move to another version: `npm view redoc@<version> dist.integrity`, then change both pins.
+# To move to another version: `npm view redoc@<version> dist.integrity`, then change both pins
+# here and the folder docker-compose.yml mounts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -133,6 +133,7 @@ log "services built in $(since "$t") s"
 
 log "docker compose up --wait"
 t=$(now)
+bash scripts/vendor-redoc.sh >/dev/null # the gateway serves it at /docs
 compose up -d --wait --wait-timeout 300
 log "up and healthy in $(since "$t") s"
 compose ps --format '{{.Service}} {{.Status}} {{.Ports}}'
