@@ -74,12 +74,12 @@ func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	connector, err := pq.NewConnector(dsn)
+	pqConnector, err := pq.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	connector.Dialer(deadlineDialer{dialer: net.Dialer{KeepAlive: 15 * time.Second}, read: cfg.ReadTimeout})
-	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
+	pqConnector.Dialer(deadlineDialer{dialer: net.Dialer{KeepAlive: 15 * time.Second}, read: cfg.ReadTimeout})
+	db := sqlx.NewDb(sql.OpenDB(connector{pqConnector}), "postgres")
 	if cfg.MaxOpenConns == 0 {
 		cfg.MaxOpenConns = 10
 	}
@@ -180,9 +180,13 @@ func IsCheckViolation(err error, constraint string) bool {
 }
 
 // IsUnavailable reports whether err means the database cannot be reached right now
-// (connection refused or reset, server shutting down, too many clients), as opposed to a
-// problem with the statement. Callers answer 503 for these instead of 500.
+// (connection refused or reset, no connection could be opened, server shutting down, too
+// many clients, a server that has become read-only in a failover), as opposed to a problem
+// with the statement. Callers answer 503 for these instead of 500.
 func IsUnavailable(err error) bool {
+	if isConnectError(err) {
+		return true
+	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {
 		return true
@@ -197,7 +201,9 @@ func IsUnavailable(err error) bool {
 		case "08", "57": // connection exception, operator intervention (shutdown)
 			return true
 		}
-		return pqErr.Code == "53300" // too_many_connections
+		// too_many_connections; read_only_sql_transaction: the connection's server was a
+		// primary and is now demoted, or a standby not yet open for writes.
+		return pqErr.Code == "53300" || pqErr.Code == "25006"
 	}
 	// A request whose client hung up gets context.Canceled, or sql.ErrTxDone once
 	// database/sql rolled its transaction back: nothing was done, and it is no fault of the

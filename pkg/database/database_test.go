@@ -2,6 +2,7 @@ package database_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/url"
 	"sync"
@@ -232,5 +233,32 @@ func TestClientGoneIsNotAnInternalError(t *testing.T) {
 	var n int
 	if err := db.Get(&n, `SELECT count(*) FROM rows`); err != nil || n != 0 {
 		t.Fatalf("%d rows, %v; want none: both transactions rolled back", n, err)
+	}
+}
+
+// TestFailoverErrorsAreUnavailable: while a standby is promoted, a pool meets servers that
+// are read-only (a pooled connection to the demoted primary, or to a standby) and hosts none
+// of which is writable (target_session_attrs=read-write refuses each). Both are answered 503,
+// never 500. Here the machine's PostgreSQL plays them: a session set read-only, and a pool
+// that accepts only a standby.
+func TestFailoverErrorsAreUnavailable(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewDatabase(t, "s")
+	db, err := database.Open(context.Background(), database.Config{URL: url + "&default_transaction_read_only=on"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = db.Exec(`CREATE TABLE t (n int)`)
+	if err := database.Wrap("create", err); !apperr.Is(err, apperr.Unavailable) {
+		t.Fatalf("a write on a read-only server: Wrap = %v, want unavailable", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = database.Open(ctx, database.Config{URL: url + "&target_session_attrs=standby"})
+	var connectErr *database.ConnectError
+	if !errors.As(err, &connectErr) || !database.IsUnavailable(connectErr) {
+		t.Fatalf("no host acceptable: Open = %v, want a ConnectError that is unavailable", err)
 	}
 }
