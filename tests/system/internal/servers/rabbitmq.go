@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -54,7 +53,7 @@ func StartRabbitCluster(ctx context.Context, dir string, n int) (*RabbitCluster,
 		return nil, err
 	}
 	var err error
-	if c.epmd, err = startChild(filepath.Join(dir, "epmd.log"), c.env(), "epmd", "-port", strconv.Itoa(c.epmdPort)); err != nil {
+	if c.epmd, err = startChild(filepath.Join(dir, "epmd.log"), nil, c.env(), "epmd", "-port", strconv.Itoa(c.epmdPort)); err != nil {
 		return nil, fmt.Errorf("start epmd: %w", err)
 	}
 	// The first node forms the cluster; the others then join it. Started together, two
@@ -196,7 +195,7 @@ func (c *RabbitCluster) Start(ctx context.Context, i int) error {
 		c.mu.Unlock()
 		return nil
 	}
-	proc, err := startChild(filepath.Join(node.dir, "server.log"), c.nodeEnv(node), filepath.Join(rabbitBin, "rabbitmq-server"))
+	proc, err := startChild(filepath.Join(node.dir, "server.log"), nil, c.nodeEnv(node), filepath.Join(rabbitBin, "rabbitmq-server"))
 	if err != nil {
 		c.mu.Unlock()
 		return fmt.Errorf("start %s: %w", node.name, err)
@@ -256,48 +255,4 @@ func (c *RabbitCluster) Close() {
 	if c.epmd != nil {
 		c.epmd.kill()
 	}
-}
-
-// child is a process this package started, in a process group of its own, with the
-// goroutine that reaps it: it is signalled only while not yet reaped, so that its pid
-// cannot have been given to another process.
-type child struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startChild(logPath string, env []string, program string, args ...string) (*child, error) {
-	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer log.Close() // the child has its own descriptor
-	cmd := exec.Command(program, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	ch := &child{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(ch.done) }()
-	return ch, nil
-}
-
-func (ch *child) exited() bool {
-	select {
-	case <-ch.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill sends SIGKILL to the child's process group (an Erlang node's helpers included) and
-// waits until the child is reaped.
-func (ch *child) kill() {
-	if !ch.exited() {
-		syscall.Kill(-ch.cmd.Process.Pid, syscall.SIGKILL)
-	}
-	<-ch.done
 }

@@ -137,3 +137,64 @@ func TestRabbitClusterSurvivesANodeKill(t *testing.T) {
 		t.Fatalf("node 1 did not rejoin: %v\n%s", err, out)
 	}
 }
+
+// The primary of a pair is killed: the standby takes over with every committed row, writes
+// go on through the same URL, and the old primary rejoins as the standby.
+func TestPostgresPairFailsOver(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	p, err := StartPostgresPair(ctx, tempDir(t)+"/pair")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	state, err := p.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	primary := state.Primary()
+	t.Logf("started: %v", state)
+
+	db, err := sql.Open("postgres", p.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE t (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	for n := range 100 {
+		if _, err := db.Exec(`INSERT INTO t VALUES ($1)`, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	p.KillNode(primary)
+	killed := time.Now()
+	for {
+		_, err := db.Exec(`INSERT INTO t VALUES (100)`)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no write went through after the primary was killed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("first write on the new primary %v after the kill", time.Since(killed).Round(time.Millisecond))
+	var count int
+	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&count); err != nil || count != 101 {
+		t.Fatalf("after the failover: %d rows (%v), want 101", count, err)
+	}
+
+	if err := p.StartNode(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	now, err := p.WaitHealthy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now == primary {
+		t.Fatalf("node%d is the primary again; want the promoted standby to stay primary", now)
+	}
+}
