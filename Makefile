@@ -37,10 +37,11 @@ unit: ## unit and integration tests of pkg, the services and four tools, with -r
 	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry tools/apicheck tools/devidp; do echo "== $$m"; (cd $$m && go test -race -count=1 -timeout 10m ./...) || exit 1; done
 
 system: ## the real binaries under concurrency, crashes and lost responses, with -race
-	@bash scripts/install-tools.sh gcc
+	@bash scripts/install-tools.sh gcc pg_autoctl
 	cd tests/system && go test -race -count=1 -timeout 10m -skip '^Test(Fault|Chaos)' ./...
 
-fault: ## outages, killed broker nodes and consumers, two relays, poison, on servers of its own
+fault: ## outages, failovers, killed broker nodes and consumers, poison, on servers of its own
+	@bash scripts/install-tools.sh pg_autoctl
 	@mkdir -p .run
 	cd tests/system && SYSTEM_SERVERS_DIR=$(CURDIR)/.run/servers go test -count=1 -timeout 20m -v -run '^TestFault' ./...
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the named tools when they are missing, so that make run, make e2e and make lint
 # need nothing typed by hand: nginx, gcc (the race detector's cgo needs a C compiler), the
-# linter shellcheck and chromium (the browser that renders /docs in make e2e) from Debian's
-# packages, newman from npm. Usage: install-tools.sh nginx gcc
+# linter shellcheck, chromium (the browser that renders /docs in make e2e) and pg_autoctl
+# (pg_auto_failover, for the fault tests' PostgreSQL pair) from Debian's packages, newman
+# from npm. Usage: install-tools.sh nginx gcc
 set -euo pipefail
 
 # Root installs directly; anyone else goes through sudo, which asks when it has to.
@@ -20,14 +21,33 @@ quiet() {
 	rm -f "$out"
 }
 
+# apt_install installs Debian packages without starting their daemons: a package such as
+# nginx would otherwise start a server on port 80 that nobody asked for. The policy file
+# that says so is ours only when the machine had none, and goes when the install ends,
+# however it ends.
+apt_install() {
+	local policy=/usr/sbin/policy-rc.d
+	if [ ! -e "$policy" ]; then
+		as_root sh -c "printf '#!/bin/sh\\nexit 101\\n' > $policy && chmod 755 $policy"
+		trap 'as_root rm -f '"$policy" EXIT
+	fi
+	# Another apt run on the machine holds the dpkg lock for a while; wait for it rather than fail.
+	quiet as_root apt-get -o DPkg::Lock::Timeout=300 update
+	quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y "$@"
+}
+
 for tool in "$@"; do
 	command -v "$tool" >/dev/null && continue
 	case $tool in
 	nginx | gcc | shellcheck | chromium)
 		echo "$tool is missing: installing it from Debian's packages (apt-get install $tool)"
-		# Another apt run on the machine holds the dpkg lock for a while; wait for it rather than fail.
-		quiet as_root apt-get -o DPkg::Lock::Timeout=300 update
-		quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y "$tool"
+		apt_install "$tool"
+		;;
+	pg_autoctl)
+		# The extension for the PostgreSQL the machine has (the newest, if several).
+		version=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -n 1)
+		echo "pg_autoctl is missing: installing pg_auto_failover from Debian's packages (pg-auto-failover-cli, postgresql-$version-auto-failover)"
+		apt_install pg-auto-failover-cli "postgresql-$version-auto-failover"
 		;;
 	newman)
 		echo "newman is missing: installing it from npm (npm install -g newman)"

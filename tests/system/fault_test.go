@@ -23,10 +23,27 @@ type history struct {
 	finished map[string]string // order id → "completed" or "failed", as answered
 	pending  map[string]bool   // 503 with a pending order: the reconciler finishes it
 	statuses map[int]int
+	created  []answered // the requests answered 201, in the order of their answers
 }
+
+// answered is when a request was sent and when its answer came.
+type answered struct{ sent, answered time.Time }
 
 func newHistory() *history {
 	return &history{finished: map[string]string{}, pending: map[string]bool{}, statuses: map[int]int{}}
+}
+
+// firstCreatedAfter returns the time from at to the answer of the first request sent after
+// at and answered 201, and whether there is one.
+func (h *history) firstCreatedAfter(at time.Time) (time.Duration, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.created {
+		if c.sent.After(at) {
+			return c.answered.Sub(at), true
+		}
+	}
+	return 0, false
 }
 
 // drive places orders from clients goroutines until ctx ends.
@@ -36,6 +53,7 @@ func (s *system) drive(ctx context.Context, h *history, users []string, clients 
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
 				user := users[(c+i)%len(users)]
+				sent := time.Now()
 				r := s.call("POST", orderService()+"/orders", orderBody(user, "1"))
 				var o orderJSON
 				json.Unmarshal(r.Body, &o) // no answer, or one without an order, leaves o empty
@@ -44,6 +62,7 @@ func (s *system) drive(ctx context.Context, h *history, users []string, clients 
 				switch {
 				case r.Status == 201:
 					h.finished[o.ID] = o.Status
+					h.created = append(h.created, answered{sent, time.Now()})
 				case r.Status == 400 && o.Code == "insufficient_funds":
 					h.finished[o.Order.ID] = "failed"
 				case r.Status == 503 && o.Order.ID != "":
@@ -264,6 +283,159 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	})
 	s.check("database-restart", h, 60*time.Second)
 	s.verifyLedger()
+}
+
+// d2. The database is a pair with automatic failover (pg_auto_failover: a monitor, a
+// primary, a synchronous standby), and its primary is killed with SIGKILL while orders,
+// registrations and deposits flow: the standby is promoted, the services answer 503 meanwhile
+// (never 500) and reconnect on their own, and every success a client was told is in the
+// database afterwards. Then the old primary rejoins as the standby, the standby is killed,
+// and the monitor is killed: writes go on through each.
+func TestFaultDatabaseFailover(t *testing.T) {
+	s, pair := newFailoverSystem(t, map[string]string{"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s"})
+	s.startAll()
+	users := faultUsers(s, 8)
+	saver := s.newUser("0") // deposits only: its balance is the deposits that were applied
+	h := newHistory()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
+	w := s.writeUsersAndDeposits(ctx, saver)
+	healthy := func() int {
+		t.Helper()
+		wait, stop := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer stop()
+		primary, err := pair.WaitHealthy(wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return primary
+	}
+	// created waits for an order sent after at to complete, and returns how long after at
+	// it did: once the primary is killed, it was written on the new one.
+	created := func(at time.Time, what string) time.Duration {
+		t.Helper()
+		var took time.Duration
+		dbtest.Eventually(t, time.Minute, "an order to complete after "+what, func() bool {
+			var ok bool
+			took, ok = h.firstCreatedAfter(at)
+			return ok
+		})
+		return took
+	}
+
+	time.Sleep(2 * time.Second)
+	primary := healthy()
+	killed := time.Now()
+	pair.KillNode(primary)
+	dbtest.Eventually(t, time.Minute, "the standby to be promoted", func() bool {
+		state, err := pair.State(context.Background())
+		return err == nil && state.Primary() == 1-primary
+	})
+	promoted := time.Since(killed)
+	failover := created(killed, "the primary was killed")
+	if err := pair.StartNode(context.Background(), primary); err != nil {
+		t.Fatal(err)
+	}
+	if now := healthy(); now == primary {
+		t.Errorf("node%d, killed as the primary, is the primary again; want it the standby", now)
+	}
+	primary = 1 - primary
+
+	killed = time.Now()
+	pair.KillNode(1 - primary)
+	standbyGap := created(killed, "the standby was killed")
+	time.Sleep(3 * time.Second)
+	if err := pair.StartNode(context.Background(), 1-primary); err != nil {
+		t.Fatal(err)
+	}
+	healthy()
+
+	killed = time.Now()
+	pair.KillMonitor()
+	monitorGap := created(killed, "the monitor was killed")
+	time.Sleep(2 * time.Second)
+	if err := pair.StartMonitor(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	healthy()
+	cancel()
+	wg.Wait()
+	w.wait()
+
+	h.mu.Lock()
+	unavailable := h.statuses[503]
+	h.mu.Unlock()
+	t.Logf("fault database-failover: primary killed: standby promoted after %v, first order completed on it %v after the kill; "+
+		"first order completed %v after the standby was killed, %v after the monitor was killed; orders answered 503: %d",
+		promoted.Round(time.Millisecond), failover.Round(time.Millisecond), standbyGap.Round(time.Millisecond),
+		monitorGap.Round(time.Millisecond), unavailable)
+	s.check("database-failover", h, 60*time.Second)
+	w.check(t, s, saver)
+	s.verifyLedger()
+}
+
+// writes is what a writer of registrations and deposits was told.
+type writes struct {
+	wg        sync.WaitGroup
+	users     []string // answered 201
+	deposited int      // deposits of 1 answered 200
+	unknown   int      // deposits answered otherwise: applied or not
+	statuses  map[int]int
+}
+
+// writeUsersAndDeposits registers users and deposits 1 into saver's account, in turn, until
+// ctx ends.
+func (s *system) writeUsersAndDeposits(ctx context.Context, saver string) *writes {
+	w := &writes{statuses: map[int]int{}}
+	w.wg.Go(func() {
+		for ctx.Err() == nil {
+			r := s.call("POST", s.url("user")+"/users", `{"name":"Failover","email":"failover@example.com"}`)
+			w.statuses[r.Status]++
+			var u struct{ ID string }
+			if r.Status == 201 && json.Unmarshal(r.Body, &u) == nil {
+				w.users = append(w.users, u.ID)
+			}
+			r = s.call("POST", s.url("billing")+"/billing/deposit", `{"userId":"`+saver+`","amount":1}`)
+			w.statuses[r.Status]++
+			if r.Status == 200 {
+				w.deposited++
+			} else {
+				w.unknown++
+			}
+			if r.Status == 0 || r.Status >= 500 {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	})
+	return w
+}
+
+func (w *writes) wait() { w.wg.Wait() }
+
+// check finds every user answered 201 stored, and the saver's balance between the deposits
+// answered 200 and those plus the unknown ones.
+func (w *writes) check(t *testing.T, s *system, saver string) {
+	t.Helper()
+	missing := 0
+	for _, id := range w.users {
+		if s.count(`SELECT count(*) FROM users.users WHERE id = $1`, id) != 1 {
+			missing++
+		}
+	}
+	balance := s.count(`SELECT balance / 100 FROM billing.accounts WHERE user_id = $1`, saver)
+	t.Logf("fault database-failover: users created=%d missing=%d; deposits answered 200=%d unknown=%d, balance=%d; statuses %v",
+		len(w.users), missing, w.deposited, w.unknown, balance, w.statuses)
+	if missing > 0 || balance < w.deposited || balance > w.deposited+w.unknown {
+		t.Errorf("after the failovers: %d of %d users answered 201 are missing; balance %d for %d deposits answered 200 and %d unknown",
+			missing, len(w.users), balance, w.deposited, w.unknown)
+	}
+	if w.statuses[500] > 0 {
+		t.Errorf("%d registrations or deposits answered 500", w.statuses[500])
+	}
+	if len(w.users) == 0 || w.deposited == 0 {
+		t.Errorf("no registration or no deposit went through: %v", w.statuses)
+	}
 }
 
 // e. A poison message goes to the dead-letter queue and the queue keeps flowing.

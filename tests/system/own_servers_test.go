@@ -25,6 +25,10 @@ var (
 	ownOnce sync.Once
 	own     *ownServers
 	ownErr  error
+
+	pairOnce sync.Once
+	pair     *servers.PostgresPair
+	pairErr  error
 )
 
 type ownServers struct {
@@ -74,10 +78,30 @@ func startOwnServers(t *testing.T) *ownServers {
 	return own
 }
 
-// stopOwnServers stops what startOwnServers started; TestMain calls it after the tests.
+// startOwnPair starts, once, a PostgreSQL pair with automatic failover beside the other
+// servers (in the same directory), for the failover tests.
+func startOwnPair(t *testing.T) (*ownServers, *servers.PostgresPair) {
+	t.Helper()
+	o := startOwnServers(t)
+	pairOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		pair, pairErr = servers.StartPostgresPair(ctx, filepath.Join(o.dir, "postgresql-pair"))
+	})
+	if pairErr != nil {
+		t.Fatalf("start the test's own PostgreSQL pair: %v", pairErr)
+	}
+	return o, pair
+}
+
+// stopOwnServers stops what startOwnServers and startOwnPair started; TestMain calls it
+// after the tests.
 func stopOwnServers(passed bool) {
 	if own == nil {
 		return
+	}
+	if pair != nil {
+		pair.Close()
 	}
 	own.rabbit.Close()
 	own.pg.Close()
@@ -119,6 +143,16 @@ func newFaultSystem(t *testing.T, env map[string]string) (*system, *ownServers) 
 	t.Helper()
 	o := startOwnServers(t)
 	return newSystemOn(t, o.servers(), env), o
+}
+
+// newFailoverSystem is newSystem on the test's own PostgreSQL pair (the services connect to
+// both nodes, to whichever is writable) and broker.
+func newFailoverSystem(t *testing.T, env map[string]string) (*system, *servers.PostgresPair) {
+	t.Helper()
+	o, pair := startOwnPair(t)
+	srv := o.servers()
+	srv.AdminURL = pair.AdminURL()
+	return newSystemOn(t, srv, env), pair
 }
 
 // stopBroker stops the RabbitMQ application on every node: the whole broker is down, as
