@@ -29,6 +29,11 @@ type chaosHistory struct {
 	statuses   map[int]int
 	faults     map[string]int
 	anomalies  []anomaly
+	// failovers are the times from killing the database primary to the monitor reporting
+	// the standby promoted; unavailable counts the 503s answered from a kill of the primary
+	// until the pair was whole again.
+	failovers   []time.Duration
+	unavailable int
 
 	users    []chaosUser
 	deposits map[string]*depositTally     // user id → deposits as answered
@@ -135,6 +140,25 @@ func (h *chaosHistory) fault(kind string, start time.Time) {
 	defer h.mu.Unlock()
 	h.faults[kind]++
 	h.enc.Encode(historyLine{T: start.Sub(h.start).Milliseconds(), Fault: kind, Ms: time.Since(start).Milliseconds()})
+}
+
+// status returns how many requests were answered with code so far.
+func (h *chaosHistory) status(code int) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.statuses[code]
+}
+
+func (h *chaosHistory) failover(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failovers = append(h.failovers, d)
+}
+
+func (h *chaosHistory) duringFailovers(unavailable int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unavailable += unavailable
 }
 
 func (h *chaosHistory) anomaly(kind, detail string) {
@@ -301,9 +325,14 @@ func (h *chaosHistory) summary(seed uint64, d time.Duration, path string) string
 	for _, a := range h.anomalies {
 		byKind[a.kind]++
 	}
-	return fmt.Sprintf("chaos seed=%d duration=%v operations=%d requests=%d users=%d orders=%d statuses=%s faults=%s anomalies=%d %s history=%s",
+	failovers := make([]string, len(h.failovers))
+	for i, f := range h.failovers {
+		failovers[i] = f.Round(100 * time.Millisecond).String()
+	}
+	return fmt.Sprintf("chaos seed=%d duration=%v operations=%d requests=%d users=%d orders=%d statuses=%s faults=%s "+
+		"failovers=[%s] 503s-while-the-primary-was-lost=%d anomalies=%d %s history=%s",
 		seed, d.Round(time.Second), h.operations, h.requests, len(h.users), len(h.orders), counts(h.statuses),
-		counts(h.faults), len(h.anomalies), counts(byKind), path)
+		counts(h.faults), strings.Join(failovers, " "), h.unavailable, len(h.anomalies), counts(byKind), path)
 }
 
 // counts prints a map as {k=v ...} in key order.

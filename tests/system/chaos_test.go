@@ -52,7 +52,7 @@ func TestChaos(t *testing.T) {
 	// Short timeouts and a quick, impatient reconciler make the dangerous paths common:
 	// billing timeouts, orders given up as failed, idempotency leases taken over while their
 	// first request still runs.
-	s, servers := newFaultSystem(t, map[string]string{
+	s, servers := newFailoverSystem(t, map[string]string{
 		"LOG_LEVEL":       "info",
 		"BILLING_TIMEOUT": "1s", "IDEMPOTENCY_LEASE": "1500ms",
 		"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s", "RECONCILE_MAX_ATTEMPTS": "1",
@@ -193,9 +193,10 @@ http {
 const chaosOrderKeyTTL = 20 * time.Second
 
 // nemesis injects one fault at a time, at random moments, and heals each before the next.
-// The long faults (every reconciler down past a key's life, a database outage with the
-// consumers' connections dropped again and again) come once each, at a third and at two
-// thirds of the run, if it lasts at least a minute.
+// The long faults (the database primary killed until the standby is promoted, every
+// reconciler down past a key's life, a database outage with the consumers' connections
+// dropped again and again) come once each, at a sixth, a third and two thirds of the run, if
+// it lasts at least a minute.
 type nemesis struct {
 	t        *testing.T
 	s        *system
@@ -209,10 +210,11 @@ type nemesis struct {
 // service may end the test.
 func (n *nemesis) run(ctx context.Context) {
 	n.t.Cleanup(n.servers.healBroker)
-	n.t.Cleanup(func() { n.servers.startPostgres(n.t) })
+	n.t.Cleanup(func() { n.servers.healPair(n.t) })
 	begin := time.Now()
 	scheduled := map[time.Duration]func() string{}
 	if n.duration >= time.Minute {
+		scheduled[n.duration/6] = n.databaseFailover
 		scheduled[n.duration/3] = n.ordersDownPastTheKey
 		scheduled[2*n.duration/3] = n.databaseOutageWithDroppedConsumers
 	}
@@ -254,20 +256,74 @@ func (n *nemesis) ordersDownPastTheKey() string {
 	return "orders-down-past-key-ttl"
 }
 
-// databaseOutageWithDroppedConsumers stops PostgreSQL and, while it is down, has the broker
-// close every connection of the system's vhost again and again: the deliveries the consumers
-// hold unacked (their batch retried in place) return to their queues each time, more times
-// than the queues' delivery limit. Every event must still be delivered once the database is
-// back, none dead-lettered.
+// databaseOutageWithDroppedConsumers kills both database nodes and, while they are down, has
+// the broker close every connection of the system's vhost again and again: the deliveries the
+// consumers hold unacked (their batch retried in place) return to their queues each time,
+// more times than the queues' delivery limit. Every event must still be delivered once the
+// database is back, none dead-lettered.
 func (n *nemesis) databaseOutageWithDroppedConsumers() string {
-	n.servers.stopPostgres(n.t)
+	n.servers.pair.KillNode(0)
+	n.servers.pair.KillNode(1)
 	vhost := vhostOf(n.t, n.s.amqp)
 	for range 7 {
 		time.Sleep(n.between(500*time.Millisecond, 1500*time.Millisecond))
 		n.servers.closeConnections(vhost, "chaos: connections dropped during a database outage")
 	}
-	n.servers.startPostgres(n.t)
+	n.servers.healPair(n.t)
 	return "postgres-down-consumers-dropped"
+}
+
+// databaseNodeLost kills one server of the database pair with SIGKILL and starts it again
+// later: the primary (a failover, unless it is back before the monitor gives up on it), the
+// standby (commits wait until the monitor stops requiring it) or the monitor.
+func (n *nemesis) databaseNodeLost() string {
+	pair := n.servers.pair
+	switch n.rng.IntN(4) {
+	case 0, 1:
+		n.killPrimary(n.between(0, 15*time.Second), false)
+		return "postgres-primary-kill"
+	case 2:
+		pair.KillNode(1 - n.servers.healPair(n.t))
+		time.Sleep(n.between(0, 5*time.Second))
+		n.servers.healPair(n.t)
+		return "postgres-standby-kill"
+	default:
+		n.servers.healPair(n.t)
+		pair.KillMonitor()
+		time.Sleep(n.between(0, 5*time.Second))
+		n.servers.healPair(n.t)
+		return "postgres-monitor-kill"
+	}
+}
+
+// databaseFailover kills the primary and keeps it down until the standby is promoted.
+func (n *nemesis) databaseFailover() string {
+	n.killPrimary(time.Minute, true)
+	return "postgres-primary-kill-failover"
+}
+
+// killPrimary kills the pair's primary and starts it again after down, or as soon as the
+// monitor reports the standby promoted if untilPromoted; it records the failover's time and
+// the 503s answered until the pair is whole again.
+func (n *nemesis) killPrimary(down time.Duration, untilPromoted bool) {
+	pair := n.servers.pair
+	primary := n.servers.healPair(n.t)
+	unavailable := n.h.status(503)
+	killed := time.Now()
+	pair.KillNode(primary)
+	for time.Since(killed) < down {
+		if state, err := pair.State(context.Background()); err == nil && state.Primary() == 1-primary {
+			n.h.failover(time.Since(killed))
+			if untilPromoted {
+				break
+			}
+			time.Sleep(time.Until(killed.Add(down)))
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	n.servers.healPair(n.t)
+	n.h.duringFailovers(n.h.status(503) - unavailable)
 }
 
 func (n *nemesis) between(lo, hi time.Duration) time.Duration {
@@ -276,7 +332,7 @@ func (n *nemesis) between(lo, hi time.Duration) time.Duration {
 
 // inject picks a fault, applies it, heals it and returns its kind.
 func (n *nemesis) inject() string {
-	switch p := n.rng.IntN(15); {
+	switch p := n.rng.IntN(16); {
 	case p < 5: // SIGKILL a service, keep it down a moment, start it again
 		name := []string{"user", "billing", "order", "notification", "order"}[p]
 		if name == "order" && n.s.running("order2") && n.rng.IntN(2) == 0 {
@@ -311,17 +367,15 @@ func (n *nemesis) inject() string {
 		time.Sleep(n.between(time.Second, 6*time.Second))
 		n.servers.startBroker(n.t)
 		return "rabbitmq-stop"
-	case p < 10:
-		mode := []string{"fast", "immediate"}[n.rng.IntN(2)]
-		n.servers.restartPostgres(n.t, mode)
-		return "postgres-restart-" + mode
-	case p < 11: // SIGKILL a broker node: the services move to another, the queues keep a majority
+	case p < 11:
+		return n.databaseNodeLost()
+	case p < 12: // SIGKILL a broker node: the services move to another, the queues keep a majority
 		node := n.rng.IntN(brokerNodes)
 		n.servers.killBrokerNodes(node)
 		time.Sleep(n.between(0, 3*time.Second))
 		n.servers.startBrokerNodes(n.t, node)
 		return "rabbitmq-node-kill"
-	case p < 12: // two of three broker nodes killed: the one left pauses, publishing stalls
+	case p < 13: // two of three broker nodes killed: the one left pauses, publishing stalls
 		left := n.rng.IntN(brokerNodes)
 		killed := []int{(left + 1) % brokerNodes, (left + 2) % brokerNodes}
 		n.servers.killBrokerNodes(killed...)

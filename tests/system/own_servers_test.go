@@ -27,7 +27,6 @@ var (
 	ownErr  error
 
 	pairOnce sync.Once
-	pair     *servers.PostgresPair
 	pairErr  error
 )
 
@@ -35,6 +34,7 @@ type ownServers struct {
 	dir    string
 	pg     *servers.Postgres
 	rabbit *servers.RabbitCluster
+	pair   *servers.PostgresPair // started by startOwnPair, for the failover tests
 }
 
 // brokerNodes is the size of the test cluster: odd, so that a majority survives a node.
@@ -80,18 +80,18 @@ func startOwnServers(t *testing.T) *ownServers {
 
 // startOwnPair starts, once, a PostgreSQL pair with automatic failover beside the other
 // servers (in the same directory), for the failover tests.
-func startOwnPair(t *testing.T) (*ownServers, *servers.PostgresPair) {
+func startOwnPair(t *testing.T) *ownServers {
 	t.Helper()
 	o := startOwnServers(t)
 	pairOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		pair, pairErr = servers.StartPostgresPair(ctx, filepath.Join(o.dir, "postgresql-pair"))
+		o.pair, pairErr = servers.StartPostgresPair(ctx, filepath.Join(o.dir, "postgresql-pair"))
 	})
 	if pairErr != nil {
 		t.Fatalf("start the test's own PostgreSQL pair: %v", pairErr)
 	}
-	return o, pair
+	return o
 }
 
 // stopOwnServers stops what startOwnServers and startOwnPair started; TestMain calls it
@@ -100,8 +100,8 @@ func stopOwnServers(passed bool) {
 	if own == nil {
 		return
 	}
-	if pair != nil {
-		pair.Close()
+	if own.pair != nil {
+		own.pair.Close()
 	}
 	own.rabbit.Close()
 	own.pg.Close()
@@ -147,12 +147,34 @@ func newFaultSystem(t *testing.T, env map[string]string) (*system, *ownServers) 
 
 // newFailoverSystem is newSystem on the test's own PostgreSQL pair (the services connect to
 // both nodes, to whichever is writable) and broker.
-func newFailoverSystem(t *testing.T, env map[string]string) (*system, *servers.PostgresPair) {
+func newFailoverSystem(t *testing.T, env map[string]string) (*system, *ownServers) {
 	t.Helper()
-	o, pair := startOwnPair(t)
+	o := startOwnPair(t)
 	srv := o.servers()
-	srv.AdminURL = pair.AdminURL()
-	return newSystemOn(t, srv, env), pair
+	srv.AdminURL = o.pair.AdminURL()
+	return newSystemOn(t, srv, env), o
+}
+
+// healPair starts every node of the pair and its monitor and waits until one node is the
+// primary and the other its standby, failing the test if that does not come within a
+// couple of minutes; it returns the primary.
+func (o *ownServers) healPair(t *testing.T) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := o.pair.StartMonitor(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := o.pair.StartNode(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	primary, err := o.pair.WaitHealthy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return primary
 }
 
 // stopBroker stops the RabbitMQ application on every node: the whole broker is down, as
@@ -245,29 +267,6 @@ func (o *ownServers) restartPostgres(t *testing.T, mode string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := o.pg.Restart(ctx, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// stopPostgres stops PostgreSQL, closing its sessions; startPostgres starts it again
-// unless it runs.
-func (o *ownServers) stopPostgres(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := o.pg.Stop(ctx, "fast"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (o *ownServers) startPostgres(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if o.pg.Running(ctx) {
-		return
-	}
-	if err := o.pg.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

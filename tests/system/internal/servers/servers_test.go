@@ -171,16 +171,7 @@ func TestPostgresPairFailsOver(t *testing.T) {
 
 	p.KillNode(primary)
 	killed := time.Now()
-	for {
-		_, err := db.Exec(`INSERT INTO t VALUES (100)`)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("no write went through after the primary was killed: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	insertWhenWritable(ctx, t, db, 100, "the primary was killed")
 	t.Logf("first write on the new primary %v after the kill", time.Since(killed).Round(time.Millisecond))
 	var count int
 	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&count); err != nil || count != 101 {
@@ -196,5 +187,36 @@ func TestPostgresPairFailsOver(t *testing.T) {
 	}
 	if now == primary {
 		t.Fatalf("node%d is the primary again; want the promoted standby to stay primary", now)
+	}
+
+	// Both nodes lost at once (a power cut), then back: the pair recovers with every row.
+	p.KillNode(0)
+	p.KillNode(1)
+	for i := range 2 {
+		if err := p.StartNode(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	insertWhenWritable(ctx, t, db, 101, "both nodes came back")
+	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&count); err != nil || count != 102 {
+		t.Fatalf("after both nodes were lost: %d rows (%v), want 102", count, err)
+	}
+}
+
+// insertWhenWritable inserts n into t, retrying until the pair takes a write.
+func insertWhenWritable(ctx context.Context, t *testing.T, db *sql.DB, n int, after string) {
+	t.Helper()
+	for {
+		_, err := db.Exec(`INSERT INTO t VALUES ($1)`, n)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no write went through after %s: %v", after, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
