@@ -20,6 +20,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
+# Every docker and compose call goes to the engine this script starts (engine_up exports its
+# socket as DOCKER_HOST), never to one named by the environment or the default socket.
+unset DOCKER_HOST DOCKER_CONTEXT
 
 export GATEWAY_PORT=${GATEWAY_PORT:-38000} POSTGRES_PORT=${POSTGRES_PORT:-35432}
 export RABBITMQ_PORT=${RABBITMQ_PORT:-35672} RABBITMQ_MANAGEMENT_PORT=${RABBITMQ_MANAGEMENT_PORT:-45672}
@@ -60,7 +63,6 @@ trap 'rm -rf "$state"' EXIT
 # the classic builder (no BuildKit here); a client configuration of its own.
 mkdir -p "$state/bin" && ln -s /usr/bin/docker "$state/bin/docker"
 export PATH=$state/bin:$PATH DOCKER_BUILDKIT=0 DOCKER_CONFIG=$state/docker-config
-unset DOCKER_CONTEXT
 
 log "Docker Compose (built once into .cache/compose)"
 t=$(now)
@@ -87,6 +89,7 @@ modsrv=
 finish() {
 	local rc=$?
 	set +e
+	# DOCKER_HOST is set only once engine_up has started our own engine.
 	if [ -n "${DOCKER_HOST:-}" ] && [ $rc != 0 ]; then
 		log "failed ($rc): last logs"
 		compose ps -a 2>/dev/null

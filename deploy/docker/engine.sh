@@ -108,10 +108,13 @@ engine_stop_pid() { # <pid-file> <name>
 
 engine_down() {
 	[ -n "${ENGINE_DIR:-}" ] && [ -d "$ENGINE_DIR" ] || return 0
-	if docker version >/dev/null 2>&1; then
+	# Only this engine's containers, through its own socket, whatever DOCKER_HOST says: when
+	# the engine never started, the default socket may be another engine's.
+	local sock=unix://$ENGINE_DIR/docker.sock
+	if [ -S "$ENGINE_DIR/docker.sock" ] && docker -H "$sock" version >/dev/null 2>&1; then
 		local left
-		left=$(docker ps -aq)
-		[ -z "$left" ] || docker rm -f $left >/dev/null || true
+		left=$(docker -H "$sock" ps -aq)
+		[ -z "$left" ] || docker -H "$sock" rm -f $left >/dev/null || true
 	fi
 	engine_stop_pid "$ENGINE_DIR/dockerd.launch.pid" dockerd
 	engine_stop_pid "$ENGINE_DIR/containerd.pid" containerd
