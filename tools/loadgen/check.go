@@ -1,6 +1,10 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/order-system/order-system/tools/loadgen/result"
+)
 
 // Outcome is what a client finally knows about an order.
 type Outcome string
@@ -33,26 +37,8 @@ type Order struct {
 	Outcome Outcome
 }
 
-// Violations is the end-to-end invariant check.
-type Violations struct {
-	DoubleDebits      int      `json:"double_debits"`
-	MissingDebits     int      `json:"missing_debits"`
-	UnexpectedDebits  int      `json:"unexpected_debits"`
-	BalanceMismatches int      `json:"balance_mismatches"`
-	LostNotes         int      `json:"lost_notifications"`
-	DuplicatedNotes   int      `json:"duplicated_notifications"`
-	WrongNoteType     int      `json:"wrong_notification_type"`
-	UnexpectedNotes   int      `json:"unexpected_notifications"`
-	Unfinished        int      `json:"unfinished_orders"`
-	Examples          []string `json:"examples,omitempty"`
-}
-
-// Total is the number of violations.
-func (v Violations) Total() int {
-	return v.DoubleDebits + v.MissingDebits + v.UnexpectedDebits + v.BalanceMismatches + v.LostNotes + v.DuplicatedNotes + v.WrongNoteType + v.UnexpectedNotes + v.Unfinished
-}
-
-func (v *Violations) add(counter *int, format string, args ...any) {
+// add counts one violation and keeps the first few as examples.
+func add(v *result.Violations, counter *int, format string, args ...any) {
 	*counter++
 	if len(v.Examples) < 10 {
 		v.Examples = append(v.Examples, fmt.Sprintf(format, args...))
@@ -62,8 +48,8 @@ func (v *Violations) add(counter *int, format string, args ...any) {
 // check verifies, per user: every completed order debited exactly once and nothing else
 // debited, balance = deposits − completed prices, one notification of the right type per
 // finished order and none for anything else.
-func check(users map[string]*UserState) Violations {
-	var v Violations
+func check(users map[string]*UserState) result.Violations {
+	var v result.Violations
 	for id, u := range users {
 		var spent int64
 		for oid, o := range u.Orders {
@@ -72,43 +58,43 @@ func check(users map[string]*UserState) Violations {
 				spent += o.Price
 				switch n := u.DebitRows[oid]; {
 				case n == 0:
-					v.add(&v.MissingDebits, "order %s completed without a debit", oid)
+					add(&v, &v.MissingDebits, "order %s completed without a debit", oid)
 				case n > 1:
-					v.add(&v.DoubleDebits, "order %s debited %d times", oid, n)
+					add(&v, &v.DoubleDebits, "order %s debited %d times", oid, n)
 				}
 				if u.NoteCount[oid] > 0 && u.Notes[oid] != "success" {
-					v.add(&v.WrongNoteType, "order %s completed, notification %s", oid, u.Notes[oid])
+					add(&v, &v.WrongNoteType, "order %s completed, notification %s", oid, u.Notes[oid])
 				}
 			case Pending:
-				v.add(&v.Unfinished, "order %s is still pending", oid)
+				add(&v, &v.Unfinished, "order %s is still pending", oid)
 				continue
 			case Insufficient, Failed:
 				if u.DebitRows[oid] > 0 {
-					v.add(&v.UnexpectedDebits, "refused order %s was debited", oid)
+					add(&v, &v.UnexpectedDebits, "refused order %s was debited", oid)
 				}
 				if u.NoteCount[oid] > 0 && u.Notes[oid] != "failure" {
-					v.add(&v.WrongNoteType, "order %s refused, notification %s", oid, u.Notes[oid])
+					add(&v, &v.WrongNoteType, "order %s refused, notification %s", oid, u.Notes[oid])
 				}
 			}
 			switch n := u.NoteCount[oid]; {
 			case n == 0:
-				v.add(&v.LostNotes, "order %s has no notification", oid)
+				add(&v, &v.LostNotes, "order %s has no notification", oid)
 			case n > 1:
-				v.add(&v.DuplicatedNotes, "order %s has %d notifications", oid, n)
+				add(&v, &v.DuplicatedNotes, "order %s has %d notifications", oid, n)
 			}
 		}
 		for pid := range u.DebitRows {
 			if _, ok := u.Orders[pid]; !ok {
-				v.add(&v.UnexpectedDebits, "debit %s matches no order of user %s", pid, id)
+				add(&v, &v.UnexpectedDebits, "debit %s matches no order of user %s", pid, id)
 			}
 		}
 		for oid := range u.NoteCount {
 			if _, ok := u.Orders[oid]; !ok {
-				v.add(&v.UnexpectedNotes, "notification for unknown order %s", oid)
+				add(&v, &v.UnexpectedNotes, "notification for unknown order %s", oid)
 			}
 		}
 		if want := u.Deposited - spent; u.Balance != want {
-			v.add(&v.BalanceMismatches, "user %s balance %d, want %d (deposited %d, spent %d)", id, u.Balance, want, u.Deposited, spent)
+			add(&v, &v.BalanceMismatches, "user %s balance %d, want %d (deposited %d, spent %d)", id, u.Balance, want, u.Deposited, spent)
 		}
 	}
 	return v

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/order-system/order-system/tools/loadgen/result"
 )
 
 func TestSummarize(t *testing.T) {
@@ -22,7 +24,7 @@ func TestSummarize(t *testing.T) {
 	if p.Count != 100 || p.P50 != 50 || p.P95 != 95 || p.P99 != 99 || p.Max != 100 {
 		t.Fatalf("summarize = %+v", p)
 	}
-	if (summarize(nil) != Percentiles{}) {
+	if (summarize(nil) != result.Percentiles{}) {
 		t.Fatal("empty sample should summarise to zero")
 	}
 }
@@ -88,7 +90,7 @@ func TestSummarizeTail(t *testing.T) {
 		sample[i] = time.Duration(i+1) * time.Millisecond
 	}
 	p := summarize(sample)
-	want := Percentiles{Count: 2000, P50: 1000, P95: 1900, P99: 1980, P999: 1998, Max: 2000}
+	want := result.Percentiles{Count: 2000, P50: 1000, P95: 1900, P99: 1980, P999: 1998, Max: 2000}
 	if diff := cmp.Diff(want, p); diff != "" {
 		t.Fatalf("summarize (-want +got):\n%s", diff)
 	}
@@ -189,13 +191,13 @@ func TestValidate(t *testing.T) {
 }
 
 func TestPrintTable(t *testing.T) {
-	closed := Report{Mode: "closed", Clients: 32, Keyed: 1, OrdersPerSecond: 900, CompletedPerSec: 810,
-		Latency: map[string]Percentiles{"completed": {P50: 30, P99: 90, P999: 120}}, NotificationLag: Percentiles{P99: 60},
-		Processes: map[string]ProcStats{"order": {PeakRSSMiB: 22}, "billing": {PeakRSSMiB: 20}}}
-	open := Report{Mode: "open", Rate: 450, Keyed: 1, Late: 3, OrdersPerSecond: 450, CompletedPerSec: 405,
-		Latency: map[string]Percentiles{"completed": {P50: 8, P99: 25, P999: 60}}, Violations: Violations{LostNotes: 1}}
+	closed := result.Report{Mode: "closed", Clients: 32, Keyed: 1, OrdersPerSecond: 900, CompletedPerSec: 810,
+		Latency: map[string]result.Percentiles{"completed": {P50: 30, P99: 90, P999: 120}}, NotificationLag: result.Percentiles{P99: 60},
+		Processes: map[string]result.ProcStats{"order": {PeakRSSMiB: 22}, "billing": {PeakRSSMiB: 20}}}
+	open := result.Report{Mode: "open", Rate: 450, Keyed: 1, Late: 3, OrdersPerSecond: 450, CompletedPerSec: 405,
+		Latency: map[string]result.Percentiles{"completed": {P50: 8, P99: 25, P999: 60}}, Violations: result.Violations{LostNotes: 1}}
 	var b strings.Builder
-	printTable(&b, []tableRow{{"all keyed", closed}, {"open loop", open}}, 4500)
+	printTable(&b, []result.Run{{Name: "all keyed", Report: closed}, {Name: "open loop", Report: open}}, 4500)
 	out := b.String()
 	for _, want := range []string{"pgbench debit tps (same run): 4500", "32 clients", "450/s open", "0.180", "0.090", "22.0", "1 VIOLATED", "  ok"} {
 		if !strings.Contains(out, want) {

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/order-system/order-system/tools/loadgen/result"
 )
 
 type config struct {
@@ -103,28 +105,6 @@ func main() {
 	}
 }
 
-// Report is the JSON written to -out.
-type Report struct {
-	Mode            string                 `json:"mode"`    // "closed" or "open"
-	Clients         int                    `json:"clients"` // closed loop
-	Rate            float64                `json:"rate"`    // open loop: requests per second scheduled
-	Keyed           float64                `json:"keyed"`   // share of new orders with an Idempotency-Key
-	Late            int                    `json:"late"`    // open loop: requests that started late
-	LateAfterMs     float64                `json:"late_after_ms"`
-	MaxLateMs       float64                `json:"max_late_ms"`
-	PeakInFlight    int                    `json:"peak_in_flight"` // open loop
-	DurationSeconds float64                `json:"duration_seconds"`
-	Orders          int                    `json:"orders"`
-	OrdersPerSecond float64                `json:"orders_per_second"`
-	CompletedPerSec float64                `json:"completed_per_second"`
-	Latency         map[string]Percentiles `json:"latency"`
-	Statuses        map[string]int         `json:"statuses"`
-	Errors          int                    `json:"errors"`
-	NotificationLag Percentiles            `json:"notification_lag"`
-	Processes       map[string]ProcStats   `json:"processes"`
-	Violations      Violations             `json:"violations"`
-}
-
 type client struct {
 	base string
 	http *http.Client
@@ -178,7 +158,7 @@ func run(c config) error {
 	}
 	procNames := []string{"user", "billing", "order", "notification", "gateway"}
 	pids := readPIDs(c.pidDir, procNames)
-	before := map[string]ProcStats{}
+	before := map[string]result.ProcStats{}
 	for n, ps := range pids {
 		before[n] = procSamples(ps)
 	}
@@ -189,7 +169,7 @@ func run(c config) error {
 	done := make(chan struct{})
 	go progress(start, c.duration, &placed, done)
 	place := func(rng *rand.Rand, due time.Time) { placeOne(cl, c, rng, ids, users, s, due) }
-	r := Report{Mode: "closed", Clients: c.clients, Keyed: c.keyed}
+	r := result.Report{Mode: "closed", Clients: c.clients, Keyed: c.keyed}
 	if c.rate > 0 {
 		sch := schedule{start: start, rate: c.rate}
 		late := &lateness{threshold: c.lateAfter}
@@ -202,10 +182,10 @@ func run(c config) error {
 	elapsed := time.Since(start)
 	close(done)
 
-	procs := map[string]ProcStats{}
+	procs := map[string]result.ProcStats{}
 	for n, ps := range pids {
 		if p := procSamples(ps); p.Instances > 0 {
-			procs[n] = ProcStats{CPUSeconds: round2(p.CPUSeconds - before[n].CPUSeconds), PeakRSSMiB: round2(p.PeakRSSMiB), Instances: p.Instances}
+			procs[n] = result.ProcStats{CPUSeconds: round2(p.CPUSeconds - before[n].CPUSeconds), PeakRSSMiB: round2(p.PeakRSSMiB), Instances: p.Instances}
 		}
 	}
 
@@ -218,7 +198,7 @@ func run(c config) error {
 
 	r.DurationSeconds, r.Orders = round2(elapsed.Seconds()), int(placed.Load())
 	r.OrdersPerSecond, r.CompletedPerSec = round2(float64(placed.Load())/elapsed.Seconds()), round2(float64(s.completed)/elapsed.Seconds())
-	r.Latency, r.Statuses, r.Errors, r.NotificationLag, r.Processes, r.Violations = map[string]Percentiles{}, s.statuses, s.errors, summarize(lag), procs, v
+	r.Latency, r.Statuses, r.Errors, r.NotificationLag, r.Processes, r.Violations = map[string]result.Percentiles{}, s.statuses, s.errors, summarize(lag), procs, v
 	for kind, sample := range s.latency {
 		r.Latency[kind] = summarize(sample)
 	}
@@ -494,7 +474,7 @@ func progress(start time.Time, total time.Duration, placed *atomic.Int64, done c
 	}
 }
 
-func printReport(r Report) {
+func printReport(r result.Report) {
 	if r.Mode == "open" {
 		fmt.Printf("\norder-system load: open loop at %.0f requests/s, %.1f s, %.0f %% of new orders keyed\n", r.Rate, r.DurationSeconds, r.Keyed*100)
 		fmt.Printf("  started late (>%g ms)  %10d   latest by %.2f ms, at most %d in flight\n", r.LateAfterMs, r.Late, r.MaxLateMs, r.PeakInFlight)

@@ -9,22 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/order-system/order-system/tools/loadgen/result"
 )
 
-// Percentiles summarises a sample of durations.
-type Percentiles struct {
-	Count int     `json:"count"`
-	P50   float64 `json:"p50_ms"`
-	P95   float64 `json:"p95_ms"`
-	P99   float64 `json:"p99_ms"`
-	P999  float64 `json:"p99_9_ms"`
-	Max   float64 `json:"max_ms"`
-}
-
 // summarize computes nearest-rank percentiles in milliseconds.
-func summarize(sample []time.Duration) Percentiles {
+func summarize(sample []time.Duration) result.Percentiles {
 	if len(sample) == 0 {
-		return Percentiles{}
+		return result.Percentiles{}
 	}
 	s := slices.Clone(sample)
 	slices.Sort(s)
@@ -32,22 +24,14 @@ func summarize(sample []time.Duration) Percentiles {
 		i := int(math.Ceil(q*float64(len(s)))) - 1
 		return ms(s[max(i, 0)])
 	}
-	return Percentiles{Count: len(s), P50: at(0.50), P95: at(0.95), P99: at(0.99), P999: at(0.999), Max: ms(s[len(s)-1])}
+	return result.Percentiles{Count: len(s), P50: at(0.50), P95: at(0.95), P99: at(0.99), P999: at(0.999), Max: ms(s[len(s)-1])}
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*100) / 100 }
 
-// ProcStats is what a service cost during the run: the CPU of all its instances and the
-// largest peak resident set of any one of them.
-type ProcStats struct {
-	CPUSeconds float64 `json:"cpu_seconds"`
-	PeakRSSMiB float64 `json:"peak_rss_mib"`
-	Instances  int     `json:"instances"`
-}
-
 // procSamples adds up the CPU time of the processes and takes the largest peak RSS.
-func procSamples(pids []int) ProcStats {
-	var p ProcStats
+func procSamples(pids []int) result.ProcStats {
+	var p result.ProcStats
 	for _, pid := range pids {
 		cpu, peak, ok := procSample(pid)
 		if !ok {

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/order-system/order-system/tools/loadgen/result"
 )
 
 // runTable prints the JSON reports of several runs as one table:
@@ -19,68 +20,41 @@ func runTable(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var rows []tableRow
-	for _, arg := range fs.Args() {
-		label, file, ok := strings.Cut(arg, "=")
-		if !ok {
-			return fmt.Errorf("%q: want label=report.json", arg)
-		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return err
-		}
-		var r Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("%s: %w", file, err)
-		}
-		rows = append(rows, tableRow{label: label, r: r})
+	runs, err := readRuns(fs.Args())
+	if err != nil {
+		return err
 	}
-	if len(rows) == 0 {
-		return fmt.Errorf("no reports given")
-	}
-	printTable(os.Stdout, rows, *tps)
+	printTable(os.Stdout, runs, *tps)
 	return nil
 }
 
-type tableRow struct {
-	label string
-	r     Report
+// readRuns reads the reports named by label=report.json arguments, in their order.
+func readRuns(args []string) ([]result.Run, error) {
+	var runs []result.Run
+	for _, arg := range args {
+		label, file, ok := strings.Cut(arg, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q: want label=report.json", arg)
+		}
+		r, err := result.Read(file)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, result.Run{Name: label, Report: r})
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("no reports given")
+	}
+	return runs, nil
 }
 
-// printTable writes one line per run. Latencies are those of orders that completed; "late"
-// counts open-loop requests that started after their due time.
-func printTable(w io.Writer, rows []tableRow, pgbenchTPS float64) {
+// printTable writes result.Table as aligned text, one line per run.
+func printTable(w io.Writer, runs []result.Run, pgbenchTPS float64) {
 	if pgbenchTPS > 0 {
 		fmt.Fprintf(w, "pgbench debit tps (same run): %.0f\n", pgbenchTPS)
 	}
-	header := []string{"run", "load", "keyed", "orders/s", "completed/s", "÷ pgbench", "p50 ms", "p99 ms", "p99.9 ms", "late", "lag p99 ms", "errors", "max rss MiB", "invariants"}
-	lines := [][]string{header}
-	for _, row := range rows {
-		r := row.r
-		load := fmt.Sprintf("%d clients", r.Clients)
-		late := "-"
-		if r.Mode == "open" {
-			load = fmt.Sprintf("%.0f/s open", r.Rate)
-			late = fmt.Sprint(r.Late)
-		}
-		ratio := "-"
-		if pgbenchTPS > 0 {
-			ratio = fmt.Sprintf("%.3f", r.CompletedPerSec/pgbenchTPS)
-		}
-		var rss float64
-		for _, p := range r.Processes {
-			rss = max(rss, p.PeakRSSMiB)
-		}
-		inv := "ok"
-		if n := r.Violations.Total(); n > 0 {
-			inv = fmt.Sprintf("%d VIOLATED", n)
-		}
-		c := r.Latency["completed"]
-		lines = append(lines, []string{row.label, load, fmt.Sprintf("%.0f %%", r.Keyed*100),
-			fmt.Sprintf("%.0f", r.OrdersPerSecond), fmt.Sprintf("%.0f", r.CompletedPerSec), ratio,
-			fmt.Sprintf("%.1f", c.P50), fmt.Sprintf("%.1f", c.P99), fmt.Sprintf("%.1f", c.P999), late,
-			fmt.Sprintf("%.1f", r.NotificationLag.P99), fmt.Sprint(r.Errors), fmt.Sprintf("%.1f", rss), inv})
-	}
+	header, rows := result.Table(runs, pgbenchTPS)
+	lines := append([][]string{header}, rows...)
 	widths := make([]int, len(header))
 	for _, l := range lines {
 		for i, cell := range l {
@@ -99,5 +73,5 @@ func printTable(w io.Writer, rows []tableRow, pgbenchTPS float64) {
 		}
 		fmt.Fprintln(w, strings.TrimRight(strings.Join(cells, "  "), " "))
 	}
-	fmt.Fprintln(w, "÷ pgbench: completed orders/s per pgbench tps; p50..p99.9: completed orders, open loop from the scheduled start; late: open-loop requests that started late")
+	fmt.Fprintln(w, result.TableNote)
 }
