@@ -141,6 +141,7 @@ type sampleSet struct {
 	repeats   []keyedOrder
 	errors    int
 	completed int
+	timeline  *timeline
 }
 
 func run(c config) error {
@@ -163,9 +164,9 @@ func run(c config) error {
 		before[n] = procSamples(ps)
 	}
 
-	s := &sampleSet{latency: map[string][]time.Duration{}, statuses: map[string]int{}, finished: map[string]time.Time{}}
 	var placed atomic.Int64
 	start := time.Now()
+	s := &sampleSet{latency: map[string][]time.Duration{}, statuses: map[string]int{}, finished: map[string]time.Time{}, timeline: newTimeline(start)}
 	done := make(chan struct{})
 	go progress(start, c.duration, &placed, done)
 	place := func(rng *rand.Rand, due time.Time) { placeOne(cl, c, rng, ids, users, s, due) }
@@ -198,13 +199,19 @@ func run(c config) error {
 
 	r.DurationSeconds, r.Orders = round2(elapsed.Seconds()), int(placed.Load())
 	r.OrdersPerSecond, r.CompletedPerSec = round2(float64(placed.Load())/elapsed.Seconds()), round2(float64(s.completed)/elapsed.Seconds())
-	r.Latency, r.Statuses, r.Errors, r.NotificationLag, r.Processes, r.Violations = map[string]result.Percentiles{}, s.statuses, s.errors, summarize(lag), procs, v
+	lags := make([]time.Duration, len(lag))
+	for i, l := range lag {
+		lags[i] = l.lag
+		s.timeline.lag(l.answered, l.lag)
+	}
+	r.Latency, r.Statuses, r.Errors, r.NotificationLag, r.Processes, r.Violations = map[string]result.Percentiles{}, s.statuses, s.errors, summarize(lags), procs, v
 	for kind, sample := range s.latency {
 		r.Latency[kind] = summarize(sample)
 	}
+	r.Timeline, r.Histograms = s.timeline.series(), s.timeline.histograms()
 	printReport(r)
 	b, _ := json.MarshalIndent(r, "", "  ")
-	if err := os.WriteFile(c.out, b, 0o644); err != nil {
+	if err := os.WriteFile(c.out, compactArrays(b), 0o644); err != nil {
 		return err
 	}
 	if v.Total() > 0 {
@@ -280,7 +287,8 @@ func placeOne(cl client, c config, rng *rand.Rand, ids []string, users map[strin
 
 	if roll < c.repeat && canRepeat {
 		status, h, body, err := cl.do("POST", "/orders", rep.body, "Idempotency-Key", rep.key)
-		s.record("replay", status, time.Since(due), err, func() {
+		arrived := time.Now()
+		s.record("replay", status, arrived, arrived.Sub(due), err, func() {
 			if !bytes.Equal(body, rep.response) || h.Get("X-Idempotency-Cached") != "true" {
 				s.errors++
 				s.statuses["replay_mismatch"]++
@@ -318,13 +326,14 @@ func placeOne(cl client, c config, rng *rand.Rand, ids []string, users map[strin
 		users[user].Orders[o.Order.ID] = Order{Price: price, Outcome: Pending}
 		s.mu.Unlock()
 	}
-	s.record(kind, status, arrived.Sub(due), err, func() {
+	s.record(kind, status, arrived, arrived.Sub(due), err, func() {
 		u := users[user]
 		switch {
 		case status == 201:
 			u.Orders[o.ID] = Order{Price: price, Outcome: Completed}
 			s.finished[o.ID] = arrived
 			s.completed++
+			s.timeline.complete(arrived, arrived.Sub(due))
 			if key != "" {
 				s.repeats = append(s.repeats, keyedOrder{key: key, body: body, response: resp})
 			}
@@ -338,32 +347,43 @@ func placeOne(cl client, c config, rng *rand.Rand, ids []string, users map[strin
 	})
 }
 
-// record files a response under its kind; f runs under the lock for definitive answers.
-func (s *sampleSet) record(kind string, status int, d time.Duration, err error, f func()) {
+// record files a response that arrived at when, after d, under its kind; f runs under the
+// lock for definitive answers. Failures count in the timeline under their status (or as
+// transport_error), not their kind.
+func (s *sampleSet) record(kind string, status int, when time.Time, d time.Duration, err error, f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
 		s.errors++
 		s.statuses["transport_error"]++
+		s.timeline.answer(when, "transport_error", d, true)
 		return
 	}
 	s.statuses[strconv.Itoa(status)]++
 	if status >= 500 {
 		s.errors++
+		s.timeline.answer(when, strconv.Itoa(status), d, true)
 		return
 	}
 	s.latency[kind] = append(s.latency[kind], d)
+	s.timeline.answer(when, kind, d, false)
 	f()
+}
+
+// lagSample is the notification lag of an order answered at answered.
+type lagSample struct {
+	answered time.Time
+	lag      time.Duration
 }
 
 // collect reads every user's ledger and notifications once the notifications stopped
 // arriving, and returns the notification lag of each order.
-func collect(cl client, users map[string]*UserState, s *sampleSet, drain time.Duration) ([]time.Duration, error) {
+func collect(cl client, users map[string]*UserState, s *sampleSet, drain time.Duration) ([]lagSample, error) {
 	deadline := time.Now().Add(drain)
 	if err := settle(cl, users, deadline); err != nil {
 		return nil, err
 	}
-	var lag []time.Duration
+	var lag []lagSample
 	for id, u := range users {
 		for {
 			status, _, body, err := cl.do("GET", "/notifications/"+id, "")
@@ -390,7 +410,7 @@ func collect(cl client, users map[string]*UserState, s *sampleSet, drain time.Du
 			if missing == 0 || time.Now().After(deadline) {
 				for _, n := range notes {
 					if t, ok := s.finished[n.OrderID]; ok {
-						lag = append(lag, n.CreatedAt.Sub(t))
+						lag = append(lag, lagSample{answered: t, lag: n.CreatedAt.Sub(t)})
 					}
 				}
 				break

@@ -5,7 +5,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,13 +17,16 @@ func summarize(sample []time.Duration) result.Percentiles {
 	if len(sample) == 0 {
 		return result.Percentiles{}
 	}
-	s := slices.Clone(sample)
-	slices.Sort(s)
-	at := func(q float64) float64 {
-		i := int(math.Ceil(q*float64(len(s)))) - 1
-		return ms(s[max(i, 0)])
-	}
+	s := sorted(sample)
+	at := func(q float64) float64 { return ms(nearestRank(s, q)) }
 	return result.Percentiles{Count: len(s), P50: at(0.50), P95: at(0.95), P99: at(0.99), P999: at(0.999), Max: ms(s[len(s)-1])}
+}
+
+// nearestRank is the q-quantile of a sorted, non-empty sample: its smallest element with at
+// least a share q of the sample at or below it.
+func nearestRank(s []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(i, 0)]
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*100) / 100 }

@@ -31,6 +31,11 @@ type Report struct {
 	NotificationLag Percentiles            `json:"notification_lag"`
 	Processes       map[string]ProcStats   `json:"processes"`
 	Violations      Violations             `json:"violations"`
+
+	// The run over time and latency by outcome, for charts; nil in reports written before
+	// they were recorded.
+	Timeline   *Timeline   `json:"timeline,omitempty"`
+	Histograms *Histograms `json:"latency_histograms,omitempty"`
 }
 
 // Percentiles summarises a sample of durations.
