@@ -7,7 +7,8 @@
 // sending the next (closed loop, -clients), or on a fixed schedule whatever the answers do
 // (open loop, -rate), with latency counted from each request's scheduled start.
 //
-// `loadgen table` prints the reports of several runs side by side.
+// `loadgen table` prints the reports of several runs side by side; `loadgen report` writes
+// them as one HTML page with charts (package report).
 package main
 
 import (
@@ -73,12 +74,14 @@ func (c config) validate() error {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "table" {
-		if err := runTable(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen table:", err)
-			os.Exit(2)
+	if len(os.Args) > 1 {
+		if sub, ok := map[string]func([]string) error{"table": runTable, "report": runReport}[os.Args[1]]; ok {
+			if err := sub(os.Args[2:]); err != nil {
+				fmt.Fprintf(os.Stderr, "loadgen %s: %v\n", os.Args[1], err)
+				os.Exit(2)
+			}
+			return
 		}
-		return
 	}
 	var c config
 	flag.StringVar(&c.baseURL, "base-url", "http://localhost:8000", "gateway URL (through HTTP_PROXY when set, e.g. http://arch.homework via a cluster entry)")

@@ -106,5 +106,11 @@ func Parse(b []byte) (Report, error) {
 	if r.Mode != "closed" && r.Mode != "open" {
 		return Report{}, fmt.Errorf(`not a loadgen JSON report: "mode" is %q, want "closed" or "open"`, r.Mode)
 	}
+	if err := r.Timeline.check(); err != nil {
+		return Report{}, fmt.Errorf("a broken loadgen JSON report: timeline: %w", err)
+	}
+	if err := r.Histograms.check(); err != nil {
+		return Report{}, fmt.Errorf("a broken loadgen JSON report: latency_histograms: %w", err)
+	}
 	return r, nil
 }

@@ -25,10 +25,16 @@ func TestParseRefusesWhatIsNotAReport(t *testing.T) {
 		"another JSON":  {`{"name":"order-system"}`, `"mode" is ""`},
 		"a JSON array":  {`[1,2]`, "not a loadgen JSON report"},
 		"an empty file": {``, "not a loadgen JSON report"},
+		"series of different lengths": {`{"mode":"closed","timeline":{"answers":[1,2],"completed":[1]}}`,
+			"a broken loadgen JSON report: timeline: completed has 1 seconds, answers 2"},
+		"bounds that fall": {`{"mode":"closed","latency_histograms":{"upper_ms":[1,0.5],"counts":{}}}`,
+			"a broken loadgen JSON report: latency_histograms: upper_ms must rise from above 0"},
+		"more counts than buckets": {`{"mode":"closed","latency_histograms":{"upper_ms":[1],"counts":{"503":[0,1,2]}}}`,
+			"503 has 3 buckets, upper_ms allows 2"},
 	}
 	for name, tt := range tests {
 		_, err := Parse([]byte(tt.in))
-		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "not a loadgen JSON report") {
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "loadgen JSON report") {
 			t.Errorf("%s: Parse(%q) = %v, want an error with %q", name, tt.in, err, tt.want)
 		}
 	}

@@ -1,6 +1,7 @@
 package result
 
 import (
+	"fmt"
 	"math"
 	"sort"
 )
@@ -62,4 +63,45 @@ func HistogramBounds() []float64 {
 // Bucket is the index of the bucket of bounds that counts a latency of ms.
 func Bucket(bounds []float64, ms float64) int {
 	return sort.SearchFloat64s(bounds, ms)
+}
+
+// check refuses series of different lengths, which no loadgen writes.
+func (t *Timeline) check() error {
+	if t == nil {
+		return nil
+	}
+	n := len(t.Answers)
+	for _, c := range []struct {
+		name string
+		len  int
+	}{{"completed", len(t.Completed)}, {"errors", len(t.Errors)},
+		{"latency_p50_ms", len(t.LatencyP50)}, {"latency_p90_ms", len(t.LatencyP90)}, {"latency_p99_ms", len(t.LatencyP99)},
+		{"lag_count", len(t.LagCount)}, {"lag_p50_ms", len(t.LagP50)}, {"lag_p99_ms", len(t.LagP99)}, {"lag_max_ms", len(t.LagMax)}} {
+		if c.len != n {
+			return fmt.Errorf("%s has %d seconds, answers %d", c.name, c.len, n)
+		}
+	}
+	return nil
+}
+
+// check refuses bounds that do not rise from above 0 (a logarithmic axis needs them
+// positive) and more counts than buckets.
+func (h *Histograms) check() error {
+	if h == nil {
+		return nil
+	}
+	for i, b := range h.UpperMs {
+		if !(b > 0) || i > 0 && !(b > h.UpperMs[i-1]) {
+			return fmt.Errorf("upper_ms must rise from above 0, got %v", h.UpperMs)
+		}
+	}
+	for outcome, counts := range h.Counts {
+		if len(counts) > len(h.UpperMs)+1 {
+			return fmt.Errorf("%s has %d buckets, upper_ms allows %d", outcome, len(counts), len(h.UpperMs)+1)
+		}
+		if len(counts) > 0 && len(h.UpperMs) == 0 {
+			return fmt.Errorf("%s has counts, upper_ms no bounds", outcome)
+		}
+	}
+	return nil
 }
