@@ -137,25 +137,27 @@ func charts(r result.Report, sc scales) ([]Chart, error) {
 	failures := hasErrors(t)
 
 	p, err := timeChart("completed orders per second", "answers per second", sc, sc.perSecond, []series{
-		{"completed", blue, ints(t, func(t *result.Timeline) []int { return t.Completed }), fullSecond},
-		{"all answers", grey, ints(t, func(t *result.Timeline) []int { return t.Answers }), fullSecond},
-		{"errors (5xx, transport)", red, ints(t, func(t *result.Timeline) []int { return t.Errors }), func(i int) bool { return failures && fullSecond(i) }},
+		{"completed", blue, ints(t, func(t *result.Timeline) []int { return t.Completed }), fullSecond, false},
+		{"all answers", grey, ints(t, func(t *result.Timeline) []int { return t.Answers }), fullSecond, false},
+		{"errors (5xx, transport)", red, ints(t, func(t *result.Timeline) []int { return t.Errors }), func(i int) bool { return failures && fullSecond(i) }, false},
 	})
 	if err := add("throughput", "completed orders per second", p, err); err != nil {
 		return nil, err
 	}
 	p, err = timeChart("latency of completed orders, per second", "ms", sc, sc.latency, []series{
-		{"p50", blue, floats(t, func(t *result.Timeline) []float64 { return t.LatencyP50 }), complete},
-		{"p90", orange, floats(t, func(t *result.Timeline) []float64 { return t.LatencyP90 }), complete},
-		{"p99", red, floats(t, func(t *result.Timeline) []float64 { return t.LatencyP99 }), complete},
+		{"p50", blue, floats(t, func(t *result.Timeline) []float64 { return t.LatencyP50 }), complete, false},
+		{"p90", orange, floats(t, func(t *result.Timeline) []float64 { return t.LatencyP90 }), complete, false},
+		{"p99", red, floats(t, func(t *result.Timeline) []float64 { return t.LatencyP99 }), complete, false},
 	})
 	if err := add("latency", "latency percentiles over time", p, err); err != nil {
 		return nil, err
 	}
+	// The maximum first and dashed: with a hundred orders a second it is also the p99, which
+	// is drawn over it.
 	p, err = timeChart("notification lag, by the second the order was answered", "ms", sc, sc.lagMax, []series{
-		{"p50", blue, floats(t, func(t *result.Timeline) []float64 { return t.LagP50 }), lagged},
-		{"p99", red, floats(t, func(t *result.Timeline) []float64 { return t.LagP99 }), lagged},
-		{"max", grey, floats(t, func(t *result.Timeline) []float64 { return t.LagMax }), lagged},
+		{"max", grey, floats(t, func(t *result.Timeline) []float64 { return t.LagMax }), lagged, true},
+		{"p99", red, floats(t, func(t *result.Timeline) []float64 { return t.LagP99 }), lagged, false},
+		{"p50", blue, floats(t, func(t *result.Timeline) []float64 { return t.LagP50 }), lagged, false},
 	})
 	if p != nil {
 		p.Y.Min = min(0, sc.lagMin)
@@ -210,6 +212,7 @@ type series struct {
 	color  color.Color
 	values []float64
 	ok     func(i int) bool
+	dashed bool
 }
 
 // newPlot is a plot in a sans-serif font with a grid.
@@ -241,6 +244,9 @@ func timeChart(title, yLabel string, sc scales, top float64, lines []series) (*p
 				return nil, err
 			}
 			l.Color, l.Width = s.color, vg.Points(1.2)
+			if s.dashed {
+				l.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+			}
 			pts.Color, pts.Shape, pts.Radius = s.color, draw.CircleGlyph{}, vg.Points(1.2)
 			p.Add(l, pts)
 			if first == nil {

@@ -134,6 +134,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <title>order-system load report</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+.wide { overflow-x: auto; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { padding: 0.2rem 0.6rem; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
@@ -150,12 +151,12 @@ svg { max-width: 100%; height: auto; }
 <body>
 <h1>order-system load report</h1>
 {{if .PGBench}}<p>pgbench debit tps (same run): {{.PGBench}}</p>
-{{end}}<table>
+{{end}}<div class="wide"><table>
 <thead><tr>{{range .Header}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>
 {{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</tbody>
-</table>
+</table></div>
 <p class="note">{{.Note}}</p>
 <p class="note">Over time: the second each answer arrived in, counted from the start of the run (the last, partial second is left out of the rates);
 notification lag: when the notification was stored less when its order was answered, by the second of the answer.
