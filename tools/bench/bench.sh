@@ -7,8 +7,9 @@
 #              default half of what the all-keyed run reached)
 # Starts the system (make run, with REPLICAS instances of each service) unless BASE_URL is
 # given or something already answers on :8000, and stops what it started. CLIENTS (32) and
-# DURATION (30s) set the load; RUNS ("mix keyed open") picks the runs. Fails only if an
-# invariant breaks in any run.
+# DURATION (30s) set the load; RUNS ("mix keyed open") picks the runs. Writes each run's JSON
+# and bench.html, the table and each run's charts (loadgen report). Fails only if an
+# invariant breaks in any run, or the report cannot be written.
 #
 # TRACING=1 starts the services with every span sampled and exported over OTLP to
 # tools/otlpsink (which decodes and counts them, and keeps nothing), so that the figures
@@ -79,7 +80,7 @@ tps=$(pgbench -n -f tools/bench/debit.sql -c "$CLIENTS" -j 2 -T 10 "$PG_ADMIN_UR
 echo "pgbench debit tps: $tps"
 
 go build -o bin/loadgen ./tools/loadgen
-rm -f bench.json bench-keyed.json bench-open.json
+rm -f bench.json bench-keyed.json bench-open.json bench.html
 status=0
 load() { bin/loadgen -base-url "$BASE_URL" -duration "$DURATION" "$@" || status=$?; }
 
@@ -116,4 +117,7 @@ done
 echo
 echo "== order-system, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')${TRACING:+, tracing: every span exported over OTLP}"
 bin/loadgen table -pgbench-tps "${tps:-0}" "${reports[@]}"
+# The same table and each run's charts, in one page that needs nothing else.
+bin/loadgen report -out bench.html -pgbench-tps "${tps:-0}" "${reports[@]}"
+echo "the table and each run's charts: bench.html"
 exit $status
