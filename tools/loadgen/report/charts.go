@@ -26,14 +26,13 @@ type Chart struct {
 // scales are the ranges that the charts of every run share, so that side by side they
 // compare at a glance: the same seconds, the same heights, the same latencies.
 type scales struct {
-	seconds                float64 // the longest run
-	perSecond              float64 // the most answers in any second
-	latency                float64 // the highest per-second p99
-	lagMin, lagMax         float64
-	cpu                    float64 // the most CPU seconds of any process
-	histFrom, histTo       float64 // ms, powers of ten around every counted bucket
-	outcomes               []string
-	hasTimeline, hasHistos bool
+	seconds          float64 // the longest run
+	perSecond        float64 // the most answers in any second
+	latency          float64 // the highest per-second p99
+	lagMin, lagMax   float64
+	cpu              float64 // the most CPU seconds of any process
+	histFrom, histTo float64 // ms, powers of ten around every counted bucket
+	outcomes         []string
 }
 
 // outcomeOrder puts the definitive answers first, in the order of the mix, then the failures.
