@@ -40,10 +40,11 @@ PG_HOSTPORT=${PG_HOSTPORT%%[/?]*}
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/tmp"
 bash scripts/install-tools.sh nginx
 
-running() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+. scripts/pidfile.sh
+running() { pid_live "$RUN_DIR/$1.pid" >/dev/null; }
 for name in "${SERVICES[@]}" gateway devidp; do
 	if running "$name" || running "$name.2"; then
-		echo "order-system is already running ($name, pid $(cat "$RUN_DIR/$name.pid")); run make stop first" >&2
+		echo "order-system is already running ($name); run make stop first" >&2
 		exit 1
 	fi
 done
@@ -92,7 +93,7 @@ if [ "$AUTH" = oidc ]; then
 	SECRETS=([user]=$(secret) [order]=$(secret))
 	DEVIDP_SERVICE_CLIENTS="user-service:${SECRETS[user]},order-service:${SECRETS[order]}" \
 		nohup bin/devidp serve -addr "$IDP_ADDR" -issuer "http://$IDP_ADDR" >>"$RUN_DIR/logs/devidp.log" 2>&1 &
-	echo $! >"$RUN_DIR/devidp.pid"
+	pid_record "$RUN_DIR/devidp.pid" $!
 	deadline=$((SECONDS + 30))
 	until ready "http://$IDP_ADDR/.well-known/openid-configuration"; do
 		if ! running devidp || [ $SECONDS -ge $deadline ]; then
@@ -114,7 +115,7 @@ for inst in "${INSTANCES[@]}"; do
 		fi
 		AUTH=$AUTH DATABASE_URL="$(db_url "$svc")" HTTP_ADDR="127.0.0.1:$(port "$svc" "$i")" exec nohup "bin/$svc" >>"$RUN_DIR/logs/$n.log" 2>&1
 	) &
-	echo $! >"$RUN_DIR/$n.pid"
+	pid_record "$RUN_DIR/$n.pid" $!
 done
 # The gateway's configuration, with every instance in its service's upstream.
 mkdir -p "$RUN_DIR/gateway"
@@ -148,6 +149,9 @@ until ready "http://127.0.0.1:8000/"; do
 	[ $SECONDS -lt $deadline ] || { cat "$RUN_DIR/logs/gateway.error.log" >&2; fail "gateway did not start"; }
 	sleep 0.2
 done
+# nginx wrote its master's bare pid; the start time beside it makes the file say which
+# process it is (make stop signals only that one).
+pid_record "$RUN_DIR/gateway.pid" "$(cat "$RUN_DIR/gateway.pid")"
 trap - ERR
 [ "$REPLICAS" -eq 1 ] || echo "$REPLICAS instances of each service behind the gateway"
 echo "order-system is running at http://localhost:8000 (logs in $RUN_DIR/logs, stop with make stop)"

@@ -80,9 +80,11 @@ go build -o "$state/devidp" ./tools/devidp
 log "prepared in $(since "$t") s"
 
 # From here to the check after shutdown the engine changes the host's network.
-exec 9>"$NET_LOCK"
+. scripts/pidfile.sh
+. scripts/netlock.sh
 t=$(now)
-flock 9
+netlock_take "$state/lock.pid"
+trap 'netlock_release "$state/lock.pid"; rm -rf "$state"' EXIT # until finish takes over
 log "network lock $NET_LOCK taken after $(since "$t") s"
 . deploy/docker/engine.sh
 modsrv=
@@ -101,7 +103,7 @@ finish() {
 		engine_down
 		engine_check || rc=1
 	fi
-	flock -u 9
+	netlock_release "$state/lock.pid"
 	rm -rf "$state"
 	[ $rc = 0 ] && log "passed in $(since "$t_all") s" || log "FAILED"
 	exit $rc

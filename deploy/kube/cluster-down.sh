@@ -12,19 +12,21 @@ t0=$SECONDS
 # The cleanup and its check run under the network lock: the holder cluster-up started, or,
 # when that is gone (a second run), the lock taken here, so that nobody else's bridge or
 # chain appears meanwhile and is taken for ours.
-if [ -z "${CLUSTER_DOWN_LOCKED:-}" ] && ! { [ -s "$STATE/lock.pid" ] && kill -0 "$(cat "$STATE/lock.pid")" 2>/dev/null; }; then
+if [ -z "${CLUSTER_DOWN_LOCKED:-}" ] && ! pid_live "$STATE/lock.pid" >/dev/null; then
 	log "waiting for $NET_LOCK"
-	exec env CLUSTER_DOWN_LOCKED=1 flock "$NET_LOCK" bash "$0" "$@"
+	CLUSTER_DOWN_LOCKED=1 flock -w "${NET_LOCK_WAIT:-1800}" -E 75 "$NET_LOCK" bash "$0" "$@"
+	rc=$?
+	[ $rc != 75 ] || echo "could not take $NET_LOCK; it is held by: $(netlock_holders)" >&2
+	exit $rc
 fi
 
-# stop <name>: SIGTERM to the part's pid, SIGKILL after 10 s.
+# stop <name>: SIGTERM to the part's process, SIGKILL after 10 s; only while it is the
+# process its pid file names (pid and start time), never another that got the same pid.
 stop() {
 	local f=$STATE/$1.pid pid
-	[ -s "$f" ] || return 0
-	pid=$(cat "$f")
-	if kill "$pid" 2>/dev/null; then
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-		kill -9 "$pid" 2>/dev/null
+	if pid=$(pid_live "$f") && kill "$pid" 2>/dev/null; then
+		for _ in $(seq 50); do pid_live "$f" >/dev/null || break; sleep 0.2; done
+		if pid=$(pid_live "$f"); then kill -9 "$pid" 2>/dev/null; fi
 	fi
 	rm -f "$f"
 }
@@ -131,7 +133,7 @@ f=$(cni_results_left | tr '\n' ' ')
 [ -z "$f" ] || left+=("CNI results: $f")
 
 log "releasing the network lock"
-stop lock
+netlock_release "$STATE/lock.pid"
 if [ ${#left[@]} -gt 0 ]; then
 	printf 'LEFT BEHIND: %s\n' "${left[@]}" >&2
 	echo "cluster-down: the state stays in $STATE for a look; run make cluster-down again" >&2

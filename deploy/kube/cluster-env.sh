@@ -4,6 +4,8 @@
 # Every name and address here is the cluster's own, away from the usual defaults, so that
 # nothing else on the machine is touched and cleanup removes only what is ours.
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$REPO/scripts/pidfile.sh" # pid files that name their process: pid and start time
+. "$REPO/scripts/netlock.sh" # the host network's lock, held by a process of its own
 KUBE_CACHE=${KUBE_CACHE:-$REPO/.cache/kube}
 STATE=$REPO/.run/cluster              # everything the running cluster writes
 BIN=$KUBE_CACHE/bin

@@ -46,9 +46,7 @@ mkdir -p "$STATE/logs" "$STATE/before"
 # or iptables chains waits for it.
 # (The pid file comes through the environment, so no process line names the cluster's folder
 # once cluster-down has stopped everything but this holder.)
-LOCK_PID_FILE=$STATE/lock.pid setsid flock "$NET_LOCK" sh -c 'echo $$ >"$LOCK_PID_FILE"; exec sleep 86400' </dev/null >/dev/null 2>&1 &
-for _ in $(seq 1800); do [ -s "$STATE/lock.pid" ] && break; sleep 1; done
-[ -s "$STATE/lock.pid" ] || { echo "could not take $NET_LOCK" >&2; exit 1; }
+netlock_take "$STATE/lock.pid"
 touch "$STATE/up"
 
 step "the machine as it was"
@@ -96,7 +94,7 @@ start() {
 	local name=$1
 	shift
 	setsid "$@" </dev/null >"$STATE/logs/$name.log" 2>&1 &
-	echo $! >"$STATE/$name.pid"
+	pid_record "$STATE/$name.pid" $!
 }
 # wait_for <what> <seconds> <command...>
 wait_for() {

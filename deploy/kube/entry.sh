@@ -33,7 +33,7 @@ if [ -s "$dir/nginx.pid" ] && kill -0 "$(cat "$dir/nginx.pid")" 2>/dev/null; the
 	nginx -s reload -c "$dir/nginx.conf"
 else
 	setsid nginx -c "$dir/nginx.conf" </dev/null >"$STATE/logs/entry.log" 2>&1 &
-	echo $! >"$STATE/entry.pid"
+	pid_record "$STATE/entry.pid" $!
 fi
 for _ in $(seq 30); do
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: arch.homework' "http://$NODE_IP:$ENTRY_PORT/")" = 200 ] && exit 0
