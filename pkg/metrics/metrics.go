@@ -16,3 +16,10 @@ func NewRegistry(db *sql.DB, service string) *prometheus.Registry {
 		collectors.NewDBStatsCollector(db, service))
 	return reg
 }
+
+// Pool collects the statistics of another connection pool of the service (such as the outbox
+// relay's own), as the go_sql_* series with db_name set to name: open, in use, idle, the
+// maximum, and how often and how long requests waited for a connection.
+func Pool(db *sql.DB, name string) prometheus.Collector {
+	return collectors.NewDBStatsCollector(db, name)
+}
