@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/database"
+	"github.com/order-system/order-system/pkg/metrics"
 	"github.com/order-system/order-system/pkg/retry"
 	"github.com/order-system/order-system/pkg/tracing"
 )
@@ -110,17 +111,20 @@ func NewRelay(db *sqlx.DB, pub Publisher, cfg RelayConfig, log *slog.Logger, reg
 			RETURNING id, event_id, routing_key, body, request_id, traceparent, tracestate`),
 		remove: database.Prepare(db, `DELETE FROM outbox WHERE id = ANY($1)`),
 	}
-	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "outbox_backlog", Help: "Events waiting in the outbox."}, func() float64 {
-		var n float64
-		_ = db.Get(&n, `SELECT count(*) FROM outbox`)
-		return n
+	// One scan of a table that holds only what is not published yet: empty but for the
+	// last milliseconds' events while the broker takes them.
+	backlog := metrics.NewQuery("outbox", []metrics.Gauge{
+		{Name: "outbox_backlog", Help: "Events waiting in the outbox (unpublished)."},
+		{Name: "outbox_oldest_age_seconds", Help: "Age of the oldest unpublished event; 0 when there is none."},
+	}, func(ctx context.Context) ([]float64, error) {
+		var v struct {
+			N   float64 `db:"n"`
+			Age float64 `db:"age"`
+		}
+		err := db.GetContext(ctx, &v, `SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS age FROM outbox`)
+		return []float64{v.N, v.Age}, err
 	})
-	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "outbox_oldest_age_seconds", Help: "Age of the oldest unpublished event."}, func() float64 {
-		var s float64
-		_ = db.Get(&s, `SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) FROM outbox`)
-		return s
-	})
-	reg.MustRegister(r.published, r.failures, backlog, age)
+	reg.MustRegister(r.published, r.failures, backlog)
 	return r
 }
 
