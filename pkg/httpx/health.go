@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/order-system/order-system/pkg/metrics"
 )
 
 // Check is one readiness probe, e.g. a database ping.
@@ -34,8 +38,10 @@ func operational(route string) bool {
 }
 
 // Health serves /livez (the process answers) and /readyz: 200 when every check passes within
-// 2 s or only Degraded ones fail, 503 otherwise; the body says how each check went.
-func Health(e *echo.Echo, checks map[string]Check) {
+// 2 s or only Degraded ones fail, 503 otherwise; the body says how each check went. The
+// checks are also the series readiness_check_up{check} on reg (see readiness).
+func Health(e *echo.Echo, checks map[string]Check, reg prometheus.Registerer) {
+	reg.MustRegister(newReadiness(checks))
 	e.GET("/livez", func(c *echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -58,4 +64,44 @@ func Health(e *echo.Echo, checks map[string]Check) {
 		}
 		return c.JSON(status, body)
 	})
+}
+
+// readiness reports each check at every scrape as readiness_check_up{check}: 1 when it
+// passes, 0 when it fails, Degraded or not (the series says whether the dependency answers;
+// /readyz whether the instance takes requests), or when it gives no answer within
+// metrics.ScrapeTimeout. The checks run side by side, so that a hung database does not hold
+// up the broker's answer, and a hung check is not started again until it returns.
+type readiness struct {
+	desc   *prometheus.Desc
+	checks map[string]func() (struct{}, error)
+}
+
+func newReadiness(checks map[string]Check) *readiness {
+	r := &readiness{
+		desc: prometheus.NewDesc("readiness_check_up", "Whether the readiness check of a dependency (database, broker) passes: 1 yes, 0 no.",
+			[]string{"check"}, nil),
+		checks: make(map[string]func() (struct{}, error), len(checks)),
+	}
+	for name, check := range checks {
+		r.checks[name] = metrics.Bound(metrics.ScrapeTimeout, func(ctx context.Context) (struct{}, error) { return struct{}{}, check(ctx) })
+	}
+	return r
+}
+
+// Describe implements prometheus.Collector.
+func (r *readiness) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+
+// Collect implements prometheus.Collector.
+func (r *readiness) Collect(ch chan<- prometheus.Metric) {
+	var wg sync.WaitGroup
+	for name, check := range r.checks {
+		wg.Go(func() {
+			up := 1.0
+			if _, err := check(); err != nil {
+				up = 0
+			}
+			ch <- prometheus.MustNewConstMetric(r.desc, prometheus.GaugeValue, up, name)
+		})
+	}
+	wg.Wait()
 }

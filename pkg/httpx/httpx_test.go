@@ -10,12 +10,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/pkg/httpx"
+	"github.com/order-system/order-system/pkg/metrics"
 	"github.com/order-system/order-system/pkg/money"
 )
 
@@ -200,11 +202,59 @@ func TestReadiness(t *testing.T) {
 	}
 	for _, tt := range tests {
 		e := echo.New()
-		httpx.Health(e, tt.checks)
+		httpx.Health(e, tt.checks, prometheus.NewRegistry())
 		rec := httptest.NewRecorder()
 		e.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 		if rec.Code != tt.status || strings.TrimSpace(rec.Body.String()) != tt.body {
 			t.Errorf("%s: /readyz = %d %s, want %d %s", tt.name, rec.Code, rec.Body, tt.status, tt.body)
 		}
+	}
+}
+
+// TestReadinessSeries: each check is readiness_check_up{check} at every scrape, 0 when it
+// fails, degraded or not, and 0 when it hangs, within the scrape's bound.
+func TestReadinessSeries(t *testing.T) {
+	t.Parallel()
+	hung := make(chan struct{})
+	defer close(hung)
+	broker := errors.New("down")
+	reg := prometheus.NewRegistry()
+	httpx.Health(echo.New(), map[string]httpx.Check{
+		"database": func(context.Context) error { return nil },
+		"broker":   httpx.Degraded(func(context.Context) error { return broker }),
+		"cache":    func(context.Context) error { return errors.New("down") },
+		"disk": func(context.Context) error {
+			<-hung // ignores its context, as a driver waiting for a silent server does
+			return nil
+		},
+	}, reg)
+	scrape := func() map[string]float64 {
+		start := time.Now()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > metrics.ScrapeTimeout+time.Second {
+			t.Errorf("scrape took %v, want at most the bound %v and a little", d, metrics.ScrapeTimeout)
+		}
+		got := map[string]float64{}
+		for _, f := range families {
+			if f.GetName() != "readiness_check_up" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+			}
+		}
+		return got
+	}
+	want := map[string]float64{"database": 1, "broker": 0, "cache": 0, "disk": 0}
+	if diff := cmp.Diff(want, scrape()); diff != "" {
+		t.Errorf("readiness_check_up (-want +got):\n%s", diff)
+	}
+	broker = nil // the broker is back
+	want["broker"] = 1
+	if diff := cmp.Diff(want, scrape()); diff != "" {
+		t.Errorf("readiness_check_up once the broker is back (-want +got):\n%s", diff)
 	}
 }

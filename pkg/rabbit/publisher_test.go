@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/order-system/order-system/pkg/dbtest"
@@ -59,7 +60,7 @@ func TestReadinessDoesNotWaitForTheBroker(t *testing.T) {
 	})
 
 	e := echo.New()
-	httpx.Health(e, map[string]httpx.Check{"broker": p.Check})
+	httpx.Health(e, map[string]httpx.Check{"broker": p.Check}, prometheus.NewRegistry())
 	const limit = 500 * time.Millisecond
 	for probe := range 3 {
 		start := time.Now()

@@ -25,7 +25,7 @@ import (
 // an /internal route needs the service credential of the user or the order service.
 func New(svc *billing.Service, guard *auth.Guard, keys *idempotency.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
 	e := httpx.New(log, reg)
-	httpx.Health(e, checks)
+	httpx.Health(e, checks, reg)
 	h := handler{svc: svc}
 	e.POST("/billing/deposit", h.deposit, guard.Users(), keys.Middleware(log))
 	e.GET("/billing/balance/:userId", h.balance, guard.Users())

@@ -18,7 +18,7 @@ import (
 // sign-in on (guard not nil), a caller reads only their own notifications.
 func New(store notification.Store, guard *auth.Guard, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
 	e := httpx.New(log, reg)
-	httpx.Health(e, checks)
+	httpx.Health(e, checks, reg)
 	h := handler{store: store}
 	e.GET("/notifications/:userId", h.list, guard.Users())
 	return e

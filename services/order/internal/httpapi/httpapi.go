@@ -25,7 +25,7 @@ import (
 // only on their own account, and another user's order is answered as one that does not exist.
 func New(svc *order.Service, guard *auth.Guard, keys *idempotency.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
 	e := httpx.New(log, reg)
-	httpx.Health(e, checks)
+	httpx.Health(e, checks, reg)
 	h := handler{svc: svc}
 	e.POST("/orders", h.create, guard.Users(), keys.Middleware(log))
 	e.GET("/orders/:id", h.get, guard.Users())

@@ -22,7 +22,7 @@ import (
 // and reads only themselves.
 func New(svc *user.Service, guard *auth.Guard, keys *idempotency.Store, checks map[string]httpx.Check, log *slog.Logger, reg *prometheus.Registry) *echo.Echo {
 	e := httpx.New(log, reg)
-	httpx.Health(e, checks)
+	httpx.Health(e, checks, reg)
 	h := handler{svc: svc}
 	e.POST("/users", h.create, guard.Users(), keys.Middleware(log))
 	e.GET("/users/:id", h.get, guard.Users())
