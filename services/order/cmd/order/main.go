@@ -86,6 +86,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	defer relayDB.Close()
+	// The relay's pool is watched like the service's own; the reconciler's backlog is read at
+	// every scrape.
+	reg.MustRegister(metrics.Pool(relayDB.DB, "order_relay"), postgres.PendingMetrics(db))
 	publisher := rabbit.NewPublisher(cfg.AMQPURL, events.Exchange)
 	defer publisher.Close()
 	relay := outbox.NewRelay(relayDB, rabbit.OutboxPublisher{Publisher: publisher}, outbox.RelayConfig{}, log, reg)

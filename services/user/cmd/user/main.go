@@ -85,6 +85,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	defer relayDB.Close()
+	reg.MustRegister(metrics.Pool(relayDB.DB, "user_relay"))
 	publisher := rabbit.NewPublisher(cfg.AMQPURL, events.Exchange)
 	defer publisher.Close()
 	relay := outbox.NewRelay(relayDB, rabbit.OutboxPublisher{Publisher: publisher}, outbox.RelayConfig{}, log, reg)
