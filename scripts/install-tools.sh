@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the named tools when they are missing, so that make run, make e2e and make lint
 # need nothing typed by hand: nginx, gcc (the race detector's cgo needs a C compiler), the
-# linter shellcheck, chromium (the browser that renders /docs in make e2e) and pg_autoctl
-# (pg_auto_failover, for the fault tests' PostgreSQL pair) from Debian's packages, newman
-# from npm. Usage: install-tools.sh nginx gcc
+# linter shellcheck, chromium (the browser that renders /docs in make e2e), pg_autoctl
+# (pg_auto_failover, for the fault tests' PostgreSQL pair) and promtool (Prometheus, for the
+# alerting rules' tests and METRICS=1 make run) from Debian's packages, newman from npm.
+# Usage: install-tools.sh nginx gcc
 set -euo pipefail
 
 # Root installs directly; anyone else goes through sudo, which asks when it has to.
@@ -24,7 +25,7 @@ quiet() {
 # apt_install installs Debian packages without starting their daemons: a package such as
 # nginx would otherwise start a server on port 80 that nobody asked for. The policy file
 # that says so is ours only when the machine had none, and goes when the install ends,
-# however it ends.
+# however it ends. Options for apt-get (--no-install-recommends) may come before the packages.
 apt_install() {
 	local policy=/usr/sbin/policy-rc.d
 	if [ ! -e "$policy" ]; then
@@ -42,6 +43,13 @@ for tool in "$@"; do
 	nginx | gcc | shellcheck | chromium)
 		echo "$tool is missing: installing it from Debian's packages (apt-get install $tool)"
 		apt_install "$tool"
+		;;
+	promtool)
+		# promtool ships with the Prometheus server. Without its recommendation, the node
+		# exporter, which would be one more daemon nobody asked for; the server itself is not
+		# started (above) and runs only as make run's child, with METRICS=1.
+		echo "promtool is missing: installing Prometheus from Debian's packages (apt-get install prometheus)"
+		apt_install --no-install-recommends prometheus
 		;;
 	pg_autoctl)
 		# The extension for the PostgreSQL the machine has (the newest, if several).
