@@ -12,7 +12,7 @@ COLLECTION := postman/order-system.postman_collection.json
 LOCAL_ENV  := postman/local.postman_environment.json
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit system fault chaos e2e run stop token up down lint tidy images helm-lint deploy-check cluster-up cluster-test cluster-down compose-test bench fuzz
+.PHONY: help build test unit system fault chaos e2e alerts run stop token up down lint tidy images helm-lint deploy-check cluster-up cluster-test cluster-down compose-test bench fuzz
 
 # `make help` lists every target that has a `## description`, under the `##@ group` line
 # above it: the groups Develop, Test, Deploy and Measure in this order, then any other.
@@ -30,7 +30,7 @@ build: ## build the four service binaries into bin/
 	@for s in $(SERVICES); do go build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
 
 ##@ Test
-test: unit system fuzz e2e ## unit + system + fuzz + e2e, against the machine's PostgreSQL and RabbitMQ
+test: unit system fuzz e2e alerts ## unit + system + fuzz + e2e + alerts, against the machine's PostgreSQL and RabbitMQ
 
 unit: ## unit and integration tests of pkg, the services and four tools, with -race
 	@bash scripts/install-tools.sh gcc
@@ -56,6 +56,11 @@ fuzz: ## the money fuzzers, 10 s each beyond their seed corpus (the seeds run in
 
 e2e: ## the Postman collections run by Newman through apicheck and the gateway, sign-in off then on
 	bash scripts/e2e.sh
+
+alerts: ## the Prometheus recording and alerting rules (deploy/prometheus) checked and unit-tested by promtool
+	@bash scripts/install-tools.sh promtool
+	promtool check rules deploy/prometheus/rules.yml
+	promtool test rules deploy/prometheus/rules_test.yml
 
 ##@ Develop
 run: ## start the four services and the gateway on :8000 (REPLICAS=n: n of each; AUTH=oidc: sign-in)
