@@ -63,7 +63,7 @@ alerts: ## the Prometheus recording and alerting rules (deploy/prometheus) check
 	promtool test rules deploy/prometheus/rules_test.yml
 
 ##@ Develop
-run: ## start the four services and the gateway on :8000 (REPLICAS=n: n of each; AUTH=oidc: sign-in)
+run: ## start the four services and the gateway on :8000 (REPLICAS=n: n of each; AUTH=oidc: sign-in; METRICS=1: Prometheus on :9090)
 	bash scripts/run.sh
 
 stop: ## stop what make run started
