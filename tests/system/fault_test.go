@@ -162,6 +162,7 @@ func TestFaultBrokerNodeKilled(t *testing.T) {
 	defer cancel()
 	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
 	t.Cleanup(o.healBroker)
+	o.requireReplicatedQueues(t, vhostOf(t, s.amqp))
 	notified := `SELECT count(*) FROM notifications.notifications`
 	for node := range brokerNodes {
 		time.Sleep(2 * time.Second)

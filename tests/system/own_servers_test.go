@@ -2,6 +2,7 @@ package system_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"os"
@@ -258,6 +259,34 @@ func (o *ownServers) closeConnections(vhost, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	o.anyNodeCtl(ctx, "close_all_connections", "-p", vhost, reason)
+}
+
+// requireReplicatedQueues fails the test unless every queue of vhost is a quorum queue
+// with a member on every broker node: declared once the cluster had formed, as the
+// services do it.
+func (o *ownServers) requireReplicatedQueues(t *testing.T, vhost string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := o.anyNodeCtl(ctx, "list_queues", "-q", "-p", vhost, "name", "type", "members", "--formatter", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queues []struct {
+		Name, Type string
+		Members    []string
+	}
+	if err := json.Unmarshal(out, &queues); err != nil {
+		t.Fatalf("list_queues: %v\n%s", err, out)
+	}
+	if len(queues) == 0 {
+		t.Fatal("the services declared no queue")
+	}
+	for _, q := range queues {
+		if q.Type != "quorum" || len(q.Members) != o.rabbit.Len() {
+			t.Errorf("queue %s: %s with members %v; want a quorum queue on all %d nodes", q.Name, q.Type, q.Members, o.rabbit.Len())
+		}
+	}
 }
 
 // restartPostgres restarts PostgreSQL in mode fast (sessions are closed) or immediate
