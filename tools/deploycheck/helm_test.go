@@ -51,6 +51,7 @@ type objects struct {
 	services     []corev1.Service
 	configmaps   []corev1.ConfigMap
 	secrets      []corev1.Secret
+	accounts     []corev1.ServiceAccount
 	ingresses    []networkingv1.Ingress
 	policies     []networkingv1.NetworkPolicy
 	testPods     []corev1.Pod // helm test hooks
@@ -122,6 +123,10 @@ func renderChart(t *testing.T, chart string, set ...string) objects {
 			var o corev1.Secret
 			err = strict([]byte(doc), &o)
 			objs.secrets = append(objs.secrets, o)
+		case "ServiceAccount":
+			var o corev1.ServiceAccount
+			err = strict([]byte(doc), &o)
+			objs.accounts = append(objs.accounts, o)
 		case "Ingress":
 			var o networkingv1.Ingress
 			err = strict([]byte(doc), &o)

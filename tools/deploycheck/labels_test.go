@@ -148,7 +148,7 @@ func TestStandardLabels(t *testing.T) {
 		"global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true"}
 	kinds := checkLabels(t, chart, manifests(t, chart, everything...), fromDisk(t))
 	want := []string{"ConfigMap", "Deployment", "HTTPRoute", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy",
-		"Pod", "PodDisruptionBudget", "Secret", "Service", "StatefulSet"}
+		"Pod", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "StatefulSet"}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("checked kinds %v, want %v", kinds, want)
 	}

@@ -16,8 +16,9 @@ import (
 // checkConsistent fails on every reference between the rendered objects that names nothing:
 // a Service or PodDisruptionBudget that selects no workload's pods (or a test pod), a
 // NetworkPolicy whose pods or peers are no workload's, an Ingress or HTTPRoute backend or
-// test pod address that is no Service, an autoscaler's target, a pod's ConfigMap or Secret.
-// Every Secret a pod reads must be the chart's own: call it without existingSecret values.
+// test pod address that is no Service, an autoscaler's target, a pod's ConfigMap, Secret or
+// ServiceAccount. Every Secret a pod reads must be the chart's own, and every account a pod
+// names: call it without existingSecret or serviceAccount values.
 func checkConsistent(t *testing.T, objs objects) {
 	t.Helper()
 	pods := map[string]map[string]string{} // workload -> its pods' labels
@@ -124,14 +125,20 @@ func checkConsistent(t *testing.T, objs objects) {
 			t.Errorf("a route or test pod goes to the Service %s, which the chart does not render", b)
 		}
 	}
-	configmaps, secrets := map[string]bool{}, map[string]bool{}
+	configmaps, secrets, accounts := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, c := range objs.configmaps {
 		configmaps[c.Name] = true
+	}
+	for _, a := range objs.accounts {
+		accounts[a.Name] = true
 	}
 	for _, s := range objs.secrets {
 		secrets[s.Name] = true
 	}
 	for w, spec := range specs {
+		if a := spec.ServiceAccountName; a != "" && !accounts[a] {
+			t.Errorf("%s runs as the ServiceAccount %s, which the chart does not render", w, a)
+		}
 		var cms, ss []string
 		for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
 			for _, e := range c.EnvFrom {
@@ -241,6 +248,9 @@ func allNames(objs objects) []string {
 	for _, o := range objs.secrets {
 		add("Secret", o.ObjectMeta)
 	}
+	for _, o := range objs.accounts {
+		add("ServiceAccount", o.ObjectMeta)
+	}
 	for _, o := range objs.testPods {
 		add("Pod", o.ObjectMeta)
 	}
@@ -280,6 +290,7 @@ func TestNameOverrides(t *testing.T) {
 	names := allNames(objs)
 	for _, want := range []string{
 		"Deployment shop-orders", "Service shop-orders", "ConfigMap shop-orders", "Secret shop-orders", "Pod shop-orders-test",
+		"ServiceAccount shop-orders",
 		"PodDisruptionBudget shop-orders", "HorizontalPodAutoscaler shop-orders",
 		"Deployment order-system-ledger", "Service order-system-ledger", "NetworkPolicy order-system-ledger",
 	} {

@@ -75,6 +75,7 @@ image:
   registry: ""
   tag: ""
   pullPolicy: IfNotPresent
+imagePullSecrets: []
 database:
   host: ""
   port: 5432
@@ -150,9 +151,48 @@ user information would read as a plus: hence %20.
 {{- .g.amqp.host | default (printf "%s-rabbitmq" .root.Release.Name) -}}
 {{- end }}
 
-{{/* The image of a service: <registry>order-system-<name>:<tag>, the tag defaulting to the chart's appVersion. */}}
+{{/*
+The image of a service, as Bitnami's charts compose it: <registry>/<repository>:<tag>, or
+<registry>/<repository>@<digest> when a digest is given (it pins the image, the tag is then
+left out). dict: root, g, name, image (the part's image values; omitted for parts without
+them). Each empty field falls back: registry to global.image.registry (written with or
+without its trailing "/"; empty: no registry, as for images built into the node), repository
+to order-system-<name>, tag to global.image.tag, then to the chart's appVersion.
+*/}}
 {{- define "order-system.image" -}}
-{{- printf "%sorder-system-%s:%s" .g.image.registry .name (.g.image.tag | default .root.Chart.AppVersion | toString) -}}
+{{- $image := .image | default dict -}}
+{{- $registry := $image.registry | default .g.image.registry | default "" | trimSuffix "/" -}}
+{{- $repository := $image.repository | default (printf "order-system-%s" .name) -}}
+{{- if $registry -}}
+{{- $repository = printf "%s/%s" $registry $repository -}}
+{{- end -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository ($image.tag | default .g.image.tag | default .root.Chart.AppVersion | toString) -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+A pod's imagePullSecrets: global.imagePullSecrets, then the part's own (values.imagePullSecrets),
+each once. Either list holds Secret names or {name: ...} objects, as helm create's and
+Bitnami's charts take them. Renders the list's items, nothing when both are empty. dict: g,
+values (omitted for parts without their own).
+*/}}
+{{- define "order-system.imagePullSecrets" -}}
+{{- $names := list -}}
+{{- range concat (.g.imagePullSecrets | default list) ((.values | default dict).imagePullSecrets | default list) -}}
+{{- $name := . -}}
+{{- if kindIs "map" . -}}
+{{- $name = .name -}}
+{{- end -}}
+{{- if and $name (not (has $name $names)) -}}
+{{- $names = append $names $name -}}
+{{- end -}}
+{{- end -}}
+{{- range $names }}
+- name: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -268,13 +308,57 @@ stringData:
 {{- end }}
 
 {{/*
-order-system.service renders everything one service needs: ConfigMap, Secret (unless
-existingSecret names one), Deployment (migrations in an init container), Service, and when
-switched on a PodDisruptionBudget and a HorizontalPodAutoscaler. Each service subchart
-includes it with its own values: name, replicas, pool, resources, callsBilling, billingURL
-(its role and schema are in global.database.users), nameOverride and fullnameOverride. name
-stays the service's own (its image, role, client id, OTEL_SERVICE_NAME); the overrides change
-its objects' names and app.kubernetes.io/name.
+checksum/config of a service's pods: a hash of its values and the global ones, so that a
+change of what its ConfigMap and Secret hold rolls the pods. The values that are written into
+the pod template itself (image, pull secrets, service account, scheduling, pod labels and
+annotations, extraEnv) change the template anyway and are left out, so that the hash of
+given values stays the same as the chart gains such settings. The globals appear in .values
+(global) and in the values of the subchart's own dependency (order-system-lib.global) as well
+as in g. dict: values, g.
+*/}}
+{{- define "order-system.configChecksum" -}}
+{{- $values := omit .values "image" "imagePullSecrets" "serviceAccount" "automountServiceAccountToken"
+  "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints"
+  "priorityClassName" "extraEnv" -}}
+{{- if hasKey $values "global" -}}
+{{- $_ := set $values "global" (omit ($values.global | default dict) "imagePullSecrets") -}}
+{{- end -}}
+{{- range $k, $v := $values -}}
+{{- if and (kindIs "map" $v) (hasKey $v "global") -}}
+{{- $_ := set $values $k (set (omit $v "global") "global" (omit ($v.global | default dict) "imagePullSecrets")) -}}
+{{- end -}}
+{{- end -}}
+{{- printf "%v%v" $values (omit .g "imagePullSecrets") | sha256sum -}}
+{{- end }}
+
+{{/*
+Extra entries for a pod template's labels or annotations (podLabels, podAnnotations), values
+as strings. A key the chart sets itself is refused rather than overridden: the standard
+labels select the pods, and checksum/config rolls them. dict: extra (the user's map), own
+(the chart's entries, as YAML), what (the value's name, for the message).
+*/}}
+{{- define "order-system.extraPodMetadata" -}}
+{{- $own := .own | fromYaml -}}
+{{- range $k, $v := .extra }}
+{{- if hasKey $own $k }}
+{{- fail (printf "%s: %s is set by the chart" $.what $k) }}
+{{- end }}
+{{ $k | quote }}: {{ $v | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+order-system.service renders everything one service needs: ServiceAccount (unless
+serviceAccount.create is off), ConfigMap, Secret (unless existingSecret names one), Deployment
+(migrations in an init container), Service, and when switched on a PodDisruptionBudget and a
+HorizontalPodAutoscaler. Each service subchart includes it with its own values: name,
+replicas, pool, resources, callsBilling, billingURL (its role and schema are in
+global.database.users), nameOverride and fullnameOverride, and the usual pod settings of helm
+create's and Bitnami's charts (image, imagePullSecrets, serviceAccount,
+automountServiceAccountToken, podAnnotations, podLabels, nodeSelector, tolerations, affinity,
+topologySpreadConstraints, priorityClassName, extraEnv). name stays the service's own (its
+image, role, client id, OTEL_SERVICE_NAME); the overrides change its objects' names and
+app.kubernetes.io/name.
 */}}
 {{- define "order-system.service" -}}
 {{- $name := .Values.name -}}
@@ -290,7 +374,44 @@ its objects' names and app.kubernetes.io/name.
 {{- $keys = dict "DATABASE_URL" .Values.existingSecretKeys.databaseURL "AMQP_URL" .Values.existingSecretKeys.amqpURL -}}
 {{- end -}}
 {{- $secretEnv := include "order-system.secretEnv" (dict "secret" $secret "env" $keys) -}}
-{{- $image := include "order-system.image" (dict "root" . "g" $g "name" $name) -}}
+{{- $image := include "order-system.image" (dict "root" . "g" $g "name" $name "image" .Values.image) -}}
+{{- $pullPolicy := (.Values.image | default dict).pullPolicy | default $g.image.pullPolicy -}}
+{{- $pullSecrets := include "order-system.imagePullSecrets" (dict "g" $g "values" .Values) | trim -}}
+{{- $sa := .Values.serviceAccount | default dict -}}
+{{- $createSA := true -}}
+{{- if hasKey $sa "create" -}}
+{{- $createSA = not (empty $sa.create) -}}
+{{- end -}}
+{{- $saName := $sa.name | default (ternary $fullname "default" $createSA) -}}
+{{- /* The variables the chart sets in the main container: extraEnv may not set them twice. */ -}}
+{{- $ownEnv := keys $keys -}}
+{{- if and $g.auth.enabled .Values.callsBilling -}}
+{{- $ownEnv = append $ownEnv "AUTH_CLIENT_SECRET" -}}
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if has .name $ownEnv -}}
+{{- fail (printf "%s.extraEnv: %s is set by the chart (or twice in extraEnv)" $name .name) -}}
+{{- end -}}
+{{- $ownEnv = append $ownEnv .name -}}
+{{- end -}}
+{{- /* The pods this Deployment may run at once: with more than one, they are spread over nodes. */ -}}
+{{- $maxPods := ternary $g.autoscaling.maxReplicas .Values.replicas $g.autoscaling.enabled -}}
+{{- if $createSA }}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ $saName }}
+  labels:
+    {{- $labels | nindent 4 }}
+  {{- with $sa.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+# No token is mounted from the account itself; a pod that needs one says so in its spec
+# (automountServiceAccountToken), which overrides this.
+automountServiceAccountToken: false
+---
+{{- end }}
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -358,14 +479,54 @@ spec:
     metadata:
       labels:
         {{- $labels | nindent 8 }}
+        {{- with include "order-system.extraPodMetadata" (dict "extra" .Values.podLabels "own" $labels "what" (printf "%s.podLabels" $name)) | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
       annotations:
         # Roll the pods when their configuration changes.
-        checksum/config: {{ printf "%v%v" .Values $g | sha256sum }}
+        checksum/config: {{ include "order-system.configChecksum" (dict "values" .Values "g" $g) }}
+        {{- with include "order-system.extraPodMetadata" (dict "extra" .Values.podAnnotations "own" "checksum/config: x" "what" (printf "%s.podAnnotations" $name)) | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
     spec:
       # The preStop pause, then SHUTDOWN_TIMEOUT for in-flight requests and the outbox
       # flush, then 10 s to spare before SIGKILL.
       terminationGracePeriodSeconds: {{ add $g.preStopSeconds $g.shutdownTimeoutSeconds 10 }}
-      automountServiceAccountToken: false
+      serviceAccountName: {{ $saName }}
+      # The services never call the Kubernetes API: no token unless the values ask for one.
+      automountServiceAccountToken: {{ .Values.automountServiceAccountToken | default false }}
+      {{- with $pullSecrets }}
+      imagePullSecrets:
+        {{- . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.priorityClassName }}
+      priorityClassName: {{ . | quote }}
+      {{- end }}
+      {{- with .Values.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- if .Values.topologySpreadConstraints }}
+      topologySpreadConstraints:
+        {{- toYaml .Values.topologySpreadConstraints | nindent 8 }}
+      {{- else if gt (int $maxPods) 1 }}
+      # More than one pod: on different nodes when the scheduler can, never left unscheduled.
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              {{- $selector | nindent 14 }}
+      {{- end }}
       securityContext:
         runAsNonRoot: true
         runAsUser: 65532
@@ -381,7 +542,7 @@ spec:
         # replicas from applying them twice.
         - name: migrate
           image: {{ $image | quote }}
-          imagePullPolicy: {{ $g.image.pullPolicy }}
+          imagePullPolicy: {{ $pullPolicy }}
           args: ["migrate"]
           envFrom:
             - configMapRef: { name: {{ $fullname }} }
@@ -398,7 +559,7 @@ spec:
       containers:
         - name: {{ $name }}
           image: {{ $image | quote }}
-          imagePullPolicy: {{ $g.image.pullPolicy }}
+          imagePullPolicy: {{ $pullPolicy }}
           ports:
             - name: http
               containerPort: 8080
@@ -410,6 +571,9 @@ spec:
             - name: AUTH_CLIENT_SECRET
               valueFrom:
                 secretKeyRef: { name: {{ include "order-system.authClientsSecret" (dict "root" . "g" $g) }}, key: {{ printf "%s-service" $name }} }
+          {{- end }}
+          {{- with .Values.extraEnv }}
+            {{- toYaml . | nindent 12 }}
           {{- end }}
           {{- with include "order-system.caMounts" (dict "g" $g) }}
           volumeMounts:
@@ -464,6 +628,19 @@ metadata:
 spec:
   restartPolicy: Never
   automountServiceAccountToken: false
+  {{- /* The service's image and nodes: its pull secrets, nodeSelector and tolerations. */}}
+  {{- with $pullSecrets }}
+  imagePullSecrets:
+    {{- . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   securityContext:
     runAsNonRoot: true
     runAsUser: 65532
@@ -473,7 +650,7 @@ spec:
   containers:
     - name: readyz
       image: {{ $image | quote }}
-      imagePullPolicy: {{ $g.image.pullPolicy }}
+      imagePullPolicy: {{ $pullPolicy }}
       args: ["healthcheck"]
       env:
         - { name: HTTP_ADDR, value: {{ printf "%s:8080" $fullname | quote }} }
