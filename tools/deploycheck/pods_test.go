@@ -371,3 +371,59 @@ func TestConfigChecksum(t *testing.T) {
 		}
 	}
 }
+
+// The bundled PostgreSQL and RabbitMQ get no API token, and a startup probe that holds the
+// liveness probe off for minutes while the first boot initialises the data. A read-only root
+// needs every path the image writes mounted: PostgreSQL has one (its entrypoint writes /tmp,
+// the server its socket directory and the data); RabbitMQ's writes are not pinned down, so
+// were it ever made read-only, these are the paths it would need.
+func TestBundledStores(t *testing.T) {
+	writes := map[string][]string{
+		"postgresql": {"/var/lib/postgresql/data", "/var/run/postgresql", "/tmp"},
+		"rabbitmq":   {"/var/lib/rabbitmq", "/etc/rabbitmq", "/var/log/rabbitmq", "/tmp"},
+	}
+	for _, tt := range []struct {
+		name string
+		objs objects
+	}{
+		{"umbrella", render(t)},
+		{"postgresql alone", renderChart(t, filepath.Join(chart, "charts", "postgresql"), append(givenPasswords, "superuserPassword=pw")...)},
+		{"rabbitmq alone", renderChart(t, filepath.Join(chart, "charts", "rabbitmq"), givenPasswords...)},
+	} {
+		if len(tt.objs.statefulsets) == 0 {
+			t.Fatalf("%s: no StatefulSet", tt.name)
+		}
+		for _, s := range tt.objs.statefulsets {
+			part := strings.TrimPrefix(s.Name, "order-system-")
+			spec := s.Spec.Template.Spec
+			if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+				t.Errorf("%s: %s mounts an API token", tt.name, s.Name)
+			}
+			c := spec.Containers[0]
+			startup, live := c.StartupProbe, c.LivenessProbe
+			if startup == nil || live == nil {
+				t.Errorf("%s: %s has startup probe %v, liveness probe %v", tt.name, s.Name, startup, live)
+				continue
+			}
+			if budget := startup.FailureThreshold * startup.PeriodSeconds; budget < 300 {
+				t.Errorf("%s: %s's startup probe gives the first boot %d s, want at least 5 minutes", tt.name, s.Name, budget)
+			}
+			mounted := map[string]bool{}
+			for _, m := range c.VolumeMounts {
+				mounted[m.MountPath] = !m.ReadOnly
+			}
+			readOnly := c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem
+			if part == "postgresql" && !readOnly {
+				t.Errorf("%s: %s's root filesystem is writable", tt.name, s.Name)
+			}
+			if !readOnly {
+				continue
+			}
+			for _, path := range writes[part] {
+				if !mounted[path] {
+					t.Errorf("%s: %s has a read-only root and no writable mount at %s, which it writes", tt.name, s.Name, path)
+				}
+			}
+		}
+	}
+}
