@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/order-system/order-system/tools/loadgen/procstat"
 	"github.com/order-system/order-system/tools/loadgen/result"
 )
 
@@ -203,5 +207,31 @@ func TestPrintTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestReadPIDsKeepsOnlyTheProcessesTheFilesName(t *testing.T) {
+	self, err := procstat.ReadProc("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for file, content := range map[string]string{
+		"user.pid":     fmt.Sprintf("%d %d\n", self.PID, self.Start),   // as make run writes it
+		"user.2.pid":   fmt.Sprintf("%d %d\n", self.PID, self.Start+1), // the pid given to another process since
+		"user.3.pid":   fmt.Sprintf("%d %d\n", self.PID, self.Start),
+		"gateway.pid":  fmt.Sprintf("%d\n", self.PID), // nginx's own, before the start time is added
+		"billing.pid":  "2147483646 12345\n",          // no such process
+		"order.pid":    "",
+		"notification": fmt.Sprint(self.PID), // not a pid file's name
+	} {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readPIDs(dir, []string{"user", "billing", "order", "notification", "gateway"})
+	want := map[string][]int{"user": {self.PID, self.PID}, "gateway": {self.PID}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("readPIDs (-want +got):\n%s", diff)
 	}
 }

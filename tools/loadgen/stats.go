@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/order-system/order-system/tools/loadgen/procstat"
 	"github.com/order-system/order-system/tools/loadgen/result"
 )
 
@@ -70,7 +71,9 @@ func procSample(pid int) (cpu float64, peakMiB float64, ok bool) {
 }
 
 // readPIDs reads, for each name, <dir>/<name>.pid and the further instances' <name>.2.pid,
-// <name>.3.pid and so on, as make run writes them with REPLICAS.
+// <name>.3.pid and so on, as make run writes them with REPLICAS: "<pid> <start time>", the
+// start time in clock ticks after boot as in /proc/<pid>/stat. A file whose process is gone,
+// or whose pid another process now has, names none.
 func readPIDs(dir string, names []string) map[string][]int {
 	pids := map[string][]int{}
 	for _, n := range names {
@@ -83,10 +86,31 @@ func readPIDs(dir string, names []string) map[string][]int {
 			if err != nil {
 				break
 			}
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			if pid, ok := livePID(string(b)); ok {
 				pids[n] = append(pids[n], pid)
 			}
 		}
 	}
 	return pids
+}
+
+// livePID reads a pid file's "<pid> <start time>" (or a bare pid, as nginx writes before make
+// run adds the start time) and says whether that process still runs.
+func livePID(file string) (int, bool) {
+	f := strings.Fields(file)
+	if len(f) == 0 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0, false
+	}
+	p, err := procstat.ReadProc("/proc", pid)
+	if err != nil {
+		return 0, false
+	}
+	if len(f) > 1 && f[1] != strconv.FormatUint(p.Start, 10) {
+		return 0, false
+	}
+	return pid, true
 }
