@@ -184,6 +184,8 @@ func TestValidate(t *testing.T) {
 		"open loop with no slots": {change: func(c *config) { c.rate, c.maxInFlight = 100, 0 }, wantErr: true},
 		"not a number":            {change: func(c *config) { c.keyed = math.NaN() }, wantErr: true},
 		"zero duration":           {change: func(c *config) { c.duration = 0 }, wantErr: true},
+		"negative CPU sampling":   {change: func(c *config) { c.cpuSample = -time.Second }, wantErr: true},
+		"CPU sampled at the ends": {change: func(c *config) { c.cpuSample = 0 }},
 	}
 	for name, tt := range tests {
 		c := ok
@@ -207,6 +209,70 @@ func TestPrintTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "CPU ms per completed order") {
+		t.Errorf("a CPU bill block for runs without a bill:\n%s", out)
+	}
+
+	closed.CPUBill = bill(procstat.Totals{Groups: map[string]procstat.Group{"order": {Seconds: 4.7, Processes: 1}}, Machine: 25, HZ: 100}, 10_000, 30*time.Second, time.Second)
+	b.Reset()
+	printTable(&b, []result.Run{{Name: "all keyed", Report: closed}, {Name: "open loop", Report: open}}, 4500)
+	out = b.String()
+	block := out[strings.Index(out, "CPU ms per completed order"):]
+	for _, want := range []string{
+		"CPU ms per completed order     all keyed  open loop\n",
+		"\norder                              0.470          -\n",
+		"\npostgres order_service                 -          -\n",
+		"\nmachine total                      2.500          -\n",
+		"\nmachine total without loadgen      2.500          -\n",
+		result.BillNote,
+	} {
+		if !strings.Contains(block, want) {
+			t.Errorf("the CPU bill block lacks %q:\n%s", want, block)
+		}
+	}
+}
+
+func TestBill(t *testing.T) {
+	totals := procstat.Totals{Groups: map[string]procstat.Group{
+		"order":                       {Seconds: 9.5, Processes: 2},
+		"postgres order_service":      {Seconds: 9.62, Processes: 12},
+		"postgres (ended, unsampled)": {Seconds: 0.02},
+		"nginx":                       {Seconds: 1.4, Processes: 2},
+		"loadgen":                     {Seconds: 6, Processes: 1},
+	}, Machine: 40, Samples: 81, HZ: 100}
+	b := bill(totals, 20_000, 20*time.Second+4*time.Millisecond, 250*time.Millisecond)
+	if b.CompletedOrders != 20_000 || b.WindowSeconds != 20 || b.SamplePeriodMs != 250 || b.Samples != 81 || b.ClockTicks != 100 || b.MachineCPUSeconds != 40 {
+		t.Errorf("bill = %+v", b)
+	}
+	if b.MachineMsPerOrder != 2 || b.MachineNoLoadgenMsPerOrder != 1.7 {
+		t.Errorf("machine %v ms per order, without the load generator %v; want 2 and 1.7", b.MachineMsPerOrder, b.MachineNoLoadgenMsPerOrder)
+	}
+	parts := map[string]result.CPUPart{}
+	var names []string
+	for _, p := range b.Parts {
+		parts[p.Name] = p
+		names = append(names, p.Name)
+	}
+	if want := billParts(); !slices.Equal(names, want) {
+		t.Errorf("parts %v, want every part in the table's order %v", names, want)
+	}
+	for name, want := range map[string]result.CPUPart{
+		"order":                       {Name: "order", CPUSeconds: 9.5, MsPerOrder: 0.475, Processes: 2},
+		"postgres order_service":      {Name: "postgres order_service", CPUSeconds: 9.62, MsPerOrder: 0.481, Processes: 12},
+		"postgres (ended, unsampled)": {Name: "postgres (ended, unsampled)", CPUSeconds: 0.02, MsPerOrder: 0.001},
+		"rabbitmq":                    {Name: "rabbitmq"},
+		"loadgen":                     {Name: "loadgen", CPUSeconds: 6, MsPerOrder: 0.3, Processes: 1},
+	} {
+		if parts[name] != want {
+			t.Errorf("%s: %+v, want %+v", name, parts[name], want)
+		}
+	}
+	if z := bill(totals, 0, time.Second, 0); z.MachineMsPerOrder != 0 || z.Parts[2].MsPerOrder != 0 {
+		t.Errorf("no completed order: %+v", z)
+	}
+	if names := billParts(); names[4] != "postgres user_service" || names[7] != "postgres notification_service" {
+		t.Errorf("the services' roles: %v (scripts/run.sh connects as <service>_service)", names)
 	}
 }
 

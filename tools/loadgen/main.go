@@ -46,6 +46,7 @@ type config struct {
 	rate         float64       // open loop: requests per second; 0 means closed loop
 	lateAfter    time.Duration // open loop: a request starting later than this after its due time is late
 	maxInFlight  int           // open loop: cap on requests waiting for their answer
+	cpuSample    time.Duration // how often the CPU bill reads the process list; 0: at the start and end only
 }
 
 // validate rejects settings that cannot describe a run; every share is a fraction of the
@@ -67,6 +68,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-duration must be positive, got %v", c.duration)
 	case !(c.rate >= 0) || math.IsInf(c.rate, 0):
 		return fmt.Errorf("-rate must be a positive number of requests per second (or 0 for closed loop), got %v", c.rate)
+	case c.cpuSample < 0:
+		return fmt.Errorf("-cpu-sample must not be negative, got %v", c.cpuSample)
 	case c.rate > 0 && c.maxInFlight < 1:
 		return fmt.Errorf("-max-in-flight must be at least 1, got %d", c.maxInFlight)
 	}
@@ -97,6 +100,7 @@ func main() {
 	flag.Float64Var(&c.rate, "rate", 0, "open loop: start this many requests per second on a fixed schedule (0: closed loop with -clients)")
 	flag.DurationVar(&c.lateAfter, "late-after", time.Millisecond, "open loop: a request that starts later than this after its due time counts as late")
 	flag.IntVar(&c.maxInFlight, "max-in-flight", 4096, "open loop: most requests waiting for their answer at once")
+	flag.DurationVar(&c.cpuSample, "cpu-sample", 250*time.Millisecond, "how often the CPU bill reads the process list during the run, to see processes that start and end in it (0: at the start and the end only)")
 	flag.Parse()
 	if err := c.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -166,6 +170,7 @@ func run(c config) error {
 	for n, ps := range pids {
 		before[n] = procSamples(ps)
 	}
+	meter := startBill(pids, c.cpuSample)
 
 	var placed atomic.Int64
 	start := time.Now()
@@ -185,6 +190,9 @@ func run(c config) error {
 	}
 	elapsed := time.Since(start)
 	close(done)
+	s.mu.Lock()
+	r.CPUBill = finishBill(meter, s.completed, elapsed, c.cpuSample)
+	s.mu.Unlock()
 
 	procs := map[string]result.ProcStats{}
 	for n, ps := range pids {
@@ -528,6 +536,14 @@ func printReport(r result.Report) {
 	for _, n := range names {
 		p := r.Processes[n]
 		fmt.Printf("  process %-14s cpu %6.2f s   peak rss %6.1f MiB   instances %d\n", n, p.CPUSeconds, p.PeakRSSMiB, p.Instances)
+	}
+	if b := r.CPUBill; b != nil {
+		fmt.Printf("  CPU ms per completed order (%d orders, %.1f s, %d samples of the process list)\n", b.CompletedOrders, b.WindowSeconds, b.Samples)
+		for _, p := range b.Parts {
+			fmt.Printf("    %-30s %8.3f   %7.2f s in %d process(es)\n", p.Name, p.MsPerOrder, p.CPUSeconds, p.Processes)
+		}
+		fmt.Printf("    %-30s %8.3f   %7.2f s\n", result.MachineRow, b.MachineMsPerOrder, b.MachineCPUSeconds)
+		fmt.Printf("    %-30s %8.3f\n", result.MachineNoLoadgenRow, b.MachineNoLoadgenMsPerOrder)
 	}
 	if v := r.Violations; v.Total() == 0 {
 		fmt.Println("  invariants              ok: every completed order debited once, balances = deposits - completed, one notification per finished order")

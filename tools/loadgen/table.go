@@ -48,12 +48,25 @@ func readRuns(args []string) ([]result.Run, error) {
 	return runs, nil
 }
 
-// printTable writes result.Table as aligned text, one line per run.
+// printTable writes result.Table as aligned text, one line per run, then the CPU bill of the
+// runs that have one (result.BillTable), a column per run.
 func printTable(w io.Writer, runs []result.Run, pgbenchTPS float64) {
 	if pgbenchTPS > 0 {
 		fmt.Fprintf(w, "pgbench debit tps (same run): %.0f\n", pgbenchTPS)
 	}
 	header, rows := result.Table(runs, pgbenchTPS)
+	printAligned(w, header, rows)
+	fmt.Fprintln(w, result.TableNote)
+	if header, rows := result.BillTable(runs); len(rows) > 0 {
+		fmt.Fprintln(w)
+		printAligned(w, header, rows)
+		fmt.Fprintln(w, result.BillNote)
+	}
+}
+
+// printAligned writes a header and its rows in columns, the first left-aligned, the others
+// right-aligned.
+func printAligned(w io.Writer, header []string, rows [][]string) {
 	lines := append([][]string{header}, rows...)
 	widths := make([]int, len(header))
 	for _, l := range lines {
@@ -73,5 +86,4 @@ func printTable(w io.Writer, runs []result.Run, pgbenchTPS float64) {
 		}
 		fmt.Fprintln(w, strings.TrimRight(strings.Join(cells, "  "), " "))
 	}
-	fmt.Fprintln(w, result.TableNote)
 }

@@ -36,6 +36,9 @@ type Report struct {
 	// they were recorded.
 	Timeline   *Timeline   `json:"timeline,omitempty"`
 	Histograms *Histograms `json:"latency_histograms,omitempty"`
+
+	// CPU per completed order, part by part; nil in reports written before it was measured.
+	CPUBill *CPUBill `json:"cpu_bill,omitempty"`
 }
 
 // Percentiles summarises a sample of durations.

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestParseReadsWhatLoadgenWrites(t *testing.T) {
@@ -85,5 +87,40 @@ func TestTable(t *testing.T) {
 	}
 	if _, rows := Table(runs, 4500); rows[0][5] != "0.200" {
 		t.Errorf("ratio to pgbench %q, want 0.200", rows[0][5])
+	}
+}
+
+func TestBillTable(t *testing.T) {
+	bill := func(orders int, parts ...CPUPart) *CPUBill {
+		return &CPUBill{CompletedOrders: orders, Parts: parts, MachineMsPerOrder: 2.5, MachineNoLoadgenMsPerOrder: 2.0004}
+	}
+	runs := []Run{
+		{Name: "mix", Report: Report{CPUBill: bill(1000,
+			CPUPart{Name: "order", CPUSeconds: 0.47, MsPerOrder: 0.47, Processes: 1},
+			CPUPart{Name: "postgres (ended, unsampled)"}, // nothing ended unseen
+			CPUPart{Name: "rabbitmq"})}},                 // no broker found
+		{Name: "older", Report: Report{}},
+		{Name: "open loop", Report: Report{CPUBill: bill(500,
+			CPUPart{Name: "order", CPUSeconds: 0.3, MsPerOrder: 0.6, Processes: 2},
+			CPUPart{Name: "nginx", CPUSeconds: 0.05, MsPerOrder: 0.1, Processes: 2})}},
+		{Name: "nothing completed", Report: Report{CPUBill: bill(0, CPUPart{Name: "order", CPUSeconds: 1, Processes: 1})}},
+	}
+	header, rows := BillTable(runs)
+	if diff := cmp.Diff([]string{"CPU ms per completed order", "mix", "older", "open loop", "nothing completed"}, header); diff != "" {
+		t.Errorf("header (-want +got):\n%s", diff)
+	}
+	want := [][]string{
+		{"order", "0.470", "-", "0.600", "-"},
+		{"postgres (ended, unsampled)", "-", "-", "-", "-"},
+		{"rabbitmq", "-", "-", "-", "-"},
+		{"nginx", "-", "-", "0.100", "-"},
+		{MachineRow, "2.500", "-", "2.500", "-"},
+		{MachineNoLoadgenRow, "2.000", "-", "2.000", "-"},
+	}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("rows (-want +got):\n%s", diff)
+	}
+	if _, rows := BillTable(runs[1:2]); rows != nil {
+		t.Errorf("no run with a bill: rows %v, want none", rows)
 	}
 }
