@@ -41,6 +41,8 @@ func Write(w io.Writer, runs []result.Run, pgbenchTPS float64) error {
 	}
 	header, rows := result.Table(runs, pgbenchTPS)
 	page := pageData{Header: header, Rows: rows, Note: result.TableNote, Columns: len(runs)}
+	page.BillHeader, page.BillRows = result.BillTable(runs)
+	page.BillNote = result.BillNote
 	if pgbenchTPS > 0 {
 		page.PGBench = fmt.Sprintf("%.0f", pgbenchTPS)
 	}
@@ -107,10 +109,14 @@ type pageData struct {
 	Header  []string
 	Rows    [][]string
 	Note    string
-	Columns int
-	Runs    []columnHead
-	Charts  []chartRow
-	Notes   []string
+	// The CPU bill, a column per run; no rows when no run has one.
+	BillHeader []string
+	BillRows   [][]string
+	BillNote   string
+	Columns    int
+	Runs       []columnHead
+	Charts     []chartRow
+	Notes      []string
 }
 
 type columnHead struct{ Name, About string }
@@ -158,7 +164,14 @@ svg { max-width: 100%; height: auto; }
 {{end}}</tbody>
 </table></div>
 <p class="note">{{.Note}}</p>
-<p class="note">Over time: the second each answer arrived in, counted from the start of the run (the last, partial second is left out of the rates);
+{{if .BillRows}}<div class="wide"><table>
+<thead><tr>{{range .BillHeader}}<th>{{.}}</th>{{end}}</tr></thead>
+<tbody>
+{{range .BillRows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</tbody>
+</table></div>
+<p class="note">{{.BillNote}}</p>
+{{end}}<p class="note">Over time: the second each answer arrived in, counted from the start of the run (the last, partial second is left out of the rates);
 notification lag: when the notification was stored less when its order was answered, by the second of the answer.
 Histograms: every answer of the run by outcome, on logarithmic buckets, ten per decade. Runs side by side share their scales.</p>
 {{range .Notes}}<p class="note">{{.}}</p>

@@ -77,6 +77,36 @@ func TestWriteDrawsEveryChartInline(t *testing.T) {
 	}
 }
 
+func TestWriteShowsTheCPUBill(t *testing.T) {
+	runs := synthetic(t)
+	var b bytes.Buffer
+	if err := Write(&b, runs, 0); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "CPU ms per completed order") {
+		t.Error("a CPU bill table for runs without a bill")
+	}
+	runs[1].Report.CPUBill = &result.CPUBill{CompletedOrders: 21, MachineMsPerOrder: 3.25, MachineNoLoadgenMsPerOrder: 2.5,
+		Parts: []result.CPUPart{{Name: "order", CPUSeconds: 0.01, MsPerOrder: 0.476, Processes: 1}, {Name: "nginx <gw>", CPUSeconds: 0.01, MsPerOrder: 0.476, Processes: 2}}}
+	b.Reset()
+	if err := Write(&b, runs, 0); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{
+		"<tr><th>CPU ms per completed order</th><th>mix &lt;a&amp;b&gt;</th><th>open loop</th></tr>",
+		"<tr><td>order</td><td>-</td><td>0.476</td></tr>",
+		"<tr><td>nginx &lt;gw&gt;</td><td>-</td><td>0.476</td></tr>",
+		"<tr><td>machine total</td><td>-</td><td>3.250</td></tr>",
+		"<tr><td>machine total without loadgen</td><td>-</td><td>2.500</td></tr>",
+		"all CPUs from /proc/stat",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+}
+
 func wellFormed(doc string) error {
 	d := xml.NewDecoder(strings.NewReader(doc))
 	for {
