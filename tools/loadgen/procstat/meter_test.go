@@ -67,6 +67,11 @@ func TestMeterAddsUpEachPartOfTheBill(t *testing.T) {
 		fake{pid: 900, ppid: 1, comm: "postgres", start: 800, cpu: 50, cmdline: "/usr/lib/postgresql/15/bin/postgres -D /tmp/test", uid: postgresUID},
 		fake{pid: 901, ppid: 900, comm: "postgres", start: 801, cpu: 500, cmdline: "postgres: postgres test_x 127.0.0.1(5555) idle", uid: postgresUID},
 		fake{pid: 700, ppid: 1, comm: "sshd", start: 10, cpu: 77},
+		// A cluster's PostgreSQL and RabbitMQ in containers: the same role names, the same user ids.
+		fake{pid: 950, ppid: 940, comm: "postgres", start: 900, cpu: 50, cmdline: "postgres", uid: postgresUID, container: true},
+		fake{pid: 951, ppid: 950, comm: "postgres", start: 901, cpu: 500, cmdline: "postgres: order_service order_system 10.1.0.7(4242) idle", uid: postgresUID, container: true},
+		fake{pid: 952, ppid: 950, comm: "postgres", start: 902, cpu: 500, cmdline: "postgres: walwriter", uid: postgresUID, container: true},
+		fake{pid: 960, ppid: 940, comm: "beam.smp", start: 903, cpu: 900, cmdline: "beam.smp -- -root /opt/erlang", uid: rabbitUID, container: true},
 	)
 	// Listed but gone before its stat could be read.
 	if err := os.MkdirAll(filepath.Join(m.root, "800"), 0o755); err != nil {
@@ -120,6 +125,10 @@ func TestMeterAddsUpEachPartOfTheBill(t *testing.T) {
 		fake{pid: 401, ppid: 400, comm: "erl_child_setup", start: 601, cpu: 12, cmdline: "erl_child_setup 1024", uid: rabbitUID},
 		fake{pid: 500, ppid: 1, comm: "beam.smp", start: 700, cpu: 2900, cmdline: "beam.smp -- -sname test", uid: 0},
 		fake{pid: 901, ppid: 900, comm: "postgres", start: 801, cpu: 900, cmdline: "postgres: postgres test_x 127.0.0.1(5555) idle", uid: postgresUID},
+		fake{pid: 950, ppid: 940, comm: "postgres", start: 900, cpu: 90, cmdline: "postgres", uid: postgresUID, container: true},
+		fake{pid: 951, ppid: 950, comm: "postgres", start: 901, cpu: 800, cmdline: "postgres: order_service order_system 10.1.0.7(4242) idle", uid: postgresUID, container: true},
+		fake{pid: 952, ppid: 950, comm: "postgres", start: 902, cpu: 700, cmdline: "postgres: walwriter", uid: postgresUID, container: true},
+		fake{pid: 960, ppid: 940, comm: "beam.smp", start: 903, cpu: 1900, cmdline: "beam.smp -- -root /opt/erlang", uid: rabbitUID, container: true},
 	)
 	got, err := meter.Stop()
 	if err != nil {
@@ -143,7 +152,7 @@ func TestMeterAddsUpEachPartOfTheBill(t *testing.T) {
 		}
 	}
 	if len(got.Groups) != len(want) {
-		t.Errorf("groups %v, want only %d (not the test's broker or server, not sshd)", got.Groups, len(want))
+		t.Errorf("groups %v, want only %d (not the test's broker or server, not the containers', not sshd)", got.Groups, len(want))
 	}
 	if got.Machine != 1500/float64(hz) || got.Samples != 4 || got.HZ != hz {
 		t.Errorf("machine %v s, %d samples, %d Hz; want %v s, 4 samples, %d Hz", got.Machine, got.Samples, got.HZ, 1500/float64(hz), hz)

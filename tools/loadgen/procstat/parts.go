@@ -11,10 +11,12 @@ import "strings"
 //     postmaster that is the parent of such a backend, and its other children are the
 //     server's own processes (PGOther: checkpointer, walwriter, autovacuum and parallel
 //     workers...) or other roles' backends (PGClients). Another PostgreSQL server on the
-//     machine (a test's) has no backend of these roles and is left out;
-//   - RabbitMQ: every beam.smp process of the user RabbitUID (the broker's service user)
-//     and its descendants (erl_child_setup and the helpers it starts); a broker that a test
-//     starts as another user is left out.
+//     machine is left out: a test's has no backend of these roles, and one in a container
+//     (a cluster's or a compose file's, whose roles have the same names) is in a pid
+//     namespace of its own;
+//   - RabbitMQ: every beam.smp process of the user RabbitUID (the broker's service user),
+//     not in a container, and its descendants (erl_child_setup and the helpers it starts);
+//     a broker that a test starts as another user is left out.
 type Parts struct {
 	Roots     map[int]string
 	PGRoles   map[string]string // role → group of its backends
@@ -23,7 +25,7 @@ type Parts struct {
 	RabbitUID int // -1: no broker to look for
 	Rabbit    string
 
-	postmasters map[ident]bool // every postmaster seen with a backend of PGRoles
+	servers map[ident]bool // every postmaster seen with a backend of PGRoles: true if not in a container
 }
 
 // Classify implements Classifier. It remembers the postmasters it found, so that the server
@@ -45,22 +47,35 @@ func (p *Parts) Classify(s *Snapshot) map[int]string {
 			tree(pid, g)
 		}
 	}
-	if p.postmasters == nil {
-		p.postmasters = map[ident]bool{}
+	if p.servers == nil {
+		p.servers = map[ident]bool{}
 	}
 	for pid, proc := range s.Procs {
 		if proc.Comm != "postgres" || groups[pid] != "" {
 			continue
 		}
 		if role, ok := PGTitle(s.Cmdline(pid)); ok && p.PGRoles[role] != "" {
-			groups[pid] = p.PGRoles[role]
-			if pm, ok := s.Procs[proc.PPID]; ok && pm.Comm == "postgres" {
-				p.postmasters[ident{pm.PID, pm.Start}] = true
+			pm, ok := s.Procs[proc.PPID]
+			if !ok || pm.Comm != "postgres" {
+				continue
+			}
+			id := ident{pm.PID, pm.Start}
+			ours, known := p.servers[id]
+			if !known {
+				st, err := ReadStatus(s.Root, pm.PID)
+				if err != nil {
+					continue // it has just ended; the next sample will tell
+				}
+				ours = !st.Namespaced
+				p.servers[id] = ours
+			}
+			if ours {
+				groups[pid] = p.PGRoles[role]
 			}
 		}
 	}
-	for pm := range p.postmasters {
-		if proc, ok := s.Procs[pm.pid]; !ok || proc.Start != pm.start {
+	for pm, ours := range p.servers {
+		if proc, ok := s.Procs[pm.pid]; !ours || !ok || proc.Start != pm.start {
 			continue
 		}
 		if groups[pm.pid] == "" {
@@ -80,7 +95,7 @@ func (p *Parts) Classify(s *Snapshot) map[int]string {
 	if p.RabbitUID >= 0 {
 		for pid, proc := range s.Procs {
 			if proc.Comm == "beam.smp" && groups[pid] == "" {
-				if uid, err := UID(s.Root, pid); err == nil && uid == p.RabbitUID {
+				if st, err := ReadStatus(s.Root, pid); err == nil && st.UID == p.RabbitUID && !st.Namespaced {
 					tree(pid, p.Rabbit)
 				}
 			}

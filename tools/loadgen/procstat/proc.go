@@ -96,20 +96,40 @@ func Cmdline(root string, pid int) (string, error) {
 	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " ")), nil
 }
 
-// UID is the real user id of the process, from the Uid line of /proc/<pid>/status.
-func UID(root string, pid int) (int, error) {
+// Status is what Classify needs of /proc/<pid>/status.
+type Status struct {
+	UID int // the real user id
+	// Namespaced: the process is in a pid namespace below the one this /proc shows (a
+	// container's): its NSpid line has more than one pid.
+	Namespaced bool
+}
+
+// ReadStatus reads the Uid and NSpid lines of /proc/<pid>/status (kernels before 4.1 have no
+// NSpid: not namespaced).
+func ReadStatus(root string, pid int) (Status, error) {
 	b, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "status"))
 	if err != nil {
-		return 0, gone(err)
+		return Status{}, gone(err)
 	}
+	var st Status
+	uid := false
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
 			if f := strings.Fields(rest); len(f) > 0 {
-				return strconv.Atoi(f[0])
+				if st.UID, err = strconv.Atoi(f[0]); err != nil {
+					return Status{}, fmt.Errorf("status of %d: Uid: %w", pid, err)
+				}
+				uid = true
 			}
 		}
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			st.Namespaced = len(strings.Fields(rest)) > 1
+		}
 	}
-	return 0, fmt.Errorf("status of %d: no Uid line", pid)
+	if !uid {
+		return Status{}, fmt.Errorf("status of %d: no Uid line", pid)
+	}
+	return st, nil
 }
 
 // PIDs lists the processes under root: its directories named by a number (thread group

@@ -17,6 +17,7 @@ type fake struct {
 	start, cpu, kids uint64 // kids: cutime + cstime
 	cmdline          string
 	uid              int
+	container        bool // in a pid namespace of its own, as the first of it
 }
 
 // statLine is a /proc/<pid>/stat line as Linux writes it, the CPU split between utime and
@@ -42,7 +43,11 @@ func (p fake) write(t *testing.T, root string) {
 	writeFile(t, filepath.Join(dir, "stat"), statLine(p))
 	// The NULs between arguments and the padding of a rewritten title, as the kernel gives them.
 	writeFile(t, filepath.Join(dir, "cmdline"), strings.ReplaceAll(p.cmdline, " ", "\x00")+"\x00\x00\x00")
-	writeFile(t, filepath.Join(dir, "status"), fmt.Sprintf("Name:\t%s\nState:\tS (sleeping)\nUid:\t%d\t%d\t%d\t%d\nGid:\t0\t0\t0\t0\n", p.comm, p.uid, p.uid, p.uid, p.uid))
+	nspid := fmt.Sprint(p.pid)
+	if p.container {
+		nspid += "\t1"
+	}
+	writeFile(t, filepath.Join(dir, "status"), fmt.Sprintf("Name:\t%s\nState:\tS (sleeping)\nUid:\t%d\t%d\t%d\t%d\nGid:\t0\t0\t0\t0\nNSpid:\t%s\n", p.comm, p.uid, p.uid, p.uid, p.uid, nspid))
 }
 
 func TestParseStatCountsFieldsFromTheLastParenthesis(t *testing.T) {
@@ -140,6 +145,25 @@ func TestReadingAProcessThatEnded(t *testing.T) {
 	}
 	if _, err := Cmdline(root, 10); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Cmdline of an ended process = %v, want a not-exist error", err)
+	}
+}
+
+func TestReadStatus(t *testing.T) {
+	root := t.TempDir()
+	fake{pid: 20, comm: "postgres", uid: 104}.write(t, root)
+	fake{pid: 21, comm: "postgres", uid: 999, container: true}.write(t, root)
+	writeFile(t, filepath.Join(root, "22", "status"), "Name:\told\nUid:\t7\t7\t7\t7\n") // a kernel without NSpid
+	writeFile(t, filepath.Join(root, "23", "status"), "Name:\tbroken\n")
+	for pid, want := range map[int]Status{20: {UID: 104}, 21: {UID: 999, Namespaced: true}, 22: {UID: 7}} {
+		if st, err := ReadStatus(root, pid); err != nil || st != want {
+			t.Errorf("ReadStatus(%d) = %+v, %v; want %+v", pid, st, err, want)
+		}
+	}
+	if _, err := ReadStatus(root, 23); err == nil {
+		t.Error("ReadStatus of a status without Uid should fail")
+	}
+	if _, err := ReadStatus(root, 24); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ReadStatus of an ended process = %v, want a not-exist error", err)
 	}
 }
 
