@@ -110,11 +110,11 @@ func TestMeterAddsUpEachPartOfTheBill(t *testing.T) {
 
 	// The end, three seconds in: 306 ended after the last sample (30 ticks unseen), and a
 	// backend that lived only between two samples (25 ticks) came and went; the postmaster
-	// waited for both (+70 + 25). The order service has a child now, a short-lived helper.
+	// waited for both (+70 + 25). The order service has a short-lived child now.
 	m.end(306)
 	m.at(250_750, 11_500,
 		fake{pid: 100, ppid: 1, comm: "order", start: 1000, cpu: 5600, cmdline: "bin/order"},
-		fake{pid: 101, ppid: 100, comm: "helper", start: 250_700, cpu: 3, cmdline: "helper"},
+		fake{pid: 101, ppid: 100, comm: "gzip", start: 250_700, cpu: 3, cmdline: "gzip -c"},
 		fake{pid: 200, ppid: 1, comm: "nginx", start: 1000, cpu: 41, cmdline: "nginx: master process nginx -p .run/"},
 		fake{pid: 201, ppid: 200, comm: "nginx", start: 1001, cpu: 1150, cmdline: "nginx: worker process"},
 		fake{pid: 300, ppid: 1, comm: "postgres", start: 500, cpu: 715, kids: 4080 + 70 + 25, cmdline: "/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main", uid: postgresUID},
@@ -136,7 +136,7 @@ func TestMeterAddsUpEachPartOfTheBill(t *testing.T) {
 	}
 
 	want := map[string]Group{
-		"order":      {Seconds: (600 + 3) / float64(hz), Processes: 2}, // the helper from 0: it started during the run
+		"order":      {Seconds: (600 + 3) / float64(hz), Processes: 2}, // the child from 0: it started during the run
 		"nginx":      {Seconds: (1 + 250) / float64(hz), Processes: 2}, // the master and its worker
 		"pg order":   {Seconds: 500 / float64(hz), Processes: 1},
 		"pg billing": {Seconds: (40 + 0) / float64(hz), Processes: 2}, // 306 from its start; 305 spent nothing while seen

@@ -15,7 +15,7 @@ import "strings"
 //     (a cluster's or a compose file's, whose roles have the same names) is in a pid
 //     namespace of its own;
 //   - RabbitMQ: every beam.smp process of the user RabbitUID (the broker's service user),
-//     not in a container, and its descendants (erl_child_setup and the helpers it starts);
+//     not in a container, and its descendants (erl_child_setup and the programs it starts, such as inet_gethost);
 //     a broker that a test starts as another user is left out.
 type Parts struct {
 	Roots     map[int]string
