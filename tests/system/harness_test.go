@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -38,6 +39,8 @@ var (
 var contract *apicheck.Checker
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	stopOwnServersBeforeTimeout()
 	var err error
 	contract, err = apicheck.Load(context.Background(), "../../api/openapi.yaml", "../../api/billing-internal.yaml")
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,10 +20,11 @@ import (
 
 // The fault and chaos tests stop, kill and restart PostgreSQL and RabbitMQ, so they run on
 // servers of their own, never the machine's: one PostgreSQL and a three-node RabbitMQ
-// cluster (the services get every node's URL), started on first use under SYSTEM_SERVERS_DIR (make fault and make chaos set it
-// to a folder of the repository's run directory; a temporary directory otherwise) and
-// stopped when the tests end. The run's directory is removed when every test passed and
-// kept, logs and data, when one failed.
+// cluster (the services get every node's URL), started on first use under
+// SYSTEM_SERVERS_DIR (make fault and make chaos set it to a folder of the repository's run
+// directory; a temporary directory otherwise) and stopped when the tests end, or two
+// minutes before their timeout. The run's directory is removed when every test passed and kept,
+// logs and data, when one failed.
 var (
 	ownOnce sync.Once
 	own     *ownServers
@@ -95,20 +98,43 @@ func startOwnPair(t *testing.T) *ownServers {
 	return o
 }
 
-// stopOwnServers stops what startOwnServers and startOwnPair started; TestMain calls it
-// after the tests.
+// stopOwnServers stops what startOwnServers and startOwnPair started, once; TestMain calls
+// it after the tests.
 func stopOwnServers(passed bool) {
-	if own == nil {
+	stopOnce.Do(func() {
+		if own == nil {
+			return
+		}
+		if own.pair != nil {
+			own.pair.Close()
+		}
+		own.rabbit.Close()
+		own.pg.Close()
+		if passed {
+			os.RemoveAll(own.dir)
+		}
+	})
+}
+
+var stopOnce sync.Once
+
+// stopOwnServersBeforeTimeout stops the servers two minutes before the binary's
+// -test.timeout ends it (Close takes at most about 90 s): a binary that times out exits
+// without returning to TestMain, and would leave its servers running on the machine. A test
+// still running then fails, its servers gone. TestMain calls it after flag.Parse.
+func stopOwnServersBeforeTimeout() {
+	f := flag.Lookup("test.timeout")
+	if f == nil {
 		return
 	}
-	if own.pair != nil {
-		own.pair.Close()
+	timeout, ok := f.Value.(flag.Getter).Get().(time.Duration)
+	if !ok || timeout <= 4*time.Minute {
+		return
 	}
-	own.rabbit.Close()
-	own.pg.Close()
-	if passed {
-		os.RemoveAll(own.dir)
-	}
+	time.AfterFunc(timeout-2*time.Minute, func() {
+		fmt.Fprintf(os.Stderr, "the tests are about to reach their %v timeout: stopping their own servers\n", timeout)
+		stopOwnServers(false)
+	})
 }
 
 // servers are the servers as dbtest knows them: the services get every broker node's URL

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -31,6 +32,7 @@ type Postgres struct {
 	port     int
 	password string // the superuser's, required for TCP connections
 	as       *syscall.Credential
+	closed   atomic.Bool // after Close, Start refuses
 }
 
 // StartPostgres creates a cluster under dir (which must not exist yet, in a directory the
@@ -88,6 +90,9 @@ func (p *Postgres) AdminURL() string {
 
 // Start starts the server and waits until it accepts connections.
 func (p *Postgres) Start(ctx context.Context) error {
+	if p.closed.Load() {
+		return errors.New("the server is closed")
+	}
 	return p.run(ctx, "pg_ctl", "-D", p.dir, "-l", filepath.Join(p.dir, "server.log"), "-w", "-t", "120", "start")
 }
 
@@ -110,14 +115,20 @@ func (p *Postgres) Running(ctx context.Context) bool {
 	return p.run(ctx, "pg_ctl", "-D", p.dir, "status") == nil
 }
 
-// Close stops the server if it runs; the data directory stays for a look after the test.
+// Close stops the server if it runs, within about 30 s (a server that does not stop fast
+// is stopped immediately); Start refuses after it. The data directory stays for a look
+// after the test.
 func (p *Postgres) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	p.closed.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if !p.Running(ctx) {
 		return nil
 	}
-	return p.Stop(ctx, "fast")
+	if err := p.run(ctx, "pg_ctl", "-D", p.dir, "-m", "fast", "-w", "-t", "15", "stop"); err == nil {
+		return nil
+	}
+	return p.Stop(ctx, "immediate")
 }
 
 // run runs one of PostgreSQL's programs as the postgres user.

@@ -36,6 +36,7 @@ type PostgresPair struct {
 	mu      sync.Mutex
 	monitor *child
 	nodes   []*pairNode
+	closed  bool // after Close, nothing starts again
 }
 
 type pairNode struct {
@@ -239,6 +240,9 @@ func (p *PostgresPair) WaitHealthy(ctx context.Context) (int, error) {
 func (p *PostgresPair) StartMonitor(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("the pair is closed")
+	}
 	if p.monitor != nil && !p.monitor.exited() {
 		return nil
 	}
@@ -265,6 +269,9 @@ func (p *PostgresPair) KillMonitor() {
 func (p *PostgresPair) StartNode(ctx context.Context, i int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("the pair is closed")
+	}
 	node := p.nodes[i]
 	if node.proc != nil && !node.proc.exited() {
 		return nil
@@ -289,9 +296,11 @@ func (p *PostgresPair) KillNode(i int) {
 	}
 }
 
-// Close stops the nodes, then the monitor; the directory stays for a look after the test.
+// Close stops the nodes, then the monitor, within about 40 s; nothing starts again after
+// it. The directory stays for a look after the test.
 func (p *PostgresPair) Close() {
 	p.mu.Lock()
+	p.closed = true
 	procs := []*child{}
 	for _, node := range p.nodes {
 		if node.proc != nil {
@@ -302,11 +311,11 @@ func (p *PostgresPair) Close() {
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, proc := range procs {
-		wg.Go(func() { proc.stop(time.Minute) }) // a keeper stops its server on SIGTERM
+		wg.Go(func() { proc.stop(20 * time.Second) }) // a keeper stops its server on SIGTERM
 	}
 	wg.Wait()
 	if monitor != nil {
-		monitor.stop(time.Minute)
+		monitor.stop(20 * time.Second)
 	}
 }
 

@@ -31,8 +31,9 @@ type RabbitCluster struct {
 	user     string
 	password string
 
-	mu    sync.Mutex
-	nodes []*rabbitNode
+	mu     sync.Mutex
+	nodes  []*rabbitNode
+	closed bool // after Close, nothing starts again
 }
 
 type rabbitNode struct {
@@ -147,6 +148,8 @@ func (c *RabbitCluster) env() []string {
 		"HOME="+c.dir, // the Erlang cookie's home, for the nodes and the CLI alike
 		"ERL_EPMD_PORT="+strconv.Itoa(c.epmdPort),
 		"ERL_EPMD_ADDRESS=127.0.0.1",
+		// Without our epmd, fail rather than start an epmd daemon nobody would stop.
+		"ERL_FLAGS=-start_epmd false",
 		"RABBITMQ_CONF_ENV_FILE="+filepath.Join(c.dir, "rabbitmq-env.conf"),
 		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(c.dir, "enabled_plugins"),
 	)
@@ -162,7 +165,7 @@ func (c *RabbitCluster) nodeEnv(node *rabbitNode) []string {
 		"RABBITMQ_MNESIA_BASE="+filepath.Join(node.dir, "mnesia"),
 		"RABBITMQ_LOG_BASE="+filepath.Join(node.dir, "log"),
 		"RABBITMQ_PID_FILE="+filepath.Join(node.dir, "pid"),
-		"ERL_FLAGS=-kernel inet_dist_use_interface {127,0,0,1}",
+		"ERL_FLAGS=-start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
 	)
 }
 
@@ -191,6 +194,10 @@ func (c *RabbitCluster) Ctl(ctx context.Context, i int, args ...string) ([]byte,
 func (c *RabbitCluster) Start(ctx context.Context, i int) error {
 	c.mu.Lock()
 	node := c.nodes[i]
+	if c.closed {
+		c.mu.Unlock()
+		return errors.New("the cluster is closed")
+	}
 	if node.proc != nil && !node.proc.exited() {
 		c.mu.Unlock()
 		return nil
@@ -237,15 +244,18 @@ func (c *RabbitCluster) Running(i int) bool {
 	return c.nodes[i].proc != nil && !c.nodes[i].proc.exited()
 }
 
-// Close stops every node, then epmd.
+// Close stops every node, then epmd, within about 15 s; nothing starts again after it.
 func (c *RabbitCluster) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	var wg sync.WaitGroup
 	for i := range c.nodes {
 		if !c.Running(i) {
 			continue
 		}
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			c.Ctl(ctx, i, "stop") // a node that will not stop is killed below
 			c.Kill(i)
