@@ -193,10 +193,11 @@ http {
 const chaosOrderKeyTTL = 20 * time.Second
 
 // nemesis injects one fault at a time, at random moments, and heals each before the next.
-// The long faults (the database primary killed until the standby is promoted, every
-// reconciler down past a key's life, a database outage with the consumers' connections
-// dropped again and again) come once each, at a sixth, a third and two thirds of the run, if
-// it lasts at least a minute.
+// Some come at least once in a run of a minute or more, at fixed points: the database
+// primary killed until the standby is promoted (at a sixth), every reconciler down past a
+// key's life (a third), a broker node killed (a half), a database outage with the
+// consumers' connections dropped again and again (two thirds), two broker nodes killed at
+// once (five sixths).
 type nemesis struct {
 	t        *testing.T
 	s        *system
@@ -216,7 +217,9 @@ func (n *nemesis) run(ctx context.Context) {
 	if n.duration >= time.Minute {
 		scheduled[n.duration/6] = n.databaseFailover
 		scheduled[n.duration/3] = n.ordersDownPastTheKey
+		scheduled[n.duration/2] = n.brokerNodeLost
 		scheduled[2*n.duration/3] = n.databaseOutageWithDroppedConsumers
+		scheduled[5*n.duration/6] = n.brokerMajorityLost
 	}
 	for {
 		select {
@@ -271,6 +274,27 @@ func (n *nemesis) databaseOutageWithDroppedConsumers() string {
 	}
 	n.servers.healPair(n.t)
 	return "postgres-down-consumers-dropped"
+}
+
+// brokerNodeLost kills a broker node with SIGKILL and starts it again: the services move to
+// another node, the queues keep a majority.
+func (n *nemesis) brokerNodeLost() string {
+	node := n.rng.IntN(brokerNodes)
+	n.servers.killBrokerNodes(node)
+	time.Sleep(n.between(0, 3*time.Second))
+	n.servers.startBrokerNodes(n.t, node)
+	return "rabbitmq-node-kill"
+}
+
+// brokerMajorityLost kills two of the three broker nodes: the one left pauses, publishing
+// stalls until they are back.
+func (n *nemesis) brokerMajorityLost() string {
+	left := n.rng.IntN(brokerNodes)
+	killed := []int{(left + 1) % brokerNodes, (left + 2) % brokerNodes}
+	n.servers.killBrokerNodes(killed...)
+	time.Sleep(n.between(time.Second, 5*time.Second))
+	n.servers.startBrokerNodes(n.t, killed...)
+	return "rabbitmq-majority-kill"
 }
 
 // databaseNodeLost kills one server of the database pair with SIGKILL and starts it again
@@ -369,19 +393,10 @@ func (n *nemesis) inject() string {
 		return "rabbitmq-stop"
 	case p < 11:
 		return n.databaseNodeLost()
-	case p < 12: // SIGKILL a broker node: the services move to another, the queues keep a majority
-		node := n.rng.IntN(brokerNodes)
-		n.servers.killBrokerNodes(node)
-		time.Sleep(n.between(0, 3*time.Second))
-		n.servers.startBrokerNodes(n.t, node)
-		return "rabbitmq-node-kill"
-	case p < 13: // two of three broker nodes killed: the one left pauses, publishing stalls
-		left := n.rng.IntN(brokerNodes)
-		killed := []int{(left + 1) % brokerNodes, (left + 2) % brokerNodes}
-		n.servers.killBrokerNodes(killed...)
-		time.Sleep(n.between(time.Second, 5*time.Second))
-		n.servers.startBrokerNodes(n.t, killed...)
-		return "rabbitmq-majority-kill"
+	case p < 12:
+		return n.brokerNodeLost()
+	case p < 13:
+		return n.brokerMajorityLost()
 	default: // the second order replica comes and goes
 		if !n.s.running("order2") {
 			n.s.start("order2")
