@@ -52,7 +52,7 @@ func call(e *echo.Echo, method, path, token string) *httptest.ResponseRecorder {
 	return rec
 }
 
-func TestGuard(t *testing.T) {
+func TestGuardAdmitsOnlyTokensItCanVerifyForItsAudiences(t *testing.T) {
 	is := newIssuer(t, "k1")
 	e := guarded(auth.NewGuard(auth.Config{Issuer: is.srv.URL, Audience: "order-system", InternalAudience: "internal", InternalClients: []string{"order-service"}}))
 	alice := is.sign("k1", is.claims("order-system"), nil)

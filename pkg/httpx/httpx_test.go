@@ -186,7 +186,7 @@ func FuzzAmountField(f *testing.F) {
 	})
 }
 
-func TestReadiness(t *testing.T) {
+func TestReadinessIs503OnlyWhileARequiredCheckFails(t *testing.T) {
 	t.Parallel()
 	down := func(context.Context) error { return errors.New("down") }
 	up := func(context.Context) error { return nil }

@@ -81,7 +81,7 @@ func TestParsePositive(t *testing.T) {
 	}
 }
 
-func TestString(t *testing.T) {
+func TestAmountPrintsAsAShortDecimal(t *testing.T) {
 	t.Parallel()
 	tests := map[money.Amount]string{0: "0", 50000: "500", 49950: "499.5", 1: "0.01", 10: "0.1", -250: "-2.5", money.Max: "999999999999.99"}
 	for a, want := range tests {

@@ -113,8 +113,8 @@ func TestCheckReportsEveryExchangeTheDocumentsRefuse(t *testing.T) {
 	}
 }
 
-// TestUncovered says which operations no exchange reached.
-func TestUncovered(t *testing.T) {
+// TestReportNamesUnreachedOperations: the report says which operations no exchange reached.
+func TestReportNamesUnreachedOperations(t *testing.T) {
 	t.Parallel()
 	c := load(t)
 	req, _ := http.NewRequest("GET", "http://gateway/users/"+userID, nil)

@@ -24,7 +24,7 @@ func loadCompose(t *testing.T, profiles ...string) *types.Project {
 	return p
 }
 
-func TestCompose(t *testing.T) {
+func TestComposeServicesHaveHealthchecksAndWaitForHealthyDependencies(t *testing.T) {
 	p := loadCompose(t)
 	var names []string
 	for name := range p.Services {

@@ -161,7 +161,7 @@ func renderChart(t *testing.T, chart string, set ...string) objects {
 	return objs
 }
 
-func TestLint(t *testing.T) {
+func TestHelmLintPassesWithAndWithoutBundledStores(t *testing.T) {
 	helm(t, "lint", chart)
 	helm(t, "lint", chart, "--set", "postgresql.enabled=false,rabbitmq.enabled=false")
 }

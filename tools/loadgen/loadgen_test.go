@@ -19,7 +19,7 @@ import (
 	"github.com/order-system/order-system/tools/loadgen/result"
 )
 
-func TestSummarize(t *testing.T) {
+func TestSummarizeGivesTheSamplesPercentiles(t *testing.T) {
 	var sample []time.Duration
 	for i := 100; i >= 1; i-- {
 		sample = append(sample, time.Duration(i)*time.Millisecond)
@@ -100,7 +100,7 @@ func TestSummarizeTail(t *testing.T) {
 	}
 }
 
-func TestSchedule(t *testing.T) {
+func TestOpenLoopScheduleSpacesRequestsEvenly(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		rate  float64
@@ -126,7 +126,7 @@ func TestSchedule(t *testing.T) {
 	}
 }
 
-func TestLateness(t *testing.T) {
+func TestLatenessCountsStartsPastTheThreshold(t *testing.T) {
 	due := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := &lateness{threshold: time.Millisecond}
 	for _, started := range []time.Duration{0, time.Millisecond, 1500 * time.Microsecond, -time.Millisecond, 40 * time.Millisecond} {
@@ -166,7 +166,7 @@ func TestRunOpenLoop(t *testing.T) {
 	}
 }
 
-func TestValidate(t *testing.T) {
+func TestValidateRefusesImpossibleConfigurations(t *testing.T) {
 	ok := config{clients: 32, users: 200, duration: time.Second, insufficient: 0.1, keyed: 0.2, repeat: 0.05, maxInFlight: 10}
 	tests := map[string]struct {
 		change  func(c *config)
@@ -233,7 +233,7 @@ func TestPrintTable(t *testing.T) {
 	}
 }
 
-func TestBill(t *testing.T) {
+func TestBillIsCPUPerCompletedOrder(t *testing.T) {
 	totals := procstat.Totals{Groups: map[string]procstat.Group{
 		"order":                       {Seconds: 9.5, Processes: 2},
 		"postgres order_service":      {Seconds: 9.62, Processes: 12},

@@ -56,7 +56,7 @@ func TestReadNamesTheFile(t *testing.T) {
 	}
 }
 
-func TestTable(t *testing.T) {
+func TestTableHasARowPerRunWithEveryColumn(t *testing.T) {
 	runs := []Run{
 		{Name: "mix", Report: Report{Mode: "closed", Clients: 32, Keyed: 0.2, CompletedPerSec: 900, Latency: map[string]Percentiles{"completed": {P50: 30.04}}}},
 		{Name: "open loop", Report: Report{Mode: "open", Rate: 450, Late: 7, Processes: map[string]ProcStats{"order": {PeakRSSMiB: 22}, "user": {PeakRSSMiB: 18}}}},

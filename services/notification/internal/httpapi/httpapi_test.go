@@ -178,7 +178,7 @@ func TestListAnswersBadRequestsWithTheErrorBody(t *testing.T) {
 	}
 }
 
-func TestReadiness(t *testing.T) {
+func TestLivenessAndReadinessAnswer200(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	for _, path := range []string{"/livez", "/readyz"} {

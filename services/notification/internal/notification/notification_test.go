@@ -99,7 +99,7 @@ func TestNewGivesEachNotificationItsOwnID(t *testing.T) {
 	}
 }
 
-func TestTypes(t *testing.T) {
+func TestNotificationTypesAreTheAPIsValues(t *testing.T) {
 	t.Parallel()
 	// The values are the API's "type" field and the database's CHECK constraint.
 	if notification.Success != "success" || notification.Failure != "failure" {
