@@ -12,7 +12,7 @@ COLLECTION := postman/order-system.postman_collection.json
 LOCAL_ENV  := postman/local.postman_environment.json
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit system fault chaos e2e alerts run stop token up down lint tidy images helm-lint deploy-check cluster-up cluster-test cluster-down compose-test bench fuzz
+.PHONY: help build test unit system fault chaos e2e alerts run stop token up down lint tidy images helm-deps helm-lint deploy-check cluster-up cluster-test cluster-down compose-test bench fuzz
 
 # `make help` lists every target that has a `## description`, under the `##@ group` line
 # above it: the groups Develop, Test, Deploy and Measure in this order, then any other.
@@ -95,7 +95,10 @@ tidy: ## go mod tidy in every module
 images: ## build order-system-<service>:<chart appVersion> (TAG=...; needs a Docker engine)
 	bash deploy/docker/build-images.sh
 
-helm-lint: ## helm lint the chart, with the bundled databases and without
+helm-deps: ## package the library chart into each subchart (helm dependency update, offline)
+	bash deploy/helm/dependencies.sh
+
+helm-lint: helm-deps ## helm lint the chart, with the bundled databases and without
 	helm lint deploy/helm/order-system
 	helm lint deploy/helm/order-system --set postgresql.enabled=false,rabbitmq.enabled=false,global.amqp.password=lint \
 		--set global.database.users.user.password=lint,global.database.users.billing.password=lint \

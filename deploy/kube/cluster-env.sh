@@ -28,8 +28,6 @@ GOPATH_BIN=$(go env GOPATH)/bin
 export PATH=$BIN:$PATH:$GOPATH_BIN
 
 kubectl() { "$BIN/kubectl" "$@"; }
-# helm notes each linked library chart on stderr (walk.go: found symbolic link): keep the rest.
-helm_() { helm "$@" 2> >(grep -v 'found symbolic link' >&2); }
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 # The sysctls that the cluster's parts may change; cluster-down puts back what cluster-up found.
 SYSCTLS="net.ipv4.ip_forward net.ipv4.conf.all.route_localnet net.bridge.bridge-nf-call-iptables
@@ -41,6 +39,6 @@ net.netfilter.nf_conntrack_tcp_timeout_close_wait"
 CNI_RESULTS=/var/lib/cni/results
 # chart_images: every image the chart names with the values cluster-up installs it with.
 chart_images() {
-	helm_ template "$RELEASE" "$CHART" -f "$STATE/values.yaml" "$@" | sed -n 's/^ *image: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' | sort -u
+	helm template "$RELEASE" "$CHART" -f "$STATE/values.yaml" "$@" | sed -n 's/^ *image: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' | sort -u
 }
 log() { printf '%s %s\n' "$(date +%T)" "$*"; }

@@ -24,6 +24,9 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 results=$STATE/results
 mkdir -p "$results"
 bash scripts/install-tools.sh newman
+# The upgrades below render the chart as cluster-up installed it: with each subchart's copy of
+# the library packaged (the services' checksum/config would change, and their pods roll, without).
+bash deploy/helm/dependencies.sh
 
 step "Newman through the entry, with --delay-request 2000 and without"
 for delay in 2000 0; do
@@ -39,7 +42,7 @@ for delay in 2000 0; do
 done
 
 step "helm test"
-helm_ test "$RELEASE" --timeout 3m >"$results/helm-test.log" || { cat "$results/helm-test.log"; fail "helm test"; }
+helm test "$RELEASE" --timeout 3m >"$results/helm-test.log" || { cat "$results/helm-test.log"; fail "helm test"; }
 log "helm test: $(grep -c 'Phase: *Succeeded' "$results/helm-test.log") test pods succeeded"
 
 step "no pod traffic leaves the machine"
@@ -59,13 +62,13 @@ step "Gateway API HTTPRoute against the real API server"
 crds=$(bash deploy/kube/gateway-api-crds.sh)
 kubectl apply --server-side -f "$crds" >/dev/null
 kubectl wait --for condition=Established crd/httproutes.gateway.networking.k8s.io --timeout 60s >/dev/null
-helm_ upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set httpRoute.enabled=true --wait --timeout 3m >/dev/null
+helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set httpRoute.enabled=true --wait --timeout 3m >/dev/null
 rules=$(kubectl get httproute "$RELEASE" -o jsonpath='{range .spec.rules[*]}{.matches[0].path.value}={.backendRefs[0].name} {end}')
 log "HTTPRoute stored: $rules"
 for want in /users=$RELEASE-user /billing=$RELEASE-billing /orders=$RELEASE-order /notifications=$RELEASE-notification /=$RELEASE-index; do
 	grep -qw -- "$want" <<<"$rules" || fail "the HTTPRoute lacks $want"
 done
-helm_ upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --wait --timeout 3m >/dev/null
+helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --wait --timeout 3m >/dev/null
 kubectl get httproute "$RELEASE" >/dev/null 2>&1 && fail "the HTTPRoute is still there with httpRoute.enabled=false"
 log "HTTPRoute removed again with httpRoute.enabled=false"
 
@@ -93,7 +96,7 @@ for svc in user billing order notification; do ctr_ images import --no-unpack "$
 load rollout 45
 placing rollout
 t1=$SECONDS
-helm_ upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set global.image.tag="$NEW_TAG" --wait --timeout 5m >/dev/null
+helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set global.image.tag="$NEW_TAG" --wait --timeout 5m >/dev/null
 rollout=$((SECONDS - t1))
 log "rollout to $NEW_TAG done in $rollout s; the load goes on"
 wait "$load_pid" || { tail -30 "$results/rollout.log"; fail "loadgen during the rollout: invariant check"; }
@@ -131,7 +134,7 @@ log "every service back to 2 ready replicas"
 
 step "sign-in: global.auth with the development provider, the sign-in collection through the entry"
 t1=$SECONDS
-helm_ upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set global.auth.enabled=true,global.auth.devProvider=true --wait --timeout 5m >/dev/null
+helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set global.auth.enabled=true,global.auth.devProvider=true --wait --timeout 5m >/dev/null
 log "upgraded with sign-in on in $((SECONDS - t1)) s"
 bash deploy/kube/entry.sh # reads the Ingress objects again: the provider's host is new
 go build -o bin/devidp ./tools/devidp

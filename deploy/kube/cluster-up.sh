@@ -31,6 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 		runc containerd containernetworking-plugins etcd-server conntrack iptables nginx jq >/dev/null
 fi
 bash deploy/kube/install-helm.sh >/dev/null
+bash deploy/helm/dependencies.sh # each subchart's copy of the library chart
 bash deploy/kube/build-kube.sh >/dev/null
 (cd tools/ingressentry && go build -o "$BIN/ingressentry" .)
 (cd tools/loadgen && go build -o "$BIN/loadgen" .)
@@ -269,7 +270,7 @@ done
 
 step "helm install --wait"
 t1=$SECONDS
-helm_ install "$RELEASE" "$CHART" -f "$STATE/values.yaml" --wait --timeout 6m >/dev/null
+helm install "$RELEASE" "$CHART" -f "$STATE/values.yaml" --wait --timeout 6m >/dev/null
 log "installed in $((SECONDS - t1)) s"
 kubectl get pods -o wide
 

@@ -388,6 +388,13 @@ type chartMeta struct {
 	Version     string `json:"version"`
 	AppVersion  string `json:"appVersion"`
 	KubeVersion string `json:"kubeVersion"`
+	// Type is application or library.
+	Type         string `json:"type"`
+	Dependencies []struct {
+		Name       string `json:"name"`
+		Version    string `json:"version"`
+		Repository string `json:"repository"`
+	} `json:"dependencies"`
 }
 
 func readChart(t *testing.T, path string) chartMeta {
