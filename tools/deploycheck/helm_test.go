@@ -29,6 +29,10 @@ const chart = "../../deploy/helm/order-system"
 // without a version stamp would assume 1.20.
 const kubeVersion = "1.30.0"
 
+// gatewayAPI tells helm template that the API server serves the Gateway API's HTTPRoute, as
+// a cluster with its CRDs does: the chart renders its HTTPRoute only then.
+const gatewayAPI = "--api-versions=gateway.networking.k8s.io/v1/HTTPRoute"
+
 func helm(t *testing.T, args ...string) []byte {
 	t.Helper()
 	if _, err := exec.LookPath("helm"); err != nil {
