@@ -3,8 +3,9 @@
 #   1. the Postman collection through the HTTP entry, with --delay-request 2000 and without;
 #   2. helm test (each Service answers /readyz from a Ready pod);
 #   3. a pod's connection to an address beyond the machine is dropped by the egress rule;
-#   4. the Gateway API HTTPRoute: the CRDs of sigs.k8s.io/gateway-api installed, the chart
-#      upgraded with httpRoute.enabled, the route stored by the API server, then switched off;
+#   4. the Gateway API HTTPRoute: refused while the cluster lacks the Gateway API, then the
+#      CRDs of sigs.k8s.io/gateway-api installed, the chart upgraded with httpRoute.enabled,
+#      the route stored by the API server, then switched off;
 #   5. helm upgrade to a newly built image tag while tools/loadgen runs: 0 failed requests,
 #      its invariant check holds, every pod runs the new tag;
 #   6. one pod of each service deleted while tools/loadgen runs: its invariant check holds
@@ -59,6 +60,15 @@ after=$(drops)
 log "a pod's connection beyond the machine was dropped by the bridge's egress rule ($((after - before)) packets)"
 
 step "Gateway API HTTPRoute against the real API server"
+# The chart renders its HTTPRoute only where the API server serves the Gateway API, which helm
+# learns from the cluster itself (discovery, asked afresh on every install and upgrade): before
+# the CRDs, asking for the route is refused with the chart's message and changes nothing.
+if ! kubectl get crd httproutes.gateway.networking.k8s.io >/dev/null 2>&1; then
+	refused=$(helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set httpRoute.enabled=true 2>&1) &&
+		fail "helm upgrade with httpRoute.enabled succeeded without the Gateway API CRDs"
+	grep -q 'the cluster has no Gateway API' <<<"$refused" || fail "helm upgrade without the Gateway API CRDs: $refused"
+	log "without the Gateway API CRDs httpRoute.enabled is refused: the cluster has no Gateway API"
+fi
 crds=$(bash deploy/kube/gateway-api-crds.sh)
 kubectl apply --server-side -f "$crds" >/dev/null
 kubectl wait --for condition=Established crd/httproutes.gateway.networking.k8s.io --timeout 60s >/dev/null

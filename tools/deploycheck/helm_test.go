@@ -603,8 +603,18 @@ func TestBudgetsAndAutoscalersOffByDefault(t *testing.T) {
 	}
 }
 
+// The HTTPRoute is rendered only where the API server serves the Gateway API (helm install
+// asks the cluster; helm template is told with --api-versions), and asked for where it does
+// not, the chart refuses and says why, rather than leave the routes out.
 func TestHTTPRoute(t *testing.T) {
-	objs := render(t, "httpRoute.enabled=true")
+	if n := len(render(t, gatewayAPI).httpRoutes); n != 0 {
+		t.Errorf("%d HTTPRoutes with httpRoute.enabled off, want none", n)
+	}
+	out := helmFails(t, "template", "order-system", chart, "--kube-version", kubeVersion, "--set", "httpRoute.enabled=true")
+	if !strings.Contains(out, "httpRoute.enabled: the cluster has no Gateway API") {
+		t.Errorf("httpRoute.enabled without the Gateway API: %s", out)
+	}
+	objs := render(t, "httpRoute.enabled=true", gatewayAPI)
 	if len(objs.httpRoutes) != 1 {
 		t.Fatalf("%d HTTPRoutes, want 1", len(objs.httpRoutes))
 	}

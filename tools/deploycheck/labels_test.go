@@ -144,7 +144,7 @@ func fromDisk(t *testing.T) func(string) chartMeta {
 // and helm.sh/chart, the umbrella's objects with the umbrella's chart and version and each
 // subchart's with its own, whether installed under the umbrella or on its own.
 func TestStandardLabels(t *testing.T) {
-	everything := []string{"global.auth.enabled=true", "global.auth.devProvider=true", "httpRoute.enabled=true",
+	everything := []string{"global.auth.enabled=true", "global.auth.devProvider=true", "httpRoute.enabled=true", gatewayAPI,
 		"global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true"}
 	kinds := checkLabels(t, chart, manifests(t, chart, everything...), fromDisk(t))
 	want := []string{"ConfigMap", "Deployment", "HTTPRoute", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy",

@@ -269,7 +269,7 @@ func allNames(objs objects) []string {
 // The services' subcharts take helm create's nameOverride and fullnameOverride, and every
 // reference between the objects follows the new names.
 func TestNameOverrides(t *testing.T) {
-	everything := []string{"global.auth.enabled=true", "global.auth.devProvider=true", "httpRoute.enabled=true",
+	everything := []string{"global.auth.enabled=true", "global.auth.devProvider=true", "httpRoute.enabled=true", gatewayAPI,
 		"global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true"}
 	defaults := render(t, everything...)
 	checkConsistent(t, defaults)
@@ -279,6 +279,10 @@ func TestNameOverrides(t *testing.T) {
 	renamed := append(slices.Clone(everything), "order.fullnameOverride=shop-orders", "billing.nameOverride=ledger")
 	args := []string{"template", "order-system", chart, "--kube-version", kubeVersion}
 	for _, s := range renamed {
+		if strings.HasPrefix(s, "-") { // a flag
+			args = append(args, s)
+			continue
+		}
 		args = append(args, "--set", s)
 	}
 	if out := helmFails(t, args...); !strings.Contains(out, "set user.billingURL to http://order-system-ledger:8080") {
