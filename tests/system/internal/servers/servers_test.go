@@ -160,7 +160,7 @@ func TestPostgresPairFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`CREATE TABLE t (n int)`); err != nil {
+	if _, err := db.Exec(`CREATE TABLE t (n int PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
 	for n := range 100 {
@@ -206,11 +206,14 @@ func TestPostgresPairFailsOver(t *testing.T) {
 	}
 }
 
-// insertWhenWritable inserts n into t, retrying until the pair takes a write.
+// insertWhenWritable inserts n into t, retrying until the pair takes a write. A retry may
+// follow an attempt whose commit went through but whose answer was lost (the connection
+// dropped while the commit waited for the standby), so the insert is idempotent: the
+// count afterwards says whether a committed row was lost, not how often we asked.
 func insertWhenWritable(ctx context.Context, t *testing.T, db *sql.DB, n int, after string) {
 	t.Helper()
 	for {
-		_, err := db.Exec(`INSERT INTO t VALUES ($1)`, n)
+		_, err := db.Exec(`INSERT INTO t VALUES ($1) ON CONFLICT (n) DO NOTHING`, n)
 		if err == nil {
 			return
 		}
