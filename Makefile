@@ -84,6 +84,7 @@ down: ## stop docker compose
 ##@ Develop
 lint: ## go vet and gofmt over every module, shellcheck over every script
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
+	@cd deploy/kube/pause && GOWORK=off GO111MODULE=off go vet main.go
 	@test -z "$$(gofmt -l $(MODULES) deploy/kube)" || { gofmt -l $(MODULES) deploy/kube; exit 1; }
 	@bash scripts/install-tools.sh shellcheck
 	@find deploy scripts tools -name '*.sh' -print0 | xargs -0 shellcheck --severity=warning .ci/run

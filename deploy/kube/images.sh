@@ -28,25 +28,11 @@ standins() {
 			bash "$REPO/deploy/kube/oci-image.sh" "$IMAGES/$s.oci.tar" "${names[$s]}" "$out/$s.json" "$out/$s.tar"
 	done
 
-	# The pod sandbox: a static program that waits for SIGTERM.
+	# The pod sandbox: a static program that waits for SIGTERM (deploy/kube/pause).
 	if [ ! -f "$IMAGES/pause.oci.tar" ]; then
 		local src=$KUBE_CACHE/src/pause
 		mkdir -p "$src/root"
-		cat >"$src/main.go" <<-'GO'
-		package main
-
-		import (
-			"os"
-			"os/signal"
-			"syscall"
-		)
-
-		func main() {
-			c := make(chan os.Signal, 1)
-			signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
-			<-c
-		}
-		GO
+		cp "$REPO/deploy/kube/pause/main.go" "$src/main.go"
 		(cd "$src" && GOWORK=off GO111MODULE=off CGO_ENABLED=0 go build -trimpath -ldflags=-s -o root/pause main.go)
 		tar -C "$src/root" --numeric-owner --owner=0 --group=0 -cf "$src/layer.tar" pause
 		echo '{"Entrypoint": ["/pause"], "User": "65535:65535"}' >"$src/config.json"
