@@ -41,4 +41,20 @@ CNI_RESULTS=/var/lib/cni/results
 chart_images() {
 	helm template "$RELEASE" "$CHART" -f "$STATE/values.yaml" "$@" | sed -n 's/^ *image: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' | sort -u
 }
+# render <file>: the configuration document deploy/kube/config/<file> with each ${name} in it
+# replaced by the value of that shell variable, which must be set. Only the names the file uses
+# are substituted, so any other $ in a document is left as it is.
+render() {
+	local template=$REPO/deploy/kube/config/$1 names n
+	names=$({ grep -o '\${[A-Za-z_][A-Za-z0-9_]*}' "$template" || true; } | sort -u | tr '\n' ' ')
+	(
+		for n in $names; do
+			n=${n#\$\{}
+			n=${n%\}}
+			[ -n "${!n+set}" ] || { echo "render $1: \$$n is not set" >&2; exit 1; }
+			export "${n?}"
+		done
+		envsubst "$names" <"$template"
+	)
+}
 log() { printf '%s %s\n' "$(date +%T)" "$*"; }

@@ -80,14 +80,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kube-apiserver" \
 	-keyout "$pki/apiserver.key" -out "$pki/apiserver.crt" 2>/dev/null
 token=$(openssl rand -hex 16)
 echo "$token,admin,admin,system:masters" >"$pki/tokens.csv"
-cat >"$KUBECONFIG" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: local, cluster: {server: "https://$NODE_IP:$API_PORT", certificate-authority: "$pki/apiserver.crt"}}]
-users: [{name: admin, user: {token: "$token"}}]
-contexts: [{name: local, context: {cluster: local, user: admin, namespace: default}}]
-current-context: local
-KC
+render kubeconfig.yaml >"$KUBECONFIG"
 chmod 600 "$KUBECONFIG"
 
 # start <name> <command...>: runs a part in the background, its pid in $STATE/<name>.pid.
@@ -123,57 +116,14 @@ wait_for "kube-apiserver" 120 kubectl get --raw /readyz
 step "containerd (every registry at a dead port)"
 ctrd=$STATE/containerd
 mkdir -p "$ctrd/certs.d/_default" "$STATE/cni/net.d"
-printf 'server = "http://127.0.0.1:9"\n[host."http://127.0.0.1:9"]\n  capabilities = ["pull", "resolve"]\n' >"$ctrd/certs.d/_default/hosts.toml"
-cat >"$ctrd/config.toml" <<TOML
-version = 2
-root = "$ctrd/root"
-state = "$ctrd/state"
-[grpc]
-  address = "$CONTAINERD_SOCK"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$ctrd/opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "order-system.local/pause:1"
-  # Root here may not lower oom_score_adj: without this every sandbox fails to start.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        Root = "$ctrd/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$STATE/cni/net.d"
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$ctrd/certs.d"
-TOML
-cat >"$STATE/cni/net.d/10-order-system.conflist" <<JSON
-{
-  "cniVersion": "1.0.0",
-  "name": "order-system",
-  "plugins": [{
-    "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-    "ipam": {"type": "host-local", "dataDir": "$STATE/cni/ipam", "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_IP"}]],
-             "routes": [{"dst": "0.0.0.0/0"}]}
-  }]
-}
-JSON
+render registry-hosts.toml >"$ctrd/certs.d/_default/hosts.toml"
+render containerd.toml >"$ctrd/config.toml"
+render cni.conflist >"$STATE/cni/net.d/10-order-system.conflist"
 start containerd containerd --config "$ctrd/config.toml"
 wait_for "containerd" 60 ctr --address "$CONTAINERD_SOCK" version
 
 step "import the images"
-write_values() {
-	cat <<-VALUES
-	global:
-	  image: { tag: "$TAG", pullPolicy: IfNotPresent }
-	user: { replicas: 2, pool: { maxOpenConns: 5, relayMaxOpenConns: 1 } }
-	billing: { replicas: 2, pool: { maxOpenConns: 5 } }
-	order: { replicas: 2, pool: { maxOpenConns: 5, relayMaxOpenConns: 1 } }
-	notification: { replicas: 2, pool: { maxOpenConns: 5 } }
-	VALUES
-}
-write_values >"$STATE/values.yaml"
+render values.yaml >"$STATE/values.yaml"
 for f in "$IMAGES"/pause.oci.tar "$IMAGES"/postgres.oci.tar "$IMAGES"/rabbitmq.oci.tar "$IMAGES"/nginx-unprivileged.oci.tar "$IMAGES"/*-"$TAG".oci.tar; do
 	ctr_ images import --no-unpack "$f" >/dev/null
 done
@@ -193,57 +143,12 @@ start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$KUBE
 start kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$KUBECONFIG" --leader-elect=false \
 	--bind-address=127.0.0.1 --secure-port=20259
 mkdir -p "$STATE/kubelet" "$STATE/pod-logs"
-cat >"$STATE/kubelet.yaml" <<YAML
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: $NODE_IP
-port: 20250
-healthzBindAddress: 127.0.0.1
-healthzPort: 20248
-containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
-podLogsDir: $STATE/pod-logs
-failCgroupV1: false
-cgroupDriver: cgroupfs
-failSwapOn: false
-resolvConf: ""
-clusterDNS: [$NODE_IP]
-clusterDomain: cluster.local
-authentication: { anonymous: { enabled: true }, webhook: { enabled: false } }
-authorization: { mode: AlwaysAllow }
-evictionHard: { memory.available: "50Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%" }
-imageGCHighThresholdPercent: 100
-serializeImagePulls: false
-YAML
+render kubelet.yaml >"$STATE/kubelet.yaml"
 start kubelet "$BIN/kubelet" --config="$STATE/kubelet.yaml" --kubeconfig="$KUBECONFIG" --root-dir="$STATE/kubelet" \
 	--cert-dir="$STATE/kubelet/pki" --hostname-override="$NODE" --node-ip="$NODE_IP"
-cat >"$STATE/kube-proxy.yaml" <<YAML
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-mode: iptables
-clientConnection: { kubeconfig: "$KUBECONFIG" }
-hostnameOverride: $NODE
-clusterCIDR: $POD_CIDR
-bindAddress: $NODE_IP
-healthzBindAddress: 127.0.0.1:20256
-metricsBindAddress: 127.0.0.1:20249
-oomScoreAdj: 0
-conntrack: { maxPerCore: 0 }
-iptables: { localhostNodePorts: false }
-YAML
+render kube-proxy.yaml >"$STATE/kube-proxy.yaml"
 start kube-proxy "$BIN/kube-proxy" --config="$STATE/kube-proxy.yaml"
-cat >"$STATE/Corefile" <<COREFILE
-.:53 {
-    bind $NODE_IP
-    errors
-    health 127.0.0.1:20280
-    ready 127.0.0.1:20281
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-        kubeconfig $KUBECONFIG local
-        pods insecure
-    }
-    cache 30
-}
-COREFILE
+render Corefile >"$STATE/Corefile"
 start coredns "$BIN/coredns" -conf "$STATE/Corefile"
 wait_for "node $NODE Ready" 120 bash -c "kubectl get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
 wait_for "the default ServiceAccount" 60 kubectl get serviceaccount default
@@ -255,17 +160,7 @@ for v in postgresql:70:70 rabbitmq:100:101; do
 	IFS=: read -r name uid gid <<<"$v"
 	mkdir -p "$STATE/volumes/$name"
 	chown "$uid:$gid" "$STATE/volumes/$name"
-	kubectl apply -f - >/dev/null <<YAML
-apiVersion: v1
-kind: PersistentVolume
-metadata: { name: $RELEASE-$name }
-spec:
-  capacity: { storage: 1Gi }
-  accessModes: [ReadWriteOnce]
-  persistentVolumeReclaimPolicy: Retain
-  hostPath: { path: "$STATE/volumes/$name", type: Directory }
-  claimRef: { namespace: default, name: data-$RELEASE-$name-0 }
-YAML
+	render volume.yaml | kubectl apply -f - >/dev/null
 done
 
 step "helm install --wait"
