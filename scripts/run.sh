@@ -95,6 +95,19 @@ fail() {
 }
 trap 'fail "make run failed"' ERR
 ready() { curl -fs -o /dev/null --max-time 2 "$1"; }
+# await <name> <url> <seconds> <failure>: polls url until it answers, as long as the process
+# in $RUN_DIR/<name>.pid lives and the seconds last; otherwise shows the end of its log and
+# fails with the given words.
+await() {
+	local name=$1 url=$2 deadline=$((SECONDS + $3)) failure=$4
+	until ready "$url"; do
+		if ! running "$name" || [ $SECONDS -ge $deadline ]; then
+			tail -n 20 "$RUN_DIR/logs/$name.log" >&2
+			fail "$failure (its last log lines are above)"
+		fi
+		sleep 0.2
+	done
+}
 
 # Sign-in: the provider first, with a secret per service client that only this run knows
 # (in the environment of the provider and of that service, never on a command line or disk).
@@ -105,14 +118,7 @@ if [ "$AUTH" = oidc ]; then
 	DEVIDP_SERVICE_CLIENTS="user-service:${SECRETS[user]},order-service:${SECRETS[order]}" \
 		nohup bin/devidp serve -addr "$IDP_ADDR" -issuer "http://$IDP_ADDR" >>"$RUN_DIR/logs/devidp.log" 2>&1 &
 	pid_record "$RUN_DIR/devidp.pid" $!
-	deadline=$((SECONDS + 30))
-	until ready "http://$IDP_ADDR/.well-known/openid-configuration"; do
-		if ! running devidp || [ $SECONDS -ge $deadline ]; then
-			tail -n 20 "$RUN_DIR/logs/devidp.log" >&2
-			fail "the development OpenID provider did not start (its last log lines are above)"
-		fi
-		sleep 0.2
-	done
+	await devidp "http://$IDP_ADDR/.well-known/openid-configuration" 30 "the development OpenID provider did not start"
 	echo "sign-in is on: tokens from http://$IDP_ADDR (make -s token)"
 fi
 
@@ -148,13 +154,7 @@ deadline=$((SECONDS + 60))
 for inst in "${INSTANCES[@]}"; do
 	svc=${inst%:*} i=${inst#*:}
 	n=$(name "$svc" "$i")
-	until ready "http://127.0.0.1:$(port "$svc" "$i")/readyz"; do
-		if ! running "$n" || [ $SECONDS -ge $deadline ]; then
-			tail -n 20 "$RUN_DIR/logs/$n.log" >&2
-			fail "$n did not become ready (its last log lines are above)"
-		fi
-		sleep 0.2
-	done
+	await "$n" "http://127.0.0.1:$(port "$svc" "$i")/readyz" $((deadline - SECONDS)) "$n did not become ready"
 done
 until ready "http://127.0.0.1:8000/"; do
 	[ $SECONDS -lt $deadline ] || { cat "$RUN_DIR/logs/gateway.error.log" >&2; fail "gateway did not start"; }
@@ -189,14 +189,7 @@ if [ "$METRICS" = 1 ]; then
 	nohup prometheus --config.file="$RUN_DIR/prometheus.yml" --storage.tsdb.path="$RUN_DIR/prometheus" \
 		--storage.tsdb.retention.time=2d --web.listen-address="$PROMETHEUS_ADDR" >>"$RUN_DIR/logs/prometheus.log" 2>&1 &
 	pid_record "$RUN_DIR/prometheus.pid" $!
-	deadline=$((SECONDS + 30))
-	until ready "http://$PROMETHEUS_ADDR/-/ready"; do
-		if ! running prometheus || [ $SECONDS -ge $deadline ]; then
-			tail -n 20 "$RUN_DIR/logs/prometheus.log" >&2
-			fail "Prometheus did not start (its last log lines are above)"
-		fi
-		sleep 0.2
-	done
+	await prometheus "http://$PROMETHEUS_ADDR/-/ready" 30 "Prometheus did not start"
 	echo "Prometheus is scraping the services at http://$PROMETHEUS_ADDR (alerts: http://$PROMETHEUS_ADDR/alerts)"
 fi
 trap - ERR
