@@ -131,36 +131,53 @@ func faultUsers(s *system, n int) []string {
 	return users
 }
 
+// load is the orders a few clients place at the order service until it is stopped, and what
+// they were told.
+type load struct {
+	*history
+	users  []string
+	cancel context.CancelFunc
+	wg     *sync.WaitGroup
+}
+
+// startLoad starts every service, funds eight users and has four clients place orders of 1
+// at the order service until stop (at the latest when the test ends): the fault tests differ
+// only in what they do to the system meanwhile.
+func (s *system) startLoad() *load {
+	s.startAll()
+	l := &load{history: newHistory(), users: faultUsers(s, 8)}
+	var ctx context.Context
+	ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg = s.drive(ctx, l.history, l.users, 4, func() string { return s.url("order") })
+	s.t.Cleanup(l.stop)
+	return l
+}
+
+// stop ends the load and waits for the clients' last answers.
+func (l *load) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
 // a. RabbitMQ is down for more than 30 s while orders keep flowing.
 func TestFaultBrokerOutage(t *testing.T) {
 	s, o := newFaultSystem(t, nil)
-	s.startAll()
-	users := faultUsers(s, 8)
-	h := newHistory()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
+	l := s.startLoad()
 	time.Sleep(2 * time.Second)
 	o.stopBroker(t)
 	t.Cleanup(o.healBroker)
 	time.Sleep(32 * time.Second)
 	o.startBroker(t)
 	time.Sleep(3 * time.Second)
-	cancel()
-	wg.Wait()
-	s.check("broker-outage", h, 90*time.Second)
+	l.stop()
+	s.check("broker-outage", l.history, 90*time.Second)
 }
 
 // a2. Each broker node in turn is killed with SIGKILL while events flow, and restarted: the
 // services move to another node, and the quorum queues keep a majority and every message.
 func TestFaultBrokerNodeKilled(t *testing.T) {
 	s, o := newFaultSystem(t, nil)
-	s.startAll()
-	users := faultUsers(s, 8)
-	h := newHistory()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
+	l := s.startLoad()
 	t.Cleanup(o.healBroker)
 	o.requireReplicatedQueues(t, vhostOf(t, s.amqp))
 	notified := `SELECT count(*) FROM notifications.notifications`
@@ -177,9 +194,8 @@ func TestFaultBrokerNodeKilled(t *testing.T) {
 		}
 		o.startBrokerNodes(t, node)
 	}
-	cancel()
-	wg.Wait()
-	s.check("broker-node-killed", h, 60*time.Second)
+	l.stop()
+	s.check("broker-node-killed", l.history, 60*time.Second)
 }
 
 // a3. Two of the three broker nodes are killed at once: the one left is in a minority and
@@ -187,12 +203,7 @@ func TestFaultBrokerNodeKilled(t *testing.T) {
 // are back.
 func TestFaultBrokerMajorityLost(t *testing.T) {
 	s, o := newFaultSystem(t, nil)
-	s.startAll()
-	users := faultUsers(s, 8)
-	h := newHistory()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
+	l := s.startLoad()
 	t.Cleanup(o.healBroker)
 	time.Sleep(2 * time.Second)
 	o.killBrokerNodes(0, 1)
@@ -204,33 +215,26 @@ func TestFaultBrokerMajorityLost(t *testing.T) {
 	backlog := s.count(`SELECT count(*) FROM orders.outbox`)
 	o.startBrokerNodes(t, 0, 1)
 	time.Sleep(3 * time.Second)
-	cancel()
-	wg.Wait()
+	l.stop()
 	t.Logf("fault broker-majority-lost: %d orders completed in 8 s without a broker majority, %d events waiting in the outbox", during, backlog)
 	if during == 0 || backlog == 0 {
 		t.Errorf("without a broker majority: %d orders completed, %d events waiting; want orders answered and publishing stalled", during, backlog)
 	}
-	s.check("broker-majority-lost", h, 90*time.Second)
+	s.check("broker-majority-lost", l.history, 90*time.Second)
 }
 
 // b. The notification service is killed with SIGKILL again and again, between commits and
 // acks, while events flow.
 func TestFaultNotificationKilled(t *testing.T) {
 	s, _ := newFaultSystem(t, nil)
-	s.startAll()
-	users := faultUsers(s, 8)
-	h := newHistory()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
+	l := s.startLoad()
 	for range 4 {
 		time.Sleep(1500 * time.Millisecond)
 		s.signal("notification", syscall.SIGKILL)
 		s.start("notification")
 	}
-	cancel()
-	wg.Wait()
-	s.check("notification-killed", h, 60*time.Second)
+	l.stop()
+	s.check("notification-killed", l.history, 60*time.Second)
 }
 
 // c. Two order instances, hence two outbox relays, share the database.
@@ -261,28 +265,22 @@ func TestFaultTwoRelays(t *testing.T) {
 // meanwhile, never 500, and recover on their own; no acknowledged order is lost.
 func TestFaultDatabaseRestart(t *testing.T) {
 	s, o := newFaultSystem(t, map[string]string{"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s"})
-	s.startAll()
-	users := faultUsers(s, 8)
-	h := newHistory()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
+	l := s.startLoad()
 	for _, mode := range []string{"fast", "immediate"} {
 		time.Sleep(2 * time.Second)
 		o.restartPostgres(t, mode)
 	}
 	time.Sleep(3 * time.Second)
-	cancel()
-	wg.Wait()
+	l.stop()
 	// The services recovered without a restart: a new order goes through.
-	if r := s.order("", users[0], "1"); r.Status != 201 {
+	if r := s.order("", l.users[0], "1"); r.Status != 201 {
 		t.Fatalf("order after the restarts: %d %s", r.Status, r.Body)
 	}
 	// Orders caught pending by the outage are finished by the reconciler.
 	dbtest.Eventually(t, 30*time.Second, "pending orders to finish", func() bool {
 		return s.count(`SELECT count(*) FROM orders.orders WHERE status = 'pending'`) == 0
 	})
-	s.check("database-restart", h, 60*time.Second)
+	s.check("database-restart", l.history, 60*time.Second)
 	s.verifyLedger()
 }
 
@@ -294,13 +292,10 @@ func TestFaultDatabaseRestart(t *testing.T) {
 // and the monitor is killed: writes go on through each.
 func TestFaultDatabaseFailover(t *testing.T) {
 	s, o := newFailoverSystem(t, map[string]string{"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "200ms", "RECONCILE_MAX_BACKOFF": "1s"})
-	s.startAll()
-	users := faultUsers(s, 8)
+	l := s.startLoad()
 	saver := s.newUser("0") // deposits only: its balance is the deposits that were applied
-	h := newHistory()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	wg := s.drive(ctx, h, users, 4, func() string { return s.url("order") })
 	w := s.writeUsersAndDeposits(ctx, saver)
 	pair := o.pair
 	healthy := func() int { return o.healPair(t) } // every server started, the pair whole
@@ -311,7 +306,7 @@ func TestFaultDatabaseFailover(t *testing.T) {
 		var took time.Duration
 		dbtest.Eventually(t, time.Minute, "an order to complete after "+what, func() bool {
 			var ok bool
-			took, ok = h.firstCreatedAfter(at)
+			took, ok = l.firstCreatedAfter(at)
 			return ok
 		})
 		return took
@@ -343,18 +338,18 @@ func TestFaultDatabaseFailover(t *testing.T) {
 	monitorGap := created(killed, "the monitor was killed")
 	time.Sleep(2 * time.Second)
 	healthy()
+	l.stop()
 	cancel()
-	wg.Wait()
 	w.wait()
 
-	h.mu.Lock()
-	unavailable := h.statuses[503]
-	h.mu.Unlock()
+	l.mu.Lock()
+	unavailable := l.statuses[503]
+	l.mu.Unlock()
 	t.Logf("fault database-failover: primary killed: standby promoted after %v, first order completed on it %v after the kill; "+
 		"first order completed %v after the standby was killed, %v after the monitor was killed; orders answered 503: %d",
 		promoted.Round(time.Millisecond), failover.Round(time.Millisecond), standbyGap.Round(time.Millisecond),
 		monitorGap.Round(time.Millisecond), unavailable)
-	s.check("database-failover", h, 60*time.Second)
+	s.check("database-failover", l.history, 60*time.Second)
 	w.check(t, s, saver)
 	s.verifyLedger()
 }
