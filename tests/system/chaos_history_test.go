@@ -142,6 +142,18 @@ func (h *chaosHistory) fault(kind string, start time.Time) {
 	h.enc.Encode(historyLine{T: start.Sub(h.start).Milliseconds(), Fault: kind, Ms: time.Since(start).Milliseconds()})
 }
 
+// progress is one line on how far the run has come, for a long run to show it is alive.
+func (h *chaosHistory) progress(elapsed, duration time.Duration) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	faults := 0
+	for _, n := range h.faults {
+		faults += n
+	}
+	return fmt.Sprintf("chaos: %v of %v: %d operations, %d requests (%d answered 503), %d faults, %d anomalies so far",
+		elapsed.Round(time.Second), duration, h.operations, h.requests, h.statuses[503], faults, len(h.anomalies))
+}
+
 // status returns how many requests were answered with code so far.
 func (h *chaosHistory) status(code int) int {
 	h.mu.Lock()

@@ -83,10 +83,12 @@ func TestChaos(t *testing.T) {
 		c := &chaosClient{id: i + 1, s: s, gw: gw, h: h, rng: rand.New(rand.NewPCG(seed, uint64(i+1)))}
 		wg.Go(func() { c.run(ctx) })
 	}
+	go reportProgress(ctx, h, duration)
 	n := &nemesis{t: t, s: s, h: h, servers: servers, rng: rand.New(rand.NewPCG(seed, 1<<32)), duration: duration}
 	n.run(ctx)
 	wg.Wait()
 
+	fmt.Println(h.progress(duration, duration) + "; the faults are over, the system settles and the oracle checks")
 	settle(t, s, h, setup)
 	check(t, s, h)
 	fmt.Println(h.summary(seed, duration, path))
@@ -98,6 +100,21 @@ func TestChaos(t *testing.T) {
 			break
 		}
 		t.Errorf("anomaly %s: %s", a.kind, a.detail)
+	}
+}
+
+// reportProgress prints h's progress every half minute until ctx ends.
+func reportProgress(ctx context.Context, h *chaosHistory, duration time.Duration) {
+	start := time.Now()
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fmt.Println(h.progress(time.Since(start), duration))
+		}
 	}
 }
 
