@@ -10,6 +10,7 @@ dir=${1:?usage: build-compose.sh <dir> [version]}
 version=${2:-v5.6.0}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 bin=$dir/docker-compose
 if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -qF "$version"; then
 	exit 0
@@ -20,7 +21,8 @@ cd "$work"
 go mod init compose-build >/dev/null 2>&1
 printf 'package main\n\nimport _ "github.com/docker/compose/v5/cmd"\n' >tools.go
 go get "github.com/docker/compose/v5/cmd@$version" >get.log 2>&1 || { cat get.log >&2; exit 1; }
-go build -trimpath -ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$version" \
-	-o "$bin.tmp" github.com/docker/compose/v5/cmd
+. "$repo/scripts/gobuild.sh"
+go_build_progress "Docker Compose $version" github.com/docker/compose/v5/cmd \
+	-trimpath -ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$version" -o "$bin.tmp"
 mv "$bin.tmp" "$bin"
 "$bin" version

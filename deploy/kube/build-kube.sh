@@ -16,6 +16,7 @@ BIN="$KUBE_CACHE/bin"
 mkdir -p "$BIN"
 # The sources live under the repository, whose go.work must not take them in.
 export GOFLAGS=-mod=mod GOWORK=off
+. "$REPO/scripts/gobuild.sh"
 
 kube="$BIN/kube-v$KUBE_VERSION"
 if [ ! -x "$kube" ]; then
@@ -33,7 +34,7 @@ if [ ! -x "$kube" ]; then
 	cp "$REPO/deploy/kube/kubebin/main.go" main.go
 	go mod tidy >&2
 	# Without the version stamp the programs report v0.0.0-master and charts' kubeVersion checks fail.
-	go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v$KUBE_VERSION" -o "$kube.tmp" . >&2
+	go_build_progress "Kubernetes v$KUBE_VERSION" . -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v$KUBE_VERSION" -o "$kube.tmp"
 	mv "$kube.tmp" "$kube"
 	cd - >/dev/null
 fi
@@ -50,7 +51,7 @@ if [ ! -x "$coredns" ]; then
 	go mod edit -require="github.com/coredns/coredns@v$COREDNS_VERSION"
 	cp "$REPO/deploy/kube/dnsbin/main.go" main.go
 	go mod tidy >&2
-	go build -trimpath -ldflags "-s -w" -o "$coredns.tmp" . >&2
+	go_build_progress "CoreDNS v$COREDNS_VERSION" . -trimpath -ldflags "-s -w" -o "$coredns.tmp"
 	mv "$coredns.tmp" "$coredns"
 	cd - >/dev/null
 fi
