@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ type Servers struct {
 // TEST_AMQP_URL name.
 func Machine() Servers {
 	s := Servers{AdminURL: AdminURL(), AMQPURL: AMQPURL()}
-	if ctl, err := exec.LookPath("rabbitmqctl"); err == nil {
+	if ctl, err := machineRabbitmqctl(); err == nil {
 		s.Rabbitmqctl = func(ctx context.Context, args ...string) ([]byte, error) {
 			out, err := exec.CommandContext(ctx, ctl, args...).CombinedOutput()
 			if err != nil {
@@ -67,6 +68,9 @@ func Machine() Servers {
 	}
 	return s
 }
+
+// machineRabbitmqctl looks rabbitmqctl up once: every test's NewVhost asks for the machine.
+var machineRabbitmqctl = sync.OnceValues(func() (string, error) { return exec.LookPath("rabbitmqctl") })
 
 // AdminURL is the superuser connection to the machine's PostgreSQL used to create and drop
 // test databases.
