@@ -33,7 +33,7 @@ build: ## build the four service binaries into bin/
 test: unit system fuzz e2e alerts ## unit + system + fuzz + e2e + alerts, against the machine's PostgreSQL and RabbitMQ
 
 unit: ## unit and integration tests of pkg, the services and four tools, with -race
-	@bash scripts/install-tools.sh gcc
+	@bash scripts/install-tools.sh gcc nginx # nginx: the ingress entry's rendering is checked by running it
 	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry tools/apicheck tools/devidp; do echo "== $$m"; (cd $$m && go test -race -count=1 -timeout 10m ./...) || exit 1; done
 
 system: ## the real binaries under concurrency, crashes and lost responses, with -race
