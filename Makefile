@@ -36,9 +36,9 @@ unit: ## unit and integration tests of pkg, the services and four tools, with -r
 	@bash scripts/install-tools.sh gcc nginx # nginx: the ingress entry's rendering is checked by running it
 	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry tools/apicheck tools/devidp; do echo "== $$m"; (cd $$m && go test -race -count=1 -timeout 10m ./...) || exit 1; done
 
-system: ## the real binaries under concurrency, crashes and lost responses, with -race
+system: ## the real binaries under concurrency, crashes and lost responses, with -race; traces in a real Jaeger
 	@bash scripts/install-tools.sh gcc pg_autoctl
-	cd tests/system && go test -race -count=1 -timeout 10m -skip '^Test(Fault|Chaos)' ./...
+	@jaeger=$$(bash scripts/build-jaeger.sh) && cd tests/system && JAEGER_BIN=$$jaeger go test -race -count=1 -timeout 10m -skip '^Test(Fault|Chaos)' ./...
 
 fault: ## outages, failovers, killed broker nodes and consumers, poison, on servers of its own
 	@bash scripts/install-tools.sh pg_autoctl

@@ -110,10 +110,17 @@ type hop struct {
 	kind, parentOf string
 }
 
+// traceStore is where a test reads the services' spans back: its own receiver, or a Jaeger.
+type traceStore interface {
+	trace(id string) []span // the spans of trace id found so far
+	traceIDs() []string     // what else the store holds, for a failure's message
+	errors() []string       // what went wrong receiving or reading spans
+}
+
 // waitForTrace waits until trace id holds a span for each hop and checks that each hop's
 // parent is the one named, that every span of the trace descends from the caller's span, and
 // that no span failed.
-func (r *otlpReceiver) waitForTrace(t *testing.T, id, callerSpan string, hops []hop) {
+func waitForTrace(t *testing.T, r traceStore, id, callerSpan string, hops []hop) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var spans []span
@@ -185,6 +192,20 @@ func list(spans []span) string {
 // billing's handling of that event.
 func TestOneTracePerOrder(t *testing.T) {
 	receiver, endpoint := newOTLPReceiver(t)
+	checkOneTracePerOrder(t, receiver, endpoint)
+}
+
+// TestOneTracePerOrderInJaeger is the same with a real Jaeger (v2, built from the Go module
+// proxy by scripts/build-jaeger.sh; make system passes its path in JAEGER_BIN) receiving the
+// spans over OTLP, and the traces read back from its query API, as a person would see them.
+func TestOneTracePerOrderInJaeger(t *testing.T) {
+	jaeger, endpoint := startJaeger(t)
+	checkOneTracePerOrder(t, jaeger, endpoint)
+}
+
+// checkOneTracePerOrder runs the services exporting to endpoint, registers a user and places
+// an order each under a caller's traceparent, and checks both traces in store.
+func checkOneTracePerOrder(t *testing.T, store traceStore, endpoint string) {
 	s := newSystem(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50"})
 	s.startAll()
 
@@ -205,7 +226,7 @@ func TestOneTracePerOrder(t *testing.T) {
 	}
 
 	t.Run("order", func(t *testing.T) {
-		receiver.waitForTrace(t, orderTrace, orderCaller, []hop{
+		waitForTrace(t, store, orderTrace, orderCaller, []hop{
 			{key: "order request", service: "order", name: "POST /orders", kind: "SERVER"},
 			{key: "call to billing", service: "order", name: "POST", kind: "CLIENT", parentOf: "order request"},
 			{key: "billing pay", service: "billing", name: "POST /internal/payments", kind: "SERVER", parentOf: "call to billing"},
@@ -214,7 +235,7 @@ func TestOneTracePerOrder(t *testing.T) {
 		})
 	})
 	t.Run("user registration", func(t *testing.T) {
-		receiver.waitForTrace(t, userTrace, userCaller, []hop{
+		waitForTrace(t, store, userTrace, userCaller, []hop{
 			{key: "user request", service: "user", name: "POST /users", kind: "SERVER"},
 			{key: "call to billing", service: "user", name: "PUT", kind: "CLIENT", parentOf: "user request"},
 			{key: "account opened", service: "billing", name: "PUT /internal/accounts/:userId", kind: "SERVER", parentOf: "call to billing"},
