@@ -80,6 +80,12 @@ func NewConsumer(url string, q Queue, h BatchHandler, log *slog.Logger, reg prom
 		Name: "events_consumed_total", Help: "Deliveries handled, by queue and outcome (acked, dead_lettered, retried, republished).",
 	}, []string{"queue", "outcome"})
 	reg.MustRegister(outcomes)
+	// Every outcome is exported from the start, at 0: a series that only appears with its
+	// first increment hides that increment from rate() and increase() (the dead-letter alert
+	// and dashboard panel), and a panel of a series that does not exist shows no data.
+	for _, outcome := range []string{"acked", "dead_lettered", "retried", "republished"} {
+		outcomes.WithLabelValues(q.Name, outcome)
+	}
 	// The prefetch bounds a batch. Larger batches save little once a batch takes a few
 	// milliseconds, while every unacked message returns to the queue, one delivery attempt
 	// spent, each time the process dies.

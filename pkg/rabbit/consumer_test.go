@@ -509,3 +509,36 @@ func (l *linkCutter) accepted() int {
 	defer l.mu.Unlock()
 	return l.count
 }
+
+// TestConsumerExportsEveryOutcomeFromTheStart: before any delivery, each outcome of the
+// queue is a series at 0, so that the first dead-lettered message is an increase of 1 that
+// rate() and increase() see, and a dashboard of dead-lettering shows 0 rather than nothing.
+func TestConsumerExportsEveryOutcomeFromTheStart(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	rabbit.NewConsumer("amqp://127.0.0.1:1/", rabbit.Queue{Name: "test.outcomes"}, nil, slog.New(slog.DiscardHandler), reg)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, f := range families {
+		if f.GetName() != "events_consumed_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["queue"] == "test.outcomes" && m.GetCounter().GetValue() == 0 {
+				exported[labels["outcome"]] = true
+			}
+		}
+	}
+	for _, outcome := range []string{"acked", "dead_lettered", "retried", "republished"} {
+		if !exported[outcome] {
+			t.Errorf("no events_consumed_total{queue=\"test.outcomes\",outcome=%q} at 0 among %v", outcome, exported)
+		}
+	}
+}
