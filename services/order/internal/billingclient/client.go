@@ -35,6 +35,12 @@ func New(baseURL string, timeout time.Duration, credential auth.Config, reg prom
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"outcome"})
 	reg.MustRegister(latency)
+	// The outcomes of an order's payment are exported from the start, at 0, so that the rate
+	// of failed orders is 0 rather than missing until the first one (a series that appears
+	// with its first observation hides that observation from rate()).
+	for _, outcome := range []string{string(payments.Completed), string(payments.InsufficientFunds), string(payments.Voided), "not_found"} {
+		latency.WithLabelValues(outcome)
+	}
 	client := httpclient.New(timeout)
 	client.Transport = auth.ServiceTransport(credential, client.Transport)
 	return &Client{baseURL: baseURL, http: client, latency: latency}

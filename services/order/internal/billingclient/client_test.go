@@ -136,3 +136,34 @@ func TestPayCarriesTheDeadline(t *testing.T) {
 		t.Errorf("request bodies (-want +got):\n%s", diff)
 	}
 }
+
+// TestEveryOrderOutcomeIsExportedFromTheStart: before any call, the outcomes that finish an
+// order (completed, and the failures) are series with a count of 0, so the rate of failed
+// orders is 0 rather than missing until the first failure.
+func TestEveryOrderOutcomeIsExportedFromTheStart(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	billingclient.New("http://127.0.0.1:1", time.Second, auth.Config{}, reg)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, f := range families {
+		if f.GetName() != "billing_call_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && m.GetHistogram().GetSampleCount() == 0 {
+					exported[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	for _, outcome := range []string{"completed", "insufficient_funds", "voided", "not_found"} {
+		if !exported[outcome] {
+			t.Errorf("no billing_call_duration_seconds{outcome=%q} with a count of 0 among %v", outcome, exported)
+		}
+	}
+}
