@@ -17,7 +17,9 @@
 # scrapes every instance of the four services, and RabbitMQ's rabbitmq_prometheus plugin on
 # RABBITMQ_METRICS (127.0.0.1:15692) when it answers there, and evaluates
 # deploy/prometheus/rules.yml; its configuration is written to .run/prometheus.yml, its data
-# to .run/prometheus.
+# to .run/prometheus. It serves the dashboard deploy/prometheus/consoles/order-system.html at
+# /consoles/order-system.html, with the console libraries of Debian's package
+# (CONSOLE_LIBRARIES).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +36,7 @@ METRICS=${METRICS:-0}
 [[ $METRICS =~ ^[01]$ ]] || { echo "METRICS must be 0 or 1, got '$METRICS'" >&2; exit 1; }
 PROMETHEUS_ADDR=127.0.0.1:9090
 RABBITMQ_METRICS=${RABBITMQ_METRICS:-127.0.0.1:15692}
+CONSOLE_LIBRARIES=${CONSOLE_LIBRARIES:-/usr/share/doc/prometheus/examples/console_libraries}
 [[ $REPLICAS =~ ^[1-9]$ ]] || { echo "REPLICAS must be 1 to 9, got '$REPLICAS'" >&2; exit 1; }
 INSTANCES=() # service:instance, the first instance of each service named as before
 for svc in "${SERVICES[@]}"; do
@@ -186,11 +189,16 @@ if [ "$METRICS" = 1 ]; then
 	} >"$RUN_DIR/prometheus.yml"
 	[ "$broker" = 1 ] ||
 		echo "RabbitMQ's rabbitmq_prometheus plugin does not answer on $RABBITMQ_METRICS: the broker's series (dead-letter queues) are not scraped"
+	[ -f "$CONSOLE_LIBRARIES/prom.lib" ] ||
+		echo "no console libraries in $CONSOLE_LIBRARIES (prom.lib): the dashboard at /consoles/order-system.html will not render" >&2
 	nohup prometheus --config.file="$RUN_DIR/prometheus.yml" --storage.tsdb.path="$RUN_DIR/prometheus" \
-		--storage.tsdb.retention.time=2d --web.listen-address="$PROMETHEUS_ADDR" >>"$RUN_DIR/logs/prometheus.log" 2>&1 &
+		--storage.tsdb.retention.time=2d --web.listen-address="$PROMETHEUS_ADDR" \
+		--web.console.templates="$PWD/deploy/prometheus/consoles" --web.console.libraries="$CONSOLE_LIBRARIES" \
+		>>"$RUN_DIR/logs/prometheus.log" 2>&1 &
 	pid_record "$RUN_DIR/prometheus.pid" $!
 	await prometheus "http://$PROMETHEUS_ADDR/-/ready" 30 "Prometheus did not start"
-	echo "Prometheus is scraping the services at http://$PROMETHEUS_ADDR (alerts: http://$PROMETHEUS_ADDR/alerts)"
+	echo "Prometheus is scraping the services at http://$PROMETHEUS_ADDR (alerts: http://$PROMETHEUS_ADDR/alerts," \
+		"dashboard: http://$PROMETHEUS_ADDR/consoles/order-system.html)"
 fi
 trap - ERR
 [ "$REPLICAS" -eq 1 ] || echo "$REPLICAS instances of each service behind the gateway"
