@@ -54,7 +54,7 @@ fuzz: ## the money fuzzers, 10 s each beyond their seed corpus (the seeds run in
 	cd pkg && go test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 10s ./money
 	cd pkg && go test -run '^$$' -fuzz FuzzAmountField -fuzztime 10s ./httpx
 
-e2e: ## the Postman collections run by Newman through apicheck and the gateway, sign-in off then on
+e2e: ## the Postman collections run by Newman through apicheck and the gateway, sign-in off then on; /docs and the dashboards
 	bash scripts/e2e.sh
 
 alerts: ## the Prometheus recording and alerting rules (deploy/prometheus) checked and unit-tested by promtool

@@ -10,6 +10,12 @@
 # every operation of api/openapi.yaml must be rendered there (tools/apicheck/cmd/docscheck; a
 # screenshot of the page is left in .run/docs.png).
 #
+# The system it starts has Prometheus (METRICS=1): once the collections have made their
+# traffic, the dashboards are checked against it (tools/apicheck/cmd/dashcheck): every query
+# of deploy/grafana/order-system.json must return data, and every panel of the console
+# /consoles/order-system.html, opened in headless Chromium, must show it (a screenshot is left
+# in .run/dashboard.png). A system already running without Prometheus is not checked (said so).
+#
 # Then the same with sign-in on (AUTH=oidc): the system is started again with its development
 # OpenID provider, and the sign-in collection runs with the tokens of two new users and of a
 # client of another API. That part needs a system of its own: when one was already running,
@@ -38,6 +44,8 @@ trap cleanup EXIT
 mkdir -p bin
 go build -o bin/apicheck ./tools/apicheck/cmd/apicheck
 go build -o bin/docscheck ./tools/apicheck/cmd/docscheck
+go build -o bin/dashcheck ./tools/apicheck/cmd/dashcheck
+PROMETHEUS=http://127.0.0.1:9090 # where run.sh starts it with METRICS=1
 
 # check runs Newman with the given arguments through apicheck, which must find every
 # exchange described by the document and every operation reached.
@@ -57,7 +65,7 @@ check() {
 newman_run() { "$NEWMAN" run "$@" --env-var "baseUrl=http://$CHECK_ADDR" --reporters cli; }
 
 if ! curl -fs -o /dev/null --max-time 2 http://127.0.0.1:8000/; then
-	bash scripts/run.sh
+	METRICS=1 bash scripts/run.sh
 	started=1
 fi
 bin/docscheck -url http://127.0.0.1:8000/docs -screenshot .run/docs.png api/openapi.yaml
@@ -66,6 +74,14 @@ seed_collection() {
 	newman_run "$COLLECTION" -e "$ENVIRONMENT"
 }
 check seed_collection
+
+# dashcheck waits for a scrape of every service and an evaluation of the rules after the
+# collections, so that their traffic is on the panels.
+if curl -fs -o /dev/null --max-time 2 "$PROMETHEUS/-/ready"; then
+	bin/dashcheck -prometheus "$PROMETHEUS" -screenshot .run/dashboard.png deploy/grafana/order-system.json
+else
+	echo "the dashboards were not checked: the running system has no Prometheus at $PROMETHEUS (make stop, then make e2e)" >&2
+fi
 
 if [ -z "$started" ]; then
 	echo "the sign-in collection did not run: a system make e2e did not start is running (make stop, then make e2e)" >&2
