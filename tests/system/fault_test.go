@@ -52,30 +52,53 @@ func (s *system) drive(ctx context.Context, h *history, users []string, clients 
 	for c := range clients {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				user := users[(c+i)%len(users)]
-				sent := time.Now()
-				r := s.call("POST", orderService()+"/orders", orderBody(user, "1"))
-				var o orderJSON
-				json.Unmarshal(r.Body, &o) // no answer, or one without an order, leaves o empty
-				h.mu.Lock()
-				h.statuses[r.Status]++
-				switch {
-				case r.Status == 201:
-					h.finished[o.ID] = o.Status
-					h.created = append(h.created, answered{sent, time.Now()})
-				case r.Status == 400 && o.Code == "insufficient_funds":
-					h.finished[o.Order.ID] = "failed"
-				case r.Status == 503 && o.Order.ID != "":
-					h.pending[o.Order.ID] = true
-				}
-				h.mu.Unlock()
-				if r.Status == 0 || r.Status >= 500 {
-					time.Sleep(50 * time.Millisecond) // the service is down: do not spin
-				}
+				s.placeOrder(h, orderService(), users[(c+i)%len(users)])
 			}
 		})
 	}
 	return &wg
+}
+
+// driveSteady places one order every interval, from one client, until ctx ends: a load low
+// enough to keep up for the minutes an alert takes to fire.
+func (s *system) driveSteady(ctx context.Context, h *history, users []string, every time.Duration) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			s.placeOrder(h, s.url("order"), users[i%len(users)])
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	return &wg
+}
+
+// placeOrder places an order of 1 for user at orderService and records the answer in h.
+func (s *system) placeOrder(h *history, orderService, user string) {
+	sent := time.Now()
+	r := s.call("POST", orderService+"/orders", orderBody(user, "1"))
+	var o orderJSON
+	json.Unmarshal(r.Body, &o) // no answer, or one without an order, leaves o empty
+	h.mu.Lock()
+	h.statuses[r.Status]++
+	switch {
+	case r.Status == 201:
+		h.finished[o.ID] = o.Status
+		h.created = append(h.created, answered{sent, time.Now()})
+	case r.Status == 400 && o.Code == "insufficient_funds":
+		h.finished[o.Order.ID] = "failed"
+	case r.Status == 503 && o.Order.ID != "":
+		h.pending[o.Order.ID] = true
+	}
+	h.mu.Unlock()
+	if r.Status == 0 || r.Status >= 500 {
+		time.Sleep(50 * time.Millisecond) // the service is down: do not spin
+	}
 }
 
 // check waits until every finished order has its notification, then counts, like a checker
