@@ -118,10 +118,11 @@ func stopOwnServers(passed bool) {
 
 var stopOnce sync.Once
 
-// stopOwnServersBeforeTimeout stops the servers two minutes before the binary's
-// -test.timeout ends it (Close takes at most about 90 s): a binary that times out exits
-// without returning to TestMain, and would leave its servers running on the machine. A test
-// still running then fails, its servers gone. TestMain calls it after flag.Parse.
+// stopOwnServersBeforeTimeout stops the servers, and the Prometheus a test started, two
+// minutes before the binary's -test.timeout ends it (Close takes at most about 90 s): a
+// binary that times out exits without returning to TestMain or running the tests' cleanups,
+// and would leave its servers running on the machine. A test still running then fails, its
+// servers gone. TestMain calls it after flag.Parse.
 func stopOwnServersBeforeTimeout() {
 	f := flag.Lookup("test.timeout")
 	if f == nil {
@@ -133,6 +134,7 @@ func stopOwnServersBeforeTimeout() {
 	}
 	time.AfterFunc(timeout-2*time.Minute, func() {
 		fmt.Fprintf(os.Stderr, "the tests are about to reach their %v timeout: stopping their own servers\n", timeout)
+		stopPrometheuses()
 		stopOwnServers(false)
 	})
 }
