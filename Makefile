@@ -40,10 +40,10 @@ system: ## the real binaries under concurrency, crashes and lost responses, with
 	@bash scripts/install-tools.sh gcc pg_autoctl
 	@jaeger=$$(bash scripts/build-jaeger.sh) && cd tests/system && JAEGER_BIN=$$jaeger go test -race -count=1 -timeout 10m -skip '^Test(Fault|Chaos)' ./...
 
-fault: ## outages, failovers, killed broker nodes and consumers, poison, on servers of its own
-	@bash scripts/install-tools.sh pg_autoctl
+fault: ## outages, failovers, killed broker nodes and consumers, poison, an alert firing, on servers of its own
+	@bash scripts/install-tools.sh pg_autoctl promtool # and the Prometheus server with it
 	@mkdir -p .run
-	cd tests/system && SYSTEM_SERVERS_DIR=$(CURDIR)/.run/servers go test -count=1 -timeout 20m -v -run '^TestFault' ./...
+	cd tests/system && SYSTEM_SERVERS_DIR=$(CURDIR)/.run/servers go test -count=1 -timeout 30m -v -run '^TestFault' ./...
 
 chaos: ## random faults, then an oracle (CHAOS_SEED, CHAOS_DURATION=1m), on servers of its own
 	@bash scripts/install-tools.sh nginx

@@ -3,7 +3,8 @@
 # need nothing typed by hand: nginx, gcc (the race detector's cgo needs a C compiler), the
 # linter shellcheck, chromium (the browser that renders /docs in make e2e), pg_autoctl
 # (pg_auto_failover, for the fault tests' PostgreSQL pair) and promtool (Prometheus, for the
-# alerting rules' tests and METRICS=1 make run) from Debian's packages, newman from npm.
+# alerting rules' tests, the fault test that fires an alert and METRICS=1 make run) from
+# Debian's packages, newman from npm.
 # Usage: install-tools.sh nginx gcc
 set -euo pipefail
 
@@ -47,7 +48,7 @@ for tool in "$@"; do
 	promtool)
 		# promtool ships with the Prometheus server. Without its recommendation, the node
 		# exporter, which would be one more daemon nobody asked for; the server itself is not
-		# started (above) and runs only as make run's child, with METRICS=1.
+		# started (above) and runs only as make run's child, with METRICS=1, or a fault test's.
 		echo "promtool is missing: installing Prometheus from Debian's packages (apt-get install prometheus)"
 		apt_install --no-install-recommends prometheus
 		;;

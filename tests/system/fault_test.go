@@ -196,6 +196,82 @@ func TestFaultBrokerOutage(t *testing.T) {
 	s.check("broker-outage", l.history, 90*time.Second)
 }
 
+// a1. The broker is down for longer than the alert OutboxEventsStuck waits (an event older
+// than 60 s, for 2 min) while orders come slowly and a user registers: a Prometheus of the
+// test's own, evaluating deploy/prometheus/rules.yml as it is, sees the alert go pending and
+// fire for the order and the user services, and resolve once the broker is back and the
+// outboxes have drained; nothing is lost or duplicated.
+func TestFaultOutboxAlertFiresAndResolves(t *testing.T) {
+	const name = "OutboxEventsStuck"
+	jobs := []string{"order", "user"} // the services with an outbox
+	s, o := newFaultSystem(t, nil)
+	s.startAll()
+	users := faultUsers(s, 4)
+	prom := startPrometheus(t, s, o.dir)
+	var down []string
+	if !poll(30*time.Second, func() bool { down = prom.targetsDown(t); return len(down) == 0 }) {
+		t.Fatalf("prometheus does not scrape every service instance: %v", down)
+	}
+	h := newHistory()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wg := s.driveSteady(ctx, h, users, 500*time.Millisecond)
+	time.Sleep(5 * time.Second) // scrapes and evaluations with events flowing
+	if active := prom.alerts(t, name); len(active) > 0 {
+		t.Fatalf("%s is active before the outage: %v", name, active)
+	}
+
+	stopped := time.Now()
+	o.stopBroker(t)
+	t.Cleanup(o.healBroker)
+	stopTook := time.Since(stopped)
+	s.newUser("0") // its event waits in the user service's outbox
+	// seen is when the poll first saw the alert of a job in a state.
+	seen := map[string]map[string]time.Duration{}
+	var active map[string]alert
+	watch := func() {
+		active = prom.alerts(t, name)
+		for job, a := range active {
+			if seen[job] == nil {
+				seen[job] = map[string]time.Duration{}
+			}
+			if _, ok := seen[job][a.State]; !ok {
+				seen[job][a.State] = time.Since(stopped)
+			}
+		}
+	}
+	firing := func() bool {
+		watch()
+		for _, job := range jobs {
+			if active[job].State != "firing" {
+				return false
+			}
+		}
+		return true
+	}
+	// 60 s, then 2 min pending, then a minute to spare.
+	if !poll(4*time.Minute, firing) {
+		t.Fatalf("%s not firing for %v %v after the broker was stopped: %v", name, jobs, time.Since(stopped).Round(time.Second), active)
+	}
+	for _, job := range jobs {
+		t.Logf("fault outbox-alert: %s for %s: pending %v after the broker was stopped (activeAt; seen pending after %v), seen firing after %v",
+			name, job, active[job].ActiveAt.Sub(stopped).Round(time.Second), seen[job]["pending"].Round(time.Second), seen[job]["firing"].Round(time.Second))
+	}
+
+	restarted := time.Now()
+	o.startBroker(t)
+	startTook := time.Since(restarted)
+	if !poll(2*time.Minute, func() bool { active = prom.alerts(t, name); return len(active) == 0 }) {
+		t.Fatalf("%s still active %v after the broker was started again: %v", name, time.Since(restarted).Round(time.Second), active)
+	}
+	resolved := time.Since(restarted)
+	cancel()
+	wg.Wait()
+	t.Logf("fault outbox-alert: broker stopped in %v, outage %v; started again in %v, %s resolved %v after the start",
+		stopTook.Round(time.Millisecond), restarted.Sub(stopped).Round(time.Second), startTook.Round(time.Millisecond), name, resolved.Round(time.Second))
+	s.check("outbox-alert", h, 90*time.Second)
+}
+
 // a2. Each broker node in turn is killed with SIGKILL while events flow, and restarted: the
 // services move to another node, and the quorum queues keep a majority and every message.
 func TestFaultBrokerNodeKilled(t *testing.T) {
