@@ -254,7 +254,7 @@ func TestFaultOutboxAlertFiresAndResolves(t *testing.T) {
 		t.Fatalf("%s not firing for %v %v after the broker was stopped: %v", name, jobs, time.Since(stopped).Round(time.Second), active)
 	}
 	for _, job := range jobs {
-		t.Logf("fault outbox-alert: %s for %s: pending %v after the broker was stopped (activeAt; seen pending after %v), seen firing after %v",
+		t.Logf("fault outbox-alert: %s for %s: pending %v after the broker's stop command (activeAt; seen pending after %v), seen firing after %v",
 			name, job, active[job].ActiveAt.Sub(stopped).Round(time.Second), seen[job]["pending"].Round(time.Second), seen[job]["firing"].Round(time.Second))
 	}
 
@@ -267,7 +267,7 @@ func TestFaultOutboxAlertFiresAndResolves(t *testing.T) {
 	resolved := time.Since(restarted)
 	cancel()
 	wg.Wait()
-	t.Logf("fault outbox-alert: broker stopped in %v, outage %v; started again in %v, %s resolved %v after the start",
+	t.Logf("fault outbox-alert: broker stopped in %v, outage %v; started again in %v, %s resolved %v after the start command",
 		stopTook.Round(time.Millisecond), restarted.Sub(stopped).Round(time.Second), startTook.Round(time.Millisecond), name, resolved.Round(time.Second))
 	s.check("outbox-alert", h, 90*time.Second)
 }
