@@ -43,12 +43,12 @@ system: ## the real binaries under concurrency, crashes and lost responses, with
 fault: ## outages, failovers, killed broker nodes and consumers, poison, an alert firing, on servers of its own
 	@bash scripts/install-tools.sh pg_autoctl promtool # and the Prometheus server with it
 	@mkdir -p .run
-	cd tests/system && SYSTEM_SERVERS_DIR=$(CURDIR)/.run/servers go test -count=1 -timeout 30m -v -run '^TestFault' ./...
+	cd tests/system && SYSTEM_SERVERS_DIR=$(CURDIR)/.run/servers go test -count=1 -timeout 30m -v -run '^TestFault' .
 
 chaos: ## random faults, then an oracle (CHAOS_SEED, CHAOS_DURATION=1m), on servers of its own
 	@bash scripts/install-tools.sh nginx
 	@mkdir -p .run
-	cd tests/system && SYSTEM_SERVERS_DIR=$(CURDIR)/.run/servers CHAOS_HISTORY=$${CHAOS_HISTORY:-$(CURDIR)/.run/chaos-history.jsonl} go test -count=1 -timeout 60m -v -run '^TestChaos$$' ./...
+	cd tests/system && SYSTEM_SERVERS_DIR=$(CURDIR)/.run/servers CHAOS_HISTORY=$${CHAOS_HISTORY:-$(CURDIR)/.run/chaos-history.jsonl} go test -count=1 -timeout 60m -v -run '^TestChaos$$' .
 
 fuzz: ## the money fuzzers, 10 s each beyond their seed corpus (the seeds run in make unit)
 	cd pkg && go test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 10s ./money
