@@ -61,6 +61,12 @@ func OneByOne(h Handler) BatchHandler {
 // hung on it, accumulate: the broker's limit stays the safety net against a message that kills
 // its consumer every time. A copy keeps the original's message id, headers and body, and is
 // handed to the handler with the original's exchange and routing key and marked redelivered.
+//
+// Given the nodes of a cluster, the consumer declares a queue that does not exist yet only
+// once every node answers (or after membersWait): a quorum queue gets its members when it is
+// declared, on the nodes the cluster has then, and RabbitMQ 3.x adds none later on its own.
+// Services that start with a broker cluster still forming would otherwise declare their
+// queues on its first node alone, and lose them with it.
 type Consumer struct {
 	nodes    *nodes
 	queue    Queue
@@ -69,7 +75,16 @@ type Consumer struct {
 	prefetch int
 	ready    atomic.Bool
 	outcomes *prometheus.CounterVec
+
+	// membersWait bounds the wait for every node before a new queue is declared: past it
+	// the queue is declared on the nodes that are there, with a warning (a node that never
+	// comes must not keep the service from consuming). waitingSince is when the wait began.
+	membersWait  time.Duration
+	waitingSince time.Time
 }
+
+// defaultMembersWait is how long a new queue waits for every node of the cluster.
+const defaultMembersWait = 3 * time.Minute
 
 // NewConsumer returns a consumer of q on the broker at url (or the first that answers of
 // several URLs separated by commas, the nodes of a cluster) that passes the deliveries
@@ -89,7 +104,8 @@ func NewConsumer(url string, q Queue, h BatchHandler, log *slog.Logger, reg prom
 	// The prefetch bounds a batch. Larger batches save little once a batch takes a few
 	// milliseconds, while every unacked message returns to the queue, one delivery attempt
 	// spent, each time the process dies.
-	return &Consumer{nodes: newNodes(url), queue: q, handler: h, log: log.With("queue", q.Name), prefetch: 64, outcomes: outcomes}
+	return &Consumer{nodes: newNodes(url), queue: q, handler: h, log: log.With("queue", q.Name), prefetch: 64, outcomes: outcomes,
+		membersWait: defaultMembersWait}
 }
 
 // Ready reports whether the consumer currently has a live subscription.
@@ -125,6 +141,9 @@ func (c *Consumer) session(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
+	if err := c.awaitMembers(ctx, conn); err != nil {
+		return err
+	}
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)
@@ -179,6 +198,32 @@ func (c *Consumer) session(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// awaitMembers returns nil when the queue may be declared: it exists already, the consumer
+// knows one node only, every node answers, or the wait for them has lasted membersWait. Else
+// it says which nodes are missing, and the session is tried again after the usual backoff.
+func (c *Consumer) awaitMembers(ctx context.Context, conn *amqp.Connection) error {
+	if len(c.nodes.urls) < 2 {
+		return nil
+	}
+	if ok, err := exists(conn, c.queue); ok || err != nil {
+		return err
+	}
+	err := c.nodes.reachAll("consumer " + c.queue.Name + " (cluster check)")
+	if err == nil {
+		c.waitingSince = time.Time{}
+		return nil
+	}
+	if c.waitingSince.IsZero() {
+		c.waitingSince = time.Now()
+	}
+	if time.Since(c.waitingSince) < c.membersWait {
+		return fmt.Errorf("new queue waits for every broker node: %w", err)
+	}
+	c.log.WarnContext(ctx, "declaring a new queue without every broker node: it has no member on the missing ones "+
+		"(rabbitmq-queues grow adds them once they are back)", "waited", c.membersWait.String(), "err", err)
+	return nil
 }
 
 // watch ends the subscription's context when the connection or the channel closes or the

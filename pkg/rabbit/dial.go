@@ -43,7 +43,7 @@ func (n *nodes) dial(name string) (*amqp.Connection, error) {
 	first := int(n.last.Load())
 	for i := range n.urls {
 		at := (first + i) % len(n.urls)
-		conn, err := amqp.DialConfig(n.urls[at], amqp.Config{Dial: amqp.DefaultDial(dialTimeout), Properties: amqp.Table{"connection_name": name}})
+		conn, err := dialNode(n.urls[at], name)
 		if err == nil {
 			n.last.Store(uint32(at))
 			return conn, nil
@@ -51,4 +51,25 @@ func (n *nodes) dial(name string) (*amqp.Connection, error) {
 		errs = append(errs, fmt.Errorf("node %d: %w", at+1, err))
 	}
 	return nil, fmt.Errorf("dial broker: %w", errors.Join(errs...))
+}
+
+// reachAll dials every node and closes each connection at once: nil when all of them answered,
+// else which did not. A node accepts connections once it has booted, and a node of the
+// bundled cluster boots only once it has joined the others (or, the first one, after finding
+// none), so every node answering means the cluster has all its nodes.
+func (n *nodes) reachAll(name string) error {
+	var errs []error
+	for i, u := range n.urls {
+		conn, err := dialNode(u, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node %d: %w", i+1, err))
+			continue
+		}
+		_ = conn.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func dialNode(url, name string) (*amqp.Connection, error) {
+	return amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(dialTimeout), Properties: amqp.Table{"connection_name": name}})
 }

@@ -9,6 +9,7 @@
 package rabbit
 
 import (
+	"errors"
 	"fmt"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -86,4 +87,25 @@ func Declare(ch *amqp.Channel, q Queue) error {
 		}
 	}
 	return nil
+}
+
+// exists reports whether q and its dead-letter queue both exist. Each is looked up by a
+// passive declaration on a channel of its own: the broker closes the channel on which one
+// finds nothing.
+func exists(conn *amqp.Connection, q Queue) (bool, error) {
+	for _, name := range []string{q.Name, q.DeadLetterQueue()} {
+		ch, err := conn.Channel()
+		if err != nil {
+			return false, fmt.Errorf("open channel: %w", err)
+		}
+		_, err = ch.QueueDeclarePassive(name, true, false, false, false, nil)
+		if amqpErr, ok := errors.AsType[*amqp.Error](err); ok && amqpErr.Code == amqp.NotFound {
+			return false, nil
+		}
+		_ = ch.Close()
+		if err != nil {
+			return false, fmt.Errorf("look up queue %s: %w", name, err)
+		}
+	}
+	return true, nil
 }
