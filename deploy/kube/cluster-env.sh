@@ -37,9 +37,18 @@ net.netfilter.nf_conntrack_tcp_timeout_close_wait"
 # Where the CNI plugins keep a result per pod network attachment (libcni's default); the files
 # of ours are named after our network (order-system-…) or the loopback plugin.
 CNI_RESULTS=/var/lib/cni/results
+# chart_render [helm template flags]: the chart with the values cluster-up installs it with,
+# for the API server's version (helm's own default is older than the chart's kubeVersion).
+chart_render() {
+	local version
+	version=$(kubectl version -o json | jq -r .serverVersion.gitVersion)
+	helm template "$RELEASE" "$CHART" -f "$STATE/values.yaml" --kube-version "$version" "$@"
+}
 # chart_images: every image the chart names with the values cluster-up installs it with.
 chart_images() {
-	helm template "$RELEASE" "$CHART" -f "$STATE/values.yaml" "$@" | sed -n 's/^ *image: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' | sort -u
+	local manifests
+	manifests=$(chart_render "$@")
+	sed -n 's/^ *image: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' <<<"$manifests" | sort -u
 }
 # render <file>: the configuration document deploy/kube/config/<file> with each ${name} in it
 # replaced by the value of that shell variable, which must be set. Only the names the file uses

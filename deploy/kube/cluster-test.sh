@@ -10,7 +10,10 @@
 #      its invariant check holds, every pod runs the new tag;
 #   6. one pod of each service deleted while tools/loadgen runs: its invariant check holds
 #      (no lost or duplicated event, no double debit; requests cut by the deletion are counted);
-#   7. sign-in: the chart upgraded with global.auth and its development provider, and the
+#   7. the broker: every quorum queue has a member on each node of the RabbitMQ cluster; the
+#      node that leads most of them deleted while tools/loadgen runs: no request fails but
+#      with 503, its invariant check holds, the node rejoins and every queue is whole again;
+#   8. sign-in: the chart upgraded with global.auth and its development provider, and the
 #      sign-in collection through the entry with the tokens of two new users (all but its
 #      folders for billing's internal API, which the entry does not route, and for the
 #      gateway's rate limit, which this entry does not apply).
@@ -141,6 +144,52 @@ for svc in user billing order notification; do
 	[ "$n" = 2 ] || fail "$svc has $n ready replicas after the deletions, want 2"
 done
 log "every service back to 2 ready replicas"
+
+step "one RabbitMQ node deleted under load"
+brokers=$(kubectl get statefulset "$RELEASE-rabbitmq" -o jsonpath='{.spec.replicas}')
+vhost=$(helm get values "$RELEASE" --all -o json | jq -r '.global.amqp.vhost // "" | if . == "" then "/" else . end')
+# queues <pod>: the quorum queues of the services' vhost as JSON: name, leader, members, online.
+queues() {
+	kubectl exec "$1" -- rabbitmqctl -q list_queues -p "$vhost" name type leader members online --formatter json |
+		jq -c '[.[] | select(.type == "quorum")]'
+}
+# short <json>: the queues without a member on each node, or with a member offline.
+short() {
+	jq -r --argjson n "$brokers" '.[] | select((.members | length) != $n or (.online | length) != $n) |
+		"\(.name): \(.members | length) members, \(.online | length) online"' <<<"$1"
+}
+whole() { # <json>: fails unless there are queues and none is short
+	[ -n "$(jq '.[]' <<<"$1")" ] || fail "no quorum queue in vhost $vhost"
+	[ -z "$(short "$1")" ] || fail "quorum queues without a member on each of the $brokers nodes: $(short "$1" | tr '\n' ' ')"
+}
+before=$(queues "$RELEASE-rabbitmq-0")
+whole "$before"
+running=$(kubectl exec "$RELEASE-rabbitmq-0" -- rabbitmqctl -q cluster_status --formatter json | jq '.running_nodes | length')
+[ "$running" = "$brokers" ] || fail "the broker cluster runs $running nodes, want $brokers"
+log "$brokers broker nodes in one cluster; $(jq length <<<"$before") quorum queues in vhost $vhost, each with $brokers members"
+# The node that leads most queues: its loss moves the most leaders.
+leader=$(jq -r '[.[].leader] | group_by(.) | max_by(length) | .[0]' <<<"$before")
+victim=${leader#rabbit@}
+victim=${victim%%.*}
+load brokerkill 40
+placing brokerkill
+sleep 5
+t1=$SECONDS
+kubectl delete pod "$victim" --wait=false >/dev/null
+log "deleted $victim (leader of $(jq --arg l "$leader" '[.[] | select(.leader == $l)] | length' <<<"$before") queues)"
+wait "$load_pid" || { tail -30 "$results/brokerkill.log"; fail "loadgen during the broker node's deletion: invariant check"; }
+log "broker node deleted under load: $(summary brokerkill)"
+failed=$(jq '.errors - (.statuses["503"] // 0)' "$results/brokerkill.json")
+[ "$failed" = 0 ] || fail "$failed requests failed otherwise than with 503 while a broker node was down"
+kubectl rollout status statefulset "$RELEASE-rabbitmq" --timeout 5m >/dev/null
+log "$victim ready again $((SECONDS - t1)) s after its deletion"
+for _ in $(seq 60); do
+	after=$(queues "$victim")
+	[ -n "$(short "$after")" ] || break
+	sleep 2
+done
+whole "$after"
+log "every quorum queue whole again: $brokers members, all online; leaders now on $(jq -r '[.[].leader | ltrimstr("rabbit@") | split(".")[0]] | unique | join(", ")' <<<"$after")"
 
 step "sign-in: global.auth with the development provider, the sign-in collection through the entry"
 t1=$SECONDS

@@ -130,7 +130,9 @@ done
 # Every image the chart names must be there before the first pod: a missing one would be
 # looked up (at the dead port, but never anywhere else).
 imported=$(ctr_ images ls -q | grep -v '^sha256:')
-for image in $(chart_images); do
+images=$(chart_images)
+[ -n "$images" ] || { echo "the chart names no image" >&2; exit 1; }
+for image in $images; do
 	case $image in */*/*) full=$image ;; */*) full=docker.io/$image ;; *) full=docker.io/library/$image ;; esac
 	grep -qx "$full" <<<"$imported" || { echo "the chart names $image, which is not imported" >&2; exit 1; }
 done
@@ -154,14 +156,21 @@ wait_for "node $NODE Ready" 120 bash -c "kubectl get node $NODE -o jsonpath='{.s
 wait_for "the default ServiceAccount" 60 kubectl get serviceaccount default
 
 step "volumes"
-# No provisioner: hostPath volumes bound in advance to the claims of the StatefulSets, owned by
-# the users the pods run as (hostPath ignores fsGroup).
-for v in postgresql:70:70 rabbitmq:100:101; do
-	IFS=: read -r name uid gid <<<"$v"
-	mkdir -p "$STATE/volumes/$name"
-	chown "$uid:$gid" "$STATE/volumes/$name"
-	render volume.yaml | kubectl apply -f - >/dev/null
+# No provisioner: hostPath volumes bound in advance to the claims of the StatefulSets, one per
+# replica (data-<statefulset>-<n>), owned by the users the pods run as (hostPath ignores fsGroup).
+brokers=$(chart_render --show-only charts/rabbitmq/templates/statefulset.yaml | sed -n 's/^  replicas: *//p')
+[ -n "$brokers" ] || { echo "no replica count in the broker's StatefulSet" >&2; exit 1; }
+for v in postgresql:70:70:1 rabbitmq:100:101:$brokers; do
+	IFS=: read -r sts uid gid replicas <<<"$v"
+	for ((n = 0; n < replicas; n++)); do
+		# shellcheck disable=SC2034 # read by render
+		name=$sts-$n claim=data-$RELEASE-$sts-$n
+		mkdir -p "$STATE/volumes/$name"
+		chown "$uid:$gid" "$STATE/volumes/$name"
+		render volume.yaml | kubectl apply -f - >/dev/null
+	done
 done
+log "volumes: postgresql-0, rabbitmq-0..$((brokers - 1))"
 
 step "helm install --wait"
 t1=$SECONDS

@@ -350,7 +350,8 @@ func checkIngress(t *testing.T, ingresses []networkingv1.Ingress) {
 func checkNetworkPolicy(t *testing.T, policies []networkingv1.NetworkPolicy) {
 	t.Helper()
 	// The pods each policy admits, and on which ports: billing's callers, and the bundled
-	// stores' clients (never RabbitMQ's management port).
+	// stores' clients (never RabbitMQ's management port); besides, the broker's nodes admit
+	// each other on epmd's and the Erlang distribution's ports.
 	want := map[string]struct{ from, ports []string }{
 		"billing":    {[]string{"order", "user"}, []string{"8080"}},
 		"postgresql": {[]string{"billing", "notification", "order", "user"}, []string{"5432"}},
@@ -362,9 +363,24 @@ func checkNetworkPolicy(t *testing.T, policies []networkingv1.NetworkPolicy) {
 	for _, p := range policies {
 		target := p.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"]
 		w, ok := want[target]
-		if !ok || len(p.Spec.Ingress) != 1 {
-			t.Errorf("network policy %s selects %v", p.Name, p.Spec.PodSelector)
+		rules := 1
+		if target == "rabbitmq" {
+			rules = 2
+		}
+		if !ok || len(p.Spec.Ingress) != rules {
+			t.Errorf("network policy %s selects %v with %d rules", p.Name, p.Spec.PodSelector, len(p.Spec.Ingress))
 			continue
+		}
+		if target == "rabbitmq" {
+			nodes := p.Spec.Ingress[1]
+			var ports []string
+			for _, port := range nodes.Ports {
+				ports = append(ports, port.Port.String())
+			}
+			if len(nodes.From) != 1 || nodes.From[0].PodSelector == nil ||
+				!maps.Equal(nodes.From[0].PodSelector.MatchLabels, p.Spec.PodSelector.MatchLabels) || !slices.Equal(ports, []string{"4369", "25672"}) {
+				t.Errorf("rabbitmq's second rule admits %v on %v, want its own nodes on 4369 and 25672", nodes.From, ports)
+			}
 		}
 		var allowed, ports []string
 		for _, peer := range p.Spec.Ingress[0].From {
@@ -467,7 +483,8 @@ func TestCredentialsAnyPassword(t *testing.T) {
 		}
 		found = true
 		for _, key := range []string{"DATABASE_URL", "AMQP_URL"} {
-			u, err := url.Parse(s.StringData[key])
+			first, _, _ := strings.Cut(s.StringData[key], ",")
+			u, err := url.Parse(first)
 			if err != nil {
 				t.Fatalf("%s does not parse: %v", key, err)
 			}
@@ -475,9 +492,20 @@ func TestCredentialsAnyPassword(t *testing.T) {
 				t.Errorf("%s carries password %q, want %q", key, got, password)
 			}
 		}
-		// The AMQP client takes the path after its leading slash as the vhost.
-		if u, _ := url.Parse(s.StringData["AMQP_URL"]); strings.TrimPrefix(u.Path, "/") != "/" {
-			t.Errorf("AMQP_URL path %q, want vhost /", u.Path)
+		// The AMQP client takes the path after its leading slash as the vhost; AMQP_URL names
+		// each node of the bundled cluster.
+		nodes := strings.Split(s.StringData["AMQP_URL"], ",")
+		if len(nodes) != 3 {
+			t.Errorf("AMQP_URL names %d nodes, want 3", len(nodes))
+		}
+		for _, node := range nodes {
+			u, err := url.Parse(node)
+			if err != nil {
+				t.Fatalf("AMQP_URL node %q does not parse: %v", node, err)
+			}
+			if got, _ := u.User.Password(); got != password || strings.TrimPrefix(u.Path, "/") != "/" {
+				t.Errorf("AMQP_URL node with password %q, path %q, want %q and vhost /", got, u.Path, password)
+			}
 		}
 	}
 	if !found {
@@ -588,13 +616,14 @@ func TestTestHooks(t *testing.T) {
 }
 
 func TestBudgetsAndAutoscalersOffByDefault(t *testing.T) {
+	// The broker cluster's budget is always there (TestBrokerCluster): the services' are not.
 	objs := render(t)
-	if len(objs.budgets) != 0 || len(objs.autoscalers) != 0 || len(objs.httpRoutes) != 0 {
-		t.Errorf("by default %d budgets, %d autoscalers, %d HTTPRoutes; want none", len(objs.budgets), len(objs.autoscalers), len(objs.httpRoutes))
+	if len(objs.budgets) != 1 || objs.budgets[0].Name != "order-system-rabbitmq" || len(objs.autoscalers) != 0 || len(objs.httpRoutes) != 0 {
+		t.Errorf("by default %d budgets, %d autoscalers, %d HTTPRoutes; want the broker's budget only", len(objs.budgets), len(objs.autoscalers), len(objs.httpRoutes))
 	}
 	objs = render(t, "global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true")
-	if len(objs.budgets) != 4 || len(objs.autoscalers) != 4 {
-		t.Errorf("switched on: %d budgets, %d autoscalers; want 4 each", len(objs.budgets), len(objs.autoscalers))
+	if len(objs.budgets) != 5 || len(objs.autoscalers) != 4 {
+		t.Errorf("switched on: %d budgets, %d autoscalers; want 5 (4 and the broker's) and 4", len(objs.budgets), len(objs.autoscalers))
 	}
 	for _, d := range objs.deployments {
 		if d.Name != "order-system-index" && d.Spec.Replicas != nil {
@@ -690,7 +719,11 @@ func TestSubchartsAlone(t *testing.T) {
 				t.Errorf("no passwords: %s", out)
 			}
 			objs := renderChart(t, filepath.Join(chart, "charts", sub), append(givenPasswords, "superuserPassword=pw-postgres")...)
-			if len(objs.deployments)+len(objs.statefulsets) != 1 || len(objs.services) != 1 {
+			services := 1
+			if sub == "rabbitmq" {
+				services = 2 // and the headless Service of its nodes' names
+			}
+			if len(objs.deployments)+len(objs.statefulsets) != 1 || len(objs.services) != services {
 				t.Errorf("%d deployments, %d statefulsets, %d services; want one workload and its service", len(objs.deployments), len(objs.statefulsets), len(objs.services))
 			}
 			for _, d := range objs.deployments {
@@ -825,7 +858,7 @@ func TestGeneratedPasswords(t *testing.T) {
 		return nil
 	}
 	a, b := creds(first), creds(second)
-	keys := []string{"amqp", "db-billing", "db-notification", "db-order", "db-user", "postgres"}
+	keys := []string{"amqp", "db-billing", "db-notification", "db-order", "db-user", "erlang-cookie", "postgres"}
 	for _, k := range keys {
 		if len(a[k]) < 32 {
 			t.Errorf("%s: %q is not a generated password", k, a[k])
@@ -857,6 +890,9 @@ func TestGeneratedPasswords(t *testing.T) {
 	}
 	if got := byName["order-system-rabbitmq"].StringData["RABBITMQ_DEFAULT_PASS"]; got != a["amqp"] {
 		t.Errorf("RABBITMQ_DEFAULT_PASS %q, want the generated %q", got, a["amqp"])
+	}
+	if got := byName["order-system-rabbitmq"].StringData["erlang-cookie"]; got != a["erlang-cookie"] {
+		t.Errorf("the broker's erlang-cookie %q, want the generated %q", got, a["erlang-cookie"])
 	}
 	if got := byName["order-system-credentials"].Annotations["helm.sh/resource-policy"]; got != "keep" {
 		t.Errorf("order-system-credentials resource-policy %q, want keep (a reinstall finds the volumes' passwords)", got)

@@ -79,6 +79,7 @@ imagePullSecrets: []
 database:
   host: ""
   port: 5432
+  targetSessionAttrs: ""
   name: order_system
   sslmode: disable
   caSecret: ""
@@ -133,8 +134,40 @@ user information would read as a plus: hence %20.
 {{- . | toString | urlquery | replace "+" "%20" -}}
 {{- end }}
 
-{{- define "order-system.dbHost" -}}
-{{- .g.database.host | default (printf "%s-postgresql" .root.Release.Name) -}}
+{{/*
+A service's DATABASE_URL. One host: postgres://<role>:<password>@<host>:<port>/<database>?...
+Several (global.database.host "a,b:5433": the nodes of a highly available PostgreSQL, each
+host:port or host with global.database.port) go in the query, as lib/pq takes them
+(postgres://<role>:<password>@/<database>?host=a,b&port=5432,5433&...), with
+target_session_attrs=read-write unless global.database.targetSessionAttrs says otherwise:
+the services try the hosts in turn and keep the one that takes writes, the primary.
+dict: root, g, db (the service's role and schema), password.
+*/}}
+{{- define "order-system.databaseURL" -}}
+{{- $hosts := list -}}
+{{- $ports := list -}}
+{{- range splitList "," (.g.database.host | default (printf "%s-postgresql" .root.Release.Name)) -}}
+{{- if trim . -}}
+{{- $hp := splitList ":" (trim .) -}}
+{{- $hosts = append $hosts (first $hp) -}}
+{{- $ports = append $ports (ternary (last $hp) (toString (int $.g.database.port)) (gt (len $hp) 1)) -}}
+{{- end -}}
+{{- end -}}
+{{- $attrs := .g.database.targetSessionAttrs | default (ternary "read-write" "" (gt (len $hosts) 1)) -}}
+{{- $query := printf "sslmode=%s&search_path=%s" (urlquery .g.database.sslmode) (urlquery .db.schema) -}}
+{{- if $attrs -}}
+{{- $query = printf "%s&target_session_attrs=%s" $query (urlquery $attrs) -}}
+{{- end -}}
+{{- if .g.database.caSecret -}}
+{{- $query = printf "%s&sslrootcert=%s/ca.crt" $query (include "order-system.caDir" "database") -}}
+{{- end -}}
+{{- $auth := printf "%s:%s" (include "order-system.urlEscape" .db.role) (include "order-system.urlEscape" .password) -}}
+{{- $name := include "order-system.urlEscape" .g.database.name -}}
+{{- if eq (len $hosts) 1 -}}
+{{- printf "postgres://%s@%s:%s/%s?%s" $auth (first $hosts) (first $ports) $name $query -}}
+{{- else -}}
+{{- printf "postgres://%s@/%s?host=%s&port=%s&%s" $auth $name (urlquery (join "," $hosts) | replace "%2C" ",") (join "," $ports) $query -}}
+{{- end -}}
 {{- end }}
 
 {{/* The OpenID provider's issuer URL: auth.issuer, or the development provider's. */}}
@@ -147,8 +180,37 @@ user information would read as a plus: hence %20.
 {{- .g.auth.clientsSecret | default (include "order-system.fullname" (dict "root" .root "name" "auth-clients")) -}}
 {{- end }}
 
-{{- define "order-system.amqpHost" -}}
-{{- .g.amqp.host | default (printf "%s-rabbitmq" .root.Release.Name) -}}
+{{/*
+The hosts of the broker's nodes, a YAML list (use with fromYamlArray): global.amqp.host's,
+several separated by commas for a cluster of your own; else, when the umbrella chart runs the
+bundled broker, each of its nodes by its pod's name under the headless Service (a client
+that knows every node moves to another when its own dies); else <release>-rabbitmq. A host
+may name its port (host:port), global.amqp.port otherwise. dict: root, g.
+*/}}
+{{- define "order-system.amqpHosts" -}}
+{{- $hosts := list -}}
+{{- range splitList "," .g.amqp.host -}}
+{{- if trim . -}}
+{{- $hosts = append $hosts (trim .) -}}
+{{- end -}}
+{{- end -}}
+{{- $bundled := (.root.Values.rabbitmq | default dict) -}}
+{{- if and (not $hosts) $bundled.enabled $bundled.replicas -}}
+{{- $hosts = include "order-system.rabbitmqNodeHosts" (dict "root" .root "replicas" $bundled.replicas "clusterDomain" $bundled.clusterDomain) | fromYamlArray -}}
+{{- end -}}
+{{- toYaml ($hosts | default (list (printf "%s-rabbitmq" .root.Release.Name))) -}}
+{{- end }}
+
+{{/*
+The DNS names of the bundled broker's nodes, a YAML list: the pods of its StatefulSet under its
+headless Service, <release>-rabbitmq-<n>.<release>-rabbitmq-headless.<namespace>.svc.<domain>.
+They are also the nodes' names (rabbit@<host>, long names). dict: root, replicas, clusterDomain.
+*/}}
+{{- define "order-system.rabbitmqNodeHosts" -}}
+{{- $fullname := include "order-system.fullname" (dict "root" .root "name" "rabbitmq") -}}
+{{- range $i := until (int .replicas) }}
+- {{ printf "%s-%d.%s-headless.%s.svc.%s" $fullname $i $fullname $.root.Release.Namespace ($.clusterDomain | default "cluster.local") }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -212,8 +274,12 @@ metadata:
     {{- include "order-system.labels" (dict "root" .root "name" (include "order-system.name" .) "component" "backend") | nindent 4 }}
 type: Opaque
 stringData:
-  DATABASE_URL: {{ printf "postgres://%s:%s@%s:%d/%s?sslmode=%s&search_path=%s%s" (include "order-system.urlEscape" $db.role) (include "order-system.urlEscape" .dbPassword) (include "order-system.dbHost" .) (int .g.database.port) (include "order-system.urlEscape" .g.database.name) (urlquery .g.database.sslmode) (urlquery $db.schema) (ternary (printf "&sslrootcert=%s/ca.crt" (include "order-system.caDir" "database")) "" (not (empty .g.database.caSecret))) | quote }}
-  AMQP_URL: {{ printf "%s://%s:%s@%s:%d/%s" (ternary "amqps" "amqp" .g.amqp.tls) (include "order-system.urlEscape" .g.amqp.user) (include "order-system.urlEscape" .amqpPassword) (include "order-system.amqpHost" .) (int .g.amqp.port) (include "order-system.urlEscape" .g.amqp.vhost) | quote }}
+  DATABASE_URL: {{ include "order-system.databaseURL" (dict "root" .root "g" .g "db" $db "password" .dbPassword) | quote }}
+  {{- $urls := list }}
+  {{- range $host := include "order-system.amqpHosts" . | fromYamlArray }}
+  {{- $urls = append $urls (printf "%s://%s:%s@%s/%s" (ternary "amqps" "amqp" $.g.amqp.tls) (include "order-system.urlEscape" $.g.amqp.user) (include "order-system.urlEscape" $.amqpPassword) (ternary $host (printf "%s:%d" $host (int $.g.amqp.port)) (contains ":" $host)) (include "order-system.urlEscape" $.g.amqp.vhost)) }}
+  {{- end }}
+  AMQP_URL: {{ join "," $urls | quote }}
 {{- end }}
 
 {{/*
@@ -293,7 +359,7 @@ stringData:
     {{- end }}
 {{- end }}
 
-{{/* The bundled RabbitMQ's Secret: its user and password. dict: root, g, password. */}}
+{{/* The bundled RabbitMQ's Secret: its user, password and Erlang cookie. dict: root, g, password, cookie. */}}
 {{- define "order-system.rabbitmqSecret" -}}
 apiVersion: v1
 kind: Secret
@@ -305,6 +371,7 @@ type: Opaque
 stringData:
   RABBITMQ_DEFAULT_USER: {{ .g.amqp.user | quote }}
   RABBITMQ_DEFAULT_PASS: {{ .password | quote }}
+  erlang-cookie: {{ .cookie | quote }}
 {{- end }}
 
 {{/*

@@ -1,0 +1,41 @@
+{{/*
+The nodes' configuration files, the ConfigMap's data (the pods carry its hash, so that a change
+restarts them).
+
+cluster.conf: the nodes find each other by their names (classic config peer discovery: every
+node of the StatefulSet, by its pod's name under the headless Service). On a partition the
+nodes of a minority pause, so that a cut-off node never takes writes the majority does not see.
+
+start.sh: the container's command, run at every start before the image's own entrypoint.
+*/}}
+{{- define "order-system.rabbitmqConfig" -}}
+cluster.conf: |
+  cluster_formation.peer_discovery_backend = classic_config
+  {{- range $i, $host := include "order-system.rabbitmqNodeHosts" (dict "root" . "replicas" .Values.replicas "clusterDomain" .Values.clusterDomain) | fromYamlArray }}
+  cluster_formation.classic_config.nodes.{{ add1 $i }} = rabbit@{{ $host }}
+  {{- end }}
+  cluster_formation.target_cluster_size_hint = {{ int .Values.replicas }}
+  cluster_partition_handling = pause_minority
+start.sh: |
+  #!/bin/sh
+  set -eu
+  # The Erlang cookie, written afresh from the Secret with mode 0400 by the user the node runs
+  # as: Erlang refuses a cookie file that others may read, and a volume that applies the pod's
+  # fsGroup makes every file on it group-readable at each mount, so a cookie written once
+  # would stop the node at its next start.
+  cookie=/var/lib/rabbitmq/.erlang.cookie
+  rm -f "$cookie"
+  (umask 0377 && cat /etc/order-system/rabbitmq/erlang-cookie >"$cookie")
+  # A node with an empty volume joins a node of the cluster it finds; one that finds none in
+  # its retries starts a cluster of its own. Pods start together (podManagementPolicy
+  # Parallel), so only the first one does that, after ten seconds; the others look for a
+  # cluster to join for ten minutes: one cluster forms, not several. A node with data
+  # rejoins the cluster it belongs to and looks for nothing.
+  conf=/etc/rabbitmq/conf.d/30-cluster.conf
+  cp /etc/order-system/rabbitmq/cluster.conf "$conf"
+  case $POD_NAME in
+  *-0) printf '%s\n' 'cluster_formation.discovery_retry_limit = 10' 'cluster_formation.discovery_retry_interval = 1000' >>"$conf" ;;
+  *) printf '%s\n' 'cluster_formation.discovery_retry_limit = 120' 'cluster_formation.discovery_retry_interval = 5000' >>"$conf" ;;
+  esac
+  exec docker-entrypoint.sh rabbitmq-server
+{{- end }}
