@@ -3,7 +3,11 @@ The nodes' configuration files, the ConfigMap's data (the pods carry its hash, s
 restarts them).
 
 cluster.conf: the nodes find each other by their names (classic config peer discovery: every
-node of the StatefulSet, by its pod's name under the headless Service). On a partition the
+node of the StatefulSet, by its pod's name under the headless Service). A node with an empty
+volume takes a lock on the nodes it reaches, then joins one whose database is set up or,
+finding none within its retries (10 s), starts the cluster; the lock makes nodes started together
+(podManagementPolicy Parallel) do that one after the other, so that they form one cluster,
+not several. A node with data rejoins its cluster and looks for nothing. On a partition the
 nodes of a minority pause, so that a cut-off node never takes writes the majority does not see.
 
 start.sh: the container's command, run at every start before the image's own entrypoint.
@@ -14,6 +18,8 @@ cluster.conf: |
   {{- range $i, $host := include "order-system.rabbitmqNodeHosts" (dict "root" . "replicas" .Values.replicas "clusterDomain" .Values.clusterDomain) | fromYamlArray }}
   cluster_formation.classic_config.nodes.{{ add1 $i }} = rabbit@{{ $host }}
   {{- end }}
+  cluster_formation.discovery_retry_limit = 10
+  cluster_formation.discovery_retry_interval = 1000
   cluster_formation.target_cluster_size_hint = {{ int .Values.replicas }}
   cluster_partition_handling = pause_minority
 start.sh: |
@@ -26,16 +32,7 @@ start.sh: |
   cookie=/var/lib/rabbitmq/.erlang.cookie
   rm -f "$cookie"
   (umask 0377 && cat /etc/order-system/rabbitmq/erlang-cookie >"$cookie")
-  # A node with an empty volume joins a node of the cluster it finds; one that finds none in
-  # its retries starts a cluster of its own. Pods start together (podManagementPolicy
-  # Parallel), so only the first one does that, after ten seconds; the others look for a
-  # cluster to join for ten minutes: one cluster forms, not several. A node with data
-  # rejoins the cluster it belongs to and looks for nothing.
-  conf=/etc/rabbitmq/conf.d/30-cluster.conf
-  cp /etc/order-system/rabbitmq/cluster.conf "$conf"
-  case $POD_NAME in
-  *-0) printf '%s\n' 'cluster_formation.discovery_retry_limit = 10' 'cluster_formation.discovery_retry_interval = 1000' >>"$conf" ;;
-  *) printf '%s\n' 'cluster_formation.discovery_retry_limit = 120' 'cluster_formation.discovery_retry_interval = 5000' >>"$conf" ;;
-  esac
+  # The cluster's configuration, beside what the image ships and its entrypoint writes there.
+  cp /etc/order-system/rabbitmq/cluster.conf /etc/rabbitmq/conf.d/30-cluster.conf
   exec docker-entrypoint.sh rabbitmq-server
 {{- end }}
