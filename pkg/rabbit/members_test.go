@@ -76,19 +76,11 @@ func waitReady(t *testing.T, c *rabbit.Consumer, within time.Duration, when stri
 	}
 }
 
-// queueExists looks name up by a passive declaration on a connection of its own.
+// queueExists looks name up by a passive declaration on a connection of its own (a refused
+// one closes the channel it was made on).
 func queueExists(t *testing.T, url, name string) bool {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = ch.QueueDeclarePassive(name, true, false, false, false, nil)
+	_, err := dbtest.Channel(t, url).QueueDeclarePassive(name, true, false, false, false, nil)
 	if amqpErr, ok := errors.AsType[*amqp.Error](err); ok && amqpErr.Code == amqp.NotFound {
 		return false
 	}
