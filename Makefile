@@ -46,7 +46,7 @@ fault: ## outages, failovers, killed broker nodes and consumers, poison, an aler
 	cd tests/system && SYSTEM_SERVERS_DIR=$(CURDIR)/.run/servers go test -count=1 -timeout 30m -v -run '^TestFault' .
 
 chaos: ## random faults, then an oracle (CHAOS_SEED, CHAOS_DURATION=1m), on servers of its own
-	@bash scripts/install-tools.sh nginx
+	@bash scripts/install-tools.sh nginx pg_autoctl
 	@mkdir -p .run
 	cd tests/system && SYSTEM_SERVERS_DIR=$(CURDIR)/.run/servers CHAOS_HISTORY=$${CHAOS_HISTORY:-$(CURDIR)/.run/chaos-history.jsonl} go test -count=1 -timeout 60m -v -run '^TestChaos$$' .
 
