@@ -73,6 +73,15 @@ func (s *Service) finish(ctx context.Context, o Order, p Payment, err error, key
 		return Result{}, err
 	}
 	finished, err = s.repo.Finish(ctx, finished, key)
+	if apperr.Is(err, apperr.Unavailable) {
+		// Billing has answered but the order's end could not be stored (a stalled or
+		// failing-over database): the order stays pending, and the reconciler asks billing
+		// again, which gives the same answer for the same payment. The client is told so,
+		// with the order, as when billing cannot be reached: a 503 that names no order would
+		// leave a client without a key unable to learn that it will be charged.
+		s.log.WarnContext(ctx, "order left pending: its end could not be stored", "order_id", o.ID, "err", err)
+		return ResultOf(o), nil
+	}
 	if err != nil {
 		return Result{}, err
 	}

@@ -55,10 +55,11 @@ func (b *fakeBilling) made() []string {
 // It embeds the interface so that a method it does not need fails loudly if called.
 type fakeOrders struct {
 	order.Repository
-	mu     sync.Mutex
-	orders map[uuid.UUID]order.Order
-	held   []order.Order // what HoldDue hands out
-	now    time.Time     // the database clock HoldDue reports; time.Now() if zero
+	mu        sync.Mutex
+	orders    map[uuid.UUID]order.Order
+	held      []order.Order // what HoldDue hands out
+	finishErr error         // what Finish fails with, if not nil
+	now       time.Time     // the database clock HoldDue reports; time.Now() if zero
 }
 
 func newFakeOrders(stored ...order.Order) *fakeOrders {
@@ -92,6 +93,9 @@ func (r *fakeOrders) Get(_ context.Context, id uuid.UUID) (order.Order, error) {
 func (r *fakeOrders) Finish(_ context.Context, o order.Order, _ idempotency.Key[order.Order]) (order.Order, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.finishErr != nil {
+		return order.Order{}, r.finishErr
+	}
 	if stored := r.orders[o.ID]; stored.Status != order.StatusPending {
 		return stored, nil
 	}
@@ -182,6 +186,26 @@ func TestPlaceFinishesTheOrderAsBillingAnswers(t *testing.T) {
 				t.Errorf("result: order %s, error code %q; want %s, %q", res.Order.Status, gotCode, tt.wantStatus, tt.wantCode)
 			}
 		})
+	}
+}
+
+func TestPlaceAnswersPendingWithTheOrderWhenItsEndCannotBeStored(t *testing.T) {
+	t.Parallel()
+	repo := newFakeOrders()
+	repo.finishErr = apperr.New(apperr.Unavailable, "database unavailable: context deadline exceeded")
+	billing := &fakeBilling{answer: func(string) (order.Payment, error) {
+		return order.Payment{Outcome: payments.Completed}, nil
+	}}
+	o := newOrder()
+	res, err := order.NewService(repo, billing, discard).Place(context.Background(), o, noKey)
+	if err != nil {
+		t.Fatalf("Place failed without the order: %v", err)
+	}
+	if res.Err == nil || res.Err.Code != apperr.Unavailable || res.Order.ID != o.ID || res.Order.Status != order.StatusPending {
+		t.Errorf("result: order %s %s, error %+v; want order %s pending, unavailable", res.Order.ID, res.Order.Status, res.Err, o.ID)
+	}
+	if stored, _ := repo.Get(context.Background(), o.ID); stored.Status != order.StatusPending {
+		t.Errorf("stored order is %s, want pending for the reconciler", stored.Status)
 	}
 }
 
