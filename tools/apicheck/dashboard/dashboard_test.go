@@ -219,3 +219,24 @@ func TestOldestScrapeAndEvaluation(t *testing.T) {
 		t.Errorf("without groups: %v, %v; want now", got, err)
 	}
 }
+
+// TestDownTargets: a target is down unless its last scrape was; each is named with its error.
+func TestDownTargets(t *testing.T) {
+	t.Parallel()
+	targets := `{"status":"success","data":{"activeTargets":[
+		{"scrapePool":"user","labels":{"instance":"user:8080","job":"user"},"health":"up","lastError":""},
+		{"scrapePool":"postgres","labels":{"instance":"postgres-exporter:9187","job":"postgres"},"health":"down","lastError":"connection refused"},
+		{"scrapePool":"order","labels":{"instance":"order:8080","job":"order"},"health":"unknown","lastError":""}]}}`
+	got, err := dashboard.DownTargets([]byte(targets))
+	want := []string{"order order:8080: unknown", "postgres postgres-exporter:9187: down, connection refused"}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("DownTargets = %q, %v; want %q", got, err, want)
+	}
+	allUp := `{"status":"success","data":{"activeTargets":[{"scrapePool":"user","labels":{"instance":"user:8080"},"health":"up"}]}}`
+	if got, err := dashboard.DownTargets([]byte(allUp)); err != nil || len(got) != 0 {
+		t.Errorf("every target up: %q, %v; want none down", got, err)
+	}
+	if _, err := dashboard.DownTargets([]byte(`{"status":"error","errorType":"bad_data","error":"nope"}`)); err == nil {
+		t.Error("an error answer passed")
+	}
+}

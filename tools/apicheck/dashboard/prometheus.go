@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -155,4 +156,37 @@ func OldestEvaluation(body []byte, now time.Time) (time.Time, error) {
 		}
 	}
 	return oldest, nil
+}
+
+// DownTargets names the active targets in body, an answer of /api/v1/targets, whose last
+// scrape failed or that were never scraped ("job instance: health, the error"), sorted.
+func DownTargets(body []byte) ([]string, error) {
+	data, err := decode(body)
+	if err != nil {
+		return nil, err
+	}
+	var targets struct {
+		Active []struct {
+			ScrapePool string            `json:"scrapePool"`
+			Labels     map[string]string `json:"labels"`
+			Health     string            `json:"health"`
+			LastError  string            `json:"lastError"`
+		} `json:"activeTargets"`
+	}
+	if err := json.Unmarshal(data, &targets); err != nil {
+		return nil, fmt.Errorf("targets: %w", err)
+	}
+	var down []string
+	for _, t := range targets.Active {
+		if t.Health == "up" {
+			continue
+		}
+		d := fmt.Sprintf("%s %s: %s", t.ScrapePool, t.Labels["instance"], t.Health)
+		if t.LastError != "" {
+			d += ", " + t.LastError
+		}
+		down = append(down, d)
+	}
+	slices.Sort(down)
+	return down, nil
 }

@@ -9,7 +9,11 @@
 //	dashcheck -prometheus http://127.0.0.1:9090 -screenshot .run/dashboard.png deploy/grafana/order-system.json
 //
 // First it waits (up to -fresh) until Prometheus has scraped every target and evaluated every
-// rule group after dashcheck started, so that what was just done to the system is in.
+// rule group after dashcheck started, so that what was just done to the system is in; every
+// target must then be up. Each -expect is one more query that must return data, e.g. of a
+// target the dashboards do not show:
+//
+//	dashcheck -prometheus http://127.0.0.1:39090 -expect 'pg_up == 1' deploy/grafana/order-system.json
 package main
 
 import (
@@ -37,6 +41,7 @@ type config struct {
 	browser    string
 	screenshot string
 	grafana    string
+	expect     []string
 }
 
 func main() {
@@ -50,6 +55,10 @@ func main() {
 	flag.DurationVar(&c.vars.Range, "range", time.Hour, "the value of $__range")
 	flag.StringVar(&c.browser, "browser", "chromium", "Chromium's command")
 	flag.StringVar(&c.screenshot, "screenshot", "", "save a screenshot of the console here (PNG)")
+	flag.Func("expect", "a query that must return data too (repeatable)", func(expr string) error {
+		c.expect = append(c.expect, expr)
+		return nil
+	})
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: dashcheck [-prometheus URL] [-screenshot file.png] [flags] grafana-dashboard.json")
@@ -80,6 +89,23 @@ func run(ctx context.Context, c config) error {
 		if err := waitForRound(ctx, c.prometheus, c.fresh); err != nil {
 			return err
 		}
+	}
+	if err := targetsUp(ctx, c.prometheus); err != nil {
+		return err
+	}
+
+	unmet := 0
+	for _, expr := range c.expect {
+		n, err := instantQuery(ctx, c.prometheus, expr)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("no data")
+		}
+		if err != nil {
+			unmet++
+			fmt.Printf("FAILED expected query %s: %v\n", expr, err)
+			continue
+		}
+		fmt.Printf("dashcheck: expected query %s: %d series\n", expr, n)
 	}
 
 	failed := 0
@@ -136,8 +162,9 @@ func run(ctx context.Context, c config) error {
 		}
 		fmt.Println("dashcheck: screenshot in " + c.screenshot)
 	}
-	if failed > 0 || empty > 0 || len(differences) > 0 {
-		return fmt.Errorf("%d queries without data, %d panels without data, %d differences between the dashboards", failed, empty, len(differences))
+	if unmet > 0 || failed > 0 || empty > 0 || len(differences) > 0 {
+		return fmt.Errorf("%d expected queries and %d of the dashboards' queries without data, %d panels without data, %d differences between the dashboards",
+			unmet, failed, empty, len(differences))
 	}
 	return nil
 }
@@ -208,6 +235,24 @@ func waitForRound(ctx context.Context, prometheus string, limit time.Duration) e
 		return err
 	}
 	fmt.Printf("dashcheck: every target scraped and every rule group evaluated since the check started (%.1f s)\n", time.Since(start).Seconds())
+	return nil
+}
+
+// targetsUp requires every active target's last scrape to have succeeded: a panel without
+// the series of a target that is down would only say "no data".
+func targetsUp(ctx context.Context, prometheus string) error {
+	body, err := get(ctx, prometheus+"/api/v1/targets?state=active")
+	if err != nil {
+		return err
+	}
+	down, err := dashboard.DownTargets(body)
+	if err != nil {
+		return fmt.Errorf("%s/api/v1/targets: %w", prometheus, err)
+	}
+	if len(down) > 0 {
+		return fmt.Errorf("targets down: %s", strings.Join(down, "; "))
+	}
+	fmt.Println("dashcheck: every target is up")
 	return nil
 }
 
