@@ -3,7 +3,9 @@
 # on an offline machine. A stand-in is made of Debian's packages of this machine (their
 # binaries, the libraries ldd lists, busybox-static for a shell and the usual tools) and
 # honours the documented interface of the image it stands in for; it is Debian's version
-# of the software (PostgreSQL 15, RabbitMQ 3.10, nginx 1.22), not the image's own.
+# of the software (PostgreSQL 15, RabbitMQ 3.10, nginx 1.22, Prometheus 2.42, the PostgreSQL
+# exporter 0.11), not the image's own. Jaeger is not packaged by Debian: its stand-in is
+# built from the Go module proxy (scripts/build-jaeger.sh), at the version of its image.
 #
 #   deploy/standins/build-rootfs.sh <name> <out-dir>
 #
@@ -13,12 +15,23 @@
 #                                                           /docker-entrypoint-initdb.d/*.sql|*.sql.gz|*.sh;
 #                                                           user postgres 70:70
 #   rabbitmq            rabbitmq:3.13-management-alpine     RABBITMQ_DEFAULT_USER/PASS/VHOST, management
-#                                                           plugin on 15672; user rabbitmq 100:101
+#                                                           plugin on 15672, rabbitmq_prometheus on 15692;
+#                                                           user rabbitmq 100:101
 #   nginx               nginx:1.27-alpine                   /etc/nginx/conf.d/*.conf, default listens on 80
 #   nginx-unprivileged  nginxinc/nginx-unprivileged:*       the same, runs as 101:101, default on 8080
 #   golang              golang:1.26-bookworm                this machine's Go toolchain in /usr/local/go
 #   distroless          gcr.io/distroless/static-debian12   /etc/passwd (nonroot 65532), CA certificates,
 #                                                           time zones; nothing else
+#   jaeger              jaegertracing/jaeger:2.12.0         /cmd/jaeger/jaeger-linux, all in one with memory
+#                                                           storage unless given --config; OTLP on 4317 (gRPC)
+#                                                           and 4318 (HTTP), query API on 16686 (the UI is a
+#                                                           placeholder page: the module has no built UI),
+#                                                           health on 13133 (/status); user 10001
+#   prometheus          prom/prometheus:v2.55.1             /bin/prometheus, /etc/prometheus/prometheus.yml,
+#                                                           data in /prometheus, console libraries and consoles
+#                                                           in /usr/share/prometheus; port 9090; user nobody
+#   postgres-exporter   quay.io/prometheuscommunity/        /bin/postgres_exporter, DATA_SOURCE_NAME; port 9187;
+#                       postgres-exporter:*                 user nobody
 #
 # Writes:
 #   <out-dir>/<name>.tar   the root file system (uncompressed tar, numeric owners), one layer
@@ -29,8 +42,10 @@
 # The postgres, rabbitmq and nginx processes start as root and drop to their user (as the
 # images do), or start as that user directly (a Kubernetes securityContext).
 #
-# Needs root (file owners), apt-get (nginx and busybox-static are downloaded, not installed)
-# and the installed postgresql-15, rabbitmq-server and Go.
+# Needs root (file owners), apt-get (nginx, prometheus, prometheus-postgres-exporter, the
+# JavaScript packages of Prometheus's web pages and busybox-static are downloaded, not
+# installed), the installed postgresql-15, rabbitmq-server and Go (and, for jaeger, the Go
+# module proxy the first time: some ten minutes of build on 2 cores).
 set -euo pipefail
 
 name=${1:?usage: build-rootfs.sh <name> <out-dir>}
@@ -46,14 +61,34 @@ for d in bin sbin lib lib64; do ln -s usr/$d "$root/$d"; done
 chmod 1777 "$root/tmp" "$root/var/tmp"
 
 # debs are fetched once per out-dir and only unpacked; nothing is installed on the machine.
+# fetch <package>...: downloads those not fetched yet, in one apt-get call (each call spends
+# seconds reading the package lists).
+fetch() {
+	local pkg missing=()
+	mkdir -p "$out/.debs"
+	for pkg in "$@"; do
+		compgen -G "$out/.debs/${pkg}_*.deb" >/dev/null || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -gt 0 ] || return 0
+	(cd "$out/.debs" && { apt-get download -qq "${missing[@]}" 2>/dev/null || { apt-get update -qq && apt-get download -qq "${missing[@]}"; }; }) >&2
+}
+
 deb_root() { # <package>: prints a folder holding the package's files
 	local pkg=$1 dir=$out/.debs/$1
 	if [ ! -d "$dir" ]; then
-		mkdir -p "$out/.debs"
-		(cd "$out/.debs" && rm -f "${pkg}"_*.deb && { apt-get download -qq "$pkg" 2>/dev/null || { apt-get update -qq && apt-get download -qq "$pkg"; }; }) >&2
+		fetch "$pkg"
 		dpkg-deb -x "$out"/.debs/"${pkg}"_*.deb "$dir.tmp" && mv "$dir.tmp" "$dir"
 	fi
 	echo "$dir"
+}
+
+# unpack <package> [<tar option>...]: the package's files in the root as dpkg would put them,
+# without its documentation (and what the options exclude).
+unpack() {
+	local dir
+	dir=$(deb_root "$1")
+	shift
+	tar -C "$dir" --exclude=./usr/share/doc --exclude=./usr/share/man "$@" -cf - . | tar -C "$root" --keep-directory-symlink -xf -
 }
 
 # copy <src> <dest-in-root>: one file, symlinks followed.
@@ -159,6 +194,7 @@ rabbitmq)
 		"Volumes": {"/var/lib/rabbitmq": {}}, "WorkingDir": "/", "StopSignal": "SIGTERM"}'
 	;;
 nginx | nginx-unprivileged)
+	fetch busybox-static nginx nginx-common
 	busybox
 	certs_and_zones
 	account nginx 101 nginx 101 /var/cache/nginx
@@ -226,8 +262,64 @@ distroless)
 	config '{"Env": ["PATH='"$PATH_ENV"'", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"],
 		"User": "65532", "WorkingDir": "/home/nonroot"}'
 	;;
+jaeger)
+	busybox
+	certs_and_zones
+	bin=$(bash "$here/../../scripts/build-jaeger.sh")
+	copy "$bin" /cmd/jaeger/jaeger-linux
+	libs "$root/cmd/jaeger/jaeger-linux"
+	# The image's sampling strategies file, from the module the binary was built from.
+	version=${bin##*/jaeger-}
+	src=$(GOWORK=off GOFLAGS=-mod=mod go mod download -json "github.com/jaegertracing/jaeger@$version" | jq -r .Dir)
+	copy "$src/cmd/jaeger/sampling-strategies.json" /cmd/jaeger/sampling-strategies.json
+	# The image runs as the uid 10001 without an account, and listens on every address
+	# (JAEGER_LISTEN_HOST, which the built-in all-in-one configuration reads).
+	config '{"Entrypoint": ["/cmd/jaeger/jaeger-linux"], "Env": ["PATH='"$PATH_ENV"'", "JAEGER_LISTEN_HOST=0.0.0.0"],
+		"User": "10001", "WorkingDir": "/", "Volumes": {"/tmp": {}},
+		"ExposedPorts": {"4317/tcp": {}, "4318/tcp": {}, "5778/tcp": {}, "5779/tcp": {}, "9411/tcp": {}, "13132/tcp": {},
+			"13133/tcp": {}, "14250/tcp": {}, "14268/tcp": {}, "16686/tcp": {}}}'
+	;;
+prometheus)
+	# Debian's binary serves its web pages from /usr/share/prometheus/web, whose scripts and
+	# fonts are links into Debian's JavaScript and font packages.
+	web=(fonts-glyphicons-halflings libjs-bootstrap4 libjs-d3 libjs-eonasdan-bootstrap-datetimepicker libjs-jquery
+		libjs-jquery-hotkeys libjs-moment libjs-mustache libjs-popper.js libjs-rickshaw)
+	fetch busybox-static prometheus libjs-moment-timezone "${web[@]}"
+	busybox
+	certs_and_zones
+	account nobody 65534 nobody 65534 /home
+	unpack prometheus
+	for p in "${web[@]}"; do unpack "$p"; done
+	# The pages load moment-timezone-with-data.min.js only, not the 200 MB of tz data beside it.
+	unpack libjs-moment-timezone --exclude=./usr/share/javascript/moment-timezone/data
+	rm -rf "$root"/{etc/init.d,etc/default,etc/logrotate.d,lib/systemd,etc/prometheus/console_libraries,etc/prometheus/consoles}
+	libs "$root/usr/bin/prometheus" "$root/usr/bin/promtool"
+	# The image's layout: the console libraries and example consoles in /usr/share/prometheus
+	# (linked from /etc/prometheus), upstream's example configuration, the data in /prometheus.
+	examples=$(deb_root prometheus)/usr/share/doc/prometheus/examples
+	mkdir -p "$root/usr/share/prometheus" "$root/prometheus"
+	cp -r "$examples/console_libraries" "$examples/consoles" "$root/usr/share/prometheus/"
+	ln -s /usr/share/prometheus/console_libraries /usr/share/prometheus/consoles "$root/etc/prometheus/"
+	cp "$examples/prometheus.yml" "$root/etc/prometheus/prometheus.yml"
+	chown -R 65534:65534 "$root/etc/prometheus" "$root/prometheus"
+	config '{"Entrypoint": ["/bin/prometheus"],
+		"Cmd": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
+			"--web.console.libraries=/usr/share/prometheus/console_libraries", "--web.console.templates=/usr/share/prometheus/consoles"],
+		"Env": ["PATH='"$PATH_ENV"'"], "User": "nobody", "WorkingDir": "/prometheus",
+		"ExposedPorts": {"9090/tcp": {}}, "Volumes": {"/prometheus": {}}}'
+	;;
+postgres-exporter)
+	fetch busybox-static prometheus-postgres-exporter
+	busybox
+	certs_and_zones
+	account nobody 65534 nobody 65534 /home
+	copy "$(deb_root prometheus-postgres-exporter)/usr/bin/prometheus-postgres-exporter" /bin/postgres_exporter
+	libs "$root/bin/postgres_exporter"
+	config '{"Entrypoint": ["/bin/postgres_exporter"], "Env": ["PATH='"$PATH_ENV"'"], "User": "nobody",
+		"WorkingDir": "/", "ExposedPorts": {"9187/tcp": {}}}'
+	;;
 *)
-	echo "unknown stand-in $name (postgres, rabbitmq, nginx, nginx-unprivileged, golang, distroless)" >&2
+	echo "unknown stand-in $name (postgres, rabbitmq, nginx, nginx-unprivileged, golang, distroless, jaeger, prometheus, postgres-exporter)" >&2
 	exit 2
 	;;
 esac
