@@ -4,19 +4,25 @@
 # deploy/Dockerfile (its golang and distroless bases are local stand-ins of the same names,
 # its module downloads are served from this machine's module cache), `docker compose up
 # --wait` starts docker-compose.yml (plus deploy/docker/compose.offline.yml: pull_policy
-# never), Newman runs the collection through the compose gateway with the 2 s delay and
-# without, one service is stopped and started again under the load generator (its
-# invariant check must hold), then the services are started again with sign-in on and the
-# auth profile's development provider, and Newman runs the sign-in collection through the
-# gateway; `docker compose down -v`, and the engine stops leaving nothing behind (checked).
-# Timings are logged as measured.
+# never) with the tracing and monitoring profiles, the services exporting their traces to
+# Jaeger; an order placed through the gateway must be one whole trace in Jaeger (order,
+# billing, the broker and notification: tools/apicheck/cmd/tracecheck). Newman runs the
+# collection through the compose gateway with the 2 s delay and without, one service is
+# stopped and started again under the load generator (its invariant check must hold), then
+# Prometheus must have every target up (the services, the broker's plugin, the PostgreSQL
+# exporter), the rules loaded and every query of the dashboards returning data
+# (tools/apicheck/cmd/dashcheck, the console in headless Chromium). Then the services are
+# started again with sign-in on and the auth profile's development provider, and Newman runs
+# the sign-in collection through the gateway; `docker compose down -v`, and the engine stops
+# leaving nothing behind (checked). Timings are logged as measured.
 #
-# Needs root and Go; installs Debian's docker.io and jq, and newman, when they are missing.
-# Docker Compose is built from the Go module proxy once into .cache/compose (git-ignored).
+# Needs root and Go; installs Debian's docker.io and jq, chromium, and newman, when they are
+# missing. Docker Compose is built from the Go module proxy once into .cache/compose, Jaeger
+# (its stand-in) into .cache/jaeger (git-ignored; make system builds the same).
 # Host ports (127.0.0.1): gateway $GATEWAY_PORT (38000), PostgreSQL $POSTGRES_PORT (35432),
 # RabbitMQ $RABBITMQ_PORT (35672) and $RABBITMQ_MANAGEMENT_PORT (45672), the OpenID provider
-# $DEVIDP_PORT (38070), so it runs next to `make run` and the machine's own PostgreSQL and
-# RabbitMQ.
+# $DEVIDP_PORT (38070), Jaeger's UI $JAEGER_UI_PORT (46686), Prometheus $PROMETHEUS_PORT
+# (39090), so it runs next to `make run` and the machine's own PostgreSQL and RabbitMQ.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -26,8 +32,10 @@ unset DOCKER_HOST DOCKER_CONTEXT
 
 export GATEWAY_PORT=${GATEWAY_PORT:-38000} POSTGRES_PORT=${POSTGRES_PORT:-35432}
 export RABBITMQ_PORT=${RABBITMQ_PORT:-35672} RABBITMQ_MANAGEMENT_PORT=${RABBITMQ_MANAGEMENT_PORT:-45672}
-export DEVIDP_PORT=${DEVIDP_PORT:-38070}
+export DEVIDP_PORT=${DEVIDP_PORT:-38070} JAEGER_UI_PORT=${JAEGER_UI_PORT:-46686} PROMETHEUS_PORT=${PROMETHEUS_PORT:-39090}
 export PUBLISH_ADDRESS=127.0.0.1
+# The tracing profile's Jaeger, where the services export their spans.
+export OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318
 # Scripts of this repository that add bridges, iptables rules or change ip_forward hold this
 # lock from the first change to the last clean-up, so each can tell its own objects apart.
 NET_LOCK=${NET_LOCK:-/tmp/os-net.lock}
@@ -48,7 +56,8 @@ if ! command -v dockerd >/dev/null || ! command -v jq >/dev/null; then
 	[ -z "$policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 [ "$NEWMAN" != newman ] || bash scripts/install-tools.sh newman
-for tool in dockerd containerd iptables jq go "$NEWMAN"; do
+bash scripts/install-tools.sh chromium # dashcheck opens the dashboard console in it
+for tool in dockerd containerd iptables jq go chromium "$NEWMAN"; do
 	command -v "$tool" >/dev/null || { echo "compose-test: $tool is missing" >&2; exit 1; }
 done
 
@@ -68,13 +77,18 @@ log "Docker Compose (built once into .cache/compose)"
 t=$(now)
 bash deploy/docker/build-compose.sh .cache/compose
 compose_bin=$repo/.cache/compose/docker-compose
-compose() { "$compose_bin" -f docker-compose.yml -f deploy/docker/compose.offline.yml "$@"; }
+# Every call with the tracing and monitoring profiles, so that each up, build and down covers
+# Jaeger, Prometheus and the exporter too.
+compose() { "$compose_bin" -f docker-compose.yml -f deploy/docker/compose.offline.yml --profile tracing --profile monitoring "$@"; }
 log "compose ready in $(since "$t") s"
 
-log "stand-in base images, the load generator, the services' modules in the local cache"
+log "stand-in base images, the load generator and the checks, the services' modules in the local cache"
 t=$(now)
-for n in golang distroless postgres rabbitmq nginx; do bash deploy/standins/build-rootfs.sh "$n" "$state/standins"; done
+for n in golang distroless postgres rabbitmq nginx jaeger prometheus postgres-exporter; do
+	bash deploy/standins/build-rootfs.sh "$n" "$state/standins"
+done
 (cd tools/loadgen && go build -o "$state/loadgen" .)
+go build -o "$state" ./tools/apicheck/cmd/tracecheck ./tools/apicheck/cmd/dashcheck
 for m in services/user services/billing services/order services/notification tools/devidp; do (cd "$m" && GOWORK=off go mod download); done
 go build -o "$state/devidp" ./tools/devidp
 log "prepared in $(since "$t") s"
@@ -129,6 +143,9 @@ bash $s "$state/standins/distroless" gcr.io/distroless/static-debian12:nonroot
 bash $s "$state/standins/postgres" postgres:15-alpine
 bash $s "$state/standins/rabbitmq" rabbitmq:3.13-management-alpine
 bash $s "$state/standins/nginx" nginx:1.27-alpine
+bash $s "$state/standins/jaeger" jaegertracing/jaeger:2.12.0
+bash $s "$state/standins/prometheus" prom/prometheus:v2.55.1
+bash $s "$state/standins/postgres-exporter" quay.io/prometheuscommunity/postgres-exporter:v0.18.1
 log "stand-ins loaded in $(since "$t") s"
 t=$(now)
 compose --profile auth build >"$state/build.log" 2>&1 || { tail -40 "$state/build.log"; exit 1; }
@@ -147,6 +164,11 @@ if docker ps --format '{{.Ports}}' | tr ',' '\n' | grep -E -- '->' | grep -vE '^
 	echo "compose-test: a port is published beyond 127.0.0.1" >&2
 	exit 1
 fi
+
+log "traces: an order placed through the gateway, read back from Jaeger"
+t=$(now)
+"$state/tracecheck" -base-url "$gw" -jaeger "http://127.0.0.1:$JAEGER_UI_PORT"
+log "both traces whole in Jaeger after $(since "$t") s"
 
 log "Newman through the compose gateway, with the 2 s delay and without"
 t=$(now)
@@ -179,6 +201,18 @@ jq -c '{orders, orders_per_second, statuses, errors, violations}' "$state/restar
 log "$victim stopped in $stopped s (exit code $exit_code), healthy again after $back s; load generator exit $rc"
 [ "$exit_code" = 0 ] || { echo "compose-test: $victim did not exit cleanly on SIGTERM (exit code $exit_code)" >&2; exit 1; }
 [ "$rc" = 0 ] || { echo "compose-test: the load generator's check failed" >&2; exit 1; }
+
+# After the collections and the load: every panel has had traffic. The rules must be loaded
+# (both groups), PostgreSQL reached by its exporter, the broker's per-queue series scraped.
+log "monitoring: Prometheus's targets, rules and the dashboards"
+t=$(now)
+prometheus=http://127.0.0.1:$PROMETHEUS_PORT
+groups=$(curl -fsS "$prometheus/api/v1/rules" | jq -r '[.data.groups[].name] | sort | join(",")')
+[ "$groups" = order-system-alerts,order-system-records ] ||
+	{ echo "compose-test: Prometheus has the rule groups '$groups', want order-system-alerts and order-system-records" >&2; exit 1; }
+"$state/dashcheck" -prometheus "$prometheus" -expect 'pg_up == 1' \
+	-expect 'rabbitmq_queue_messages{queue="notification.orders"}' deploy/grafana/order-system.json
+log "monitoring checked in $(since "$t") s"
 
 log "sign-in: the services again with AUTH=oidc and the auth profile's provider"
 t=$(now)
