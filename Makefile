@@ -120,7 +120,7 @@ cluster-test: ## on cluster-up's cluster: Newman, helm test, a rollout and pod d
 cluster-down: ## stop cluster-up's cluster and check the machine is as it was
 	bash deploy/kube/cluster-down.sh
 
-compose-test: ## compose up on a Docker engine of its own, offline: Newman, a restart under load (root)
+compose-test: ## compose up on a Docker engine of its own, offline: Newman, a restart under load, traces, metrics (root)
 	bash deploy/docker/compose-test.sh
 
 ##@ Measure
