@@ -2,9 +2,10 @@
 # Installs the named tools when they are missing, so that make run, make e2e and make lint
 # need nothing typed by hand: nginx, gcc (the race detector's cgo needs a C compiler), the
 # linter shellcheck, chromium (the browser that renders /docs in make e2e), pg_autoctl
-# (pg_auto_failover, for the fault tests' PostgreSQL pair) and promtool (Prometheus, for the
-# alerting rules' tests, the fault test that fires an alert and METRICS=1 make run) from
-# Debian's packages, newman from npm.
+# (pg_auto_failover, for the fault tests' PostgreSQL pair), promtool (Prometheus, for the
+# alerting rules' tests, the fault test that fires an alert and METRICS=1 make run) and
+# prometheus-postgres-exporter (PostgreSQL's exporter, for METRICS=1 make run) from Debian's
+# packages, newman from npm.
 # Usage: install-tools.sh nginx gcc
 set -euo pipefail
 
@@ -25,23 +26,63 @@ quiet() {
 
 # apt_install installs Debian packages without starting their daemons: a package such as
 # nginx would otherwise start a server on port 80 that nobody asked for. The policy file
-# that says so is ours only when the machine had none, and goes when the install ends,
-# however it ends. Options for apt-get (--no-install-recommends) may come before the packages.
+# that says so is ours only when the machine had none, and goes as soon as the install ends,
+# however it ends (an interrupted run included). A package the machine did not have is left
+# with its daemon disabled as well (leave_disabled): its maintainer scripts enable it for the
+# next boot whatever the policy says. Packages the machine had are not touched. Options for
+# apt-get (--no-install-recommends) may come before the packages.
 apt_install() {
-	local policy=/usr/sbin/policy-rc.d
+	local policy=/usr/sbin/policy-rc.d ours="" arg status=0
+	local added=() # the named packages the machine does not have yet
+	for arg in "$@"; do
+		case $arg in
+		-*) ;;
+		*) [ "$(dpkg-query -W -f='${db:Status-Status}' "$arg" 2>/dev/null)" = installed ] || added+=("$arg") ;;
+		esac
+	done
 	if [ ! -e "$policy" ]; then
 		as_root sh -c "printf '#!/bin/sh\\nexit 101\\n' > $policy && chmod 755 $policy"
+		ours=1
 		trap 'as_root rm -f '"$policy" EXIT
+		trap 'exit 130' INT
+		trap 'exit 143' TERM
 	fi
 	# Another apt run on the machine holds the dpkg lock for a while; wait for it rather than fail.
-	quiet as_root apt-get -o DPkg::Lock::Timeout=300 update
-	quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y "$@"
+	quiet as_root apt-get -o DPkg::Lock::Timeout=300 update &&
+		quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y "$@" || status=$?
+	if [ -n "$ours" ]; then
+		as_root rm -f "$policy"
+		trap - EXIT INT TERM
+	fi
+	[ "$status" = 0 ] || return "$status"
+	for arg in "${added[@]}"; do leave_disabled "$arg"; done
+}
+
+# leave_disabled <package>: the package's init scripts and systemd services, which its
+# postinst enabled for boot (update-rc.d defaults, deb-systemd-helper enable), disabled again
+# the way Debian records it, so that an upgrade of the package keeps them disabled. Nothing
+# is stopped: the policy above kept them from starting.
+leave_disabled() {
+	local file
+	while IFS= read -r file; do
+		case $file in
+		/etc/init.d/*)
+			[ -f "$file" ] || continue
+			as_root update-rc.d "${file##*/}" disable >/dev/null 2>&1 ||
+				echo "install-tools.sh: could not disable the init script ${file##*/} of $1" >&2
+			;;
+		/lib/systemd/system/*.service | /usr/lib/systemd/system/*.service)
+			as_root deb-systemd-helper disable "${file##*/}" >/dev/null 2>&1 ||
+				echo "install-tools.sh: could not disable the systemd service ${file##*/} of $1" >&2
+			;;
+		esac
+	done < <(dpkg-query -L "$1" 2>/dev/null)
 }
 
 for tool in "$@"; do
 	command -v "$tool" >/dev/null && continue
 	case $tool in
-	nginx | gcc | shellcheck | chromium)
+	nginx | gcc | shellcheck | chromium | prometheus-postgres-exporter)
 		echo "$tool is missing: installing it from Debian's packages (apt-get install $tool)"
 		apt_install "$tool"
 		;;
