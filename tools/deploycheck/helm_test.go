@@ -33,6 +33,10 @@ const kubeVersion = "1.30.0"
 // a cluster with its CRDs does: the chart renders its HTTPRoute only then.
 const gatewayAPI = "--api-versions=gateway.networking.k8s.io/v1/HTTPRoute"
 
+// serviceMonitorAPI tells helm template that the API server serves the Prometheus Operator's
+// ServiceMonitor: the chart renders its ServiceMonitors only then.
+const serviceMonitorAPI = "--api-versions=monitoring.coreos.com/v1/ServiceMonitor"
+
 func helm(t *testing.T, args ...string) []byte {
 	t.Helper()
 	if _, err := exec.LookPath("helm"); err != nil {
@@ -62,6 +66,7 @@ type objects struct {
 	budgets      []policyv1.PodDisruptionBudget
 	autoscalers  []autoscalingv2.HorizontalPodAutoscaler
 	httpRoutes   []map[string]any // no Go types here: the real API server checks them against the CRDs
+	monitors     []map[string]any // ServiceMonitors, as the HTTPRoutes
 }
 
 // strict decodes one manifest into v, failing on any field the API type does not have.
@@ -155,6 +160,10 @@ func renderChart(t *testing.T, chart string, set ...string) objects {
 			var o map[string]any
 			err = yaml.Unmarshal([]byte(doc), &o)
 			objs.httpRoutes = append(objs.httpRoutes, o)
+		case "ServiceMonitor":
+			var o map[string]any
+			err = yaml.Unmarshal([]byte(doc), &o)
+			objs.monitors = append(objs.monitors, o)
 		default:
 			t.Errorf("unexpected kind %s", head.Kind)
 		}

@@ -32,7 +32,7 @@ var component = map[string]string{
 	"user": "backend", "billing": "backend", "order": "backend", "notification": "backend",
 	"user-test": "test", "billing-test": "test", "order-test": "test", "notification-test": "test",
 	"postgresql": "database", "rabbitmq": "message-broker",
-	"index": "default-backend", "devidp": "identity-provider",
+	"index": "default-backend", "devidp": "identity-provider", "jaeger": "tracing",
 }
 
 // labelValue is a version as helm create and Bitnami's charts put it in a label: "+" is not
@@ -145,16 +145,18 @@ func fromDisk(t *testing.T) func(string) chartMeta {
 // subchart's with its own, whether installed under the umbrella or on its own.
 func TestStandardLabels(t *testing.T) {
 	everything := []string{"global.auth.enabled=true", "global.auth.devProvider=true", "httpRoute.enabled=true", gatewayAPI,
-		"global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true"}
+		"global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true",
+		"global.metrics.serviceMonitor.enabled=true", serviceMonitorAPI, "global.tracing.jaeger=true", "postgresql.metrics.enabled=true"}
 	kinds := checkLabels(t, chart, manifests(t, chart, everything...), fromDisk(t))
 	want := []string{"ConfigMap", "Deployment", "HTTPRoute", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy",
-		"Pod", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "StatefulSet"}
+		"Pod", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "ServiceMonitor", "StatefulSet"}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("checked kinds %v, want %v", kinds, want)
 	}
 	for _, sub := range []string{"user", "billing", "order", "notification", "postgresql", "rabbitmq"} {
 		dir := filepath.Join(chart, "charts", sub)
-		docs := manifests(t, dir, append(givenPasswords, "superuserPassword=pw-postgres")...)
+		docs := manifests(t, dir, append(givenPasswords, "superuserPassword=pw-postgres", "metrics.enabled=true",
+			"global.metrics.serviceMonitor.enabled=true", serviceMonitorAPI)...)
 		if kinds := checkLabels(t, dir, docs, fromDisk(t)); len(kinds) < 3 {
 			t.Errorf("%s on its own: checked only %v", sub, kinds)
 		}

@@ -99,11 +99,13 @@ func renderFiles(t *testing.T, dir string, set ...string) []rendered {
 func everyTemplate(t *testing.T) []rendered {
 	t.Helper()
 	on := []string{"global.auth.enabled=true", "global.auth.devProvider=true", "httpRoute.enabled=true", gatewayAPI,
-		"global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true"}
+		"global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true",
+		"global.metrics.serviceMonitor.enabled=true", serviceMonitorAPI, "global.tracing.jaeger=true", "postgresql.metrics.enabled=true"}
 	out := renderFiles(t, chart, on...)
 	for _, sub := range []string{"user", "billing", "order", "notification", "postgresql", "rabbitmq"} {
 		out = append(out, renderFiles(t, filepath.Join(chart, "charts", sub),
-			append(givenPasswords, "superuserPassword=pw-postgres", "global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true")...)...)
+			append(givenPasswords, "superuserPassword=pw-postgres", "global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true",
+				"global.metrics.serviceMonitor.enabled=true", serviceMonitorAPI, "metrics.enabled=true")...)...)
 	}
 	return out
 }

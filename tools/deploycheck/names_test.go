@@ -16,8 +16,9 @@ import (
 // checkConsistent fails on every reference between the rendered objects that names nothing:
 // a Service or PodDisruptionBudget that selects no workload's pods (or a test pod), a
 // NetworkPolicy whose pods or peers are no workload's, an Ingress or HTTPRoute backend or
-// test pod address that is no Service, an autoscaler's target, a pod's ConfigMap, Secret or
-// ServiceAccount. Every Secret a pod reads must be the chart's own, and every account a pod
+// test pod address that is no Service, a ServiceMonitor that selects no Service or names a
+// port it does not have, an OTLP endpoint that is no Service of the release where it points
+// into it, an autoscaler's target, a pod's ConfigMap, Secret or ServiceAccount. Every Secret a pod reads must be the chart's own, and every account a pod
 // names: call it without existingSecret or serviceAccount values.
 func checkConsistent(t *testing.T, objs objects) {
 	t.Helper()
@@ -123,6 +124,39 @@ func checkConsistent(t *testing.T, objs objects) {
 	for _, b := range backends {
 		if !services[b] {
 			t.Errorf("a route or test pod goes to the Service %s, which the chart does not render", b)
+		}
+	}
+	for _, m := range objs.monitors {
+		sm := decodeMonitor(t, m)
+		var selected []corev1.Service
+		for _, s := range objs.services {
+			if labels.SelectorFromSet(sm.Spec.Selector.MatchLabels).Matches(labels.Set(s.Labels)) {
+				selected = append(selected, s)
+			}
+		}
+		if len(selected) != 1 {
+			t.Errorf("ServiceMonitor %s selects %d Services, want one", sm.Metadata.Name, len(selected))
+			continue
+		}
+		for _, e := range sm.Spec.Endpoints {
+			if !slices.ContainsFunc(selected[0].Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == e.Port }) {
+				t.Errorf("ServiceMonitor %s scrapes the port %q, which the Service %s does not have", sm.Metadata.Name, e.Port, selected[0].Name)
+			}
+		}
+	}
+	for _, c := range objs.configmaps {
+		raw, ok := c.Data["OTEL_EXPORTER_OTLP_ENDPOINT"]
+		if !ok {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Errorf("ConfigMap %s: OTEL_EXPORTER_OTLP_ENDPOINT %q: %v", c.Name, raw, err)
+			continue
+		}
+		// A host without dots is a Service of the release's namespace.
+		if host := u.Hostname(); !strings.Contains(host, ".") && !services[host] {
+			t.Errorf("ConfigMap %s exports traces to %s, which is no Service the chart renders", c.Name, raw)
 		}
 	}
 	configmaps, secrets, accounts := map[string]bool{}, map[string]bool{}, map[string]bool{}
@@ -263,6 +297,9 @@ func allNames(objs objects) []string {
 	for _, o := range objs.policies {
 		add("NetworkPolicy", o.ObjectMeta)
 	}
+	for _, m := range objs.monitors {
+		out = append(out, "ServiceMonitor "+decodeMonitor(nil, m).Metadata.Name)
+	}
 	return out
 }
 
@@ -270,7 +307,8 @@ func allNames(objs objects) []string {
 // reference between the objects follows the new names.
 func TestNameOverrides(t *testing.T) {
 	everything := []string{"global.auth.enabled=true", "global.auth.devProvider=true", "httpRoute.enabled=true", gatewayAPI,
-		"global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true"}
+		"global.podDisruptionBudget.enabled=true", "global.autoscaling.enabled=true",
+		"global.metrics.serviceMonitor.enabled=true", serviceMonitorAPI, "global.tracing.jaeger=true"}
 	defaults := render(t, everything...)
 	checkConsistent(t, defaults)
 	checkBillingURL(t, defaults)
@@ -295,8 +333,8 @@ func TestNameOverrides(t *testing.T) {
 	for _, want := range []string{
 		"Deployment shop-orders", "Service shop-orders", "ConfigMap shop-orders", "Secret shop-orders", "Pod shop-orders-test",
 		"ServiceAccount shop-orders",
-		"PodDisruptionBudget shop-orders", "HorizontalPodAutoscaler shop-orders",
-		"Deployment order-system-ledger", "Service order-system-ledger", "NetworkPolicy order-system-ledger",
+		"PodDisruptionBudget shop-orders", "HorizontalPodAutoscaler shop-orders", "ServiceMonitor shop-orders",
+		"Deployment order-system-ledger", "Service order-system-ledger", "NetworkPolicy order-system-ledger", "ServiceMonitor order-system-ledger",
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no %s among %v", want, names)

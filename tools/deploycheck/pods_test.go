@@ -57,7 +57,7 @@ func valuesFile(t *testing.T, doc string) string {
 // The services never call the Kubernetes API: each runs as its own ServiceAccount, and no
 // pod of the release gets an API token unless the values ask for one.
 func TestServiceAccounts(t *testing.T) {
-	objs := render(t, "global.auth.enabled=true", "global.auth.devProvider=true")
+	objs := render(t, "global.auth.enabled=true", "global.auth.devProvider=true", "global.tracing.jaeger=true")
 	accounts := map[string]corev1.ServiceAccount{}
 	for _, a := range objs.accounts {
 		accounts[a.Name] = a
@@ -189,15 +189,16 @@ func TestImagePullSecrets(t *testing.T) {
 		}
 		return out
 	}
-	for name, spec := range pods(render(t, "global.auth.enabled=true", "global.auth.devProvider=true")) {
+	for name, spec := range pods(render(t, "global.auth.enabled=true", "global.auth.devProvider=true", "global.tracing.jaeger=true")) {
 		if len(spec.ImagePullSecrets) != 0 {
 			t.Errorf("%s has pull secrets %v by default", name, secretsOf(spec))
 		}
 	}
-	objs := render(t, "global.auth.enabled=true", "global.auth.devProvider=true",
+	objs := render(t, "global.auth.enabled=true", "global.auth.devProvider=true", "global.tracing.jaeger=true",
 		valuesFile(t, "global: {imagePullSecrets: [shared]}\norder: {imagePullSecrets: [{name: own}, shared]}\n"))
 	all := pods(objs)
-	for _, want := range []string{"Deployment order-system-index", "Deployment order-system-devidp", "StatefulSet order-system-postgresql", "StatefulSet order-system-rabbitmq"} {
+	for _, want := range []string{"Deployment order-system-index", "Deployment order-system-devidp", "Deployment order-system-jaeger",
+		"StatefulSet order-system-postgresql", "StatefulSet order-system-rabbitmq"} {
 		if _, ok := all[want]; !ok {
 			t.Errorf("no %s", want)
 		}
@@ -366,6 +367,17 @@ func TestConfigChecksum(t *testing.T) {
 		"order.priorityClassName=high", "order.podLabels.team=payments", "order.podAnnotations.note=x", "order.extraEnv[0].name=X"))
 	if !maps.Equal(base, podOnly) {
 		t.Errorf("pod template settings changed checksum/config: %v, was %v", podOnly, base)
+	}
+	// The metrics settings change the pod template (its annotations) or no pod at all.
+	if metrics := sums(render(t, "global.metrics.scrapeAnnotations=false", "global.metrics.serviceMonitor.enabled=true", serviceMonitorAPI)); !maps.Equal(base, metrics) {
+		t.Errorf("global.metrics changed checksum/config: %v, was %v", metrics, base)
+	}
+	// The release's Jaeger changes every service's OTLP endpoint, in its ConfigMap.
+	traced := sums(render(t, "global.tracing.jaeger=true"))
+	for _, svc := range theServices {
+		if traced[svc] == base[svc] {
+			t.Errorf("global.tracing.jaeger left %s's checksum/config as it was", svc)
+		}
 	}
 	changed := sums(render(t, "order.env.LOG_LEVEL=debug"))
 	for _, svc := range theServices {

@@ -107,6 +107,13 @@ auth:
   devProvider: false
 tracing:
   otlpEndpoint: ""
+  jaeger: false
+metrics:
+  scrapeAnnotations: true
+  serviceMonitor:
+    enabled: false
+    interval: 30s
+    labels: {}
 shutdownTimeoutSeconds: 20
 preStopSeconds: 5
 podDisruptionBudget:
@@ -173,6 +180,27 @@ dict: root, g, db (the service's role and schema), password.
 {{/* The OpenID provider's issuer URL: auth.issuer, or the development provider's. */}}
 {{- define "order-system.authIssuer" -}}
 {{- .g.auth.issuer | default (ternary (printf "http://%s:8070" (include "order-system.fullname" (dict "root" .root "name" "devidp"))) "" .g.auth.devProvider) -}}
+{{- end }}
+
+{{/*
+Where the services export their traces (OTLP/HTTP): tracing.otlpEndpoint, or the release's own
+Jaeger with tracing.jaeger (the umbrella chart runs it as <release>-jaeger), or nowhere. dict:
+root, g.
+*/}}
+{{- define "order-system.otlpEndpoint" -}}
+{{- .g.tracing.otlpEndpoint | default (ternary (printf "http://%s:4318" (include "order-system.fullname" (dict "root" .root "name" "jaeger"))) "" .g.tracing.jaeger) -}}
+{{- end }}
+
+{{/*
+The conventional annotations that tell a Prometheus scraping pods by annotation where a pod's
+metrics are, as YAML lines; none with metrics.scrapeAnnotations off. dict: g, port, path.
+*/}}
+{{- define "order-system.scrapeAnnotations" -}}
+{{- if .g.metrics.scrapeAnnotations -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | toString | quote }}
+prometheus.io/path: {{ .path | quote }}
+{{- end -}}
 {{- end }}
 
 {{/* The Secret holding the services' client secrets at the provider. */}}
@@ -378,8 +406,9 @@ stringData:
 checksum/config of a service's pods: a hash of its values and the global ones, so that a
 change of what its ConfigMap and Secret hold rolls the pods. The values that are written into
 the pod template itself (image, pull secrets, service account, scheduling, pod labels and
-annotations, extraEnv) change the template anyway and are left out, so that the hash of
-given values stays the same as the chart gains such settings. The globals appear in .values
+annotations, the scrape annotations of global metrics, extraEnv) change the template anyway
+and are left out, as are those of no pod at all (the ServiceMonitor of global metrics), so
+that the hash of given values stays the same as the chart gains such settings. The globals appear in .values
 (global) and in the values of the subchart's own dependency (order-system-lib.global) as well
 as in g. dict: values, g.
 */}}
@@ -388,14 +417,14 @@ as in g. dict: values, g.
   "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints"
   "priorityClassName" "extraEnv" -}}
 {{- if hasKey $values "global" -}}
-{{- $_ := set $values "global" (omit ($values.global | default dict) "imagePullSecrets") -}}
+{{- $_ := set $values "global" (omit ($values.global | default dict) "imagePullSecrets" "metrics") -}}
 {{- end -}}
 {{- range $k, $v := $values -}}
 {{- if and (kindIs "map" $v) (hasKey $v "global") -}}
-{{- $_ := set $values $k (set (omit $v "global") "global" (omit ($v.global | default dict) "imagePullSecrets")) -}}
+{{- $_ := set $values $k (set (omit $v "global") "global" (omit ($v.global | default dict) "imagePullSecrets" "metrics")) -}}
 {{- end -}}
 {{- end -}}
-{{- printf "%v%v" $values (omit .g "imagePullSecrets") | sha256sum -}}
+{{- printf "%v%v" $values (omit .g "imagePullSecrets" "metrics") | sha256sum -}}
 {{- end }}
 
 {{/*

@@ -1,11 +1,12 @@
 {{/*
 The objects of one service, one template per kind: each service subchart renders them from
 files of its own (serviceaccount.yaml, configmap.yaml, secret.yaml, deployment.yaml,
-service.yaml, pdb.yaml, hpa.yaml and tests/test-readyz.yaml), each of which includes one of
-these with the chart's context. A ServiceAccount (unless serviceAccount.create is off), a
-ConfigMap, a Secret (unless existingSecret names one, or the umbrella chart renders it), a
-Deployment (migrations in an init container), a Service, a helm test pod, and when switched on
-a PodDisruptionBudget and a HorizontalPodAutoscaler. They read the subchart's own values:
+service.yaml, pdb.yaml, hpa.yaml, servicemonitor.yaml and tests/test-readyz.yaml), each of
+which includes one of these with the chart's context. A ServiceAccount (unless
+serviceAccount.create is off), a ConfigMap, a Secret (unless existingSecret names one, or the
+umbrella chart renders it), a Deployment (migrations in an init container), a Service, a helm
+test pod, and when switched on a PodDisruptionBudget, a HorizontalPodAutoscaler and a
+ServiceMonitor. They read the subchart's own values:
 name, replicas, pool, resources, callsBilling, billingURL (its role and schema are in
 global.database.users), nameOverride and fullnameOverride, and the usual pod settings of helm
 create's and Bitnami's charts (image, imagePullSecrets, serviceAccount,
@@ -88,7 +89,7 @@ data:
   {{- if .Values.pool.relayMaxOpenConns }}
   DB_RELAY_MAX_OPEN_CONNS: {{ .Values.pool.relayMaxOpenConns | int | quote }}
   {{- end }}
-  {{- with $g.tracing.otlpEndpoint }}
+  {{- with include "order-system.otlpEndpoint" (dict "root" . "g" $g) }}
   OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
   OTEL_SERVICE_NAME: {{ $v.name | quote }}
   {{- end }}
@@ -174,6 +175,12 @@ spec:
       annotations:
         # Roll the pods when their configuration changes.
         checksum/config: {{ include "order-system.configChecksum" (dict "values" .Values "g" $g) }}
+        {{- /* Where a Prometheus finds the metrics; podAnnotations may say otherwise. */}}
+        {{- range $k, $val := include "order-system.scrapeAnnotations" (dict "g" $g "port" 8080 "path" "/metrics") | fromYaml }}
+        {{- if not (hasKey ($.Values.podAnnotations | default dict) $k) }}
+        {{ $k }}: {{ $val | quote }}
+        {{- end }}
+        {{- end }}
         {{- with include "order-system.extraPodMetadata" (dict "extra" .Values.podAnnotations "own" "checksum/config: x" "what" (printf "%s.podAnnotations" $v.name)) | trim }}
         {{- . | nindent 8 }}
         {{- end }}
@@ -371,6 +378,49 @@ spec:
   selector:
     matchLabels:
       {{- $v.selector | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{/*
+A ServiceMonitor of the Prometheus Operator (monitoring.coreos.com/v1) for the service's pods
+behind its Service, when global.metrics.serviceMonitor is on. Rendered only where the API server
+serves it (helm template: --api-versions monitoring.coreos.com/v1/ServiceMonitor); asked for
+without it, the chart refuses rather than leave the service unscraped unnoticed. The job of
+the series is the service's own name, as deploy/prometheus/rules.yml and the dashboards
+expect, whatever the Service is called. global.metrics.serviceMonitor.labels go on the object (a
+Prometheus selects ServiceMonitors by their labels), never over the chart's own.
+*/}}
+{{- define "order-system.service.serviceMonitor" -}}
+{{- $g := include "order-system.global" . | fromYaml -}}
+{{- $sm := $g.metrics.serviceMonitor -}}
+{{- if $sm.enabled }}
+{{- if not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor") }}
+{{- fail "global.metrics.serviceMonitor.enabled: the cluster has no Prometheus Operator (monitoring.coreos.com/v1 ServiceMonitor): install its CRDs first (helm template: --api-versions monitoring.coreos.com/v1/ServiceMonitor), or leave global.metrics.serviceMonitor.enabled off" }}
+{{- end }}
+{{- $v := include "order-system.service.vars" . | fromYaml }}
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ $v.fullname }}
+  labels:
+    {{- $v.labels | nindent 4 }}
+    {{- with include "order-system.extraPodMetadata" (dict "extra" $sm.labels "own" $v.labels "what" "global.metrics.serviceMonitor.labels") | trim }}
+    {{- . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- $v.selector | nindent 6 }}
+  endpoints:
+    - port: http
+      path: /metrics
+      {{- with $sm.interval }}
+      interval: {{ . | quote }}
+      {{- end }}
+      relabelings:
+        - action: replace
+          targetLabel: job
+          replacement: {{ $v.name }}
 {{- end }}
 {{- end }}
 

@@ -10,6 +10,10 @@ finding none within its retries (10 s), starts the cluster; the lock makes nodes
 not several. A node with data rejoins its cluster and looks for nothing. On a partition the
 nodes of a minority pause, so that a cut-off node never takes writes the majority does not see.
 
+enabled_plugins: the plugins every node runs, whatever the image's own list enables (the
+container's RABBITMQ_ENABLED_PLUGINS_FILE names this one, mounted read-only): the management
+UI (15672) and rabbitmq_prometheus, the metrics a Prometheus scrapes on 15692.
+
 start.sh: the container's command, run at every start before the image's own entrypoint.
 */}}
 {{- define "order-system.rabbitmqConfig" -}}
@@ -22,6 +26,8 @@ cluster.conf: |
   cluster_formation.discovery_retry_interval = 1000
   cluster_formation.target_cluster_size_hint = {{ int .Values.replicas }}
   cluster_partition_handling = pause_minority
+enabled_plugins: |
+  [rabbitmq_management,rabbitmq_prometheus].
 start.sh: |
   #!/bin/sh
   set -eu
