@@ -60,20 +60,24 @@ apt_install() {
 
 # leave_disabled <package>: the package's init scripts and systemd services, which its
 # postinst enabled for boot (update-rc.d defaults, deb-systemd-helper enable), disabled again
-# the way Debian records it, so that an upgrade of the package keeps them disabled. Nothing
-# is stopped: the policy above kept them from starting.
+# as an administrator would, so that an upgrade of the package keeps them disabled: rc links
+# that say stop (update-rc.d disable) and no unit links (systemctl disable, on the file
+# system as update-rc.d does it, which needs no running systemd). Nothing is stopped: the
+# policy above kept them from starting.
 leave_disabled() {
-	local file
+	local file name
 	while IFS= read -r file; do
+		name=${file##*/}
 		case $file in
 		/etc/init.d/*)
 			[ -f "$file" ] || continue
-			as_root update-rc.d "${file##*/}" disable >/dev/null 2>&1 ||
-				echo "install-tools.sh: could not disable the init script ${file##*/} of $1" >&2
+			as_root update-rc.d "$name" disable >/dev/null 2>&1 ||
+				echo "install-tools.sh: could not disable the init script $name of $1" >&2
 			;;
 		/lib/systemd/system/*.service | /usr/lib/systemd/system/*.service)
-			as_root deb-systemd-helper disable "${file##*/}" >/dev/null 2>&1 ||
-				echo "install-tools.sh: could not disable the systemd service ${file##*/} of $1" >&2
+			command -v systemctl >/dev/null || continue # without systemd, its links start nothing
+			as_root systemctl --root=/ --quiet disable "$name" >/dev/null 2>&1 ||
+				echo "install-tools.sh: could not disable the systemd service $name of $1" >&2
 			;;
 		esac
 	done < <(dpkg-query -L "$1" 2>/dev/null)
