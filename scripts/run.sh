@@ -14,12 +14,13 @@
 # services verify the tokens it signs (`make -s token` prints one for a new user).
 #
 # METRICS=1 also starts a Prometheus (Debian's, installed on first use) on 127.0.0.1:9090 that
-# scrapes every instance of the four services, and RabbitMQ's rabbitmq_prometheus plugin on
-# RABBITMQ_METRICS (127.0.0.1:15692) when it answers there, and evaluates
-# deploy/prometheus/rules.yml; its configuration is written to .run/prometheus.yml, its data
-# to .run/prometheus. It serves the dashboard deploy/prometheus/consoles/order-system.html at
-# /consoles/order-system.html, with the console libraries of Debian's package
-# (CONSOLE_LIBRARIES).
+# scrapes every instance of the four services, PostgreSQL through its exporter (Debian's
+# prometheus-postgres-exporter, installed on first use, started here on POSTGRES_EXPORTER_ADDR,
+# 127.0.0.1:9187), and RabbitMQ's rabbitmq_prometheus plugin on RABBITMQ_METRICS
+# (127.0.0.1:15692) when it answers there, and evaluates deploy/prometheus/rules.yml; its
+# configuration is written to .run/prometheus.yml, its data to .run/prometheus. It serves the
+# dashboard deploy/prometheus/consoles/order-system.html at /consoles/order-system.html, with
+# the console libraries of Debian's package (CONSOLE_LIBRARIES).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,7 @@ METRICS=${METRICS:-0}
 [[ $METRICS =~ ^[01]$ ]] || { echo "METRICS must be 0 or 1, got '$METRICS'" >&2; exit 1; }
 PROMETHEUS_ADDR=127.0.0.1:9090
 RABBITMQ_METRICS=${RABBITMQ_METRICS:-127.0.0.1:15692}
+POSTGRES_EXPORTER_ADDR=${POSTGRES_EXPORTER_ADDR:-127.0.0.1:9187}
 CONSOLE_LIBRARIES=${CONSOLE_LIBRARIES:-/usr/share/doc/prometheus/examples/console_libraries}
 [[ $REPLICAS =~ ^[1-9]$ ]] || { echo "REPLICAS must be 1 to 9, got '$REPLICAS'" >&2; exit 1; }
 INSTANCES=() # service:instance, the first instance of each service named as before
@@ -52,11 +54,11 @@ PG_HOSTPORT=${PG_HOSTPORT%%[/?]*}
 
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/tmp"
 bash scripts/install-tools.sh nginx
-[ "$METRICS" = 0 ] || bash scripts/install-tools.sh promtool # and the server with it
+[ "$METRICS" = 0 ] || bash scripts/install-tools.sh promtool prometheus-postgres-exporter # promtool: and the server with it
 
 . scripts/pidfile.sh
 running() { pid_live "$RUN_DIR/$1.pid" >/dev/null; }
-for name in "${SERVICES[@]}" gateway devidp prometheus; do
+for name in "${SERVICES[@]}" gateway devidp prometheus postgres-exporter; do
 	if running "$name" || running "$name.2"; then
 		echo "order-system is already running ($name); run make stop first" >&2
 		exit 1
@@ -171,6 +173,18 @@ pid_record "$RUN_DIR/gateway.pid" "$(cat "$RUN_DIR/gateway.pid")"
 # plugin is scraped only where it answers: the machine's RabbitMQ may not have it enabled,
 # and a target that is never there would only fire RabbitMQDown.
 if [ "$METRICS" = 1 ]; then
+	# PostgreSQL's exporter, first: it reads the statistics views of the server PG_ADMIN_URL
+	# names, as that superuser, connected to order_system. The URL goes in its environment,
+	# never on a command line. Whatever else answers on its address would be scraped in its
+	# place, hence the check.
+	if ready "http://$POSTGRES_EXPORTER_ADDR/"; then
+		fail "something already answers on $POSTGRES_EXPORTER_ADDR: POSTGRES_EXPORTER_ADDR=127.0.0.1:<port> moves PostgreSQL's exporter"
+	fi
+	DATA_SOURCE_NAME="$PG_ADMIN_URL/order_system?sslmode=disable" nohup prometheus-postgres-exporter \
+		--web.listen-address="$POSTGRES_EXPORTER_ADDR" >>"$RUN_DIR/logs/postgres-exporter.log" 2>&1 &
+	pid_record "$RUN_DIR/postgres-exporter.pid" $!
+	await postgres-exporter "http://$POSTGRES_EXPORTER_ADDR/" 30 "PostgreSQL's exporter did not start"
+
 	broker=0
 	ready "http://$RABBITMQ_METRICS/metrics/per-object" && broker=1
 	{
@@ -183,6 +197,7 @@ if [ "$METRICS" = 1 ]; then
 			for i in $(seq "$REPLICAS"); do targets+=("'127.0.0.1:$(port "$svc" "$i")'"); done
 			echo "  - {job_name: $svc, static_configs: [{targets: [$(IFS=,; echo "${targets[*]}")]}]}"
 		done
+		echo "  - {job_name: postgres, static_configs: [{targets: ['$POSTGRES_EXPORTER_ADDR']}]}"
 		if [ "$broker" = 1 ]; then
 			echo "  - {job_name: rabbitmq, metrics_path: /metrics/per-object, static_configs: [{targets: ['$RABBITMQ_METRICS']}]}"
 		fi
@@ -197,7 +212,7 @@ if [ "$METRICS" = 1 ]; then
 		>>"$RUN_DIR/logs/prometheus.log" 2>&1 &
 	pid_record "$RUN_DIR/prometheus.pid" $!
 	await prometheus "http://$PROMETHEUS_ADDR/-/ready" 30 "Prometheus did not start"
-	echo "Prometheus is scraping the services at http://$PROMETHEUS_ADDR (alerts: http://$PROMETHEUS_ADDR/alerts," \
+	echo "Prometheus is scraping the services and PostgreSQL at http://$PROMETHEUS_ADDR (alerts: http://$PROMETHEUS_ADDR/alerts," \
 		"dashboard: http://$PROMETHEUS_ADDR/consoles/order-system.html)"
 fi
 trap - ERR

@@ -4,7 +4,8 @@
 // opens the Prometheus console in headless Chromium, where every panel must show values and
 // a drawn graph, and the panels must be the Grafana dashboard's. It exits 1 naming each query
 // that returned no data or an error and each panel without data. With -screenshot it also
-// saves an image of the console.
+// saves an image of the console, with -dom the console's DOM as the browser rendered it (the
+// fixture of package dashboard's tests, testdata/console.html, is one).
 //
 //	dashcheck -prometheus http://127.0.0.1:9090 -screenshot .run/dashboard.png deploy/grafana/order-system.json
 //
@@ -40,6 +41,7 @@ type config struct {
 	vars       dashboard.Variables
 	browser    string
 	screenshot string
+	dom        string
 	grafana    string
 	expect     []string
 }
@@ -55,6 +57,7 @@ func main() {
 	flag.DurationVar(&c.vars.Range, "range", time.Hour, "the value of $__range")
 	flag.StringVar(&c.browser, "browser", "chromium", "Chromium's command")
 	flag.StringVar(&c.screenshot, "screenshot", "", "save a screenshot of the console here (PNG)")
+	flag.StringVar(&c.dom, "dom", "", "save the console's rendered DOM here (HTML)")
 	flag.Func("expect", "a query that must return data too (repeatable)", func(expr string) error {
 		c.expect = append(c.expect, expr)
 		return nil
@@ -138,6 +141,12 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
+	if c.dom != "" {
+		if err := os.WriteFile(c.dom, []byte(dom), 0o644); err != nil {
+			return err
+		}
+		fmt.Println("dashcheck: the console's DOM in " + c.dom)
+	}
 	panels, err := dashboard.ConsolePanels(dom)
 	if err != nil {
 		return fmt.Errorf("%s: %w", page, err)
@@ -157,7 +166,7 @@ func run(ctx context.Context, c config) error {
 		fmt.Println("DIFFERENT " + d)
 	}
 	if c.screenshot != "" {
-		if err := b.Screenshot(ctx, view, c.screenshot, 1280, 2600); err != nil {
+		if err := b.Screenshot(ctx, view, c.screenshot, 1280, 3100); err != nil {
 			return err
 		}
 		fmt.Println("dashcheck: screenshot in " + c.screenshot)
