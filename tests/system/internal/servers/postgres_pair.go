@@ -254,14 +254,14 @@ func (p *PostgresPair) StartMonitor(ctx context.Context) error {
 	return nil
 }
 
-// KillMonitor kills the monitor's keeper and server with SIGKILL.
+// KillMonitor kills the monitor's keeper, its server and the server's backends with SIGKILL.
 func (p *PostgresPair) KillMonitor() {
 	p.mu.Lock()
 	proc := p.monitor
 	p.monitor = nil
 	p.mu.Unlock()
 	if proc != nil {
-		proc.kill()
+		proc.killTree()
 	}
 }
 
@@ -284,15 +284,15 @@ func (p *PostgresPair) StartNode(ctx context.Context, i int) error {
 	return nil
 }
 
-// KillNode kills node i's keeper and postmaster with SIGKILL, as a machine that loses
-// power; its backends notice their postmaster is gone and exit.
+// KillNode kills node i's keeper, its postmaster and the postmaster's backends with
+// SIGKILL, as a machine that loses power: no write commits on it after KillNode returns.
 func (p *PostgresPair) KillNode(i int) {
 	p.mu.Lock()
 	proc := p.nodes[i].proc
 	p.nodes[i].proc = nil
 	p.mu.Unlock()
 	if proc != nil {
-		proc.kill()
+		proc.killTree()
 	}
 }
 
