@@ -195,7 +195,8 @@ func TestDefaultInstall(t *testing.T) {
 		t.Errorf("%d statefulsets, want postgresql and rabbitmq", len(objs.statefulsets))
 	}
 	checkIngress(t, objs.ingresses)
-	checkNetworkPolicy(t, objs.policies)
+	allow, deny := defaultFlows()
+	checkNetworkPolicy(t, objs, allow, deny)
 
 	// Each service gets its own role and schema, and the bundled hosts.
 	for _, s := range objs.secrets {
@@ -353,61 +354,6 @@ func checkIngress(t *testing.T, ingresses []networkingv1.Ingress) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("ingress paths %v, want exactly %v", got, want)
-	}
-}
-
-func checkNetworkPolicy(t *testing.T, policies []networkingv1.NetworkPolicy) {
-	t.Helper()
-	// The pods each policy admits, and on which ports: billing's callers, and the bundled
-	// stores' clients (never RabbitMQ's management port); besides, the broker's nodes admit
-	// each other on epmd's and the Erlang distribution's ports.
-	want := map[string]struct{ from, ports []string }{
-		"billing":    {[]string{"order", "user"}, []string{"8080"}},
-		"postgresql": {[]string{"billing", "notification", "order", "user"}, []string{"5432"}},
-		"rabbitmq":   {[]string{"billing", "notification", "order", "user"}, []string{"5672"}},
-	}
-	if len(policies) != len(want) {
-		t.Fatalf("%d network policies, want %d (billing, postgresql, rabbitmq)", len(policies), len(want))
-	}
-	for _, p := range policies {
-		target := p.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"]
-		w, ok := want[target]
-		rules := 1
-		if target == "rabbitmq" {
-			rules = 2
-		}
-		if !ok || len(p.Spec.Ingress) != rules {
-			t.Errorf("network policy %s selects %v with %d rules", p.Name, p.Spec.PodSelector, len(p.Spec.Ingress))
-			continue
-		}
-		if target == "rabbitmq" {
-			nodes := p.Spec.Ingress[1]
-			var ports []string
-			for _, port := range nodes.Ports {
-				ports = append(ports, port.Port.String())
-			}
-			if len(nodes.From) != 1 || nodes.From[0].PodSelector == nil ||
-				!maps.Equal(nodes.From[0].PodSelector.MatchLabels, p.Spec.PodSelector.MatchLabels) || !slices.Equal(ports, []string{"4369", "25672"}) {
-				t.Errorf("rabbitmq's second rule admits %v on %v, want its own nodes on 4369 and 25672", nodes.From, ports)
-			}
-		}
-		var allowed, ports []string
-		for _, peer := range p.Spec.Ingress[0].From {
-			if peer.PodSelector != nil {
-				for _, e := range peer.PodSelector.MatchExpressions {
-					if e.Key == "app.kubernetes.io/name" {
-						allowed = append(allowed, e.Values...)
-					}
-				}
-			}
-		}
-		for _, port := range p.Spec.Ingress[0].Ports {
-			ports = append(ports, port.Port.String())
-		}
-		slices.Sort(allowed)
-		if !slices.Equal(allowed, w.from) || !slices.Equal(ports, w.ports) {
-			t.Errorf("%s admits pods %v on ports %v, want %v on %v", target, allowed, ports, w.from, w.ports)
-		}
 	}
 }
 

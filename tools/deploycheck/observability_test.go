@@ -347,10 +347,11 @@ func TestPostgresExporter(t *testing.T) {
 }
 
 // The network policies let a Prometheus in only when its namespace is named, and then only
-// on the metrics ports: billing's port, the broker's plugin, the database's exporter (when it
-// runs).
+// on the metrics ports: the services' port, the broker's plugin, the database's exporter
+// (when it runs).
 func TestNetworkPolicyMetrics(t *testing.T) {
-	checkNetworkPolicy(t, render(t, "postgresql.metrics.enabled=true").policies)
+	allow, deny := defaultFlows()
+	checkNetworkPolicy(t, render(t, "postgresql.metrics.enabled=true"), allow, append(deny, flow{"ns:monitoring", "postgresql", 9187}))
 
 	// metricsFrom is each policy's rules that admit the namespace monitoring, as their ports.
 	metricsFrom := func(objs objects) map[string][]string {
@@ -375,10 +376,12 @@ func TestNetworkPolicyMetrics(t *testing.T) {
 		set  []string
 		want map[string][]string
 	}{
-		{[]string{"networkPolicy.metricsNamespace=monitoring"},
-			map[string][]string{"order-system-billing": {"8080"}, "order-system-rabbitmq": {"15692"}}},
-		{[]string{"networkPolicy.metricsNamespace=monitoring", "postgresql.metrics.enabled=true"},
-			map[string][]string{"order-system-billing": {"8080"}, "order-system-rabbitmq": {"15692"}, "order-system-postgresql": {"9187"}}},
+		{[]string{"networkPolicy.metricsNamespace=monitoring"}, map[string][]string{
+			"order-system-user": {"8080"}, "order-system-billing": {"8080"}, "order-system-order": {"8080"},
+			"order-system-notification": {"8080"}, "order-system-rabbitmq": {"15692"}}},
+		{[]string{"networkPolicy.metricsNamespace=monitoring", "postgresql.metrics.enabled=true"}, map[string][]string{
+			"order-system-user": {"8080"}, "order-system-billing": {"8080"}, "order-system-order": {"8080"},
+			"order-system-notification": {"8080"}, "order-system-rabbitmq": {"15692"}, "order-system-postgresql": {"9187"}}},
 	} {
 		objs := render(t, tt.set...)
 		if got := metricsFrom(objs); !maps.EqualFunc(got, tt.want, slices.Equal) {
