@@ -258,3 +258,21 @@ func TestPayDeadlineIsTheWindowAfterCreation(t *testing.T) {
 		}
 	}
 }
+
+// The release before pay_by inserts orders without it; during a rollout to this one, and
+// after a rollback to it, those inserts must go on: the column's default gives them the hour
+// its backfill gave the orders before it.
+func TestAnOrderOfTheReleaseBeforePayByGetsAnHour(t *testing.T) {
+	t.Parallel()
+	_, db := newOrders(t)
+	var seconds float64
+	err := db.QueryRow(`INSERT INTO orders (id, user_id, email, price, status)
+		VALUES (gen_random_uuid(), gen_random_uuid(), 'a@example.com', 100, 'pending')
+		RETURNING extract(epoch FROM pay_by - created_at)`).Scan(&seconds)
+	if err != nil {
+		t.Fatalf("an insert without pay_by: %v", err)
+	}
+	if payIn := time.Duration(seconds * float64(time.Second)); payIn < 59*time.Minute || payIn > 61*time.Minute {
+		t.Errorf("pay_by is %v after created_at, want an hour", payIn)
+	}
+}
