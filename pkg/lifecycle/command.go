@@ -5,7 +5,7 @@ import "fmt"
 // Subcommands every service binary understands.
 const (
 	Serve       = "serve"       // the default: run the service
-	Migrate     = "migrate"     // apply migrations and exit (Kubernetes runs it before the app)
+	Migrate     = "migrate"     // apply migrations and exit (Kubernetes runs it before the app); also down N, force V, version
 	Healthcheck = "healthcheck" // probe a running instance's /readyz (containers have no curl)
 )
 

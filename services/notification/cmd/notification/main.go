@@ -52,15 +52,15 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := migrate.Open(ctx, database.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
+	dbConfig := database.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}
+	if command == lifecycle.Migrate {
+		return migrate.Command(ctx, log, dbConfig, migrations.FS, args[1:])
+	}
+	db, err := migrate.Open(ctx, dbConfig, migrations.FS)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if command == lifecycle.Migrate {
-		log.Info("migrations applied")
-		return nil
-	}
 	reg := metrics.NewRegistry(db.DB, "notification")
 	stopTracing, err := tracing.Setup(ctx, "notification", log)
 	if err != nil {

@@ -55,15 +55,15 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := migrate.Open(ctx, database.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}, migrations.FS)
+	dbConfig := database.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxOpenConns}
+	if command == lifecycle.Migrate {
+		return migrate.Command(ctx, log, dbConfig, migrations.FS, args[1:])
+	}
+	db, err := migrate.Open(ctx, dbConfig, migrations.FS)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if command == lifecycle.Migrate {
-		log.Info("migrations applied")
-		return nil
-	}
 	// Serving needs this service's own credential for billing's internal API; migrating
 	// (an init container, which has no use for it) does not.
 	if err := cfg.Auth.RequireClient(); err != nil {
