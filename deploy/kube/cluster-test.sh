@@ -8,12 +8,15 @@
 #      the route stored by the API server, then switched off;
 #   5. helm upgrade to a newly built image tag while tools/loadgen runs: 0 failed requests,
 #      its invariant check holds, every pod runs the new tag;
-#   6. one pod of each service deleted while tools/loadgen runs: its invariant check holds
+#   6. helm rollback across a migration: order upgraded to a build with one more migration
+#      (an expand step), then rolled back while tools/loadgen runs: 0 failed requests, its
+#      invariant check holds, the older pods run on the newer schema, which stays;
+#   7. one pod of each service deleted while tools/loadgen runs: its invariant check holds
 #      (no lost or duplicated event, no double debit; requests cut by the deletion are counted);
-#   7. the broker: every quorum queue has a member on each node of the RabbitMQ cluster; the
+#   8. the broker: every quorum queue has a member on each node of the RabbitMQ cluster; the
 #      node that leads most of them deleted while tools/loadgen runs: no request fails but
 #      with 503, its invariant check holds, the node rejoins and every queue is whole again;
-#   8. sign-in: the chart upgraded with global.auth and its development provider, and the
+#   9. sign-in: the chart upgraded with global.auth and its development provider, and the
 #      sign-in collection through the entry with the tokens of two new users (all but its
 #      folders for billing's internal API, which the entry does not route, and for the
 #      gateway's rate limit, which this entry does not apply).
@@ -125,6 +128,43 @@ until [ "$(old_pods)" = 0 ]; do
 done
 log "every pod runs $NEW_TAG ($((SECONDS - t1)) s after helm returned)"
 for svc in user billing order notification devidp; do rm -f "$IMAGES/$svc-$NEW_TAG.oci.tar"; done
+
+step "helm rollback across a migration, under load"
+# A later release of order with one more migration (an expand step: a new column), then a
+# rollback to the release before while orders are placed: the older code's migrations find
+# a schema newer than theirs and leave it, and the older code runs on it.
+schema() { kubectl exec "$RELEASE-postgresql-0" -c postgresql -- psql -U postgres -d order_system -Atc "SELECT version || CASE WHEN dirty THEN ' dirty' ELSE '' END FROM orders.schema_migrations"; }
+revision=$(helm history "$RELEASE" -o json | jq '.[-1].revision')
+NEXT_TAG=$NEW_TAG-next
+next=$(bash deploy/kube/images.sh next order "$NEXT_TAG" deploy/kube/config/next-release.up.sql deploy/kube/config/next-release.down.sql)
+ctr_ images import --no-unpack "$IMAGES/order-$NEXT_TAG.oci.tar" >/dev/null
+rm -f "$IMAGES/order-$NEXT_TAG.oci.tar"
+before=$(schema)
+helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set global.image.tag="$NEW_TAG",order.image.tag="$NEXT_TAG" --wait --timeout 5m >/dev/null
+[ "$(schema)" = "$((10#$next))" ] || fail "order's schema is at $(schema) after the upgrade to $NEXT_TAG, want $((10#$next))"
+log "upgraded order to $NEXT_TAG: its schema went from version $before to $(schema)"
+load rollback 40
+placing rollback
+t1=$SECONDS
+helm rollback "$RELEASE" "$revision" --wait --timeout 5m >/dev/null
+log "rolled back to revision $revision in $((SECONDS - t1)) s"
+wait "$load_pid" || { tail -30 "$results/rollback.log"; fail "loadgen during the rollback: invariant check"; }
+log "rollback under load: $(summary rollback)"
+[ "$(jq .errors "$results/rollback.json")" = 0 ] || fail "requests failed during the rollback"
+# helm returns once the rolled-back pods are Ready; the later release's drain meanwhile.
+order_images() { kubectl get pods -l "app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/name=order" -o jsonpath='{range .items[*]}{.metadata.name} {.spec.containers[0].image}{"\n"}{end}'; }
+t1=$SECONDS
+while grep -q ":$NEXT_TAG$" <<<"$(order_images)"; do
+	[ $((SECONDS - t1)) -lt 60 ] || fail "order's pods still run $NEXT_TAG 60 s after the rollback: $(order_images)"
+	sleep 1
+done
+[ "$(schema)" = "$((10#$next))" ] || fail "order's schema is at $(schema) after the rollback, want $((10#$next)) kept"
+while read -r pod image; do
+	[[ $image == *":$NEW_TAG" ]] || fail "$pod runs $image after the rollback, want $NEW_TAG"
+	kubectl logs "$pod" -c migrate | grep -q 'left as it is' ||
+		fail "$pod's migrations did not report the later schema: $(kubectl logs "$pod" -c migrate)"
+done <<<"$(order_images)"
+log "order runs $NEW_TAG again on schema version $(schema), which its migrations left as they found it"
 
 step "one pod of each service deleted under load"
 load podkill 40
