@@ -22,6 +22,7 @@
 # it is left alone and the sign-in collection is not run (said so at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 NEWMAN=${NEWMAN:-newman}
 COLLECTION=postman/order-system.postman_collection.json
@@ -52,7 +53,7 @@ PROMETHEUS=http://127.0.0.1:9090 # where run.sh starts it with METRICS=1
 check() {
 	bin/apicheck -listen "$CHECK_ADDR" -upstream http://127.0.0.1:8000 -require-all api/openapi.yaml &
 	checker=$!
-	for _ in $(seq 50); do curl -s -o /dev/null --max-time 1 "http://$CHECK_ADDR/" && break; sleep 0.1; done
+	wait_for 10 "apicheck on $CHECK_ADDR" curl -s -o /dev/null --max-time 1 "http://$CHECK_ADDR/"
 	"$@"
 	# apicheck reports on SIGTERM and exits non-zero on a violation or an operation never reached.
 	kill -TERM "$checker"

@@ -3,7 +3,7 @@
 # test's engine): they hold the lock $NET_LOCK from their first change to their last clean-up,
 # so that each can tell its own bridges and chains from another's. The lock is held by a
 # process of its own, so that no other child inherits its descriptor and keeps it after the
-# script is gone. Needs pidfile.sh.
+# script is gone. Needs lib.sh.
 #   netlock_take <pid-file>      starts the holder once it has the lock; waits at most
 #                                NET_LOCK_WAIT seconds (1800), then says who holds it
 #   netlock_release <pid-file>   stops the holder

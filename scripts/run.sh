@@ -56,7 +56,7 @@ mkdir -p "$RUN_DIR/logs" "$RUN_DIR/tmp"
 bash scripts/install-tools.sh nginx
 [ "$METRICS" = 0 ] || bash scripts/install-tools.sh promtool prometheus-postgres-exporter # promtool: and the server with it
 
-. scripts/pidfile.sh
+. scripts/lib.sh
 running() { pid_live "$RUN_DIR/$1.pid" >/dev/null; }
 for name in "${SERVICES[@]}" gateway devidp prometheus postgres-exporter; do
 	if running "$name" || running "$name.2"; then
@@ -121,8 +121,7 @@ if [ "$AUTH" = oidc ]; then
 	secret() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
 	SECRETS=([user]=$(secret) [order]=$(secret))
 	DEVIDP_SERVICE_CLIENTS="user-service:${SECRETS[user]},order-service:${SECRETS[order]}" \
-		nohup bin/devidp serve -addr "$IDP_ADDR" -issuer "http://$IDP_ADDR" >>"$RUN_DIR/logs/devidp.log" 2>&1 &
-	pid_record "$RUN_DIR/devidp.pid" $!
+		start_bg "$RUN_DIR/devidp.pid" "$RUN_DIR/logs/devidp.log" bin/devidp serve -addr "$IDP_ADDR" -issuer "http://$IDP_ADDR"
 	await devidp "http://$IDP_ADDR/.well-known/openid-configuration" 30 "the development OpenID provider did not start"
 	echo "sign-in is on: tokens from http://$IDP_ADDR (make -s token)"
 fi
@@ -135,9 +134,10 @@ for inst in "${INSTANCES[@]}"; do
 			export AUTH_ISSUER="http://$IDP_ADDR"
 			if [ -n "${SECRETS[$svc]:-}" ]; then export AUTH_CLIENT_ID="$svc-service" AUTH_CLIENT_SECRET="${SECRETS[$svc]}"; fi
 		fi
-		AUTH=$AUTH DATABASE_URL="$(db_url "$svc")" HTTP_ADDR="127.0.0.1:$(port "$svc" "$i")" exec nohup "bin/$svc" >>"$RUN_DIR/logs/$n.log" 2>&1
-	) &
-	pid_record "$RUN_DIR/$n.pid" $!
+		export AUTH DATABASE_URL HTTP_ADDR
+		DATABASE_URL="$(db_url "$svc")" HTTP_ADDR="127.0.0.1:$(port "$svc" "$i")"
+		start_bg "$RUN_DIR/$n.pid" "$RUN_DIR/logs/$n.log" "bin/$svc"
+	)
 done
 # The gateway's configuration, with every instance in its service's upstream.
 mkdir -p "$RUN_DIR/gateway"
@@ -161,10 +161,8 @@ for inst in "${INSTANCES[@]}"; do
 	n=$(name "$svc" "$i")
 	await "$n" "http://127.0.0.1:$(port "$svc" "$i")/readyz" $((deadline - SECONDS)) "$n did not become ready"
 done
-until ready "http://127.0.0.1:8000/"; do
-	[ $SECONDS -lt $deadline ] || { cat "$RUN_DIR/logs/gateway.error.log" >&2; fail "gateway did not start"; }
-	sleep 0.2
-done
+wait_for $((deadline > SECONDS ? deadline - SECONDS : 1)) "the gateway" ready "http://127.0.0.1:8000/" ||
+	{ cat "$RUN_DIR/logs/gateway.error.log" >&2; fail "gateway did not start"; }
 # nginx wrote its master's bare pid; the start time beside it makes the file say which
 # process it is (make stop signals only that one).
 pid_record "$RUN_DIR/gateway.pid" "$(cat "$RUN_DIR/gateway.pid")"
@@ -180,9 +178,8 @@ if [ "$METRICS" = 1 ]; then
 	if ready "http://$POSTGRES_EXPORTER_ADDR/"; then
 		fail "something already answers on $POSTGRES_EXPORTER_ADDR: POSTGRES_EXPORTER_ADDR=127.0.0.1:<port> moves PostgreSQL's exporter"
 	fi
-	DATA_SOURCE_NAME="$PG_ADMIN_URL/order_system?sslmode=disable" nohup prometheus-postgres-exporter \
-		--web.listen-address="$POSTGRES_EXPORTER_ADDR" >>"$RUN_DIR/logs/postgres-exporter.log" 2>&1 &
-	pid_record "$RUN_DIR/postgres-exporter.pid" $!
+	DATA_SOURCE_NAME="$PG_ADMIN_URL/order_system?sslmode=disable" start_bg "$RUN_DIR/postgres-exporter.pid" \
+		"$RUN_DIR/logs/postgres-exporter.log" prometheus-postgres-exporter --web.listen-address="$POSTGRES_EXPORTER_ADDR"
 	await postgres-exporter "http://$POSTGRES_EXPORTER_ADDR/" 30 "PostgreSQL's exporter did not start"
 
 	broker=0
@@ -206,11 +203,10 @@ if [ "$METRICS" = 1 ]; then
 		echo "RabbitMQ's rabbitmq_prometheus plugin does not answer on $RABBITMQ_METRICS: the broker's series (dead-letter queues) are not scraped"
 	[ -f "$CONSOLE_LIBRARIES/prom.lib" ] ||
 		echo "no console libraries in $CONSOLE_LIBRARIES (prom.lib): the dashboard at /consoles/order-system.html will not render" >&2
-	nohup prometheus --config.file="$RUN_DIR/prometheus.yml" --storage.tsdb.path="$RUN_DIR/prometheus" \
+	start_bg "$RUN_DIR/prometheus.pid" "$RUN_DIR/logs/prometheus.log" \
+		prometheus --config.file="$RUN_DIR/prometheus.yml" --storage.tsdb.path="$RUN_DIR/prometheus" \
 		--storage.tsdb.retention.time=2d --web.listen-address="$PROMETHEUS_ADDR" \
-		--web.console.templates="$PWD/deploy/prometheus/consoles" --web.console.libraries="$CONSOLE_LIBRARIES" \
-		>>"$RUN_DIR/logs/prometheus.log" 2>&1 &
-	pid_record "$RUN_DIR/prometheus.pid" $!
+		--web.console.templates="$PWD/deploy/prometheus/consoles" --web.console.libraries="$CONSOLE_LIBRARIES"
 	await prometheus "http://$PROMETHEUS_ADDR/-/ready" 30 "Prometheus did not start"
 	echo "Prometheus is scraping the services and PostgreSQL at http://$PROMETHEUS_ADDR (alerts: http://$PROMETHEUS_ADDR/alerts," \
 		"dashboard: http://$PROMETHEUS_ADDR/consoles/order-system.html)"

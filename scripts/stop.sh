@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 RUN_DIR=${RUN_DIR:-.run}
-. scripts/pidfile.sh
+. scripts/lib.sh
 
 files=() # the pid files of the processes signalled, checked again before each signal
 for f in "$RUN_DIR"/*.pid; do

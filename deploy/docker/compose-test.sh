@@ -42,18 +42,13 @@ NET_LOCK=${NET_LOCK:-/tmp/os-net.lock}
 NEWMAN=${NEWMAN:-newman}
 gw=http://127.0.0.1:$GATEWAY_PORT
 
-[ "$(id -u)" = 0 ] || { echo "compose-test: needs root (it runs a Docker engine)" >&2; exit 1; }
+. scripts/lib.sh
+[ "$(id -u)" = 0 ] || die "compose-test: needs root (it runs a Docker engine)"
 if ! command -v dockerd >/dev/null || ! command -v jq >/dev/null; then
-	echo "compose-test: installing docker.io and jq from Debian's packages"
-	# Installing must not start a system engine (the test runs its own): services stay down.
-	policy=
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-		policy=1
-	fi
-	apt-get -o DPkg::Lock::Timeout=300 update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends docker.io jq >/dev/null
-	[ -z "$policy" ] || rm -f /usr/sbin/policy-rc.d
+	log "compose-test: installing docker.io and jq from Debian's packages"
+	# Installing must not start a system engine (the test runs its own): its daemons stay
+	# down and disabled.
+	apt_install --no-install-recommends docker.io jq
 fi
 [ "$NEWMAN" != newman ] || bash scripts/install-tools.sh newman
 bash scripts/install-tools.sh chromium # dashcheck opens the dashboard console in it
@@ -61,7 +56,6 @@ for tool in dockerd containerd iptables jq go chromium "$NEWMAN"; do
 	command -v "$tool" >/dev/null || { echo "compose-test: $tool is missing" >&2; exit 1; }
 done
 
-log() { printf '\n== compose-test: %s\n' "$*"; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
 t_all=$(now)
@@ -94,7 +88,6 @@ go build -o "$state/devidp" ./tools/devidp
 log "prepared in $(since "$t") s"
 
 # From here to the check after shutdown the engine changes the host's network.
-. scripts/pidfile.sh
 . scripts/netlock.sh
 t=$(now)
 netlock_take "$state/lock.pid"

@@ -13,7 +13,7 @@
 #
 # The caller holds the network lock for the whole up..down span: the engine's rules and
 # bridges are told apart from others' by comparing with the state before engine_up.
-# Needs root and Debian's docker.io (dockerd, containerd, runc, iptables).
+# Needs root, Debian's docker.io (dockerd, containerd, runc, iptables) and scripts/lib.sh.
 
 ENGINE_BRIDGE_CIDR=${ENGINE_BRIDGE_CIDR:-172.30.0.1/24}
 ENGINE_POOL=${ENGINE_POOL:-172.31.0.0/16}
@@ -21,7 +21,7 @@ ENGINE_SYSCTLS="net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridg
 # The engine's containers live under this cgroup in every hierarchy (cgroupfs driver).
 ENGINE_CGROUP=${ENGINE_CGROUP:-order-system-engine}
 
-engine_log() { printf 'engine: %s\n' "$*" >&2; }
+engine_log() { log "engine: $*" >&2; }
 
 # The iptables state that matters: rules and chains of the filter and nat tables.
 engine_rules() {
@@ -67,24 +67,22 @@ engine_up() {
 	[metrics]
 	  address = ""
 	EOF
-	containerd --config "$ENGINE_DIR/containerd/config.toml" >"$ENGINE_DIR/containerd.log" 2>&1 &
-	echo $! >"$ENGINE_DIR/containerd.pid"
-	for _ in $(seq 50); do [ -S "$ENGINE_DIR/containerd.sock" ] && break; sleep 0.2; done
-	[ -S "$ENGINE_DIR/containerd.sock" ] || { engine_log "containerd did not start"; tail -20 "$ENGINE_DIR/containerd.log" >&2; return 1; }
+	start_bg "$ENGINE_DIR/containerd.pid" "$ENGINE_DIR/containerd.log" containerd --config "$ENGINE_DIR/containerd/config.toml"
+	wait_for 10 "containerd's socket" test -S "$ENGINE_DIR/containerd.sock" ||
+		{ engine_log "containerd did not start"; tail -20 "$ENGINE_DIR/containerd.log" >&2; return 1; }
 
 	echo '{}' >"$ENGINE_DIR/daemon.json"
 	HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= \
 		http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy= \
-		dockerd --config-file "$ENGINE_DIR/daemon.json" \
+		start_bg "$ENGINE_DIR/dockerd.launch.pid" "$ENGINE_DIR/dockerd.log" dockerd --config-file "$ENGINE_DIR/daemon.json" \
 		--data-root "$ENGINE_DIR/data" --exec-root "$ENGINE_DIR/exec" \
 		--pidfile "$ENGINE_DIR/dockerd.pid" --host "unix://$ENGINE_DIR/docker.sock" \
 		--containerd "$ENGINE_DIR/containerd.sock" \
 		--bip "$ENGINE_BRIDGE_CIDR" --default-address-pool "base=$ENGINE_POOL,size=24" \
-		--storage-driver overlay2 --cgroup-parent "/$ENGINE_CGROUP" --log-level warn >"$ENGINE_DIR/dockerd.log" 2>&1 &
-	echo $! >"$ENGINE_DIR/dockerd.launch.pid"
+		--storage-driver overlay2 --cgroup-parent "/$ENGINE_CGROUP" --log-level warn
 	export DOCKER_HOST=unix://$ENGINE_DIR/docker.sock
-	for _ in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.3; done
-	docker version >/dev/null 2>&1 || { engine_log "dockerd did not start"; tail -30 "$ENGINE_DIR/dockerd.log" >&2; return 1; }
+	wait_for 30 "dockerd answering" docker version ||
+		{ engine_log "dockerd did not start"; tail -30 "$ENGINE_DIR/dockerd.log" >&2; return 1; }
 
 	# The egress guard, before the first container: nothing forwarded leaves by the uplink.
 	local dev
@@ -94,16 +92,6 @@ engine_up() {
 	done
 	iptables -C FORWARD -j DOCKER-USER
 	engine_log "up: $(docker version --format 'Docker Engine {{.Server.Version}}'), egress to $(echo $ENGINE_UPLINKS) dropped"
-}
-
-engine_stop_pid() { # <pid-file> <name>
-	local pid
-	pid=$(cat "$1" 2>/dev/null) || return 0
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid"
-	for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
-	engine_log "$2 ($pid) did not stop in 30 s; killing it"
-	kill -KILL "$pid" 2>/dev/null || true
 }
 
 engine_down() {
@@ -116,8 +104,8 @@ engine_down() {
 		left=$(docker -H "$sock" ps -aq)
 		[ -z "$left" ] || docker -H "$sock" rm -f $left >/dev/null || true
 	fi
-	engine_stop_pid "$ENGINE_DIR/dockerd.launch.pid" dockerd
-	engine_stop_pid "$ENGINE_DIR/containerd.pid" containerd
+	stop_pid "$ENGINE_DIR/dockerd.launch.pid" 30
+	stop_pid "$ENGINE_DIR/containerd.pid" 30
 	# Shims of containers that outlived their engine: found by this engine's own paths.
 	local pid
 	for pid in $(pgrep -f -- "$ENGINE_DIR/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
@@ -166,7 +154,7 @@ engine_check() {
 	what=$(pgrep -af -- "$ENGINE_DIR/" || true)
 	[ -z "$what" ] || { engine_log "left running: $what"; bad=1; }
 	for f in dockerd.launch.pid containerd.pid; do
-		if kill -0 "$(cat "$ENGINE_DIR/$f")" 2>/dev/null; then engine_log "left running: $f"; bad=1; fi
+		if pid_live "$ENGINE_DIR/$f" >/dev/null; then engine_log "left running: $f"; bad=1; fi
 	done
 	what=$(awk -v d="$ENGINE_DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts)
 	[ -z "$what" ] || { engine_log "left mounted: $what"; bad=1; }

@@ -20,19 +20,8 @@ if [ -z "${CLUSTER_DOWN_LOCKED:-}" ] && ! pid_live "$STATE/lock.pid" >/dev/null;
 	exit $rc
 fi
 
-# stop <name>: SIGTERM to the part's process, SIGKILL after 10 s; only while it is the
-# process its pid file names (pid and start time), never another that got the same pid.
-stop() {
-	local f=$STATE/$1.pid pid
-	if pid=$(pid_live "$f") && kill "$pid" 2>/dev/null; then
-		for _ in $(seq 50); do pid_live "$f" >/dev/null || break; sleep 0.2; done
-		if pid=$(pid_live "$f"); then kill -9 "$pid" 2>/dev/null; fi
-	fi
-	rm -f "$f"
-}
-
 log "stopping the entry, CoreDNS, kube-proxy, kubelet, scheduler, controller-manager"
-for p in entry coredns kube-proxy kubelet kube-scheduler kube-controller-manager; do stop "$p"; done
+for p in entry coredns kube-proxy kubelet kube-scheduler kube-controller-manager; do stop_pid "$STATE/$p.pid" 10; done
 
 log "removing the pods' containers"
 if [ -S "$CONTAINERD_SOCK" ]; then
@@ -42,10 +31,13 @@ if [ -S "$CONTAINERD_SOCK" ]; then
 	for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers delete "$id" >/dev/null 2>&1; done
 fi
 log "stopping containerd, kube-apiserver, etcd"
-for p in containerd kube-apiserver etcd; do stop "$p"; done
+for p in containerd kube-apiserver etcd; do stop_pid "$STATE/$p.pid" 10; done
 # Shims whose containerd is gone: by their --address, which names our socket.
 for pid in $(pgrep -f "containerd-shim.*-address $CONTAINERD_SOCK" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
 
+# Where the CNI plugins keep a result per pod network attachment (libcni's default); the files
+# of ours are named after our network (order-system-…) or the loopback plugin.
+CNI_RESULTS=/var/lib/cni/results
 # cni_results_left lists the CNI result files of our network and of the loopback plugin
 # that were not there when cluster-up started.
 cni_results_left() {

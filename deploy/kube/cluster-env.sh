@@ -4,7 +4,7 @@
 # Every name and address here is the cluster's own, away from the usual defaults, so that
 # nothing else on the machine is touched and cleanup removes only what is ours.
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-. "$REPO/scripts/pidfile.sh" # pid files that name their process: pid and start time
+. "$REPO/scripts/lib.sh"
 . "$REPO/scripts/netlock.sh" # the host network's lock, held by a process of its own
 KUBE_CACHE=${KUBE_CACHE:-$REPO/.cache/kube}
 STATE=$REPO/.run/cluster              # everything the running cluster writes
@@ -34,9 +34,6 @@ SYSCTLS="net.ipv4.ip_forward net.ipv4.conf.all.route_localnet net.bridge.bridge-
 vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
 kernel.keys.root_maxbytes net.netfilter.nf_conntrack_max net.netfilter.nf_conntrack_tcp_timeout_established
 net.netfilter.nf_conntrack_tcp_timeout_close_wait"
-# Where the CNI plugins keep a result per pod network attachment (libcni's default); the files
-# of ours are named after our network (order-system-…) or the loopback plugin.
-CNI_RESULTS=/var/lib/cni/results
 # chart_render [helm template flags]: the chart with the values cluster-up installs it with,
 # for the API server's version (helm's own default is older than the chart's kubeVersion).
 chart_render() {
@@ -66,4 +63,3 @@ render() {
 		envsubst "$names" <"$template"
 	)
 }
-log() { printf '%s %s\n' "$(date +%T)" "$*"; }

@@ -26,8 +26,6 @@ cd "$REPO"
 [ -e "$STATE/up" ] || { echo "no cluster: make cluster-up first" >&2; exit 1; }
 ENTRY=http://$NODE_IP:$ENTRY_PORT
 t0=$SECONDS
-step() { log "== $* (${SECONDS}s)"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
 results=$STATE/results
 mkdir -p "$results"
 bash scripts/install-tools.sh newman
@@ -42,27 +40,27 @@ for delay in 2000 0; do
 	[ "$delay" = 0 ] || args=(--delay-request "$delay")
 	HTTP_PROXY=$ENTRY http_proxy=$ENTRY NO_PROXY= no_proxy= newman run postman/order-system.postman_collection.json \
 		-e postman/k8s.postman_environment.json "${args[@]}" --reporters cli >"$results/newman-$delay.log" 2>&1 ||
-		{ tail -60 "$results/newman-$delay.log"; fail "newman (delay $delay)"; }
+		{ tail -60 "$results/newman-$delay.log"; die "newman (delay $delay)"; }
 	counts=$(grep -E '│ +assertions' "$results/newman-$delay.log" | tr -s ' │' ' ')
-	[ -n "$counts" ] || { tail -20 "$results/newman-$delay.log"; fail "newman (delay $delay) ran no assertion"; }
+	[ -n "$counts" ] || { tail -20 "$results/newman-$delay.log"; die "newman (delay $delay) ran no assertion"; }
 	log "newman, delay $delay ms:$counts (executed, failed) in $((SECONDS - t1)) s"
 done
 
 step "helm test"
-helm test "$RELEASE" --timeout 3m >"$results/helm-test.log" || { cat "$results/helm-test.log"; fail "helm test"; }
+helm test "$RELEASE" --timeout 3m >"$results/helm-test.log" || { cat "$results/helm-test.log"; die "helm test"; }
 log "helm test: $(grep -c 'Phase: *Succeeded' "$results/helm-test.log") test pods succeeded"
 
 step "no pod traffic leaves the machine"
 # A connection from a pod to an address beyond the machine (TEST-NET-3, never a real host) must
 # be dropped by the bridge's egress rule: its packet counter grows and the connection fails.
 drops() { iptables -L FORWARD -v -x -n | awk -v c="$COMMENT" '$3 == "DROP" && index($0, c) {print $1}'; }
-kubectl exec "$RELEASE-postgresql-0" -- true || fail "kubectl exec does not work"
+kubectl exec "$RELEASE-postgresql-0" -- true || die "kubectl exec does not work"
 before=$(drops)
 if kubectl exec "$RELEASE-postgresql-0" -- nc -w 3 203.0.113.1 80 </dev/null >/dev/null 2>&1; then
-	fail "a pod reached 203.0.113.1"
+	die "a pod reached 203.0.113.1"
 fi
 after=$(drops)
-[ "${after:-0}" -gt "${before:-0}" ] || fail "the egress rule dropped nothing ($before, then $after packets)"
+[ "${after:-0}" -gt "${before:-0}" ] || die "the egress rule dropped nothing ($before, then $after packets)"
 log "a pod's connection beyond the machine was dropped by the bridge's egress rule ($((after - before)) packets)"
 
 step "Gateway API HTTPRoute against the real API server"
@@ -71,8 +69,8 @@ step "Gateway API HTTPRoute against the real API server"
 # the CRDs, asking for the route is refused with the chart's message and changes nothing.
 if ! kubectl get crd httproutes.gateway.networking.k8s.io >/dev/null 2>&1; then
 	refused=$(helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set httpRoute.enabled=true 2>&1) &&
-		fail "helm upgrade with httpRoute.enabled succeeded without the Gateway API CRDs"
-	grep -q 'the cluster has no Gateway API' <<<"$refused" || fail "helm upgrade without the Gateway API CRDs: $refused"
+		die "helm upgrade with httpRoute.enabled succeeded without the Gateway API CRDs"
+	grep -q 'the cluster has no Gateway API' <<<"$refused" || die "helm upgrade without the Gateway API CRDs: $refused"
 	log "without the Gateway API CRDs httpRoute.enabled is refused: the cluster has no Gateway API"
 fi
 crds=$(bash deploy/kube/gateway-api-crds.sh)
@@ -82,10 +80,10 @@ helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set httpRoute.enabled
 rules=$(kubectl get httproute "$RELEASE" -o jsonpath='{range .spec.rules[*]}{.matches[0].path.value}={.backendRefs[0].name} {end}')
 log "HTTPRoute stored: $rules"
 for want in /users=$RELEASE-user /billing=$RELEASE-billing /orders=$RELEASE-order /notifications=$RELEASE-notification /=$RELEASE-index; do
-	grep -qw -- "$want" <<<"$rules" || fail "the HTTPRoute lacks $want"
+	grep -qw -- "$want" <<<"$rules" || die "the HTTPRoute lacks $want"
 done
 helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --wait --timeout 3m >/dev/null
-kubectl get httproute "$RELEASE" >/dev/null 2>&1 && fail "the HTTPRoute is still there with httpRoute.enabled=false"
+kubectl get httproute "$RELEASE" >/dev/null 2>&1 && die "the HTTPRoute is still there with httpRoute.enabled=false"
 log "HTTPRoute removed again with httpRoute.enabled=false"
 
 # load <name> <seconds>: tools/loadgen through the entry in the background (its pid in
@@ -98,8 +96,7 @@ load() {
 }
 # placing: waits until loadgen has set up its users and places orders.
 placing() {
-	for _ in $(seq 120); do grep -q 'orders' "$results/$1.log" 2>/dev/null && return 0; sleep 0.5; done
-	fail "loadgen $1 never started placing orders"
+	wait_for 60 "loadgen $1 placing orders" grep -q 'orders' "$results/$1.log" || die "loadgen $1 never started placing orders"
 }
 summary() { # <name>: the figures of a loadgen report
 	jq -r '"\(.orders) requests, \(.errors) failed (\(.statuses | to_entries | map("\(.key): \(.value)") | join(", "))), invariant violations \(.violations | [.double_debits, .missing_debits, .unexpected_debits, .balance_mismatches, .lost_notifications, .duplicated_notifications, .wrong_notification_type, .unexpected_notifications, (.unfinished_orders // 0)] | add)"' "$results/$1.json"
@@ -115,17 +112,15 @@ t1=$SECONDS
 helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set global.image.tag="$NEW_TAG" --wait --timeout 5m >/dev/null
 rollout=$((SECONDS - t1))
 log "rollout to $NEW_TAG done in $rollout s; the load goes on"
-wait "$load_pid" || { tail -30 "$results/rollout.log"; fail "loadgen during the rollout: invariant check"; }
+wait "$load_pid" || { tail -30 "$results/rollout.log"; die "loadgen during the rollout: invariant check"; }
 log "rollout under load: $(summary rollout)"
-[ "$(jq .errors "$results/rollout.json")" = 0 ] || fail "requests failed during the rollout"
+[ "$(jq .errors "$results/rollout.json")" = 0 ] || die "requests failed during the rollout"
 # helm returns once the new pods are Ready; the old ones may still be draining (preStop and
 # SHUTDOWN_TIMEOUT), so they are given their grace period to go.
 old_pods() { kubectl get pods -l "app.kubernetes.io/instance=$RELEASE" -o jsonpath='{range .items[*]}{.spec.containers[0].image}{"\n"}{end}' | grep order-system- | grep -vc ":$NEW_TAG$" || true; }
 t1=$SECONDS
-until [ "$(old_pods)" = 0 ]; do
-	[ $((SECONDS - t1)) -lt 60 ] || fail "$(old_pods) pods still run an old image 60 s after the upgrade"
-	sleep 1
-done
+none_old() { [ "$(old_pods)" = 0 ]; }
+wait_for 60 "every pod on $NEW_TAG" none_old || die "$(old_pods) pods still run an old image 60 s after the upgrade"
 log "every pod runs $NEW_TAG ($((SECONDS - t1)) s after helm returned)"
 for svc in user billing order notification devidp; do rm -f "$IMAGES/$svc-$NEW_TAG.oci.tar"; done
 
@@ -141,28 +136,25 @@ ctr_ images import --no-unpack "$IMAGES/order-$NEXT_TAG.oci.tar" >/dev/null
 rm -f "$IMAGES/order-$NEXT_TAG.oci.tar"
 before=$(schema)
 helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set global.image.tag="$NEW_TAG",order.image.tag="$NEXT_TAG" --wait --timeout 5m >/dev/null
-[ "$(schema)" = "$((10#$next))" ] || fail "order's schema is at $(schema) after the upgrade to $NEXT_TAG, want $((10#$next))"
+[ "$(schema)" = "$((10#$next))" ] || die "order's schema is at $(schema) after the upgrade to $NEXT_TAG, want $((10#$next))"
 log "upgraded order to $NEXT_TAG: its schema went from version $before to $(schema)"
 load rollback 40
 placing rollback
 t1=$SECONDS
 helm rollback "$RELEASE" "$revision" --wait --timeout 5m >/dev/null
 log "rolled back to revision $revision in $((SECONDS - t1)) s"
-wait "$load_pid" || { tail -30 "$results/rollback.log"; fail "loadgen during the rollback: invariant check"; }
+wait "$load_pid" || { tail -30 "$results/rollback.log"; die "loadgen during the rollback: invariant check"; }
 log "rollback under load: $(summary rollback)"
-[ "$(jq .errors "$results/rollback.json")" = 0 ] || fail "requests failed during the rollback"
+[ "$(jq .errors "$results/rollback.json")" = 0 ] || die "requests failed during the rollback"
 # helm returns once the rolled-back pods are Ready; the later release's drain meanwhile.
 order_images() { kubectl get pods -l "app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/name=order" -o jsonpath='{range .items[*]}{.metadata.name} {.spec.containers[0].image}{"\n"}{end}'; }
-t1=$SECONDS
-while grep -q ":$NEXT_TAG$" <<<"$(order_images)"; do
-	[ $((SECONDS - t1)) -lt 60 ] || fail "order's pods still run $NEXT_TAG 60 s after the rollback: $(order_images)"
-	sleep 1
-done
-[ "$(schema)" = "$((10#$next))" ] || fail "order's schema is at $(schema) after the rollback, want $((10#$next)) kept"
+none_later() { ! grep -q ":$NEXT_TAG$" <<<"$(order_images)"; }
+wait_for 60 "order's pods off $NEXT_TAG" none_later || die "order's pods still run $NEXT_TAG 60 s after the rollback: $(order_images)"
+[ "$(schema)" = "$((10#$next))" ] || die "order's schema is at $(schema) after the rollback, want $((10#$next)) kept"
 while read -r pod image; do
-	[[ $image == *":$NEW_TAG" ]] || fail "$pod runs $image after the rollback, want $NEW_TAG"
+	[[ $image == *":$NEW_TAG" ]] || die "$pod runs $image after the rollback, want $NEW_TAG"
 	kubectl logs "$pod" -c migrate | grep -q 'left as it is' ||
-		fail "$pod's migrations did not report the later schema: $(kubectl logs "$pod" -c migrate)"
+		die "$pod's migrations did not report the later schema: $(kubectl logs "$pod" -c migrate)"
 done <<<"$(order_images)"
 log "order runs $NEW_TAG again on schema version $(schema), which its migrations left as they found it"
 
@@ -176,12 +168,12 @@ for svc in user billing order notification; do
 done
 kubectl delete pod "${victims[@]}" --wait=false >/dev/null
 log "deleted ${victims[*]}"
-wait "$load_pid" || { tail -30 "$results/podkill.log"; fail "loadgen during the pod deletions: invariant check"; }
+wait "$load_pid" || { tail -30 "$results/podkill.log"; die "loadgen during the pod deletions: invariant check"; }
 log "pod deletions under load: $(summary podkill)"
 kubectl wait --for=condition=Available deployment -l "app.kubernetes.io/instance=$RELEASE" --timeout 3m >/dev/null
 for svc in user billing order notification; do
 	n=$(kubectl get deployment "$RELEASE-$svc" -o jsonpath='{.status.readyReplicas}')
-	[ "$n" = 2 ] || fail "$svc has $n ready replicas after the deletions, want 2"
+	[ "$n" = 2 ] || die "$svc has $n ready replicas after the deletions, want 2"
 done
 log "every service back to 2 ready replicas"
 
@@ -199,13 +191,13 @@ short() {
 		"\(.name): \(.members | length) members, \(.online | length) online"' <<<"$1"
 }
 whole() { # <json>: fails unless there are queues and none is short
-	[ -n "$(jq '.[]' <<<"$1")" ] || fail "no quorum queue in vhost $vhost"
-	[ -z "$(short "$1")" ] || fail "quorum queues without a member on each of the $brokers nodes: $(short "$1" | tr '\n' ' ')"
+	[ -n "$(jq '.[]' <<<"$1")" ] || die "no quorum queue in vhost $vhost"
+	[ -z "$(short "$1")" ] || die "quorum queues without a member on each of the $brokers nodes: $(short "$1" | tr '\n' ' ')"
 }
 before=$(queues "$RELEASE-rabbitmq-0")
 whole "$before"
 running=$(kubectl exec "$RELEASE-rabbitmq-0" -- rabbitmqctl -q cluster_status --formatter json | jq '.running_nodes | length')
-[ "$running" = "$brokers" ] || fail "the broker cluster runs $running nodes, want $brokers"
+[ "$running" = "$brokers" ] || die "the broker cluster runs $running nodes, want $brokers"
 log "$brokers broker nodes in one cluster; $(jq length <<<"$before") quorum queues in vhost $vhost, each with $brokers members"
 # The node that leads most queues: its loss moves the most leaders.
 leader=$(jq -r '[.[].leader] | group_by(.) | max_by(length) | .[0]' <<<"$before")
@@ -217,10 +209,10 @@ sleep 5
 t1=$SECONDS
 kubectl delete pod "$victim" --wait=false >/dev/null
 log "deleted $victim (leader of $(jq --arg l "$leader" '[.[] | select(.leader == $l)] | length' <<<"$before") queues)"
-wait "$load_pid" || { tail -30 "$results/brokerkill.log"; fail "loadgen during the broker node's deletion: invariant check"; }
+wait "$load_pid" || { tail -30 "$results/brokerkill.log"; die "loadgen during the broker node's deletion: invariant check"; }
 log "broker node deleted under load: $(summary brokerkill)"
 failed=$(jq '.errors - (.statuses["503"] // 0)' "$results/brokerkill.json")
-[ "$failed" = 0 ] || fail "$failed requests failed otherwise than with 503 while a broker node was down"
+[ "$failed" = 0 ] || die "$failed requests failed otherwise than with 503 while a broker node was down"
 kubectl rollout status statefulset "$RELEASE-rabbitmq" --timeout 5m >/dev/null
 log "$victim ready again $((SECONDS - t1)) s after its deletion"
 for _ in $(seq 60); do
@@ -252,6 +244,6 @@ for f in "Ann, signed in, runs the seed scenario" "Bob, another user, is refused
 done
 through_entry newman run postman/order-system-auth.postman_collection.json -e postman/k8s.postman_environment.json \
 	--env-var "tokenAnn=$ann" --env-var "tokenBob=$bob" --env-var "tokenOtherAudience=$other" "${folders[@]}" \
-	--reporters cli >"$results/newman-auth.log" 2>&1 || { tail -60 "$results/newman-auth.log"; fail "newman, sign-in collection"; }
+	--reporters cli >"$results/newman-auth.log" 2>&1 || { tail -60 "$results/newman-auth.log"; die "newman, sign-in collection"; }
 log "newman, sign-in collection:$(grep -E '│ +assertions' "$results/newman-auth.log" | tr -s ' │' ' ') (executed, failed)"
 log "cluster-test passed in $((SECONDS - t0)) s"

@@ -16,7 +16,6 @@ set -euo pipefail
 . "$(dirname "$0")/cluster-env.sh"
 cd "$REPO"
 t0=$SECONDS
-step() { log "== $* (${SECONDS}s)"; }
 
 [ ! -e "$STATE/up" ] || { echo "a cluster is up already (make cluster-down first)" >&2; exit 1; }
 
@@ -26,9 +25,8 @@ for tool in runc containerd ctr etcd conntrack iptables nginx jq; do command -v 
 [ -x /usr/lib/cni/bridge ] || missing+=(cni)
 if [ ${#missing[@]} -gt 0 ]; then
 	log "installing from Debian: ${missing[*]}"
-	apt-get -o DPkg::Lock::Timeout=300 update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-		runc containerd containernetworking-plugins etcd-server conntrack iptables nginx jq >/dev/null
+	# Their daemons (containerd, etcd, nginx) neither started nor enabled: the cluster runs its own.
+	apt_install runc containerd containernetworking-plugins etcd-server conntrack iptables nginx jq
 fi
 bash deploy/kube/install-helm.sh >/dev/null
 bash deploy/helm/dependencies.sh # each subchart's copy of the library chart
@@ -55,8 +53,8 @@ for s in $SYSCTLS; do echo "$s $(sysctl -n "$s" 2>/dev/null || echo -)"; done >"
 for t in filter nat mangle raw; do iptables -t "$t" -S 2>/dev/null | grep -E '^-N' | sort >"$STATE/before/chains-$t" || true; done
 ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort >"$STATE/before/links"
 ip route show | sort >"$STATE/before/routes"
-for d in /run/netns /var/log/pods /var/log/containers /run/containerd /var/lib/cni "$CNI_RESULTS"; do [ -e "$d" ] && echo "$d"; done >"$STATE/before/dirs" || true
-ls "$CNI_RESULTS" 2>/dev/null | sort >"$STATE/before/cni-results" || true
+for d in /run/netns /var/log/pods /var/log/containers /run/containerd /var/lib/cni /var/lib/cni/results; do [ -e "$d" ] && echo "$d"; done >"$STATE/before/dirs" || true
+ls /var/lib/cni/results 2>/dev/null | sort >"$STATE/before/cni-results" || true
 ls /run/netns 2>/dev/null | sort >"$STATE/before/netns" || true
 
 step "node network"
@@ -87,16 +85,7 @@ chmod 600 "$KUBECONFIG"
 start() {
 	local name=$1
 	shift
-	setsid "$@" </dev/null >"$STATE/logs/$name.log" 2>&1 &
-	pid_record "$STATE/$name.pid" $!
-}
-# wait_for <what> <seconds> <command...>
-wait_for() {
-	local what=$1 n=$2
-	shift 2
-	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
-	echo "timed out waiting for $what" >&2
-	return 1
+	start_bg "$STATE/$name.pid" "$STATE/logs/$name.log" "$@"
 }
 
 step "etcd and kube-apiserver"
@@ -111,7 +100,7 @@ start kube-apiserver "$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETC
 	--service-account-signing-key-file="$pki/sa.key" --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
 	--token-auth-file="$pki/tokens.csv" --authorization-mode=RBAC --anonymous-auth=false \
 	--kubelet-preferred-address-types=InternalIP
-wait_for "kube-apiserver" 120 kubectl get --raw /readyz
+wait_for 120 "kube-apiserver" kubectl get --raw /readyz
 
 step "containerd (every registry at a dead port)"
 ctrd=$STATE/containerd
@@ -120,7 +109,7 @@ render registry-hosts.toml >"$ctrd/certs.d/_default/hosts.toml"
 render containerd.toml >"$ctrd/config.toml"
 render cni.conflist >"$STATE/cni/net.d/10-order-system.conflist"
 start containerd containerd --config "$ctrd/config.toml"
-wait_for "containerd" 60 ctr --address "$CONTAINERD_SOCK" version
+wait_for 60 "containerd" ctr --address "$CONTAINERD_SOCK" version
 
 step "import the images"
 render values.yaml >"$STATE/values.yaml"
@@ -152,8 +141,8 @@ render kube-proxy.yaml >"$STATE/kube-proxy.yaml"
 start kube-proxy "$BIN/kube-proxy" --config="$STATE/kube-proxy.yaml"
 render Corefile >"$STATE/Corefile"
 start coredns "$BIN/coredns" -conf "$STATE/Corefile"
-wait_for "node $NODE Ready" 120 bash -c "kubectl get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
-wait_for "the default ServiceAccount" 60 kubectl get serviceaccount default
+wait_for 120 "node $NODE Ready" bash -c "kubectl get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+wait_for 60 "the default ServiceAccount" kubectl get serviceaccount default
 
 step "volumes"
 # No provisioner: hostPath volumes bound in advance to the claims of the StatefulSets, one per

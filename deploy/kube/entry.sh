@@ -29,15 +29,10 @@ http {
 }
 CONF
 nginx -t -q -c "$dir/nginx.conf"
-if [ -s "$dir/nginx.pid" ] && kill -0 "$(cat "$dir/nginx.pid")" 2>/dev/null; then
+if pid_live "$STATE/entry.pid" >/dev/null; then
 	nginx -s reload -c "$dir/nginx.conf"
 else
-	setsid nginx -c "$dir/nginx.conf" </dev/null >"$STATE/logs/entry.log" 2>&1 &
-	pid_record "$STATE/entry.pid" $!
+	start_bg "$STATE/entry.pid" "$STATE/logs/entry.log" nginx -c "$dir/nginx.conf"
 fi
-for _ in $(seq 30); do
-	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: arch.homework' "http://$NODE_IP:$ENTRY_PORT/")" = 200 ] && exit 0
-	sleep 1
-done
-echo "the entry does not answer GET / for arch.homework" >&2
-exit 1
+answers() { [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: arch.homework' "http://$NODE_IP:$ENTRY_PORT/")" = 200 ]; }
+wait_for 30 "the entry answering GET / for arch.homework" answers

@@ -16,6 +16,7 @@
 # include the whole cost of tracing; compare with a run without it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. scripts/lib.sh
 CLIENTS=${CLIENTS:-32}
 DURATION=${DURATION:-30s}
 RATE=${RATE:-}
@@ -35,10 +36,7 @@ if [ -n "$TRACING" ]; then
 	sink=$!
 	# Spans must reach this sink, not whatever else may listen on the address: it has to be
 	# up, and still running once up (it exits at once when the address is taken).
-	for _ in $(seq 50); do
-		curl -s -o /dev/null --max-time 1 "http://$OTLP_SINK_ADDR/" && break
-		sleep 0.1
-	done
+	wait_for 5 "tools/otlpsink on $OTLP_SINK_ADDR" curl -s -o /dev/null --max-time 1 "http://$OTLP_SINK_ADDR/" || true
 	sleep 0.2
 	if ! kill -0 "$sink" 2>/dev/null; then
 		echo "tools/otlpsink could not listen on $OTLP_SINK_ADDR (OTLP_SINK_ADDR picks another)" >&2
