@@ -20,6 +20,15 @@
 #   stop_pid <pid file> [seconds]
 #                               SIGTERM to the process the file names, SIGKILL after the
 #                               seconds (20), the file removed; only that very process
+#   host_snapshot <dir> <sysctl...>
+#   host_diff <dir> <sysctl...>  the host state this repository's scripts may change (see below),
+#                               written to <dir>, and later compared with it
+#   host_restore <dir> <chain ERE> <string...>
+#                               removes what was added since the snapshot in <dir> and is
+#                               ours: the iptables and ip6tables chains whose names match the
+#                               ERE, the rules in or to them and the rules holding one of the
+#                               strings; puts the snapshot's sysctls back. What else was added
+#                               is left, for host_diff to report.
 
 # --- messages ---------------------------------------------------------------------------
 
@@ -167,4 +176,95 @@ stop_pid() {
 		if pid=$(pid_live "$file"); then kill -KILL "$pid" 2>/dev/null || true; fi
 	fi
 	rm -f "$file"
+}
+
+# --- the host's state -------------------------------------------------------------------
+# What the cluster and the Compose test's engine may change on the machine, each as a sorted
+# file under <dir>: the named sysctls, every iptables and ip6tables chain and rule (by
+# table), links, IPv4 and IPv6 routes, mounts, network namespaces, the container runtimes'
+# cgroups, and the entries of
+# the folders where container runtimes and CNI plugins leave state. host_diff prints what
+# differs from the snapshot in <dir>, one "<part>: <line>" per difference, and fails when
+# anything does.
+
+HOST_FOLDERS="/run/netns /var/run/netns /var/lib/cni /var/lib/cni/results /var/lib/cni/networks /run/containerd /run/containerd/s /var/run/containerd /var/log/pods /var/log/containers /etc/cni/net.d /var/lib/kubelet /run/docker /var/run/docker"
+
+host_state() { # <part> <sysctl...>: one part of the state, sorted
+	local part=$1 t s d
+	shift
+	case $part in
+	sysctl) for s in "$@"; do printf '%s %s\n' "$s" "$(sysctl -n "$s" 2>/dev/null || echo -)"; done ;;
+	iptables | ip6tables)
+		command -v "$part" >/dev/null || return 0
+		for t in filter nat mangle raw; do "$part" -t "$t" -S 2>/dev/null | sed "s/^/$t /"; done
+		;;
+	links) ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 ;;
+	# A route learnt from router advertisements counts its lifetime down: not a change.
+	routes) { ip -4 route show table all; ip -6 route show table all; } 2>/dev/null | sed 's/ expires [0-9]*sec//' ;;
+	mounts) awk '{print $5}' /proc/self/mountinfo ;;
+	# The cgroups a kubelet, containerd or dockerd creates, in every hierarchy (v1) or the one
+	# (v2): the machine's others come and go with its own processes.
+	cgroups) find /sys/fs/cgroup -maxdepth 2 -type d \( -name 'kubepods*' -o -name k8s.io -o -name docker -o -name 'order-system*' \) 2>/dev/null ;;
+	folders) for d in $HOST_FOLDERS; do [ -d "$d" ] && find "$d" -maxdepth 1 -mindepth 0; done | sort -u ;;
+	esac | LC_ALL=C sort
+}
+
+HOST_PARTS="sysctl iptables ip6tables links routes mounts cgroups folders"
+
+host_snapshot() { # <dir> <sysctl...>
+	local dir=$1 part
+	shift
+	mkdir -p "$dir"
+	for part in $HOST_PARTS; do host_state "$part" "$@" >"$dir/$part"; done
+}
+
+# A sysctl the machine did not have before (a kernel module loaded since, such as nf_conntrack
+# or br_netfilter) is not compared: modules stay loaded.
+host_diff() { # <dir> <sysctl...>
+	local dir=$1 part differ=0 line
+	shift
+	for part in $HOST_PARTS; do
+		while IFS= read -r line; do
+			printf '%s: %s\n' "$part" "$line"
+			differ=1
+		done < <(if [ "$part" = sysctl ]; then
+			# shellcheck disable=SC2046 # one word per sysctl
+			diff <(grep -v ' -$' "$dir/sysctl") <(host_state sysctl $(awk '$2 != "-" {print $1}' "$dir/sysctl"))
+		else
+			diff "$dir/$part" <(host_state "$part" "$@")
+		fi | grep '^[<>]' || true)
+	done
+	return "$differ"
+}
+
+host_restore() { # <dir> <chain ERE> <string...>
+	local dir=$1 chains=$2 ipt table rule chain added ours name value
+	shift 2
+	for ipt in iptables ip6tables; do
+		command -v "$ipt" >/dev/null || continue
+		added=$(LC_ALL=C comm -13 "$dir/$ipt" <(host_state "$ipt"))
+		ours=$(awk -v re="$chains" '$2 == "-N" && $3 ~ re {print $3}' <<<"$added" | tr '\n' ' ')
+		# The rules in or to those chains, or holding one of the strings; then the chains.
+		while read -r table _ rule; do
+			eval "$ipt -t $table -D $rule" 2>/dev/null || true
+		done < <(awk -v chains="$ours" -v strings="$(printf '%s\037' "$@")" '
+			BEGIN { n = split(chains, c, " "); for (i = 1; i <= n; i++) mine[c[i]] = 1; m = split(strings, s, "\037") }
+			$2 == "-A" {
+				keep = $3 in mine
+				for (i = 4; i < NF; i++) if (($i == "-j" || $i == "-g") && ($(i + 1) in mine)) keep = 1
+				for (j = 1; j <= m; j++) if (s[j] != "" && index($0, s[j])) keep = 1
+				if (keep) print
+			}' <<<"$added")
+		for chain in $ours; do
+			table=$(awk -v c="$chain" '$2 == "-N" && $3 == c {print $1; exit}' <<<"$added")
+			"$ipt" -t "$table" -F "$chain" 2>/dev/null || true
+		done
+		for chain in $ours; do
+			table=$(awk -v c="$chain" '$2 == "-N" && $3 == c {print $1; exit}' <<<"$added")
+			"$ipt" -t "$table" -X "$chain" 2>/dev/null || true
+		done
+	done
+	while read -r name value; do
+		[ "$value" = - ] || [ "$(sysctl -n "$name" 2>/dev/null)" = "$value" ] || sysctl -qw "$name=$value" >/dev/null 2>&1 || true
+	done <"$dir/sysctl"
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # make cluster-down: stops everything cluster-up started and puts the machine back as
-# cluster-up found it (.run/cluster/before), then checks: no process of the cluster, no mount
-# under its folders or of its pods' network namespaces, no iptables chain or rule of its own,
-# no bridge, veth, route or CNI result of its pods, sysctls (ip_forward and the conntrack
-# timeouts among them) as they were. Says what it found; exits non-zero when anything is
-# left. Safe to run after a cluster-up that failed half-way.
+# cluster-up found it, then checks that it is: no process of the cluster left, and the host's
+# state (scripts/lib.sh host_snapshot: sysctls, iptables and ip6tables chains and rules,
+# links, routes, mounts, network namespaces, cgroups, the container runtime's, kubelet's and
+# CNI's folders) equal to the snapshot cluster-up took in .run/cluster/before. Says what
+# differs; exits non-zero when anything does. Safe to run after a cluster-up that failed
+# half-way.
 set -uo pipefail
 . "$(dirname "$0")/cluster-env.sh"
 [ -d "$STATE" ] || { echo "no cluster state in $STATE: nothing to stop"; exit 0; }
@@ -35,102 +36,63 @@ for p in containerd kube-apiserver etcd; do stop_pid "$STATE/$p.pid" 10; done
 # Shims whose containerd is gone: by their --address, which names our socket.
 for pid in $(pgrep -f "containerd-shim.*-address $CONTAINERD_SOCK" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
 
-# Where the CNI plugins keep a result per pod network attachment (libcni's default); the files
-# of ours are named after our network (order-system-…) or the loopback plugin.
-CNI_RESULTS=/var/lib/cni/results
-# cni_results_left lists the CNI result files of our network and of the loopback plugin
-# that were not there when cluster-up started.
-cni_results_left() {
-	comm -13 "$STATE/before/cni-results" <(ls "$CNI_RESULTS" 2>/dev/null | sort) 2>/dev/null | grep -E '^(order-system|cni-loopback)-' || true
-}
+if [ ! -s "$STATE/before/sysctl" ]; then
+	# cluster-up stopped before its snapshot: it had changed nothing on the host yet.
+	netlock_release "$STATE/lock.pid"
+	rm -rf "$STATE"
+	log "cluster down in $((SECONDS - t0)) s (it had not started)"
+	exit 0
+fi
 
 log "unmounting"
-# Deepest first; only what is under our folder or a network namespace our pods had.
-mounts() { awk '{print $5}' /proc/self/mountinfo | sed 's/\\040/ /g' | grep -E "^$STATE/|^/run/netns/cni-|^/var/run/netns/cni-" | sort -r; }
+# Deepest first: what is under our folder, and the network namespaces our pods had.
+new_mounts() { LC_ALL=C comm -13 "$STATE/before/mounts" <(host_state mounts) | grep -E "^$STATE/|^/run/netns/cni-|^/var/run/netns/cni-" | sort -r; }
 for _ in 1 2 3; do
-	for m in $(mounts); do umount -l "$m" 2>/dev/null; done
-done
-for f in /run/netns/*; do
-	[ -e "$f" ] || continue # no namespace at all: the glob stayed as written
-	ns=${f##*/}
-	grep -qx "$ns" "$STATE/before/netns" 2>/dev/null || { umount "/run/netns/$ns" 2>/dev/null; rm -f "/run/netns/$ns"; }
+	for m in $(new_mounts); do umount -l "$m" 2>/dev/null; done
 done
 
-log "removing iptables rules and chains"
-[ -x "$BIN/kube-proxy" ] && "$BIN/kube-proxy" --cleanup >/dev/null 2>&1
-for t in filter nat mangle raw; do
-	# Our own rules, by their comment.
-	iptables -t "$t" -S 2>/dev/null | grep -- "--comment $COMMENT" | sed 's/^-A /-D /' | while read -r rule; do
-		eval "iptables -t $t $rule" 2>/dev/null
-	done
-	# Chains of kube-proxy and CNI that were not there before (kube-proxy --cleanup removes
-	# most): their rules first, then the jumps to them, then the chains.
-	new=$(comm -13 "$STATE/before/chains-$t" <(iptables -t "$t" -S 2>/dev/null | grep -E '^-N (KUBE-|CNI-)' | sort) | awk '{print $2}')
-	for c in $new; do
-		iptables -t "$t" -S 2>/dev/null | grep -E "^-A [^ ]+ .*-j $c( |$)" | sed 's/^-A /-D /' | while read -r rule; do eval "iptables -t $t $rule" 2>/dev/null; done
-	done
-	for c in $new; do iptables -t "$t" -F "$c" 2>/dev/null; done
-	for c in $new; do iptables -t "$t" -X "$c" 2>/dev/null; done
-done
-
-log "removing the bridge, veths and route"
+log "removing our iptables and ip6tables rules and chains, the bridge, veths and route"
+# Ours: the KUBE-* chains of kube-proxy and the kubelet and CNI-* chains created since
+# cluster-up, the rules in or to them, and rules naming our comment, bridge or ranges.
+host_restore "$STATE/before" '^(KUBE-|CNI-)' "$COMMENT" "$BRIDGE" "$POD_CIDR" "$SERVICE_CIDR"
 ip route del "$SERVICE_CIDR" dev "$BRIDGE" 2>/dev/null
 for l in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do ip link del "$l" 2>/dev/null; done
 ip link del "$BRIDGE" 2>/dev/null
 
-log "sysctls, cgroups and folders as they were"
-while read -r name value; do
-	[ "$value" = - ] && continue
-	[ "$(sysctl -n "$name" 2>/dev/null)" = "$value" ] || sysctl -qw "$name=$value" >/dev/null 2>&1
-done <"$STATE/before/sysctl"
-for root in /sys/fs/cgroup/*/; do
+log "cgroups and the runtime's, kubelet's and CNI's files as they were"
+for root in /sys/fs/cgroup /sys/fs/cgroup/*/; do
 	[ -d "$root/kubepods" ] && find "$root/kubepods" -depth -type d -exec rmdir {} + 2>/dev/null
+	[ -d "$root/kubepods.slice" ] && find "$root/kubepods.slice" -depth -type d -exec rmdir {} + 2>/dev/null
 done
-# The kubelet's links to our pods' logs, the CNI results of our pods, then the folders that
-# were not there before.
-find /var/log/containers -maxdepth 1 -lname "$STATE/*" -delete 2>/dev/null
-for f in $(cni_results_left); do rm -f "$CNI_RESULTS/$f"; done
-for d in /run/netns /var/log/pods /var/log/containers /run/containerd "$CNI_RESULTS" /var/lib/cni; do
-	grep -qx "$d" "$STATE/before/dirs" 2>/dev/null && continue
-	[ -d "$d" ] && rmdir "$d" 2>/dev/null
+# Of what appeared in those folders since cluster-up, deepest first, what is ours: our pods'
+# network namespace files, CNI results and the kubelet's links to their logs, the sockets of
+# our containerd's shims that nothing listens on any more, and folders that were not there
+# and are empty now. Anything else stays, and the check below names it.
+listening=$(ss -xlH 2>/dev/null | awk '{print $5}')
+LC_ALL=C comm -13 "$STATE/before/folders" <(host_state folders) | sort -r | while read -r f; do
+	case $f in
+	/run/netns/cni-* | /var/run/netns/cni-*) rm -f "$f" ;;
+	/var/lib/cni/results/order-system-* | /var/lib/cni/results/cni-loopback-*) rm -f "$f" ;;
+	/var/log/containers/*) [[ $(readlink "$f") != "$STATE"/* ]] || rm -f "$f" ;;
+	/run/containerd/s/*) { [ -S "$f" ] && ! grep -qxF "$f" <<<"$listening"; } && rm -f "$f" ;;
+	*) [ -d "$f" ] && [ ! -L "$f" ] && rmdir "$f" 2>/dev/null ;;
+	esac
 done
 
-log "checking that nothing is left"
+log "checking that the machine is as it was"
 left=()
 procs=$(pgrep -af "$STATE|$BIN/" 2>/dev/null | grep -v -e "pgrep" -e "cluster-down" || true)
 [ -z "$procs" ] || left+=("processes: $procs")
-m=$(mounts)
-[ -z "$m" ] || left+=("mounts: $m")
-for t in filter nat mangle raw; do
-	c=$(comm -13 "$STATE/before/chains-$t" <(iptables -t "$t" -S 2>/dev/null | grep -E '^-N' | sort) | tr '\n' ' ')
-	[ -z "$c" ] || left+=("iptables $t chains: $c")
-	r=$(iptables -t "$t" -S 2>/dev/null | grep -e "$COMMENT" -e "$BRIDGE" || true)
-	[ -z "$r" ] || left+=("iptables $t rules: $r")
-done
-l=$(comm -13 "$STATE/before/links" <(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort) | tr '\n' ' ')
-[ -z "$l" ] || left+=("links: $l")
-r=$(comm -13 "$STATE/before/routes" <(ip route show | sort) | tr '\n' ' ')
-[ -z "$r" ] || left+=("routes: $r")
-while read -r name value; do
-	[ "$value" = - ] && continue
-	now=$(sysctl -n "$name" 2>/dev/null)
-	[ "$now" = "$value" ] || left+=("sysctl $name: $now, was $value")
-done <"$STATE/before/sysctl"
-c=$(find /sys/fs/cgroup/*/kubepods -maxdepth 0 2>/dev/null | tr '\n' ' ')
-[ -z "$c" ] || left+=("cgroups: $c")
-for d in /run/netns /var/log/pods /var/log/containers /var/lib/cni; do
-	grep -qx "$d" "$STATE/before/dirs" 2>/dev/null || { [ -e "$d" ] && left+=("folder $d"); }
-done
-f=$(cni_results_left | tr '\n' ' ')
-[ -z "$f" ] || left+=("CNI results: $f")
+# shellcheck disable=SC2086 # one word per sysctl
+if ! differ=$(host_diff "$STATE/before" $SYSCTLS); then left+=("$differ"); fi
 
 log "releasing the network lock"
 netlock_release "$STATE/lock.pid"
 if [ ${#left[@]} -gt 0 ]; then
-	printf 'LEFT BEHIND: %s\n' "${left[@]}" >&2
+	printf 'LEFT BEHIND:\n%s\n' "${left[@]}" >&2
 	echo "cluster-down: the state stays in $STATE for a look; run make cluster-down again" >&2
 	exit 1
 fi
-echo "after-down check: no process, mount, iptables chain or rule, bridge, veth, route or CNI result left; $(tr '\n' ' ' <"$STATE/before/sysctl" | sed 's/ \([a-z]\)/, \1/g') as before"
+echo "after-down check: no process left; $(wc -l <"$STATE/before/iptables") iptables and $(wc -l <"$STATE/before/ip6tables") ip6tables lines, $(wc -l <"$STATE/before/mounts") mounts, $(wc -l <"$STATE/before/cgroups") cgroups, links, routes, the runtime folders and $(tr '\n' ' ' <"$STATE/before/sysctl" | sed 's/ \([a-z]\)/, \1/g')as before"
 rm -rf "$STATE"
 log "cluster down in $((SECONDS - t0)) s"

@@ -138,7 +138,7 @@ before=$(schema)
 helm upgrade "$RELEASE" "$CHART" -f "$STATE/values.yaml" --set global.image.tag="$NEW_TAG",order.image.tag="$NEXT_TAG" --wait --timeout 5m >/dev/null
 [ "$(schema)" = "$((10#$next))" ] || die "order's schema is at $(schema) after the upgrade to $NEXT_TAG, want $((10#$next))"
 log "upgraded order to $NEXT_TAG: its schema went from version $before to $(schema)"
-load rollback 40
+load rollback 60
 placing rollback
 t1=$SECONDS
 helm rollback "$RELEASE" "$revision" --wait --timeout 5m >/dev/null
@@ -153,7 +153,7 @@ wait_for 60 "order's pods off $NEXT_TAG" none_later || die "order's pods still r
 [ "$(schema)" = "$((10#$next))" ] || die "order's schema is at $(schema) after the rollback, want $((10#$next)) kept"
 while read -r pod image; do
 	[[ $image == *":$NEW_TAG" ]] || die "$pod runs $image after the rollback, want $NEW_TAG"
-	kubectl logs "$pod" -c migrate | grep -q 'left as it is' ||
+	grep -q 'left as it is' <<<"$(kubectl logs "$pod" -c migrate)" ||
 		die "$pod's migrations did not report the later schema: $(kubectl logs "$pod" -c migrate)"
 done <<<"$(order_images)"
 log "order runs $NEW_TAG again on schema version $(schema), which its migrations left as they found it"

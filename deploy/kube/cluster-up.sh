@@ -49,13 +49,8 @@ netlock_take "$STATE/lock.pid"
 touch "$STATE/up"
 
 step "the machine as it was"
-for s in $SYSCTLS; do echo "$s $(sysctl -n "$s" 2>/dev/null || echo -)"; done >"$STATE/before/sysctl"
-for t in filter nat mangle raw; do iptables -t "$t" -S 2>/dev/null | grep -E '^-N' | sort >"$STATE/before/chains-$t" || true; done
-ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort >"$STATE/before/links"
-ip route show | sort >"$STATE/before/routes"
-for d in /run/netns /var/log/pods /var/log/containers /run/containerd /var/lib/cni /var/lib/cni/results; do [ -e "$d" ] && echo "$d"; done >"$STATE/before/dirs" || true
-ls /var/lib/cni/results 2>/dev/null | sort >"$STATE/before/cni-results" || true
-ls /run/netns 2>/dev/null | sort >"$STATE/before/netns" || true
+# shellcheck disable=SC2086 # one word per sysctl
+host_snapshot "$STATE/before" $SYSCTLS
 
 step "node network"
 ip link add "$BRIDGE" type bridge
