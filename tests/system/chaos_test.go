@@ -350,8 +350,8 @@ func (n *nemesis) killPrimary(down time.Duration, untilPromoted bool) {
 	pair := n.servers.pair
 	primary := n.servers.healPair(n.t)
 	unavailable := n.h.status(503)
+	pair.KillNode(primary) // returns once every process of the node is gone
 	killed := time.Now()
-	pair.KillNode(primary)
 	for time.Since(killed) < down {
 		if state, err := pair.State(context.Background()); err == nil && state.Primary() == 1-primary {
 			n.h.failover(time.Since(killed))

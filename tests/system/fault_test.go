@@ -413,8 +413,10 @@ func TestFaultDatabaseFailover(t *testing.T) {
 
 	time.Sleep(2 * time.Second)
 	primary := healthy()
-	killed := time.Now()
+	// Each time is taken once the node's processes are all gone (KillNode returns then): a
+	// request sent earlier may still have been answered by the node being killed.
 	pair.KillNode(primary)
+	killed := time.Now()
 	dbtest.Eventually(t, time.Minute, "the standby to be promoted", func() bool {
 		state, err := pair.State(context.Background())
 		return err == nil && state.Primary() == 1-primary
@@ -426,14 +428,14 @@ func TestFaultDatabaseFailover(t *testing.T) {
 	}
 	primary = 1 - primary
 
-	killed = time.Now()
 	pair.KillNode(1 - primary)
+	killed = time.Now()
 	standbyGap := created(killed, "the standby was killed")
 	time.Sleep(3 * time.Second)
 	healthy()
 
-	killed = time.Now()
 	pair.KillMonitor()
+	killed = time.Now()
 	monitorGap := created(killed, "the monitor was killed")
 	time.Sleep(2 * time.Second)
 	healthy()
