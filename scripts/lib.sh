@@ -71,20 +71,14 @@ quiet() {
 # apt_install installs Debian packages without starting their daemons: a package such as
 # nginx would otherwise start a server on port 80 that nobody asked for, docker.io a system
 # engine. The policy file that says so is ours only when the machine had none, and goes as
-# soon as the install ends, however it ends (an interrupted run included). A package the
-# machine did not have is left with its daemon disabled as well (leave_disabled): its
-# maintainer scripts enable it for the next boot whatever the policy says. Packages the
-# machine had are not touched. Options for apt-get (--no-install-recommends) may come before
-# the packages.
+# soon as the install ends, however it ends (an interrupted run included). Every package the
+# install added, the named ones and their dependencies (nginx's daemon is nginx-common's), is
+# left with its daemon disabled as well (leave_disabled): their maintainer scripts enable it
+# for the next boot whatever the policy says. Packages the machine had are not touched.
+# Options for apt-get (--no-install-recommends) may come before the packages.
 apt_install() {
-	local policy=/usr/sbin/policy-rc.d ours="" arg status=0
-	local added=() # the named packages the machine does not have yet
-	for arg in "$@"; do
-		case $arg in
-		-*) ;;
-		*) [ "$(dpkg-query -W -f='${db:Status-Status}' "$arg" 2>/dev/null)" = installed ] || added+=("$arg") ;;
-		esac
-	done
+	local policy=/usr/sbin/policy-rc.d ours="" pkg status=0 before
+	before=$(installed_packages)
 	if [ ! -e "$policy" ]; then
 		as_root sh -c "printf '#!/bin/sh\\nexit 101\\n' > $policy && chmod 755 $policy"
 		ours=1
@@ -99,9 +93,12 @@ apt_install() {
 		as_root rm -f "$policy"
 		trap - EXIT INT TERM
 	fi
-	[ "$status" = 0 ] || return "$status"
-	for arg in "${added[@]}"; do leave_disabled "$arg"; done
+	# Disabled even when the install failed half-way: what it added may be configured already.
+	for pkg in $(LC_ALL=C comm -13 <(echo "$before") <(installed_packages)); do leave_disabled "$pkg"; done
+	return "$status"
 }
+
+installed_packages() { dpkg-query -W -f='${db:Status-Status} ${Package}\n' 2>/dev/null | awk '$1 == "installed" {print $2}' | LC_ALL=C sort -u; }
 
 # leave_disabled <package>: the package's init scripts and systemd services, which its
 # postinst enabled for boot (update-rc.d defaults, deb-systemd-helper enable), disabled again
@@ -189,33 +186,43 @@ stop_pid() {
 
 HOST_FOLDERS="/run/netns /var/run/netns /var/lib/cni /var/lib/cni/results /var/lib/cni/networks /run/containerd /run/containerd/s /var/run/containerd /var/log/pods /var/log/containers /etc/cni/net.d /var/lib/kubelet /run/docker /var/run/docker"
 
+# Every part succeeds whatever the machine lacks (a table, IPv6, a folder): the callers run
+# under set -e and pipefail.
 host_state() { # <part> <sysctl...>: one part of the state, sorted
 	local part=$1 t s d
 	shift
 	case $part in
 	sysctl) for s in "$@"; do printf '%s %s\n' "$s" "$(sysctl -n "$s" 2>/dev/null || echo -)"; done ;;
 	iptables | ip6tables)
-		command -v "$part" >/dev/null || return 0
-		for t in filter nat mangle raw; do "$part" -t "$t" -S 2>/dev/null | sed "s/^/$t /"; done
+		if command -v "$part" >/dev/null; then
+			for t in filter nat mangle raw; do
+				{ "$part" -t "$t" -S 2>/dev/null || true; } | sed "s/^/$t /"
+			done
+		fi
 		;;
 	links) ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 ;;
 	# A route learnt from router advertisements counts its lifetime down: not a change.
-	routes) { ip -4 route show table all; ip -6 route show table all; } 2>/dev/null | sed 's/ expires [0-9]*sec//' ;;
+	routes) { ip -4 route show table all || true; ip -6 route show table all || true; } 2>/dev/null | sed 's/ expires [0-9]*sec//' ;;
 	mounts) awk '{print $5}' /proc/self/mountinfo ;;
 	# The cgroups a kubelet, containerd or dockerd creates, in every hierarchy (v1) or the one
 	# (v2): the machine's others come and go with its own processes.
-	cgroups) find /sys/fs/cgroup -maxdepth 2 -type d \( -name 'kubepods*' -o -name k8s.io -o -name docker -o -name 'order-system*' \) 2>/dev/null ;;
-	folders) for d in $HOST_FOLDERS; do [ -d "$d" ] && find "$d" -maxdepth 1 -mindepth 0; done | sort -u ;;
+	cgroups) { find /sys/fs/cgroup -maxdepth 2 -type d \( -name 'kubepods*' -o -name k8s.io -o -name docker -o -name 'order-system*' \) 2>/dev/null || true; } ;;
+	folders)
+		for d in $HOST_FOLDERS; do
+			if [ -d "$d" ]; then find "$d" -maxdepth 1 -mindepth 0 2>/dev/null || true; fi
+		done | sort -u
+		;;
 	esac | LC_ALL=C sort
 }
 
 HOST_PARTS="sysctl iptables ip6tables links routes mounts cgroups folders"
 
-host_snapshot() { # <dir> <sysctl...>
+host_snapshot() { # <dir> <sysctl...>; <dir>/complete is written last
 	local dir=$1 part
 	shift
 	mkdir -p "$dir"
 	for part in $HOST_PARTS; do host_state "$part" "$@" >"$dir/$part"; done
+	touch "$dir/complete"
 }
 
 # A sysctl the machine did not have before (a kernel module loaded since, such as nf_conntrack

@@ -36,7 +36,7 @@ for p in containerd kube-apiserver etcd; do stop_pid "$STATE/$p.pid" 10; done
 # Shims whose containerd is gone: by their --address, which names our socket.
 for pid in $(pgrep -f "containerd-shim.*-address $CONTAINERD_SOCK" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
 
-if [ ! -s "$STATE/before/sysctl" ]; then
+if [ ! -e "$STATE/before/complete" ]; then
 	# cluster-up stopped before its snapshot: it had changed nothing on the host yet.
 	netlock_release "$STATE/lock.pid"
 	rm -rf "$STATE"
