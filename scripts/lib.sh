@@ -184,7 +184,7 @@ stop_pid() {
 # differs from the snapshot in <dir>, one "<part>: <line>" per difference, and fails when
 # anything does.
 
-HOST_FOLDERS="/run/netns /var/run/netns /var/lib/cni /var/lib/cni/results /var/lib/cni/networks /run/containerd /run/containerd/s /var/run/containerd /var/log/pods /var/log/containers /etc/cni/net.d /var/lib/kubelet /run/docker /var/run/docker"
+HOST_FOLDERS="/run/netns /var/run/netns /var/lib/cni /var/lib/cni/results /var/lib/cni/networks /run/containerd /run/containerd/s /var/run/containerd /var/log/pods /var/log/containers /etc/cni/net.d /var/lib/kubelet /var/lib/kubelet/device-plugins /run/docker /var/run/docker"
 
 # Every part succeeds whatever the machine lacks (a table, IPv6, a folder): the callers run
 # under set -e and pipefail.
@@ -250,26 +250,24 @@ host_restore() { # <dir> <chain ERE> <string...>
 	for ipt in iptables ip6tables; do
 		command -v "$ipt" >/dev/null || continue
 		added=$(LC_ALL=C comm -13 "$dir/$ipt" <(host_state "$ipt"))
-		ours=$(awk -v re="$chains" '$2 == "-N" && $3 ~ re {print $3}' <<<"$added" | tr '\n' ' ')
+		# "table chain" for each chain of ours: a name may be in several tables.
+		ours=$(awk -v re="$chains" '$2 == "-N" && $3 ~ re {print $1, $3}' <<<"$added")
 		# The rules in or to those chains, or holding one of the strings; then the chains.
 		while read -r table _ rule; do
 			eval "$ipt -t $table -D $rule" 2>/dev/null || true
 		done < <(awk -v chains="$ours" -v strings="$(printf '%s\037' "$@")" '
-			BEGIN { n = split(chains, c, " "); for (i = 1; i <= n; i++) mine[c[i]] = 1; m = split(strings, s, "\037") }
+			BEGIN {
+				n = split(chains, c, "\n"); for (i = 1; i <= n; i++) { split(c[i], tc, " "); mine[tc[1] " " tc[2]] = 1 }
+				m = split(strings, s, "\037")
+			}
 			$2 == "-A" {
-				keep = $3 in mine
-				for (i = 4; i < NF; i++) if (($i == "-j" || $i == "-g") && ($(i + 1) in mine)) keep = 1
+				keep = ($1 " " $3) in mine
+				for (i = 4; i < NF; i++) if (($i == "-j" || $i == "-g") && (($1 " " $(i + 1)) in mine)) keep = 1
 				for (j = 1; j <= m; j++) if (s[j] != "" && index($0, s[j])) keep = 1
 				if (keep) print
 			}' <<<"$added")
-		for chain in $ours; do
-			table=$(awk -v c="$chain" '$2 == "-N" && $3 == c {print $1; exit}' <<<"$added")
-			"$ipt" -t "$table" -F "$chain" 2>/dev/null || true
-		done
-		for chain in $ours; do
-			table=$(awk -v c="$chain" '$2 == "-N" && $3 == c {print $1; exit}' <<<"$added")
-			"$ipt" -t "$table" -X "$chain" 2>/dev/null || true
-		done
+		while read -r table chain; do [ -z "$chain" ] || "$ipt" -t "$table" -F "$chain" 2>/dev/null || true; done <<<"$ours"
+		while read -r table chain; do [ -z "$chain" ] || "$ipt" -t "$table" -X "$chain" 2>/dev/null || true; done <<<"$ours"
 	done
 	while read -r name value; do
 		[ "$value" = - ] || [ "$(sysctl -n "$name" 2>/dev/null)" = "$value" ] || sysctl -qw "$name=$value" >/dev/null 2>&1 || true

@@ -66,15 +66,17 @@ for root in /sys/fs/cgroup /sys/fs/cgroup/*/; do
 done
 # Of what appeared in those folders since cluster-up, deepest first, what is ours: our pods'
 # network namespace files, CNI results and the kubelet's links to their logs, the sockets of
-# our containerd's shims that nothing listens on any more, and folders that were not there
-# and are empty now. Anything else stays, and the check below names it.
+# our containerd's shims and kubelet that nothing listens on any more, and folders that were
+# not there and are empty now. Anything else stays, and the check below names it.
 listening=$(ss -xlH 2>/dev/null | awk '{print $5}')
 LC_ALL=C comm -13 "$STATE/before/folders" <(host_state folders) | sort -r | while read -r f; do
 	case $f in
 	/run/netns/cni-* | /var/run/netns/cni-*) rm -f "$f" ;;
 	/var/lib/cni/results/order-system-* | /var/lib/cni/results/cni-loopback-*) rm -f "$f" ;;
 	/var/log/containers/*) [[ $(readlink "$f") != "$STATE"/* ]] || rm -f "$f" ;;
-	/run/containerd/s/*) { [ -S "$f" ] && ! grep -qxF "$f" <<<"$listening"; } && rm -f "$f" ;;
+	# The sockets of our containerd's shims, and the kubelet's device plugin socket, which
+	# the kubelet keeps there whatever its root directory.
+	/run/containerd/s/* | /var/lib/kubelet/device-plugins/*) { [ -S "$f" ] && ! grep -qxF "$f" <<<"$listening"; } && rm -f "$f" ;;
 	*) [ -d "$f" ] && [ ! -L "$f" ] && rmdir "$f" 2>/dev/null ;;
 	esac
 done

@@ -213,7 +213,15 @@ wait "$load_pid" || { tail -30 "$results/brokerkill.log"; die "loadgen during th
 log "broker node deleted under load: $(summary brokerkill)"
 failed=$(jq '.errors - (.statuses["503"] // 0)' "$results/brokerkill.json")
 [ "$failed" = 0 ] || die "$failed requests failed otherwise than with 503 while a broker node was down"
-kubectl rollout status statefulset "$RELEASE-rabbitmq" --timeout 5m >/dev/null
+# The stand-in's RabbitMQ (Debian's 3.10 on Erlang 25) was seen, once in several runs, to
+# hang at boot in Erlang's global name registry when it came back seconds after its deletion
+# ("Global hang workaround" in its log), for minutes, until its peers restarted. A node not
+# ready after 3 minutes is deleted once more, and the test says so.
+if ! kubectl rollout status statefulset "$RELEASE-rabbitmq" --timeout 3m >/dev/null; then
+	log "$victim not ready $((SECONDS - t1)) s after its deletion (global hang in its log: $(kubectl logs "$victim" 2>/dev/null | grep -c 'Global hang workaround')); deleting it once more"
+	kubectl delete pod "$victim" --wait=false >/dev/null
+	kubectl rollout status statefulset "$RELEASE-rabbitmq" --timeout 5m >/dev/null || die "$victim not ready again after a second deletion"
+fi
 log "$victim ready again $((SECONDS - t1)) s after its deletion"
 for _ in $(seq 60); do
 	after=$(queues "$victim")
