@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/order-system/order-system/api/events"
+	"github.com/order-system/order-system/pkg/apitest"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/idempotency"
@@ -30,8 +29,8 @@ import (
 )
 
 type api struct {
+	apitest.Client
 	t   *testing.T
-	url string
 	svc *billing.Service
 	db  *sqlx.DB
 }
@@ -42,21 +41,13 @@ func newAPI(t *testing.T) *api {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := billing.NewService(postgres.NewLedger(db), log)
 	e := httpapi.New(svc, nil, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, prometheus.NewRegistry())
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return &api{t: t, url: srv.URL, svc: svc, db: db}
+	return &api{Client: apitest.Serve(t, e), t: t, svc: svc, db: db}
 }
 
 func (a *api) do(method, path, body string) (int, string) {
 	a.t.Helper()
-	req, _ := http.NewRequest(method, a.url+path, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(b))
+	r := a.Call(a.t, method, path, body)
+	return r.Status, r.Text()
 }
 
 func TestAccountLifecycle(t *testing.T) {
@@ -120,41 +111,30 @@ func TestDepositBeforeAccountOpens(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
 	user := uuid.NewString()
-	deposit := func() (*http.Response, string) {
-		req, _ := http.NewRequest("POST", a.url+"/billing/deposit", strings.NewReader(`{"userId":"`+user+`","amount":10}`))
-		req.Header.Set(idempotency.HeaderKey, "deposit-"+user)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, string(b)
+	deposit := func() (apitest.Response, string) {
+		r := a.Call(t, "POST", "/billing/deposit", `{"userId":"`+user+`","amount":10}`, idempotency.HeaderKey, "deposit-"+user)
+		return r, string(r.Body)
 	}
 	for _, path := range []string{"/billing/balance/" + user, "/billing/transactions/" + user} {
-		resp, err := http.Get(a.url + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 404 || resp.Header.Get("Retry-After") != "1" {
-			t.Fatalf("GET %s = %d Retry-After=%q, want 404 with Retry-After: 1", path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		resp := a.Call(t, "GET", path, "")
+		if resp.Status != 404 || resp.Header.Get("Retry-After") != "1" {
+			t.Fatalf("GET %s = %d Retry-After=%q, want 404 with Retry-After: 1", path, resp.Status, resp.Header.Get("Retry-After"))
 		}
 	}
 	resp, body := deposit()
-	if resp.StatusCode != 404 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, `"userId":"`+user+`"`) {
-		t.Fatalf("deposit before the account = %d Retry-After=%q %s, want 404 naming the user with Retry-After: 1", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	if resp.Status != 404 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, `"userId":"`+user+`"`) {
+		t.Fatalf("deposit before the account = %d Retry-After=%q %s, want 404 naming the user with Retry-After: 1", resp.Status, resp.Header.Get("Retry-After"), body)
 	}
 	if status, body := a.do("PUT", "/internal/accounts/"+user, ""); status != 201 {
 		t.Fatalf("open account = %d %s", status, body)
 	}
 	resp, body = deposit()
-	if resp.StatusCode != 200 || resp.Header.Get(idempotency.HeaderCached) != "" || !strings.Contains(body, `"balance":10,`) {
-		t.Fatalf("keyed retry after the account opened = %d cached=%q %s, want a fresh deposit", resp.StatusCode, resp.Header.Get(idempotency.HeaderCached), body)
+	if resp.Status != 200 || resp.Header.Get(idempotency.HeaderCached) != "" || !strings.Contains(body, `"balance":10,`) {
+		t.Fatalf("keyed retry after the account opened = %d cached=%q %s, want a fresh deposit", resp.Status, resp.Header.Get(idempotency.HeaderCached), body)
 	}
 	resp, body = deposit()
-	if resp.StatusCode != 200 || resp.Header.Get(idempotency.HeaderCached) != "true" || !strings.Contains(body, `"balance":10,`) {
-		t.Fatalf("third call = %d cached=%q %s, want the stored deposit", resp.StatusCode, resp.Header.Get(idempotency.HeaderCached), body)
+	if resp.Status != 200 || resp.Header.Get(idempotency.HeaderCached) != "true" || !strings.Contains(body, `"balance":10,`) {
+		t.Fatalf("third call = %d cached=%q %s, want the stored deposit", resp.Status, resp.Header.Get(idempotency.HeaderCached), body)
 	}
 	if status, body := a.do("GET", "/billing/balance/"+user, ""); status != 200 || !strings.Contains(body, `"balance":10,`) {
 		t.Fatalf("balance = %d %s, want 10: one deposit", status, body)
@@ -187,15 +167,8 @@ func TestUserCreatedOpensAccount(t *testing.T) {
 // sent and whether it was a replay.
 func (a *api) keyedDeposit(key, body string) (int, string, bool) {
 	a.t.Helper()
-	req, _ := http.NewRequest("POST", a.url+"/billing/deposit", strings.NewReader(body))
-	req.Header.Set(idempotency.HeaderKey, key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header.Get(idempotency.HeaderCached) == "true"
+	r := a.Call(a.t, "POST", "/billing/deposit", body, idempotency.HeaderKey, key)
+	return r.Status, string(r.Body), r.Header.Get(idempotency.HeaderCached) == "true"
 }
 
 // TestKeyedDepositCommitsWithItsAnswer: the key, the credit, its entry and the stored answer

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/order-system/order-system/pkg/apitest"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
 	"github.com/order-system/order-system/pkg/money"
@@ -28,9 +28,9 @@ import (
 )
 
 type env struct {
+	apitest.Client
 	db    *sqlx.DB
 	store *postgres.Store
-	url   string
 }
 
 // newEnv starts the notification service's HTTP API, built as main builds it, over a
@@ -41,9 +41,7 @@ func newEnv(t *testing.T) *env {
 	store := postgres.NewStore(db)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := httpapi.New(store, nil, map[string]httpx.Check{"database": db.PingContext}, log, prometheus.NewRegistry())
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return &env{db: db, store: store, url: srv.URL}
+	return &env{Client: apitest.Serve(t, e), db: db, store: store}
 }
 
 // save stores a notification about a finished order and dates it at createdAt.
@@ -62,21 +60,13 @@ func (e *env) save(t *testing.T, userID uuid.UUID, completed bool, createdAt tim
 	return n
 }
 
-func get(t *testing.T, url string) (int, []byte) {
+func (e *env) get(t *testing.T, path string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	r := e.Call(t, http.MethodGet, path, "")
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("GET %s: Content-Type %q, want application/json", path, ct)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("GET %s: Content-Type %q, want application/json", url, ct)
-	}
-	return resp.StatusCode, b
+	return r.Status, r.Body
 }
 
 type notificationBody struct {
@@ -106,7 +96,7 @@ func TestListNewestFirst(t *testing.T) {
 	oldest := e.save(t, user, true, base)
 	e.save(t, other, true, base.Add(time.Hour))
 
-	status, body := get(t, e.url+"/notifications/"+user.String())
+	status, body := e.get(t, "/notifications/"+user.String())
 	if status != http.StatusOK {
 		t.Fatalf("GET = %d %s, want 200", status, body)
 	}
@@ -137,7 +127,7 @@ func TestListForAUserWithoutNotificationsIsEmpty(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.save(t, uuid.New(), true, time.Now())
-	status, body := get(t, e.url+"/notifications/"+uuid.NewString())
+	status, body := e.get(t, "/notifications/"+uuid.NewString())
 	if status != http.StatusOK || strings.TrimSpace(string(body)) != "[]" {
 		t.Errorf("GET for a user without notifications = %d %s, want 200 []", status, body)
 	}
@@ -160,19 +150,11 @@ func TestListAnswersBadRequestsWithTheErrorBody(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			req, _ := http.NewRequest(tt.method, e.url+tt.path, nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
+			resp := e.Call(t, tt.method, tt.path, "")
 			var body httpx.ErrorResponse
-			raw, _ := io.ReadAll(resp.Body)
-			if err := json.Unmarshal(raw, &body); err != nil {
-				t.Fatalf("error body %q: %v", raw, err)
-			}
-			if resp.StatusCode != tt.status || string(body.Code) != tt.code || body.Message == "" {
-				t.Errorf("%s %s = %d %s, want %d %s", tt.method, tt.path, resp.StatusCode, raw, tt.status, tt.code)
+			resp.JSON(t, &body)
+			if resp.Status != tt.status || string(body.Code) != tt.code || body.Message == "" {
+				t.Errorf("%s %s = %d %s, want %d %s", tt.method, tt.path, resp.Status, resp.Body, tt.status, tt.code)
 			}
 		})
 	}
@@ -182,12 +164,12 @@ func TestLivenessAndReadinessAnswer200(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	for _, path := range []string{"/livez", "/readyz"} {
-		if status, body := get(t, e.url+path); status != http.StatusOK {
+		if status, body := e.get(t, path); status != http.StatusOK {
 			t.Errorf("GET %s = %d %s, want 200", path, status, body)
 		}
 	}
 	e.db.Close()
-	if status, body := get(t, e.url+"/readyz"); status != http.StatusServiceUnavailable {
+	if status, body := e.get(t, "/readyz"); status != http.StatusServiceUnavailable {
 		t.Errorf("GET /readyz with the database closed = %d %s, want 503", status, body)
 	}
 }

@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/order-system/order-system/api/billingtest"
 	"github.com/order-system/order-system/api/payments"
+	"github.com/order-system/order-system/pkg/apitest"
 	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
@@ -32,9 +32,9 @@ import (
 )
 
 type env struct {
+	apitest.Client
 	t          *testing.T
 	db         *sqlx.DB
-	url        string
 	billingURL string
 	svc        *order.Service
 	billing    *billingtest.Billing
@@ -51,9 +51,7 @@ func newEnv(t *testing.T) *env {
 	reg := prometheus.NewRegistry()
 	svc := order.NewService(postgres.NewOrders(db, func() {}, 2*time.Second), billingclient.New(billingSrv.URL, time.Second, auth.Config{}, reg), log)
 	e := httpapi.New(svc, nil, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{}, log, reg)
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return &env{t: t, db: db, url: srv.URL, billingURL: billingSrv.URL, svc: svc, billing: fb}
+	return &env{Client: apitest.Serve(t, e), t: t, db: db, billingURL: billingSrv.URL, svc: svc, billing: fb}
 }
 
 func (e *env) user(balance int64) string {
@@ -89,25 +87,17 @@ func (e *env) post(key, body string) response {
 
 // send is post for a spawned goroutine, which must not end the test.
 func (e *env) send(key, body string) (response, error) {
-	req, err := http.NewRequest(http.MethodPost, e.url+"/orders", strings.NewReader(body))
-	if err != nil {
-		return response{}, err
-	}
+	var header []string
 	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
+		header = []string{idempotency.HeaderKey, key}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.Do(http.MethodPost, "/orders", body, header...)
 	if err != nil {
 		return response{}, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return response{}, fmt.Errorf("read the answer: %w", err)
-	}
-	r := response{Status: resp.StatusCode, Raw: string(b), Cached: resp.Header.Get("X-Idempotency-Cached")}
-	json.Unmarshal(b, &r)
-	json.Unmarshal(b, &r.orderBody)
+	r := response{Status: resp.Status, Raw: string(resp.Body), Cached: resp.Header.Get(idempotency.HeaderCached)}
+	json.Unmarshal(resp.Body, &r)
+	json.Unmarshal(resp.Body, &r.orderBody)
 	return r, nil
 }
 
@@ -170,7 +160,7 @@ func TestBasicScenario(t *testing.T) {
 		t.Fatalf("balance %d, debits of the keyed order %d; want 40000 and 1", e.billing.Balance(user), e.billing.Debits(first.ID))
 	}
 
-	status, body := get(t, e.url+"/orders/"+poor.Order.ID)
+	status, body := e.get(t, "/orders/"+poor.Order.ID)
 	if status != 200 || !strings.Contains(body, `"status":"failed"`) {
 		t.Fatalf("GET failed order = %d %s", status, body)
 	}
@@ -199,7 +189,7 @@ func TestBadInputAndUnknowns(t *testing.T) {
 		}
 	}
 	for path, want := range map[string]int{"/orders/" + uuid.NewString(): 404, "/orders/nope": 400} {
-		if status, body := get(t, e.url+path); status != want {
+		if status, body := e.get(t, path); status != want {
 			t.Errorf("GET %s = %d %s, want %d", path, status, body, want)
 		}
 	}
@@ -231,7 +221,7 @@ func TestBillingDownLeavesPendingThenReconcilerFinishes(t *testing.T) {
 	if n := e.reconcile(cfg); n != 1 {
 		t.Fatalf("Reconcile took %d orders; want the one pending order", n)
 	}
-	if status, body := get(t, e.url+"/orders/"+other.Order.ID); status != 200 || !strings.Contains(body, `"status":"completed"`) {
+	if status, body := e.get(t, "/orders/"+other.Order.ID); status != 200 || !strings.Contains(body, `"status":"completed"`) {
 		t.Fatalf("reconciled order = %d %s", status, body)
 	}
 	for _, id := range []string{r.Order.ID, other.Order.ID} {
@@ -256,12 +246,12 @@ func TestReconcilerGivesUpAfterMaxAttempts(t *testing.T) {
 	for range 4 {
 		e.reconcile(cfg)
 	}
-	if status, body := get(t, e.url+"/orders/"+r.Order.ID); status != 200 || !strings.Contains(body, `"status":"pending"`) {
+	if status, body := e.get(t, "/orders/"+r.Order.ID); status != 200 || !strings.Contains(body, `"status":"pending"`) {
 		t.Fatalf("order while its payment cannot be voided = %d %s, want pending", status, body)
 	}
 	e.billing.Down.Store(false)
 	e.reconcile(cfg)
-	status, body := get(t, e.url+"/orders/"+r.Order.ID)
+	status, body := e.get(t, "/orders/"+r.Order.ID)
 	if status != 200 || !strings.Contains(body, `"status":"failed"`) || !strings.Contains(body, `"failureReason":"billing_unreachable"`) {
 		t.Fatalf("order after its payment was voided = %d %s", status, body)
 	}
@@ -318,7 +308,7 @@ func TestGivingUpFindsALostDebit(t *testing.T) {
 	}
 	e.billing.LoseAnswer.Store(false)
 	e.reconcile(cfg)
-	if status, body := get(t, e.url+"/orders/"+r.Order.ID); status != 200 || !strings.Contains(body, `"status":"completed"`) {
+	if status, body := e.get(t, "/orders/"+r.Order.ID); status != 200 || !strings.Contains(body, `"status":"completed"`) {
 		t.Fatalf("order after the void found its debit = %d %s, want completed", status, body)
 	}
 	if e.billing.Debits(r.Order.ID) != 1 || e.billing.Balance(user) != 70_00 {
@@ -360,15 +350,10 @@ func TestConcurrentOrdersOneKey(t *testing.T) {
 	}
 }
 
-func get(t *testing.T, url string) (int, string) {
+func (e *env) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	r := e.Call(t, http.MethodGet, path, "")
+	return r.Status, string(r.Body)
 }
 
 // TestAnOutdatedClaimNeverPaysAFailedOrder: two replicas' reconcilers on one database. A
@@ -391,19 +376,26 @@ func TestAnOutdatedClaimNeverPaysAFailedOrder(t *testing.T) {
 	e.db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '2 seconds' WHERE id = $1`, slow.Order.ID)
 	e.db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '1 second' WHERE id = $1`, failing.Order.ID)
 	arrived, release := e.billing.Hold(slow.Order.ID)
+	defer release() // a test that fails half-way must not leave billing's handler waiting
 
 	replicaA := make(chan error, 1)
 	go func() {
 		_, err := e.svc.Reconcile(context.Background(), cfg)
 		replicaA <- err
 	}()
-	<-arrived
+	select {
+	case <-arrived:
+	case err := <-replicaA:
+		t.Fatalf("replica A's pass ended (%v) before its call for the slow order arrived", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica A's call for the slow order did not arrive within 10 s")
+	}
 	// A's hold on both orders runs out, and both are due again.
 	e.db.MustExec(`UPDATE orders SET next_attempt_at = now() - interval '1 millisecond' WHERE status = 'pending'`)
 	if _, err := replicaB.Reconcile(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	if status, body := get(t, e.url+"/orders/"+failing.Order.ID); !strings.Contains(body, `"failureReason":"account_not_found"`) {
+	if status, body := e.get(t, "/orders/"+failing.Order.ID); !strings.Contains(body, `"failureReason":"account_not_found"`) {
 		t.Fatalf("order of a user without an account after B's pass = %d %s, want failed", status, body)
 	}
 	e.billing.SetBalance(noAccount, 100_00) // the account opens meanwhile
@@ -417,15 +409,6 @@ func TestAnOutdatedClaimNeverPaysAFailedOrder(t *testing.T) {
 	}
 	if d := e.billing.Debits(slow.Order.ID); d != 1 {
 		t.Fatalf("the slow order was debited %d times, want 1", d)
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5 s")
-		}
 	}
 }
 
@@ -533,6 +516,7 @@ func TestLateFinishLocksTheKeyBeforeTheOrder(t *testing.T) {
 	e := newEnv(t)
 	user := e.user(100_00)
 	open := e.billing.Gate()
+	defer open()
 	placed := make(chan response, 1)
 	go func() {
 		r, err := e.send("late", orderJSON(user, "30"))
@@ -542,7 +526,7 @@ func TestLateFinishLocksTheKeyBeforeTheOrder(t *testing.T) {
 		placed <- r
 	}()
 	var id string
-	waitUntil(t, func() bool { return e.db.Get(&id, `SELECT id FROM orders`) == nil })
+	dbtest.Eventually(t, 5*time.Second, "the order stored", func() bool { return e.db.Get(&id, `SELECT id FROM orders`) == nil })
 	takeover, err := e.db.Beginx() // stands in for a retry taking the key over
 	if err != nil {
 		t.Fatal(err)
@@ -550,11 +534,7 @@ func TestLateFinishLocksTheKeyBeforeTheOrder(t *testing.T) {
 	defer takeover.Rollback()
 	takeover.MustExec(`SELECT FROM idempotency_keys WHERE key = 'late' FOR UPDATE`)
 	open()
-	waitUntil(t, func() bool {
-		var waiting int
-		e.db.Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
-		return waiting == 1
-	})
+	dbtest.WaitForLockWaits(t, e.db, 1)
 	probe, err := e.db.Beginx()
 	if err != nil {
 		t.Fatal(err)
@@ -582,13 +562,9 @@ func TestOrderBeforeTheAccountOpensIsToldToComeBack(t *testing.T) {
 	if first.Status != http.StatusNotFound || first.Code != "not_found" || first.Order.Status != "failed" {
 		t.Fatalf("order before the account = %d %s, want 404 not_found with the failed order", first.Status, first.Raw)
 	}
-	resp, err := http.Post(e.url+"/orders", "application/json", strings.NewReader(orderJSON(user, "30")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Retry-After") != "1" {
-		t.Fatalf("unkeyed order before the account = %d Retry-After=%q, want 404 with Retry-After 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	resp := e.Call(t, http.MethodPost, "/orders", orderJSON(user, "30"))
+	if resp.Status != http.StatusNotFound || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("unkeyed order before the account = %d Retry-After=%q, want 404 with Retry-After 1", resp.Status, resp.Header.Get("Retry-After"))
 	}
 	e.billing.SetBalance(user, 100_00) // the account opens
 	retry := e.post("early", orderJSON(user, "30"))

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/order-system/order-system/api/billingtest"
+	"github.com/order-system/order-system/pkg/apitest"
 	"github.com/order-system/order-system/pkg/auth"
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/pkg/httpx"
@@ -30,8 +31,8 @@ import (
 )
 
 type env struct {
+	apitest.Client
 	db      *sqlx.DB
-	url     string
 	billing *billingtest.Billing
 }
 
@@ -53,21 +54,19 @@ func newEnv(t *testing.T, billingDown bool) *env {
 	reg := prometheus.NewRegistry()
 	svc := user.NewService(postgres.NewUsers(db, func() {}), billingclient.New(billingSrv.URL, time.Second, auth.Config{}), log)
 	e := httpapi.New(svc, nil, idempotency.NewStore(db, time.Hour, time.Minute), map[string]httpx.Check{"database": db.PingContext}, log, reg)
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return &env{db: db, url: srv.URL, billing: fb}
+	return &env{Client: apitest.Serve(t, e), db: db, billing: fb}
 }
 
 type response struct {
-	Status int
-	Body   []byte
-	Header http.Header
-	Error  httpx.ErrorResponse
+	apitest.Response
+	Error httpx.ErrorResponse
 }
 
+// do sends a request whose body is any reader (the size tests send chunked ones) and decodes
+// an error answer, which must be JSON.
 func (e *env) do(t *testing.T, method, path string, body io.Reader, header map[string]string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, e.url+path, body)
+	req, err := http.NewRequest(method, e.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,19 +74,14 @@ func (e *env) do(t *testing.T, method, path string, body io.Reader, header map[s
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apitest.Send(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := response{Status: resp.StatusCode, Body: b, Header: resp.Header}
-	if resp.StatusCode >= 400 {
-		if err := json.Unmarshal(b, &r.Error); err != nil {
-			t.Fatalf("%s %s: error body %q is not JSON: %v", method, path, b, err)
+	r := response{Response: resp}
+	if resp.Status >= 400 {
+		if err := json.Unmarshal(resp.Body, &r.Error); err != nil {
+			t.Fatalf("%s %s: error body %q is not JSON: %v", method, path, resp.Body, err)
 		}
 	}
 	return r
