@@ -5,7 +5,7 @@ SHELL := bash
 .SHELLFLAGS := -o pipefail -c
 
 SERVICE_MODULES := pkg services/user services/billing services/order services/notification
-MODULES  := api $(SERVICE_MODULES) tests/system tools/apicheck tools/deploycheck tools/devidp tools/ingressentry tools/loadgen tools/otlpsink
+MODULES  := api $(SERVICE_MODULES) tests/system tools/apicheck tools/deploycheck tools/devidp tools/ingressentry tools/loadgen tools/localrun tools/otlpsink
 SERVICES := user billing order notification
 NEWMAN   ?= newman
 COLLECTION := postman/order-system.postman_collection.json
@@ -34,7 +34,7 @@ test: unit system fuzz e2e alerts ## unit + system + fuzz + e2e + alerts, agains
 
 unit: ## unit and integration tests of pkg, the services and four tools, with -race
 	@bash scripts/install-tools.sh gcc nginx # nginx: the ingress entry's rendering is checked by running it
-	@for m in $(SERVICE_MODULES) tools/loadgen tools/ingressentry tools/apicheck tools/devidp; do echo "== $$m"; (cd $$m && go test -race -count=1 -timeout 10m ./...) || exit 1; done
+	@for m in $(SERVICE_MODULES) tools/loadgen tools/localrun tools/ingressentry tools/apicheck tools/devidp; do echo "== $$m"; (cd $$m && go test -race -count=1 -timeout 10m ./...) || exit 1; done
 
 system: ## the real binaries under concurrency, crashes and lost responses, with -race; traces in a real Jaeger
 	@bash scripts/install-tools.sh gcc pg_autoctl

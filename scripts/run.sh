@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts order-system on this machine: prepares the database, builds the four services, starts
 # them and the nginx gateway in the background (logs and pid files in .run/), waits until all
-# are ready and prints the URL. scripts/stop.sh stops exactly what this started.
+# are ready and prints the URL. scripts/stop.sh stops exactly what this started. The services
+# are built and started by tools/localrun, which the system tests' harness uses as well; this
+# script is the glue around it.
 #
 # REPLICAS=n starts n instances of each service: instance i listens on the service's port
 # + 100 × (i − 1) and writes <service>.<i>.pid; the gateway balances over all of them.
@@ -27,8 +29,6 @@ cd "$(dirname "$0")/.."
 RUN_DIR=${RUN_DIR:-.run}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}
 export PGOPTIONS="-c client_min_messages=warning"
-SERVICES=(billing notification user order) # billing and notification first: the others call or feed them
-declare -A PORTS=([user]=8081 [billing]=8082 [order]=8083 [notification]=8084)
 REPLICAS=${REPLICAS:-1}
 AUTH=${AUTH:-off}
 [[ $AUTH =~ ^(off|oidc)$ ]] || { echo "AUTH must be off or oidc, got '$AUTH'" >&2; exit 1; }
@@ -40,13 +40,6 @@ RABBITMQ_METRICS=${RABBITMQ_METRICS:-127.0.0.1:15692}
 POSTGRES_EXPORTER_ADDR=${POSTGRES_EXPORTER_ADDR:-127.0.0.1:9187}
 CONSOLE_LIBRARIES=${CONSOLE_LIBRARIES:-/usr/share/doc/prometheus/examples/console_libraries}
 [[ $REPLICAS =~ ^[1-9]$ ]] || { echo "REPLICAS must be 1 to 9, got '$REPLICAS'" >&2; exit 1; }
-INSTANCES=() # service:instance, the first instance of each service named as before
-for svc in "${SERVICES[@]}"; do
-	for i in $(seq "$REPLICAS"); do INSTANCES+=("$svc:$i"); done
-done
-name() { if [ "$2" -eq 1 ]; then echo "$1"; else echo "$1.$2"; fi; }
-port() { echo $((PORTS[$1] + 100 * ($2 - 1))); }
-declare -A SCHEMAS=([user]=users [billing]=billing [order]=orders [notification]=notifications)
 # The services connect as their own roles (created by setup.sql) to the server PG_ADMIN_URL names.
 PG_HOSTPORT=${PG_ADMIN_URL#*://}
 PG_HOSTPORT=${PG_HOSTPORT##*@}
@@ -57,6 +50,17 @@ bash scripts/install-tools.sh nginx
 [ "$METRICS" = 0 ] || bash scripts/install-tools.sh promtool prometheus-postgres-exporter # promtool: and the server with it
 
 . scripts/lib.sh
+# The services, their instances and addresses, in start order, as tools/localrun knows them:
+# it starts them below, as it does for the system tests.
+mkdir -p bin
+go build -o bin/localrun ./tools/localrun/cmd/localrun
+SERVICES=()
+declare -A ADDRS=() # service → its instances' addresses, each followed by a space
+while read -r svc _ addr; do
+	[ -n "${ADDRS[$svc]:-}" ] || SERVICES+=("$svc")
+	ADDRS[$svc]+="$addr "
+done < <(bin/localrun list -replicas "$REPLICAS")
+[ ${#SERVICES[@]} -eq 4 ] || die "localrun list named ${#SERVICES[@]} services, want 4"
 running() { pid_live "$RUN_DIR/$1.pid" >/dev/null; }
 for name in "${SERVICES[@]}" gateway devidp prometheus postgres-exporter; do
 	if running "$name" || running "$name.2"; then
@@ -71,10 +75,7 @@ psql "$PG_ADMIN_URL/postgres" -v ON_ERROR_STOP=1 -qtAc "SELECT 1 FROM pg_databas
 psql "$PG_ADMIN_URL/order_system" -v ON_ERROR_STOP=1 -q -f deploy/postgres/setup.sql
 
 echo "building services"
-mkdir -p bin
-for svc in "${SERVICES[@]}"; do
-	go build -o "bin/$svc" "./services/$svc/cmd/$svc"
-done
+bin/localrun build -o bin
 [ "$AUTH" = off ] || go build -o bin/devidp ./tools/devidp
 # The API reference at /docs is rendered by Redoc, vendored from npm on the first run; without
 # it the rest runs as usual.
@@ -84,10 +85,10 @@ redoc=$(bash scripts/vendor-redoc.sh) || { redoc=; echo "the API reference at /d
 # there: a statement costs the server less CPU over the socket than over TCP.
 # PG_SOCKET_DIR= (empty) keeps TCP. Otherwise they connect to the server PG_ADMIN_URL names.
 PG_SOCKET_DIR=${PG_SOCKET_DIR-/var/run/postgresql}
-db_url() { echo "postgres://$1_service:$1_service@$PG_HOSTPORT/order_system?sslmode=disable&search_path=${SCHEMAS[$1]}"; }
+db_url() { echo "postgres://$1_service:$1_service@$PG_HOSTPORT/order_system?sslmode=disable"; }
 if [[ $PG_HOSTPORT =~ ^(127\.0\.0\.1|localhost)(:5432)?$ ]] && [ -n "$PG_SOCKET_DIR" ] && [ -S "$PG_SOCKET_DIR/.s.PGSQL.5432" ] &&
 	psql "postgres://order_service:order_service@/order_system?host=$PG_SOCKET_DIR" -qtAc "SELECT 1" >/dev/null 2>&1; then
-	db_url() { echo "postgres://$1_service:$1_service@/order_system?host=$PG_SOCKET_DIR&sslmode=disable&search_path=${SCHEMAS[$1]}"; }
+	db_url() { echo "postgres://$1_service:$1_service@/order_system?host=$PG_SOCKET_DIR&sslmode=disable"; }
 	echo "services reach PostgreSQL over $PG_SOCKET_DIR"
 fi
 
@@ -126,18 +127,17 @@ if [ "$AUTH" = oidc ]; then
 	echo "sign-in is on: tokens from http://$IDP_ADDR (make -s token)"
 fi
 
-for inst in "${INSTANCES[@]}"; do
-	svc=${inst%:*} i=${inst#*:}
-	n=$(name "$svc" "$i")
+# Each service's instances, in start order; localrun waits until they are ready (or shows
+# why not) before the next service starts.
+for svc in "${SERVICES[@]}"; do
 	(
 		if [ "$AUTH" = oidc ]; then
 			export AUTH_ISSUER="http://$IDP_ADDR"
 			if [ -n "${SECRETS[$svc]:-}" ]; then export AUTH_CLIENT_ID="$svc-service" AUTH_CLIENT_SECRET="${SECRETS[$svc]}"; fi
 		fi
-		export AUTH DATABASE_URL HTTP_ADDR
-		DATABASE_URL="$(db_url "$svc")" HTTP_ADDR="127.0.0.1:$(port "$svc" "$i")"
-		start_bg "$RUN_DIR/$n.pid" "$RUN_DIR/logs/$n.log" "bin/$svc"
-	)
+		export AUTH
+		bin/localrun start -service "$svc" -replicas "$REPLICAS" -database "$(db_url "$svc")" -bin bin -run-dir "$RUN_DIR"
+	) || fail "$svc did not start (its last log lines are above)"
 done
 # The gateway's configuration, with every instance in its service's upstream.
 mkdir -p "$RUN_DIR/gateway"
@@ -149,19 +149,12 @@ if [ -n "$redoc" ]; then
 	cp "$redoc/redoc.standalone.js" "$RUN_DIR/gateway/docs/"
 fi
 for svc in "${SERVICES[@]}"; do
-	servers=""
-	for i in $(seq "$REPLICAS"); do servers+="server 127.0.0.1:$(port "$svc" "$i"); "; done
-	sed -i "s/server 127\.0\.0\.1:${PORTS[$svc]}; /$servers/" "$RUN_DIR/gateway/local.conf"
+	first=${ADDRS[$svc]%% *} servers=""
+	for addr in ${ADDRS[$svc]}; do servers+="server $addr; "; done
+	sed -i "s/server ${first//./\\.}; /$servers/" "$RUN_DIR/gateway/local.conf"
 done
 nginx -p "$PWD/$RUN_DIR/" -c "$PWD/$RUN_DIR/gateway/local.conf"
-
-deadline=$((SECONDS + 60))
-for inst in "${INSTANCES[@]}"; do
-	svc=${inst%:*} i=${inst#*:}
-	n=$(name "$svc" "$i")
-	await "$n" "http://127.0.0.1:$(port "$svc" "$i")/readyz" $((deadline - SECONDS)) "$n did not become ready"
-done
-wait_for $((deadline > SECONDS ? deadline - SECONDS : 1)) "the gateway" ready "http://127.0.0.1:8000/" ||
+wait_for 30 "the gateway" ready "http://127.0.0.1:8000/" ||
 	{ cat "$RUN_DIR/logs/gateway.error.log" >&2; fail "gateway did not start"; }
 # nginx wrote its master's bare pid; the start time beside it makes the file say which
 # process it is (make stop signals only that one).
@@ -191,7 +184,7 @@ if [ "$METRICS" = 1 ]; then
 		echo "scrape_configs:"
 		for svc in "${SERVICES[@]}"; do
 			targets=()
-			for i in $(seq "$REPLICAS"); do targets+=("'127.0.0.1:$(port "$svc" "$i")'"); done
+			for addr in ${ADDRS[$svc]}; do targets+=("'$addr'"); done
 			echo "  - {job_name: $svc, static_configs: [{targets: [$(IFS=,; echo "${targets[*]}")]}]}"
 		done
 		echo "  - {job_name: postgres, static_configs: [{targets: ['$POSTGRES_EXPORTER_ADDR']}]}"

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/order-system/order-system/pkg/dbtest"
+	"github.com/order-system/order-system/tools/localrun"
 )
 
 // TestChaos is the randomized fault checker behind `make chaos`, in the spirit of Jepsen's
@@ -150,29 +151,19 @@ func startGateway(t *testing.T, s *system) string {
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("nginx", "-p", dir+"/", "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
-	out, err := os.Create(filepath.Join(dir, "nginx.out"))
+	nginx, err := localrun.Start(localrun.Spec{Name: "nginx", Program: "nginx", Log: filepath.Join(dir, "nginx.out"),
+		Args: []string{"-p", dir + "/", "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start nginx: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGQUIT) // graceful: finish the requests in flight
-		<-done
-		out.Close()
+		nginx.Signal(syscall.SIGQUIT) // graceful: finish the requests in flight
+		<-nginx.Done()
 	})
 	base := "http://" + addr
 	dbtest.Eventually(t, 10*time.Second, "the gateway", func() bool {
-		select {
-		case <-done:
-			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited:\n%s", b)
-		default:
+		if nginx.Exited() {
+			t.Fatalf("nginx exited:\n%s", localrun.Tail(filepath.Join(dir, "error.log"), 25))
 		}
 		return s.call("GET", base+"/", "").Status == 200
 	})

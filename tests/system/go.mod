@@ -7,6 +7,7 @@ require (
 	github.com/lib/pq v1.12.3
 	github.com/order-system/order-system/pkg v0.0.0
 	github.com/order-system/order-system/tools/apicheck v0.0.0-00010101000000-000000000000
+	github.com/order-system/order-system/tools/localrun v0.0.0-00010101000000-000000000000
 	github.com/rabbitmq/amqp091-go v1.16.0
 	go.opentelemetry.io/proto/otlp v1.11.0
 	google.golang.org/protobuf v1.36.12
@@ -50,3 +51,5 @@ require (
 replace github.com/order-system/order-system/pkg => ../../pkg
 
 replace github.com/order-system/order-system/tools/apicheck => ../../tools/apicheck
+
+replace github.com/order-system/order-system/tools/localrun => ../../tools/localrun

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/order-system/order-system/pkg/dbtest"
 	"github.com/order-system/order-system/tools/apicheck"
+	"github.com/order-system/order-system/tools/localrun"
 )
 
 // binaries holds the four service binaries, built once per test run.
@@ -64,21 +66,13 @@ func build(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		for _, svc := range []string{"user", "billing", "order", "notification"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, svc), "github.com/order-system/order-system/services/"+svc+"/cmd/"+svc)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", svc, err, out)
-				return
-			}
-		}
+		buildErr = localrun.Build(context.Background(), binDir)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return binDir
 }
-
-var schemas = map[string]string{"user": "users", "billing": "billing", "order": "orders", "notification": "notifications"}
 
 // system is one isolated installation: its own database, its own broker vhost, its own ports.
 type system struct {
@@ -100,11 +94,9 @@ type system struct {
 }
 
 type proc struct {
-	name string
+	*localrun.Process
 	addr string
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
+	log  string
 }
 
 // newSystem prepares a database and a vhost on the machine's servers; services start with
@@ -124,8 +116,11 @@ func newSystemOn(t *testing.T, servers dbtest.Servers, env map[string]string) *s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	for _, s := range []string{"billing", "orders", "notifications"} {
-		if _, err := db.Exec("CREATE SCHEMA " + s); err != nil {
+	for _, svc := range localrun.Services {
+		if svc.Schema == "users" {
+			continue // NewDatabase made it
+		}
+		if _, err := db.Exec("CREATE SCHEMA " + svc.Schema); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,16 +131,19 @@ func newSystemOn(t *testing.T, servers dbtest.Servers, env map[string]string) *s
 }
 
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := localrun.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
-func (s *system) serviceDB(svc string) string {
-	return strings.Replace(s.dbURL, "search_path=users", "search_path="+schemas[svc], 1)
+func (s *system) serviceDB(name string) string {
+	svc, err := localrun.Find(name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return svc.DatabaseURL(s.dbURL)
 }
 
 // start runs a service (name may be "order2" for a second order instance) and waits until
@@ -153,13 +151,14 @@ func (s *system) serviceDB(svc string) string {
 func (s *system) start(name string) *proc {
 	s.t.Helper()
 	svc := strings.TrimRight(name, "0123456789")
+	database := s.serviceDB(svc)
 	s.mu.Lock()
 	addr := freeAddr(s.t)
 	if old, ok := s.procs[name]; ok {
 		addr = old.addr
 	}
 	env := append(environWithout("OTEL_"),
-		"HTTP_ADDR="+addr, "DATABASE_URL="+s.serviceDB(svc), "AMQP_URL="+s.amqp, "LOG_LEVEL=debug", "SHUTDOWN_TIMEOUT=10s")
+		"HTTP_ADDR="+addr, "DATABASE_URL="+database, "AMQP_URL="+s.amqp, "LOG_LEVEL=debug", "SHUTDOWN_TIMEOUT=10s")
 	if _, ok := s.procs["billing"]; ok {
 		env = append(env, "BILLING_URL="+s.billingProxy())
 	}
@@ -170,39 +169,21 @@ func (s *system) start(name string) *proc {
 		env = append(env, k+"="+v)
 	}
 	s.mu.Unlock()
-	logFile, err := os.OpenFile(filepath.Join(s.logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logPath := filepath.Join(s.logDir, name+".log")
+	p, err := localrun.Start(localrun.Spec{Name: name, Program: filepath.Join(s.bin, svc), Env: env, Log: logPath})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(s.bin, svc))
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
-	if err := cmd.Start(); err != nil {
+	started := &proc{Process: p, addr: addr, log: logPath}
+	s.mu.Lock()
+	s.procs[name] = started
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.WaitReady(ctx, "http://"+addr+"/readyz"); err != nil {
 		s.t.Fatal(err)
 	}
-	p := &proc{name: name, addr: addr, cmd: cmd, log: logFile, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.done) }()
-	s.mu.Lock()
-	s.procs[name] = p
-	s.mu.Unlock()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		select {
-		case <-p.done:
-			s.t.Fatalf("%s exited during start-up:\n%s", name, s.tail(name))
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s not ready after 30 s:\n%s", name, s.tail(name))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return started
 }
 
 // contractViolation fails the test for an exchange that breaks the OpenAPI documents. The
@@ -249,12 +230,7 @@ func (s *system) running(name string) bool {
 	if !ok {
 		return false
 	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	return !p.Exited()
 }
 
 // pause and resume freeze and thaw a service (SIGSTOP, SIGCONT): it keeps its connections
@@ -266,7 +242,7 @@ func (s *system) sendSignal(name string, sig syscall.Signal) {
 	s.mu.Lock()
 	p := s.procs[name]
 	s.mu.Unlock()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.Signal(sig); err != nil {
 		s.t.Fatalf("signal %v to %s: %v", sig, name, err)
 	}
 }
@@ -277,9 +253,9 @@ func (s *system) signal(name string, sig syscall.Signal) {
 	s.mu.Lock()
 	p := s.procs[name]
 	s.mu.Unlock()
-	p.cmd.Process.Signal(sig)
+	p.Signal(sig)
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(30 * time.Second):
 		s.t.Fatalf("%s did not exit after %v", name, sig)
 	}
@@ -289,33 +265,17 @@ func (s *system) stopAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, p := range s.procs {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(15 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
+		p.Stop(15 * time.Second)
 		if s.t.Failed() {
-			s.t.Logf("last lines of %s:\n%s", name, tailFile(p.log.Name()))
+			s.t.Logf("last lines of %s:\n%s", name, p.Tail(25))
 		}
-		p.log.Close()
 	}
 }
 
 func (s *system) tail(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return tailFile(s.procs[name].log.Name())
-}
-
-func tailFile(path string) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 25 {
-		lines = lines[len(lines)-25:]
-	}
-	return strings.Join(lines, "\n")
+	return s.procs[name].Tail(25)
 }
 
 // response is an HTTP answer with its body kept as bytes. Status 0 means there was no

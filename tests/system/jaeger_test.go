@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/order-system/order-system/tools/apicheck/tracecheck"
+	"github.com/order-system/order-system/tools/localrun"
 )
 
 // jaegerConfig runs Jaeger v2 (an OpenTelemetry Collector) with only what the test needs:
@@ -57,31 +57,23 @@ func startJaeger(t *testing.T) (*tracecheck.Jaeger, string) {
 	if err := os.WriteFile(config, fmt.Appendf(nil, jaegerConfig, queryAddr, grpcAddr, otlpAddr), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "jaeger.log")
-	log, err := os.Create(logPath)
+	proc, err := localrun.Start(localrun.Spec{Name: "jaeger", Program: bin, Args: []string{"--config", config},
+		Log: filepath.Join(dir, "jaeger.log"),
+		// Killed with the test binary too, should it die without its cleanups (a panic, a timeout).
+		DieWithCaller: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config", config)
-	cmd.Stdout, cmd.Stderr = log, log
-	// Killed with the test binary too, should it die without its cleanups (a panic, a timeout).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		log.Close()
+		proc.Signal(syscall.SIGKILL)
+		<-proc.Done()
 		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			t.Logf("jaeger's log:\n%s", out)
+			t.Logf("jaeger's log:\n%s", proc.Tail(200))
 		}
 	})
 	j := &tracecheck.Jaeger{URL: "http://" + queryAddr}
 	if err := j.Ready(context.Background(), 30*time.Second); err != nil {
-		out, _ := os.ReadFile(logPath)
-		t.Fatalf("%v; its log:\n%s", err, out)
+		t.Fatalf("%v; its log:\n%s", err, proc.Tail(200))
 	}
 	return j, "http://" + otlpAddr
 }

@@ -1,6 +1,7 @@
 package system_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,9 +11,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/order-system/order-system/tools/localrun"
 )
 
 // A Prometheus of a test's own, for a fault test that watches an alert of
@@ -23,10 +25,8 @@ import (
 // directory (kept when a test fails), and it is stopped in the test's cleanup, or by the
 // timeout watchdog (stopOwnServersBeforeTimeout) when the binary is about to be killed.
 type prometheus struct {
+	*localrun.Process
 	url  string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
 	once sync.Once
 }
 
@@ -60,50 +60,32 @@ func startPrometheus(t *testing.T, s *system, dir string) *prometheus {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	p := &prometheus{url: "http://" + addr, log: filepath.Join(dir, "prometheus.log"), done: make(chan struct{})}
-	log, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close() // the child has its own descriptor
-	p.cmd = exec.Command("prometheus", "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr)
-	p.cmd.Stdout, p.cmd.Stderr = log, log
-	// Killed with the test binary too, should it die without its cleanups (a panic, a
-	// timeout shorter than the watchdog's).
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	prometheuses.Lock()
-	if err := p.cmd.Start(); err != nil {
+	proc, err := localrun.Start(localrun.Spec{Name: "prometheus", Program: "prometheus",
+		Args: []string{"--config.file=" + config, "--storage.tsdb.path=" + filepath.Join(dir, "data"), "--web.listen-address=" + addr},
+		Log:  filepath.Join(dir, "prometheus.log"),
+		// Killed with the test binary too, should it die without its cleanups (a panic, a
+		// timeout shorter than the watchdog's).
+		DieWithCaller: true})
+	if err != nil {
 		prometheuses.Unlock()
 		t.Fatal(err)
 	}
+	p := &prometheus{Process: proc, url: "http://" + addr}
 	prometheuses.servers[p] = true
 	prometheuses.Unlock()
-	go func() { p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("last lines of prometheus:\n%s", tailFile(p.log))
+			t.Logf("last lines of prometheus:\n%s", p.Tail(25))
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get(p.url + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("prometheus exited during start-up:\n%s", tailFile(p.log))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 30 s:\n%s", tailFile(p.log))
-		}
-		time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.WaitReady(ctx, p.url+"/-/ready"); err != nil {
+		t.Fatal(err)
 	}
+	return p
 }
 
 // prometheusConfig scrapes every instance of s as the job of its service (order2 is an
@@ -129,13 +111,7 @@ func prometheusConfig(s *system, rules string) string {
 // stop ends Prometheus (SIGTERM, then SIGKILL after 10 s), once.
 func (p *prometheus) stop() {
 	p.once.Do(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
+		p.Stop(10 * time.Second)
 		prometheuses.Lock()
 		delete(prometheuses.servers, p)
 		prometheuses.Unlock()
@@ -209,10 +185,8 @@ func (p *prometheus) get(t *testing.T, path string, v any) {
 	t.Helper()
 	resp, err := http.Get(p.url + path)
 	if err != nil {
-		select {
-		case <-p.done:
-			t.Fatalf("prometheus has exited:\n%s", tailFile(p.log))
-		default:
+		if p.Exited() {
+			t.Fatalf("prometheus has exited:\n%s", p.Tail(25))
 		}
 		t.Fatalf("prometheus %s: %v", path, err)
 	}

@@ -2,59 +2,28 @@ package servers
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
+
+	"github.com/order-system/order-system/tools/localrun"
 )
 
-// child is a process this package started, in a process group of its own, with the
-// goroutine that reaps it: it is signalled only while not yet reaped, so that its pid
-// cannot have been given to another process.
-type child struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
+// child is a server process this package started, in a process group of its own (a
+// localrun.Process: reaped by its own goroutine, signalled only while not yet reaped, so that
+// its pid cannot have been given to another process).
+type child struct{ *localrun.Process }
 
 // startChild starts program with args and env, as the user of as if not nil, its output
 // appended to logPath.
 func startChild(logPath string, as *syscall.Credential, env []string, program string, args ...string) (*child, error) {
-	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	p, err := localrun.Start(localrun.Spec{Name: filepath.Base(program), Program: program, Args: args, Env: env,
+		Log: logPath, Dir: "/", As: as, Group: true})
 	if err != nil {
 		return nil, err
 	}
-	defer log.Close() // the child has its own descriptor
-	cmd := exec.Command(program, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: as}
-	cmd.Dir = "/"
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	ch := &child{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(ch.done) }()
-	return ch, nil
-}
-
-func (ch *child) exited() bool {
-	select {
-	case <-ch.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill sends SIGKILL to the child's process group (an Erlang node's helpers, a PostgreSQL
-// keeper's postmaster) and waits until the child is reaped.
-func (ch *child) kill() {
-	if !ch.exited() {
-		syscall.Kill(-ch.cmd.Process.Pid, syscall.SIGKILL)
-	}
-	<-ch.done
+	return &child{p}, nil
 }
 
 // killTree kills the child's process group and every process descended from it, as a
@@ -65,11 +34,10 @@ func (ch *child) kill() {
 // the tree is walked (an unreaped child keeps its pid); each descendant found is stopped as
 // well before its own children are looked for.
 func (ch *child) killTree() {
-	if ch.exited() {
-		<-ch.done
+	if ch.Exited() {
 		return
 	}
-	group := ch.cmd.Process.Pid
+	group := ch.Pid()
 	syscall.Kill(-group, syscall.SIGSTOP)
 	tree := map[int]bool{}
 	for pid := range parents() {
@@ -90,7 +58,7 @@ func (ch *child) killTree() {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	syscall.Kill(-group, syscall.SIGKILL)
-	<-ch.done
+	<-ch.Done()
 }
 
 // parents maps each running process's pid to its parent's, from /proc.
@@ -116,17 +84,4 @@ func parents() map[int]int {
 		}
 	}
 	return out
-}
-
-// stop sends SIGTERM to the child and waits for it to exit, killing its process group after
-// grace.
-func (ch *child) stop(grace time.Duration) {
-	if !ch.exited() {
-		ch.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	select {
-	case <-ch.done:
-	case <-time.After(grace):
-		ch.kill()
-	}
 }

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/order-system/order-system/tools/localrun"
 )
 
 // Postgres is a PostgreSQL server in a data directory of its own, run by the operating
@@ -46,7 +48,7 @@ func StartPostgres(ctx context.Context, dir string) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := localrun.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -181,16 +183,6 @@ func chown(path string, as *syscall.Credential) error {
 		return nil
 	}
 	return os.Chown(path, int(as.Uid), int(as.Gid))
-}
-
-// freePort returns a TCP port on 127.0.0.1 that nothing listened on a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomHex(n int) string {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/order-system/order-system/tools/localrun"
 )
 
 // PostgresPair is PostgreSQL with automatic failover, as pg_auto_failover runs it: a
@@ -101,12 +103,12 @@ func StartPostgresPair(ctx context.Context, dir string) (*PostgresPair, error) {
 			return nil, err
 		}
 	}
-	if p.monitorPort, err = freePort(); err != nil {
+	if p.monitorPort, err = localrun.FreePort(); err != nil {
 		return nil, err
 	}
 	for i := range 2 {
 		node := &pairNode{name: fmt.Sprintf("node%d", i), dir: filepath.Join(dir, fmt.Sprintf("node%d", i))}
-		if node.port, err = freePort(); err != nil {
+		if node.port, err = localrun.FreePort(); err != nil {
 			return nil, err
 		}
 		p.nodes = append(p.nodes, node)
@@ -243,7 +245,7 @@ func (p *PostgresPair) StartMonitor(ctx context.Context) error {
 	if p.closed {
 		return errors.New("the pair is closed")
 	}
-	if p.monitor != nil && !p.monitor.exited() {
+	if p.monitor != nil && !p.monitor.Exited() {
 		return nil
 	}
 	proc, err := startChild(filepath.Join(p.dir, "monitor.log"), p.as, p.env, p.pgautoctl, "run", "--pgdata", filepath.Join(p.dir, "monitor"))
@@ -273,7 +275,7 @@ func (p *PostgresPair) StartNode(ctx context.Context, i int) error {
 		return errors.New("the pair is closed")
 	}
 	node := p.nodes[i]
-	if node.proc != nil && !node.proc.exited() {
+	if node.proc != nil && !node.proc.Exited() {
 		return nil
 	}
 	proc, err := startChild(filepath.Join(p.dir, node.name+".log"), p.as, p.env, p.pgautoctl, "run", "--pgdata", node.dir)
@@ -311,11 +313,11 @@ func (p *PostgresPair) Close() {
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, proc := range procs {
-		wg.Go(func() { proc.stop(20 * time.Second) }) // a keeper stops its server on SIGTERM
+		wg.Go(func() { proc.Stop(20 * time.Second) }) // a keeper stops its server on SIGTERM
 	}
 	wg.Wait()
 	if monitor != nil {
-		monitor.stop(20 * time.Second)
+		monitor.Stop(20 * time.Second)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/order-system/order-system/tools/localrun"
 )
 
 // rabbitBin holds Debian's RabbitMQ programs themselves: the ones on PATH are wrappers
@@ -87,15 +89,15 @@ func (c *RabbitCluster) prepare(n int) error {
 		return err
 	}
 	var err error
-	if c.epmdPort, err = freePort(); err != nil {
+	if c.epmdPort, err = localrun.FreePort(); err != nil {
 		return err
 	}
 	for i := range n {
 		node := &rabbitNode{name: fmt.Sprintf("test%s%d@localhost", randomHex(3), i), dir: filepath.Join(c.dir, fmt.Sprintf("node%d", i))}
-		if node.amqpPort, err = freePort(); err != nil {
+		if node.amqpPort, err = localrun.FreePort(); err != nil {
 			return err
 		}
-		if node.distPort, err = freePort(); err != nil {
+		if node.distPort, err = localrun.FreePort(); err != nil {
 			return err
 		}
 		c.nodes = append(c.nodes, node)
@@ -198,7 +200,7 @@ func (c *RabbitCluster) Start(ctx context.Context, i int) error {
 		c.mu.Unlock()
 		return errors.New("the cluster is closed")
 	}
-	if node.proc != nil && !node.proc.exited() {
+	if node.proc != nil && !node.proc.Exited() {
 		c.mu.Unlock()
 		return nil
 	}
@@ -217,7 +219,7 @@ func (c *RabbitCluster) Start(ctx context.Context, i int) error {
 		switch {
 		case err == nil:
 			return nil
-		case proc.exited():
+		case proc.Exited():
 			return fmt.Errorf("%s exited while starting; see %s", node.name, filepath.Join(node.dir, "log"))
 		case ctx.Err() != nil:
 			return fmt.Errorf("%s did not start: %w", node.name, err)
@@ -233,7 +235,7 @@ func (c *RabbitCluster) Kill(i int) {
 	c.nodes[i].proc = nil
 	c.mu.Unlock()
 	if proc != nil {
-		proc.kill()
+		proc.KillGroup()
 	}
 }
 
@@ -241,7 +243,7 @@ func (c *RabbitCluster) Kill(i int) {
 func (c *RabbitCluster) Running(i int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.nodes[i].proc != nil && !c.nodes[i].proc.exited()
+	return c.nodes[i].proc != nil && !c.nodes[i].proc.Exited()
 }
 
 // Close stops every node, then epmd, within about 15 s; nothing starts again after it.
@@ -263,6 +265,6 @@ func (c *RabbitCluster) Close() {
 	}
 	wg.Wait()
 	if c.epmd != nil {
-		c.epmd.kill()
+		c.epmd.KillGroup()
 	}
 }

@@ -1,0 +1,3 @@
+module github.com/order-system/order-system/tools/localrun
+
+go 1.26.0
