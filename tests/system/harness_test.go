@@ -96,7 +96,6 @@ type system struct {
 type proc struct {
 	*localrun.Process
 	addr string
-	log  string
 }
 
 // newSystem prepares a database and a vhost on the machine's servers; services start with
@@ -169,12 +168,11 @@ func (s *system) start(name string) *proc {
 		env = append(env, k+"="+v)
 	}
 	s.mu.Unlock()
-	logPath := filepath.Join(s.logDir, name+".log")
-	p, err := localrun.Start(localrun.Spec{Name: name, Program: filepath.Join(s.bin, svc), Env: env, Log: logPath})
+	p, err := localrun.Start(localrun.Spec{Name: name, Program: filepath.Join(s.bin, svc), Env: env, Log: filepath.Join(s.logDir, name+".log")})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	started := &proc{Process: p, addr: addr, log: logPath}
+	started := &proc{Process: p, addr: addr}
 	s.mu.Lock()
 	s.procs[name] = started
 	s.mu.Unlock()
