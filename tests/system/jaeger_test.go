@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,8 +64,7 @@ func startJaeger(t *testing.T) (*tracecheck.Jaeger, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		proc.Signal(syscall.SIGKILL)
-		<-proc.Done()
+		proc.Kill()
 		if t.Failed() {
 			t.Logf("jaeger's log:\n%s", proc.Tail(200))
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -104,18 +105,13 @@ func TestWaitReadyReportsAnExitWithTheLog(t *testing.T) {
 func TestWaitReadyWaitsForA200(t *testing.T) {
 	dir := t.TempDir()
 	ready := make(chan struct{})
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ready:
 		default:
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-	})}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
+	}))
 	defer srv.Close()
 	p, err := localrun.Start(localrun.Spec{Name: "sleep", Program: "sleep", Args: []string{"30"}, Log: filepath.Join(dir, "log"), DieWithCaller: true})
 	if err != nil {
@@ -124,11 +120,11 @@ func TestWaitReadyWaitsForA200(t *testing.T) {
 	defer p.Stop(time.Second)
 	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if err := p.WaitReady(short, "http://"+l.Addr().String()+"/readyz"); !errors.Is(err, context.DeadlineExceeded) {
+	if err := p.WaitReady(short, srv.URL+"/readyz"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitReady while the answer is 503 = %v, want the deadline", err)
 	}
 	close(ready)
-	if err := p.WaitReady(context.Background(), "http://"+l.Addr().String()+"/readyz"); err != nil {
+	if err := p.WaitReady(context.Background(), srv.URL+"/readyz"); err != nil {
 		t.Fatalf("WaitReady once the answer is 200 = %v", err)
 	}
 }

@@ -32,7 +32,7 @@ type Spec struct {
 	// Detach starts it in a session of its own, to outlive the caller (make run leaves the
 	// services running). Otherwise it stays in the caller's session and, with DieWithCaller,
 	// is killed when the caller dies without stopping it (a test binary's panic or timeout);
-	// with Group it leads a process group of its own, which KillGroup ends with its helpers.
+	// with Group it leads a process group of its own, which Kill ends with its helpers.
 	Detach        bool
 	DieWithCaller bool
 	Group         bool
@@ -99,14 +99,14 @@ func (p *Process) Stop(grace time.Duration) {
 	select {
 	case <-p.done:
 	case <-time.After(grace):
-		p.KillGroup()
+		p.Kill()
 	}
 }
 
-// KillGroup sends SIGKILL to the process's group when it leads one (an Erlang node's helpers,
+// Kill sends SIGKILL to the process's group when it leads one (an Erlang node's helpers,
 // a PostgreSQL keeper's postmaster), to the process alone otherwise, and waits until it is
 // reaped.
-func (p *Process) KillGroup() {
+func (p *Process) Kill() {
 	if !p.Exited() {
 		if pgid, err := syscall.Getpgid(p.Pid()); err == nil && pgid == p.Pid() {
 			syscall.Kill(-pgid, syscall.SIGKILL)

@@ -235,7 +235,7 @@ func (c *RabbitCluster) Kill(i int) {
 	c.nodes[i].proc = nil
 	c.mu.Unlock()
 	if proc != nil {
-		proc.KillGroup()
+		proc.Kill()
 	}
 }
 
@@ -265,6 +265,6 @@ func (c *RabbitCluster) Close() {
 	}
 	wg.Wait()
 	if c.epmd != nil {
-		c.epmd.KillGroup()
+		c.epmd.Kill()
 	}
 }
