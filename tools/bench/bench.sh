@@ -11,6 +11,10 @@
 # and bench.html, the table and each run's charts (loadgen report). Fails only if an
 # invariant breaks in any run, or the report cannot be written.
 #
+# PROFILE=1 starts the services with their profiler (PPROF=true) and takes the CPU profiles of
+# order and billing (their first instances) over the open-loop run: bench-open-<service>.pprof
+# for go tool pprof, and bench-open-<service>-flame.svg, the same drawn as a flame graph.
+#
 # TRACING=1 starts the services with every span sampled and exported over OTLP to
 # tools/otlpsink (which decodes and counts them, and keeps nothing), so that the figures
 # include the whole cost of tracing; compare with a run without it.
@@ -22,8 +26,17 @@ DURATION=${DURATION:-30s}
 RATE=${RATE:-}
 RUNS=${RUNS:-mix keyed open}
 TRACING=${TRACING:-}
+PROFILE=${PROFILE:-}
 OTLP_SINK_ADDR=${OTLP_SINK_ADDR:-127.0.0.1:4318}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}
+
+if [ -n "$PROFILE" ]; then
+	if [ -n "${BASE_URL:-}" ] || curl -fs -o /dev/null --max-time 2 http://localhost:8000/; then
+		echo "PROFILE needs the services started by this benchmark: make stop first, and no BASE_URL" >&2
+		exit 1
+	fi
+	export PPROF=true
+fi
 
 sink=
 if [ -n "$TRACING" ]; then
@@ -78,7 +91,7 @@ tps=$(pgbench -n -f tools/bench/debit.sql -c "$CLIENTS" -j 2 -T 10 "$PG_ADMIN_UR
 echo "pgbench debit tps: $tps"
 
 go build -o bin/loadgen ./tools/loadgen
-rm -f bench.json bench-keyed.json bench-open.json bench.html
+rm -f bench.json bench-keyed.json bench-open.json bench-open-*.pprof bench-open-*-flame.svg bench.html
 status=0
 load() { bin/loadgen -base-url "$BASE_URL" -duration "$DURATION" "$@" || status=$?; }
 
@@ -102,7 +115,13 @@ for run in $RUNS; do
 		fi
 		[ -n "$RATE" ] || { echo "RUNS=open without keyed before it needs RATE" >&2; exit 1; }
 		echo "== open loop: $RATE requests/s, $DURATION, every new order keyed"
-		load -rate "$RATE" -keyed 1 -out bench-open.json
+		profiles=()
+		if [ -n "$PROFILE" ]; then
+			while read -r svc instance addr; do
+				case $svc in order | billing) [ "$instance" != "$svc" ] || profiles+=(-cpu-profile "$svc=http://$addr") ;; esac
+			done < <(bin/localrun list)
+		fi
+		load -rate "$RATE" -keyed 1 -out bench-open.json "${profiles[@]}"
 		reports+=("open loop=bench-open.json")
 		;;
 	*)

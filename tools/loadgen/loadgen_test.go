@@ -301,3 +301,20 @@ func TestReadPIDsKeepsOnlyTheProcessesTheFilesName(t *testing.T) {
 		t.Errorf("readPIDs (-want +got):\n%s", diff)
 	}
 }
+
+func TestProfileFlagTakesNamedURLs(t *testing.T) {
+	f := profileFlag{}
+	for _, v := range []string{"order=http://127.0.0.1:8083/", "billing=http://127.0.0.1:8082"} {
+		if err := f.Set(v); err != nil {
+			t.Fatalf("Set(%q): %v", v, err)
+		}
+	}
+	if f["order"] != "http://127.0.0.1:8083" || f["billing"] != "http://127.0.0.1:8082" {
+		t.Errorf("got %v", f)
+	}
+	for _, bad := range []string{"order=http://x", "order", "=http://x", "order=127.0.0.1:8083"} {
+		if err := f.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted", bad)
+		}
+	}
+}

@@ -48,6 +48,7 @@ type config struct {
 	lateAfter    time.Duration // open loop: a request starting later than this after its due time is late
 	maxInFlight  int           // open loop: cap on requests waiting for their answer
 	cpuSample    time.Duration // how often the CPU bill reads the process list; 0: at the start and end only
+	profiles     profileFlag   // services whose CPU profile is taken over the run, by name
 }
 
 // validate rejects settings that cannot describe a run; every share is a fraction of the
@@ -101,6 +102,8 @@ func main() {
 	flag.Float64Var(&c.rate, "rate", 0, "open loop: start this many requests per second on a fixed schedule (0: closed loop with -clients)")
 	flag.DurationVar(&c.lateAfter, "late-after", time.Millisecond, "open loop: a request that starts later than this after its due time counts as late")
 	flag.IntVar(&c.maxInFlight, "max-in-flight", 4096, "open loop: most requests waiting for their answer at once")
+	c.profiles = profileFlag{}
+	flag.Var(c.profiles, "cpu-profile", "name=URL of a service serving /debug/pprof (PPROF=true make run): take its CPU profile over the run, written beside -out as <out>-<name>.pprof and drawn as <out>-<name>-flame.svg (repeatable)")
 	flag.DurationVar(&c.cpuSample, "cpu-sample", 250*time.Millisecond, "how often the CPU bill reads the process list during the run, to see processes that start and end in it (0: at the start and the end only)")
 	flag.Parse()
 	if err := c.validate(); err != nil {
@@ -172,6 +175,7 @@ func run(c config) error {
 		before[n] = procSamples(ps)
 	}
 	meter := startBill(pids, c.cpuSample)
+	profs := startProfiles(c.profiles, c.duration, strings.TrimSuffix(c.out, ".json"))
 
 	var placed atomic.Int64
 	start := time.Now()
@@ -195,6 +199,9 @@ func run(c config) error {
 	completed := s.completed
 	s.mu.Unlock()
 	r.CPUBill = finishBill(meter, completed, elapsed, c.cpuSample)
+	if err := profs.wait(); err != nil {
+		return err
+	}
 
 	procs := map[string]result.ProcStats{}
 	for n, ps := range pids {
