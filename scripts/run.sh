@@ -8,6 +8,10 @@
 # REPLICAS=n starts n instances of each service: instance i listens on the service's port
 # + 100 × (i − 1) and writes <service>.<i>.pid; the gateway balances over all of them.
 #
+# Each service runs with GOMAXPROCS=1 unless GOMAXPROCS is set: on a machine this size, shared
+# with the database, the broker and the gateway, a second scheduler thread per service costs
+# more CPU per order than it gains (docs/performance.md, "One scheduler thread per service").
+#
 # The gateway also serves the API reference at /docs (scripts/vendor-redoc.sh fetches its
 # renderer from npm once).
 #
@@ -135,7 +139,7 @@ for svc in "${SERVICES[@]}"; do
 			export AUTH_ISSUER="http://$IDP_ADDR"
 			if [ -n "${SECRETS[$svc]:-}" ]; then export AUTH_CLIENT_ID="$svc-service" AUTH_CLIENT_SECRET="${SECRETS[$svc]}"; fi
 		fi
-		export AUTH
+		export AUTH GOMAXPROCS="${GOMAXPROCS:-1}"
 		bin/localrun start -service "$svc" -replicas "$REPLICAS" -database "$(db_url "$svc")" -bin bin -run-dir "$RUN_DIR"
 	) || fail "$svc did not start (its last log lines are above)"
 done

@@ -442,3 +442,53 @@ func TestBundledStores(t *testing.T) {
 		}
 	}
 }
+
+// TestGOMAXPROCSFollowsTheCPULimit: a service whose CPU limit is at most one core runs one
+// scheduler thread (Go's own default would be 2 there); a larger limit, no limit, or a value
+// the user gives leaves it to the user or to Go.
+func TestGOMAXPROCSFollowsTheCPULimit(t *testing.T) {
+	gomaxprocs := func(set ...string) map[string]string {
+		objs := render(t, set...)
+		config := map[string]map[string]string{}
+		for _, c := range objs.configmaps {
+			config[c.Name] = c.Data
+		}
+		got := map[string]string{}
+		for _, d := range objs.deployments {
+			for _, svc := range theServices {
+				if d.Name == "order-system-"+svc {
+					got[svc] = podEnv(d, config)["GOMAXPROCS"]
+				}
+			}
+		}
+		if len(got) != len(theServices) {
+			t.Fatalf("found the environment of %v, want the four services", got)
+		}
+		return got
+	}
+	for _, svc := range theServices {
+		if got := gomaxprocs()[svc]; got != "1" {
+			t.Errorf("%s with the default limit (500m): GOMAXPROCS %q, want 1", svc, got)
+		}
+	}
+	for _, c := range []struct {
+		set  []string
+		want string
+	}{
+		{[]string{"order.resources.limits.cpu=1"}, "1"},
+		{[]string{"order.resources.limits.cpu=0.75"}, "1"},
+		{[]string{"order.resources.limits.cpu=1000m"}, "1"},
+		{[]string{"order.resources.limits.cpu=1500m"}, ""},
+		{[]string{"order.resources.limits.cpu=2"}, ""},
+		{[]string{"order.resources.limits.cpu=null"}, ""},
+		{[]string{"order.env.GOMAXPROCS=4"}, "4"},
+	} {
+		got := gomaxprocs(c.set...)
+		if got["order"] != c.want {
+			t.Errorf("%v: order's GOMAXPROCS %q, want %q", c.set, got["order"], c.want)
+		}
+		if got["billing"] != "1" {
+			t.Errorf("%v: billing's GOMAXPROCS %q, want 1 (its own limit)", c.set, got["billing"])
+		}
+	}
+}

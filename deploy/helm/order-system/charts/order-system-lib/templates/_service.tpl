@@ -109,9 +109,29 @@ data:
   # Go trusts the certificates in these directories besides its bundle: the broker's CA.
   SSL_CERT_DIR: {{ printf "/etc/ssl/certs:%s" (include "order-system.caDir" "amqp") | quote }}
   {{- end }}
+  {{- if and (not (hasKey .Values.env "GOMAXPROCS")) (include "order-system.atMostOneCPU" .Values.resources) }}
+  # A CPU limit of at most one core: Go would still run two scheduler threads (its
+  # container-aware default is never below 2), which spend more CPU than they gain.
+  GOMAXPROCS: "1"
+  {{- end }}
   {{- range $k, $val := .Values.env }}
   {{ $k }}: {{ $val | quote }}
   {{- end }}
+{{- end }}
+
+{{/*
+atMostOneCPU renders "true" when resources set a CPU limit of at most one core ("500m", "1",
+0.5), and nothing otherwise (no limit, or more than a core).
+*/}}
+{{- define "order-system.atMostOneCPU" -}}
+{{- $cpu := toString (dig "limits" "cpu" "" .) -}}
+{{- $milli := 0 -}}
+{{- if hasSuffix "m" $cpu -}}
+{{- $milli = trimSuffix "m" $cpu | atoi -}}
+{{- else if $cpu -}}
+{{- $milli = mulf (float64 $cpu) 1000 | int -}}
+{{- end -}}
+{{- if and (gt $milli 0) (le $milli 1000) }}true{{ end -}}
 {{- end }}
 
 {{/*
