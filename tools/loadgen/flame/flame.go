@@ -155,13 +155,14 @@ func (n *Node) draw(b *strings.Builder, total int64, x float64, bottom int, scal
 }
 
 // short drops a function's import path, keeping its package's last element:
-// github.com/lib/pq.(*conn).Exec is pq.(*conn).Exec. The tooltip keeps the whole name.
+// github.com/lib/pq.(*conn).Exec is pq.(*conn).Exec. Slashes in a receiver or in type
+// arguments are not the path's. The tooltip keeps the whole name.
 func short(name string) string {
-	slash := strings.LastIndex(name, "/")
-	if paren := strings.Index(name, "("); paren >= 0 && paren < slash {
-		slash = strings.LastIndex(name[:paren], "/")
+	path := name
+	if i := strings.IndexAny(name, "(["); i >= 0 {
+		path = name[:i]
 	}
-	return name[slash+1:]
+	return name[strings.LastIndex(path, "/")+1:]
 }
 
 // color gives every package its own warm colour, the same in every drawing, so that a

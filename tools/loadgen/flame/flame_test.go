@@ -175,3 +175,16 @@ func TestWriteLeavesOutBoxesTooNarrowToSee(t *testing.T) {
 		t.Error("no error for an empty profile")
 	}
 }
+
+func TestShortKeepsThePackagesLastElement(t *testing.T) {
+	for name, want := range map[string]string{
+		"github.com/lib/pq.(*conn).Exec": "pq.(*conn).Exec",
+		"net/http.(*conn).serve":         "http.(*conn).serve",
+		"main.main":                      "main.main",
+		"example.com/a/idempotency.Key[go.shape.struct { X example.com/b/c.T }].Take": "idempotency.Key[go.shape.struct { X example.com/b/c.T }].Take",
+	} {
+		if got := short(name); got != want {
+			t.Errorf("short(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
