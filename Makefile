@@ -12,7 +12,7 @@ COLLECTION := postman/order-system.postman_collection.json
 LOCAL_ENV  := postman/local.postman_environment.json
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit system fault chaos e2e alerts run stop token up down lint tidy images helm-deps helm-lint deploy-check cluster-up cluster-test cluster-down compose-test bench fuzz
+.PHONY: help build test unit system fault chaos e2e alerts run stop token up down lint tidy images helm-deps helm-lint deploy-check cluster-up cluster-test cluster-down compose-test compose-down bench fuzz
 
 # `make help` lists every target that has a `## description`, under the `##@ group` line
 # above it: the groups Develop, Test, Deploy and Measure in this order, then any other.
@@ -122,6 +122,9 @@ cluster-down: ## stop cluster-up's cluster and check the machine is as it was
 
 compose-test: ## compose up on a Docker engine of its own, offline: Newman, a restart under load, traces, metrics (root)
 	bash deploy/docker/compose-test.sh
+
+compose-down: ## clean up after a compose-test that was killed before its own clean-up (root)
+	bash deploy/docker/compose-down.sh
 
 ##@ Measure
 bench: ## a pgbench reference, then three load runs through the gateway (docs/performance.md)

@@ -100,7 +100,7 @@ apt_install() {
 
 installed_packages() { dpkg-query -W -f='${db:Status-Status} ${Package}\n' 2>/dev/null | awk '$1 == "installed" {print $2}' | LC_ALL=C sort -u; }
 
-# leave_disabled <package>: the package's init scripts and systemd services, which its
+# leave_disabled <package>: the package's init scripts and systemd units, which its
 # postinst enabled for boot (update-rc.d defaults, deb-systemd-helper enable), disabled again
 # as an administrator would, so that an upgrade of the package keeps them disabled: rc links
 # that say stop (update-rc.d disable) and no unit links (systemctl disable, on the file
@@ -116,10 +116,13 @@ leave_disabled() {
 			as_root update-rc.d "$name" disable >/dev/null 2>&1 ||
 				echo "apt_install: could not disable the init script $name of $1" >&2
 			;;
-		/lib/systemd/system/*.service | /usr/lib/systemd/system/*.service)
+		# Sockets, timers and paths start their service too (docker.socket starts dockerd
+		# on the first connection to /var/run/docker.sock).
+		/lib/systemd/system/*.service | /usr/lib/systemd/system/*.service | /lib/systemd/system/*.socket | /usr/lib/systemd/system/*.socket | \
+			/lib/systemd/system/*.timer | /usr/lib/systemd/system/*.timer | /lib/systemd/system/*.path | /usr/lib/systemd/system/*.path)
 			command -v systemctl >/dev/null || continue # without systemd, its links start nothing
 			as_root systemctl --root=/ --quiet disable "$name" >/dev/null 2>&1 ||
-				echo "apt_install: could not disable the systemd service $name of $1" >&2
+				echo "apt_install: could not disable the systemd unit $name of $1" >&2
 			;;
 		esac
 	done < <(dpkg-query -L "$1" 2>/dev/null)
@@ -216,6 +219,24 @@ host_state() { # <part> <sysctl...>: one part of the state, sorted
 }
 
 HOST_PARTS="sysctl iptables ip6tables links routes mounts cgroups folders"
+
+# range_free <cidr...>: fails, naming the routes, when a route of the host (in any table) lies
+# within one of the ranges or holds it, a default route aside. Before the scripts give
+# addresses of a range to a bridge: addresses the host already reaches another way would be
+# shadowed, and the egress guard, which drops what leaves by the uplink, would not cover them.
+range_free() {
+	local cidr taken=0 routes
+	for cidr in "$@"; do
+		routes=$({ ip -4 route show table all root "$cidr"; ip -4 route show table all match "$cidr"; } 2>&1 |
+			grep -Ev '^([a-z]+ )?default( |$)' | sort -u || true)
+		if [ -n "$routes" ]; then
+			echo "the range $cidr is in use on this host:" >&2
+			echo "$routes" >&2
+			taken=1
+		fi
+	done
+	return $taken
+}
 
 host_snapshot() { # <dir> <sysctl...>; <dir>/complete is written last
 	local dir=$1 part

@@ -43,6 +43,7 @@ NEWMAN=${NEWMAN:-newman}
 gw=http://127.0.0.1:$GATEWAY_PORT
 
 . scripts/lib.sh
+. deploy/docker/engine.sh
 [ "$(id -u)" = 0 ] || die "compose-test: needs root (it runs a Docker engine)"
 if ! command -v dockerd >/dev/null || ! command -v jq >/dev/null; then
 	log "compose-test: installing docker.io and jq from Debian's packages"
@@ -60,7 +61,15 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
 t_all=$(now)
 
-state=$(mktemp -d /tmp/order-system-compose.XXXXXX)
+# A fixed folder, so that make compose-down finds what a run killed before its clean-up left
+# (deploy/docker/compose-down.sh); a run never starts over another's.
+state=$COMPOSE_STATE
+if [ -e "$state" ]; then
+	if pid=$(pid_live "$state/run.pid"); then die "compose-test is running already (pid $pid)"; fi
+	die "a compose-test that did not finish left $state: make compose-down first"
+fi
+mkdir -p "$state"
+pid_record "$state/run.pid" $$
 trap 'rm -rf "$state"' EXIT
 # Debian's docker CLI, of the engine's version, first on PATH (another docker may be newer);
 # the classic builder (no BuildKit here); a client configuration of its own.
@@ -93,8 +102,6 @@ t=$(now)
 netlock_take "$state/lock.pid"
 trap 'netlock_release "$state/lock.pid"; rm -rf "$state"' EXIT # until finish takes over
 log "network lock $NET_LOCK taken after $(since "$t") s"
-. deploy/docker/engine.sh
-modsrv=
 finish() {
 	local rc=$?
 	set +e
@@ -105,13 +112,7 @@ finish() {
 		compose logs --no-color --tail 30 2>/dev/null | tail -150
 	fi
 	[ -z "${DOCKER_HOST:-}" ] || compose --profile auth down -v --timeout 30 >/dev/null 2>&1
-	[ -z "$modsrv" ] || kill "$modsrv" 2>/dev/null
-	if [ -n "${ENGINE_DIR:-}" ]; then
-		engine_down
-		engine_check || rc=1
-	fi
-	netlock_release "$state/lock.pid"
-	rm -rf "$state"
+	compose_cleanup "$state" || rc=1
 	[ $rc = 0 ] && log "passed in $(since "$t_all") s" || log "FAILED"
 	exit $rc
 }
@@ -125,8 +126,8 @@ log "engine up in $(since "$t") s"
 # The module cache as a GOPROXY, on the engine's bridge where the build containers reach it.
 bridge_ip=${ENGINE_BRIDGE_CIDR%/*}
 modport=38081
-"$state/standins/.debs/busybox-static/bin/busybox" httpd -f -p "$bridge_ip:$modport" -h "$(go env GOMODCACHE)/cache/download" &
-modsrv=$!
+start_bg "$state/modsrv.pid" "$state/modsrv.log" \
+	"$state/standins/.debs/busybox-static/bin/busybox" httpd -f -p "$bridge_ip:$modport" -h "$(go env GOMODCACHE)/cache/download"
 
 log "images: stand-ins, then the four services and the OpenID provider with deploy/Dockerfile (docker compose build)"
 t=$(now)
@@ -143,7 +144,7 @@ log "stand-ins loaded in $(since "$t") s"
 t=$(now)
 compose --profile auth build >"$state/build.log" 2>&1 || { tail -40 "$state/build.log"; exit 1; }
 docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^order-system-'
-kill "$modsrv" && modsrv=
+stop_pid "$state/modsrv.pid" 5
 log "services built in $(since "$t") s"
 
 log "docker compose up --wait"

@@ -7,14 +7,26 @@
 #                           port. Forwarded traffic to the uplink is dropped (DOCKER-USER)
 #                           before any container exists.
 #   engine_down             stops both by pid and removes what the engine left behind: its
-#                           mounts, bridges, cgroups, iptables rules and chains; ip_forward and the
-#                           bridge sysctls go back to their values before engine_up.
-#   engine_check            fails, naming each, if any of that is still there.
+#                           mounts, bridges, cgroups, iptables rules and chains, the shim sockets
+#                           and folders the daemons made under /run; ip_forward and the bridge
+#                           sysctls go back to their values before engine_up.
+#   engine_check            fails, naming each, if a process of the engine is left or the host
+#                           differs from the snapshot engine_up took (scripts/lib.sh
+#                           host_snapshot: sysctls, iptables and ip6tables, links, routes,
+#                           mounts, cgroups, the runtimes' folders).
+#   compose_cleanup <state> what the Compose test's exit and make compose-down both do: stop
+#                           the helpers recorded in <state>/*.pid and the engine under
+#                           <state>/engine, check, release the network lock, remove <state>.
+#                           Fails when the check does, keeping <state> for another try.
 #
 # The caller holds the network lock for the whole up..down span: the engine's rules and
 # bridges are told apart from others' by comparing with the state before engine_up.
 # Needs root, Debian's docker.io (dockerd, containerd, runc, iptables) and scripts/lib.sh.
 
+# The Compose test's state, the engine's under it: a fixed folder (in .run, which no build
+# context includes), so that make compose-down finds it after a run that was killed.
+# shellcheck disable=SC2034 # read by the scripts that source this file
+COMPOSE_STATE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.run/compose
 ENGINE_BRIDGE_CIDR=${ENGINE_BRIDGE_CIDR:-172.30.0.1/24}
 ENGINE_POOL=${ENGINE_POOL:-172.31.0.0/16}
 ENGINE_SYSCTLS="net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridge/bridge-nf-call-ip6tables"
@@ -23,10 +35,10 @@ ENGINE_CGROUP=${ENGINE_CGROUP:-order-system-engine}
 
 engine_log() { log "engine: $*" >&2; }
 
-# The iptables state that matters: rules and chains of the filter and nat tables.
+# The iptables rules and chains of every table: what the engine adds is removed by comparison.
 engine_rules() {
 	local t
-	for t in filter nat; do iptables -t "$t" -S | sed "s/^/$t /"; done
+	for t in filter nat mangle raw; do iptables -t "$t" -S | sed "s/^/$t /"; done
 }
 
 engine_cgroups() { find /sys/fs/cgroup -maxdepth 2 -type d -name "$ENGINE_CGROUP" 2>/dev/null; }
@@ -44,7 +56,13 @@ engine_up() {
 		engine_log "a docker0 bridge exists already (another engine?); not starting a second one"
 		return 1
 	fi
+	# The whole host as engine_check compares it (scripts/lib.sh host_snapshot), then what
+	# engine_down needs to put back.
+	# shellcheck disable=SC2046 # one word per sysctl
+	host_snapshot "$ENGINE_DIR/before" $(echo "$ENGINE_SYSCTLS" | tr / .)
 	engine_rules >"$ENGINE_DIR/rules.before"
+	range_free "$ENGINE_BRIDGE_CIDR" "$ENGINE_POOL" ||
+		{ engine_log "ENGINE_BRIDGE_CIDR and ENGINE_POOL pick other ranges"; return 1; }
 	[ -z "$(engine_cgroups)" ] || { engine_log "cgroups /$ENGINE_CGROUP exist already (another engine?)"; return 1; }
 	engine_sysctls >"$ENGINE_DIR/sysctls.before"
 	ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort >"$ENGINE_DIR/links.before"
@@ -120,6 +138,20 @@ engine_down() {
 		case $link in docker0 | br-* | veth*) ip link del "$link" 2>/dev/null || true ;; esac
 	done
 
+	# What the daemons create outside their own folders whatever they are told: containerd's
+	# shim sockets (/run/containerd/s) and dockerd's plugin folder. The sockets the snapshot
+	# did not have are this engine's (the network lock keeps other engines away meanwhile),
+	# and so are the folders it did not have, once empty.
+	local d entry
+	if [ -d /run/containerd/s ]; then
+		for entry in /run/containerd/s/*; do
+			[ -S "$entry" ] && ! grep -qxF "$entry" "$ENGINE_DIR/before/folders" && rm -f "$entry" || true
+		done
+	fi
+	for d in /run/containerd/s /run/containerd /run/docker/plugins /run/docker; do
+		[ -d "$d" ] && ! grep -qxF "$d" "$ENGINE_DIR/before/folders" && rmdir "$d" 2>/dev/null || true
+	done
+
 	# Empty by now: the containers are gone.
 	local cg
 	for cg in $(engine_cgroups); do
@@ -156,16 +188,29 @@ engine_check() {
 	for f in dockerd.launch.pid containerd.pid; do
 		if pid_live "$ENGINE_DIR/$f" >/dev/null; then engine_log "left running: $f"; bad=1; fi
 	done
-	what=$(awk -v d="$ENGINE_DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts)
-	[ -z "$what" ] || { engine_log "left mounted: $what"; bad=1; }
-	what=$(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | comm -13 "$ENGINE_DIR/links.before" -)
-	[ -z "$what" ] || { engine_log "links left: $what"; bad=1; }
 	what=$(engine_cgroups)
 	[ -z "$what" ] || { engine_log "cgroups left: $what"; bad=1; }
-	what=$(engine_rules | diff "$ENGINE_DIR/rules.before" - || true)
-	[ -z "$what" ] || { engine_log "iptables differ from before: $what"; bad=1; }
-	what=$(engine_sysctls | diff "$ENGINE_DIR/sysctls.before" - || true)
-	[ -z "$what" ] || { engine_log "sysctls differ from before: $what"; bad=1; }
-	[ $bad = 0 ] && engine_log "after shutdown: no process, mount, link, cgroup, iptables rule or chain left; $(tr '\n' ' ' <"$ENGINE_DIR/sysctls.before")as before"
+	# shellcheck disable=SC2046 # one word per sysctl
+	if ! what=$(host_diff "$ENGINE_DIR/before" $(echo "$ENGINE_SYSCTLS" | tr / .)); then
+		engine_log "the host differs from before the engine started (< before, > now):"
+		echo "$what" >&2
+		bad=1
+	fi
+	[ $bad = 0 ] && engine_log "after shutdown: no process left, and the host as before it started ($HOST_PARTS: $(wc -l <"$ENGINE_DIR/before/iptables") iptables lines, $(wc -l <"$ENGINE_DIR/before/mounts") mounts, $(tr '\n' ' ' <"$ENGINE_DIR/before/sysctl"| sed 's/ $//'))"
 	return $bad
+}
+
+compose_cleanup() {
+	local state=$1 f rc=0
+	for f in "$state"/*.pid; do
+		case ${f##*/} in lock.pid | run.pid) ;; *) [ ! -e "$f" ] || stop_pid "$f" 10 ;; esac
+	done
+	if [ -d "$state/engine" ]; then
+		ENGINE_DIR=$state/engine
+		engine_down
+		engine_check || rc=1
+	fi
+	netlock_release "$state/lock.pid"
+	if [ $rc = 0 ]; then rm -rf "$state"; else engine_log "kept $state: make compose-down tries again"; fi
+	return $rc
 }
