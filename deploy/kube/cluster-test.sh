@@ -63,6 +63,18 @@ after=$(drops)
 [ "${after:-0}" -gt "${before:-0}" ] || die "the egress rule dropped nothing ($before, then $after packets)"
 log "a pod's connection beyond the machine was dropped by the bridge's egress rule ($((after - before)) packets)"
 
+step "the host's ports, from a pod and anonymously"
+# The kubelet listens on the node's address: a pod must not reach it (only the cluster's DNS
+# and API server are open to the pods), and an anonymous request from the host is refused.
+if kubectl exec "$RELEASE-postgresql-0" -- nc -w 3 "$NODE_IP" 20250 </dev/null >/dev/null 2>&1; then
+	die "a pod reached the kubelet's port on the host"
+fi
+kubectl exec "$RELEASE-postgresql-0" -- nc -w 3 "$NODE_IP" "$API_PORT" </dev/null >/dev/null 2>&1 ||
+	die "a pod could not reach the API server on the host"
+code=$(curl -sk -o /dev/null -w '%{http_code}' "https://$NODE_IP:20250/pods")
+[ "$code" = 401 ] || die "the kubelet answered an anonymous request for its pods with $code, want 401"
+log "a pod reaches the API server's port and not the kubelet's; the kubelet refuses anonymous requests (401); exec and logs work through the API server"
+
 step "Gateway API HTTPRoute against the real API server"
 # The chart renders its HTTPRoute only where the API server serves the Gateway API, which helm
 # learns from the cluster itself (discovery, asked afresh on every install and upgrade): before

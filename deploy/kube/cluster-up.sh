@@ -53,11 +53,22 @@ step "the machine as it was"
 host_snapshot "$STATE/before" $SYSCTLS
 
 step "node network"
+# The pods' and Services' ranges must be nobody's on this host: a route there would be
+# shadowed by the bridge's, and traffic to it would not be the egress guard's to drop.
+range_free "$POD_CIDR" "$SERVICE_CIDR" || die "the cluster's ranges (deploy/kube/cluster-env.sh) are in use here"
 ip link add "$BRIDGE" type bridge
 # Egress guard first: nothing from the pods leaves through another interface; pod to pod
 # (and pod to Service, once translated) stays on the bridge.
 iptables -I FORWARD 1 -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment "$COMMENT" -j DROP
 iptables -I FORWARD 2 -i "$BRIDGE" -o "$BRIDGE" -m comment --comment "$COMMENT" -j ACCEPT
+# The host itself, from the pods: only the cluster's DNS server and the API server (the
+# kubernetes Service). The replies to the host's own connections (probes, the HTTP entry)
+# pass as established; every other port of the host, its other services' included, is closed
+# to the pods.
+iptables -I INPUT 1 -i "$BRIDGE" -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment "$COMMENT" -j ACCEPT
+iptables -I INPUT 2 -i "$BRIDGE" -d "$NODE_IP" -p udp --dport 53 -m comment --comment "$COMMENT" -j ACCEPT
+iptables -I INPUT 3 -i "$BRIDGE" -d "$NODE_IP" -p tcp -m multiport --dports "53,$API_PORT" -m comment --comment "$COMMENT" -j ACCEPT
+iptables -I INPUT 4 -i "$BRIDGE" -m comment --comment "$COMMENT" -j DROP
 ip addr add "$NODE_IP/24" dev "$BRIDGE"
 ip link set "$BRIDGE" up
 # Cluster IPs never go out through the default route.
@@ -75,6 +86,15 @@ token=$(openssl rand -hex 16)
 echo "$token,admin,admin,system:masters" >"$pki/tokens.csv"
 render kubeconfig.yaml >"$KUBECONFIG"
 chmod 600 "$KUBECONFIG"
+# The kubelet refuses anonymous requests: it accepts client certificates of its own CA, and
+# bearer tokens, and asks the API server whether each caller may do what it asks. The API
+# server calls it (exec, logs) with a certificate of that CA.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kubelet-client-ca" \
+	-keyout "$pki/kubelet-ca.key" -out "$pki/kubelet-ca.crt" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" \
+	-keyout "$pki/apiserver-kubelet-client.key" -out "$pki/apiserver-kubelet-client.csr" 2>/dev/null
+openssl x509 -req -days 2 -in "$pki/apiserver-kubelet-client.csr" -CA "$pki/kubelet-ca.crt" -CAkey "$pki/kubelet-ca.key" \
+	-CAcreateserial -out "$pki/apiserver-kubelet-client.crt" 2>/dev/null
 
 # start <name> <command...>: runs a part in the background, its pid in $STATE/<name>.pid.
 start() {
@@ -94,7 +114,8 @@ start kube-apiserver "$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETC
 	--service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$pki/sa.pub" \
 	--service-account-signing-key-file="$pki/sa.key" --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
 	--token-auth-file="$pki/tokens.csv" --authorization-mode=RBAC --anonymous-auth=false \
-	--kubelet-preferred-address-types=InternalIP
+	--kubelet-preferred-address-types=InternalIP \
+	--kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key"
 wait_for 120 "kube-apiserver" kubectl get --raw /readyz
 
 step "containerd (every registry at a dead port)"
