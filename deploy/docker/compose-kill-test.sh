@@ -35,8 +35,9 @@ wait "$leader" 2>/dev/null || true
 log "killed; left running: $(pgrep -fc -- "$COMPOSE_STATE/") processes naming its state folder"
 pid_live "$COMPOSE_STATE/lock.pid" >/dev/null || die "the network lock's holder did not outlive the kill: nothing to test"
 
-if bash deploy/docker/compose-test.sh >/dev/null 2>&1; then die "compose-test started over the killed run's state"; fi
-log "a new compose-test refuses to start over it"
+if refusal=$(bash deploy/docker/compose-test.sh 2>&1); then die "compose-test started over the killed run's state"; fi
+grep -q 'make compose-down first' <<<"$refusal" || die "compose-test failed, but not for the killed run's state: $refusal"
+log "a new compose-test refuses to start over it: $(tail -1 <<<"$refusal")"
 
 bash deploy/docker/compose-down.sh
 [ ! -e "$COMPOSE_STATE" ] || die "compose-down left $COMPOSE_STATE"

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/pprof/profile"
 
 	"github.com/order-system/order-system/tools/loadgen/procstat"
 	"github.com/order-system/order-system/tools/loadgen/result"
@@ -316,5 +319,51 @@ func TestProfileFlagTakesNamedURLs(t *testing.T) {
 		if err := f.Set(bad); err == nil {
 			t.Errorf("Set(%q) accepted", bad)
 		}
+	}
+}
+
+func TestProfilesAreWrittenAndDrawn(t *testing.T) {
+	fn := &profile.Function{ID: 1, Name: "main.work"}
+	loc := &profile.Location{ID: 1, Line: []profile.Line{{Function: fn}}}
+	prof := &profile.Profile{
+		SampleType:    []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
+		Sample:        []*profile.Sample{{Location: []*profile.Location{loc}, Value: []int64{1, 10e6}}},
+		Location:      []*profile.Location{loc},
+		Function:      []*profile.Function{fn},
+		DurationNanos: 1e9,
+	}
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.String())
+		if r.URL.Path != "/debug/pprof/profile" {
+			http.NotFound(w, r)
+			return
+		}
+		if err := prof.Write(w); err != nil {
+			t.Error(err)
+		}
+	}))
+	defer srv.Close()
+	prefix := filepath.Join(t.TempDir(), "run")
+	if err := startProfiles(map[string]string{"order": srv.URL}, 1500*time.Millisecond, prefix).wait(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/debug/pprof/profile?seconds=2"}; !slices.Equal(asked, want) {
+		t.Errorf("asked %v, want %v (the run's seconds, rounded up)", asked, want)
+	}
+	svg, err := os.ReadFile(prefix + "-order-flame.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(svg), "main.work: 0.01 s, 100.00%") {
+		t.Errorf("the flame graph lacks the profile's function:\n%.400s", svg)
+	}
+	if _, err := os.Stat(prefix + "-order.pprof"); err != nil {
+		t.Error(err)
+	}
+	// A service without its profiler: the run says so.
+	err = startProfiles(map[string]string{"billing": srv.URL + "/elsewhere"}, time.Second, prefix).wait()
+	if err == nil || !strings.Contains(err.Error(), "billing's CPU profile") || !strings.Contains(err.Error(), "PPROF=true") {
+		t.Errorf("got %v, want billing's profile refused", err)
 	}
 }

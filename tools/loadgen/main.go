@@ -199,9 +199,7 @@ func run(c config) error {
 	completed := s.completed
 	s.mu.Unlock()
 	r.CPUBill = finishBill(meter, completed, elapsed, c.cpuSample)
-	if err := profs.wait(); err != nil {
-		return err
-	}
+	profErr := profs.wait() // reported once the run's own report is written
 
 	procs := map[string]result.ProcStats{}
 	for n, ps := range pids {
@@ -237,7 +235,7 @@ func run(c config) error {
 	if v.Total() > 0 {
 		return fmt.Errorf("%d invariant violations, e.g. %v", v.Total(), v.Examples)
 	}
-	return nil
+	return profErr
 }
 
 // runClosedLoop runs clients that each send their next order once the last one was answered,

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -38,21 +39,19 @@ func (f profileFlag) Set(v string) error {
 // profiles are the CPU profiles being taken over the window orders are placed in: the same
 // window as the CPU bill, so that the flame graphs show where the bill's seconds went.
 type profiles struct {
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	errs   []error
-	cancel context.CancelFunc
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
 }
 
 // startProfiles asks each service for a CPU profile of the next d (whole seconds, as the
 // profiler takes them), written as <prefix>-<name>.pprof and drawn as <prefix>-<name>-flame.svg.
 func startProfiles(targets map[string]string, d time.Duration, prefix string) *profiles {
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &profiles{cancel: cancel}
+	p := &profiles{}
 	secs := int(math.Ceil(d.Seconds()))
 	for name, url := range targets {
 		p.wg.Go(func() {
-			if err := takeProfile(ctx, name, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", url, secs), prefix+"-"+name, secs); err != nil {
+			if err := takeProfile(name, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", url, secs), prefix+"-"+name, secs); err != nil {
 				p.mu.Lock()
 				p.errs = append(p.errs, fmt.Errorf("%s's CPU profile: %w", name, err))
 				p.mu.Unlock()
@@ -62,18 +61,14 @@ func startProfiles(targets map[string]string, d time.Duration, prefix string) *p
 	return p
 }
 
-// wait waits for every profile; each ends by itself once its seconds have passed.
+// wait waits for every profile (each ends once its seconds have passed) and says which failed.
 func (p *profiles) wait() error {
 	p.wg.Wait()
-	p.cancel()
-	if len(p.errs) > 0 {
-		return fmt.Errorf("%v", p.errs)
-	}
-	return nil
+	return errors.Join(p.errs...)
 }
 
-func takeProfile(ctx context.Context, name, url, file string, secs int) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
+func takeProfile(name, url, file string, secs int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+30)*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
