@@ -266,7 +266,7 @@ host_diff() { # <dir> <sysctl...>
 }
 
 host_restore() { # <dir> <chain ERE> <string...>
-	local dir=$1 chains=$2 ipt table rule chain added ours name value
+	local dir=$1 chains=$2 ipt table rule chain added ours
 	shift 2
 	for ipt in iptables ip6tables; do
 		command -v "$ipt" >/dev/null || continue
@@ -290,7 +290,14 @@ host_restore() { # <dir> <chain ERE> <string...>
 		while read -r table chain; do [ -z "$chain" ] || "$ipt" -t "$table" -F "$chain" 2>/dev/null || true; done <<<"$ours"
 		while read -r table chain; do [ -z "$chain" ] || "$ipt" -t "$table" -X "$chain" 2>/dev/null || true; done <<<"$ours"
 	done
+	host_restore_sysctls "$dir"
+}
+
+# host_restore_sysctls <dir>: the sysctls of the snapshot in <dir> back to their values there
+# (one the machine did not have then is left as it is).
+host_restore_sysctls() {
+	local name value
 	while read -r name value; do
 		[ "$value" = - ] || [ "$(sysctl -n "$name" 2>/dev/null)" = "$value" ] || sysctl -qw "$name=$value" >/dev/null 2>&1 || true
-	done <"$dir/sysctl"
+	done <"$1/sysctl"
 }

@@ -29,24 +29,13 @@
 COMPOSE_STATE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.run/compose
 ENGINE_BRIDGE_CIDR=${ENGINE_BRIDGE_CIDR:-172.30.0.1/24}
 ENGINE_POOL=${ENGINE_POOL:-172.31.0.0/16}
-ENGINE_SYSCTLS="net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridge/bridge-nf-call-ip6tables"
+ENGINE_SYSCTLS="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables"
 # The engine's containers live under this cgroup in every hierarchy (cgroupfs driver).
 ENGINE_CGROUP=${ENGINE_CGROUP:-order-system-engine}
 
 engine_log() { log "engine: $*" >&2; }
 
-# The iptables rules and chains of every table: what the engine adds is removed by comparison.
-engine_rules() {
-	local t
-	for t in filter nat mangle raw; do iptables -t "$t" -S | sed "s/^/$t /"; done
-}
-
 engine_cgroups() { find /sys/fs/cgroup -maxdepth 2 -type d -name "$ENGINE_CGROUP" 2>/dev/null; }
-
-engine_sysctls() {
-	local s
-	for s in $ENGINE_SYSCTLS; do printf '%s=%s\n' "$s" "$(cat "/proc/sys/$s" 2>/dev/null || echo absent)"; done
-}
 
 engine_up() {
 	ENGINE_DIR=$1
@@ -56,16 +45,13 @@ engine_up() {
 		engine_log "a docker0 bridge exists already (another engine?); not starting a second one"
 		return 1
 	fi
-	# The whole host as engine_check compares it (scripts/lib.sh host_snapshot), then what
-	# engine_down needs to put back.
-	# shellcheck disable=SC2046 # one word per sysctl
-	host_snapshot "$ENGINE_DIR/before" $(echo "$ENGINE_SYSCTLS" | tr / .)
-	engine_rules >"$ENGINE_DIR/rules.before"
+	# The whole host as engine_check compares it and engine_down puts it back
+	# (scripts/lib.sh host_snapshot: the rules, links and sysctls among it).
+	# shellcheck disable=SC2086 # one word per sysctl
+	host_snapshot "$ENGINE_DIR/before" $ENGINE_SYSCTLS
 	range_free "$ENGINE_BRIDGE_CIDR" "$ENGINE_POOL" ||
 		{ engine_log "ENGINE_BRIDGE_CIDR and ENGINE_POOL pick other ranges"; return 1; }
 	[ -z "$(engine_cgroups)" ] || { engine_log "cgroups /$ENGINE_CGROUP exist already (another engine?)"; return 1; }
-	engine_sysctls >"$ENGINE_DIR/sysctls.before"
-	ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort >"$ENGINE_DIR/links.before"
 	ENGINE_UPLINKS=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i+1)}' | sort -u)
 	[ -n "$ENGINE_UPLINKS" ] || ENGINE_UPLINKS=$(ip -o link show | awk -F': ' '$2 != "lo" {print $2}' | sed 's/@.*//')
 
@@ -134,7 +120,7 @@ engine_down() {
 	done
 
 	local link
-	for link in $(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | comm -13 "$ENGINE_DIR/links.before" -); do
+	for link in $(LC_ALL=C comm -13 "$ENGINE_DIR/before/links" <(host_state links)); do
 		case $link in docker0 | br-* | veth*) ip link del "$link" 2>/dev/null || true ;; esac
 	done
 
@@ -161,24 +147,22 @@ engine_down() {
 
 	# Rules the engine added, then the chains it created.
 	local table rule
-	engine_rules | grep -vxF -f "$ENGINE_DIR/rules.before" | grep ' -A ' | while read -r table _ rule; do
+	host_state iptables | grep -vxF -f "$ENGINE_DIR/before/iptables" | grep ' -A ' | while read -r table _ rule; do
 		eval "iptables -t $table -D $rule" || true
 	done
-	engine_rules | grep -vxF -f "$ENGINE_DIR/rules.before" | grep ' -N ' | while read -r table _ chain; do
+	host_state iptables | grep -vxF -f "$ENGINE_DIR/before/iptables" | grep ' -N ' | while read -r table _ chain; do
 		iptables -t "$table" -F "$chain" || true
 	done
-	engine_rules | grep -vxF -f "$ENGINE_DIR/rules.before" | grep ' -N ' | while read -r table _ chain; do
+	host_state iptables | grep -vxF -f "$ENGINE_DIR/before/iptables" | grep ' -N ' | while read -r table _ chain; do
 		iptables -t "$table" -X "$chain" || true
 	done
 
 	# Policies as they were (dockerd sets FORWARD to DROP when it turns on forwarding).
-	grep ' -P ' "$ENGINE_DIR/rules.before" | while read -r table _ chain policy; do
+	grep ' -P ' "$ENGINE_DIR/before/iptables" | while read -r table _ chain policy; do
 		iptables -t "$table" -P "$chain" "$policy" || true
 	done
 
-	while IFS='=' read -r s v; do
-		[ "$v" = absent ] || [ ! -e "/proc/sys/$s" ] || echo "$v" >"/proc/sys/$s"
-	done <"$ENGINE_DIR/sysctls.before"
+	host_restore_sysctls "$ENGINE_DIR/before"
 }
 
 engine_check() {
@@ -190,8 +174,8 @@ engine_check() {
 	done
 	what=$(engine_cgroups)
 	[ -z "$what" ] || { engine_log "cgroups left: $what"; bad=1; }
-	# shellcheck disable=SC2046 # one word per sysctl
-	if ! what=$(host_diff "$ENGINE_DIR/before" $(echo "$ENGINE_SYSCTLS" | tr / .)); then
+	# shellcheck disable=SC2086 # one word per sysctl
+	if ! what=$(host_diff "$ENGINE_DIR/before" $ENGINE_SYSCTLS); then
 		engine_log "the host differs from before the engine started (< before, > now):"
 		echo "$what" >&2
 		bad=1

@@ -30,20 +30,22 @@ PROFILE=${PROFILE:-}
 OTLP_SINK_ADDR=${OTLP_SINK_ADDR:-127.0.0.1:4318}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}
 
-if [ -n "$PROFILE" ]; then
+# needs_own_services <setting>: PROFILE and TRACING change how the services start, so they
+# need the services this benchmark starts.
+needs_own_services() {
 	if [ -n "${BASE_URL:-}" ] || curl -fs -o /dev/null --max-time 2 http://localhost:8000/; then
-		echo "PROFILE needs the services started by this benchmark: make stop first, and no BASE_URL" >&2
+		echo "$1 needs the services started by this benchmark: make stop first, and no BASE_URL" >&2
 		exit 1
 	fi
+}
+if [ -n "$PROFILE" ]; then
+	needs_own_services PROFILE
 	export PPROF=true
 fi
 
 sink=
 if [ -n "$TRACING" ]; then
-	if [ -n "${BASE_URL:-}" ] || curl -fs -o /dev/null --max-time 2 http://localhost:8000/; then
-		echo "TRACING needs the services started by this benchmark: make stop first, and no BASE_URL" >&2
-		exit 1
-	fi
+	needs_own_services TRACING
 	go build -o bin/otlpsink ./tools/otlpsink
 	bin/otlpsink -addr "$OTLP_SINK_ADDR" &
 	sink=$!
