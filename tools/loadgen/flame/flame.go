@@ -85,7 +85,7 @@ func (n *Node) sort() {
 
 // The drawing's geometry, in SVG user units (pixels).
 const (
-	Width     = 1200
+	width     = 1200
 	rowHeight = 16
 	margin    = 10
 	titleRows = 2   // the title and the line under it
@@ -100,11 +100,11 @@ func Write(w io.Writer, root *Node, title string, duration time.Duration) error 
 	if root.Value <= 0 {
 		return fmt.Errorf("the profile has no samples")
 	}
-	depth := root.depth(float64(Width-2*margin) / float64(root.Value))
-	height := margin*2 + (titleRows+depth)*rowHeight
+	scale := float64(width-2*margin) / float64(root.Value)
+	height := margin*2 + (titleRows+root.depth(scale))*rowHeight
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Arial,Helvetica,sans-serif" font-size="11">`+"\n",
-		Width, height, Width, height)
+		width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#fdfdf6"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="14">%s</text>`+"\n", margin, margin+12, html.EscapeString(title))
 	sub := fmt.Sprintf("%s of CPU in all", seconds(root.Value))
@@ -113,7 +113,6 @@ func Write(w io.Writer, root *Node, title string, duration time.Duration) error 
 	}
 	sub += "; a box's width is the CPU of the function and what it called, its callers below it. Hover for names."
 	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">%s</text>`+"\n", margin, margin+12+rowHeight, html.EscapeString(sub))
-	scale := float64(Width-2*margin) / float64(root.Value)
 	bottom := height - margin // the root's row ends here; callees go up
 	root.draw(&b, root.Value, margin, bottom, scale)
 	b.WriteString("</svg>\n")
@@ -172,7 +171,7 @@ func color(name string) string {
 	if i := strings.Index(pkg, "."); i > 0 {
 		pkg = pkg[:i]
 	}
-	if pkg == "runtime" || pkg == "syscall" || pkg == "internal" || strings.HasPrefix(name, "internal/") {
+	if pkg == "runtime" || pkg == "syscall" || strings.HasPrefix(name, "internal/") {
 		return "#a8bdd6"
 	}
 	h := fnv.New32a()

@@ -124,7 +124,7 @@ func TestWriteDrawsEachFrameAsWideAsItsShare(t *testing.T) {
 	if len(got) != 7 {
 		t.Fatalf("%d boxes, want one per node (7): %v", len(got), got)
 	}
-	full := float64(Width - 2*margin)
+	full := float64(width - 2*margin)
 	for title, want := range map[string]float64{
 		"all: 0.10 s, 100.00%":                           full,
 		"github.com/lib/pq.(*conn).Exec: 0.05 s, 50.00%": full / 2,
