@@ -306,8 +306,8 @@ func TestComposeAuth(t *testing.T) {
 	if !ok {
 		t.Fatal("no devidp service in the auth profile")
 	}
-	if idp.Build == nil || idp.Build.Args["MODULE"] == nil || *idp.Build.Args["MODULE"] != "tools/devidp" {
-		t.Error("devidp: want a build of tools/devidp from deploy/Dockerfile")
+	if idp.Build == nil || idp.Build.Dockerfile != "deploy/Dockerfile" || idp.Build.Args["SERVICE"] == nil || *idp.Build.Args["SERVICE"] != "devidp" {
+		t.Error("devidp: want a build from deploy/Dockerfile with SERVICE=devidp")
 	}
 	if v := idp.Environment["DEVIDP_SERVICE_CLIENTS"]; v == nil || *v != "user-service:user-secret-0123456789,order-service:order-secret-0123456789" {
 		t.Errorf("devidp: DEVIDP_SERVICE_CLIENTS = %v", v)
