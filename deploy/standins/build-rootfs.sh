@@ -180,7 +180,7 @@ rabbitmq)
 	# On PATH as they are: the scripts find each other by their own folder, not by links.
 	tree /usr/lib/rabbitmq /usr/lib/rabbitmq
 	install -m 0755 "$here/rabbitmq-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
-	# Configuration the entrypoint completes from the environment, so it is the user's.
+	# The image's folders, the user's as there (with a read-only root, volumes over them).
 	mkdir -p "$root/etc/rabbitmq/conf.d" "$root/var/lib/rabbitmq" "$root/var/log/rabbitmq"
 	printf '%s\n' 'loopback_users.guest = false' 'listeners.tcp.default = 5672' \
 		'management.tcp.port = 15672' 'log.console = true' 'log.console.level = info' 'log.file = false' \

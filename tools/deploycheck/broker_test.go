@@ -131,7 +131,7 @@ func TestBrokerCookie(t *testing.T) {
 			}
 			var mount string
 			for _, m := range c.VolumeMounts {
-				if m.Name == "config" {
+				if m.Name == "config" && m.SubPath == "" {
 					mount = m.MountPath
 				}
 			}

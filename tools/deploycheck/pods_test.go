@@ -388,14 +388,18 @@ func TestConfigChecksum(t *testing.T) {
 }
 
 // The bundled PostgreSQL and RabbitMQ get no API token, and a startup probe that holds the
-// liveness probe off for minutes while the first boot initialises the data. A read-only root
-// needs every path the image writes mounted: PostgreSQL has one (its entrypoint writes /tmp,
-// the server its socket directory and the data); RabbitMQ's writes are not pinned down, so
-// were it ever made read-only, these are the paths it would need.
+// liveness probe off for minutes while the first boot initialises the data. Both have a
+// read-only root with every path their images write mounted writable: PostgreSQL's entrypoint
+// writes /tmp, the server its socket directory and the data; RabbitMQ writes its database,
+// cookie and plugins' files under /var/lib/rabbitmq and logs to the console, but opens an
+// upgrade log under /var/log/rabbitmq whatever that says (3.10 does not boot without it); a
+// crash dump goes where ERL_CRASH_DUMP says (into the volume), and the cluster's file is
+// mounted into conf.d by itself, beside the image's own files there (a volume over conf.d
+// would hide them).
 func TestBundledStores(t *testing.T) {
 	writes := map[string][]string{
 		"postgresql": {"/var/lib/postgresql/data", "/var/run/postgresql", "/tmp"},
-		"rabbitmq":   {"/var/lib/rabbitmq", "/etc/rabbitmq", "/var/log/rabbitmq", "/tmp"},
+		"rabbitmq":   {"/var/lib/rabbitmq", "/var/log/rabbitmq", "/tmp"},
 	}
 	for _, tt := range []struct {
 		name string
@@ -423,21 +427,37 @@ func TestBundledStores(t *testing.T) {
 			if budget := startup.FailureThreshold * startup.PeriodSeconds; budget < 300 {
 				t.Errorf("%s: %s's startup probe gives the first boot %d s, want at least 5 minutes", tt.name, s.Name, budget)
 			}
-			mounted := map[string]bool{}
-			for _, m := range c.VolumeMounts {
-				mounted[m.MountPath] = !m.ReadOnly
-			}
-			readOnly := c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem
-			if part == "postgresql" && !readOnly {
+			if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 				t.Errorf("%s: %s's root filesystem is writable", tt.name, s.Name)
 			}
-			if !readOnly {
-				continue
+			mounts := map[string]corev1.VolumeMount{}
+			for _, m := range c.VolumeMounts {
+				mounts[m.MountPath] = m
 			}
 			for _, path := range writes[part] {
-				if !mounted[path] {
+				if m, ok := mounts[path]; !ok || m.ReadOnly {
 					t.Errorf("%s: %s has a read-only root and no writable mount at %s, which it writes", tt.name, s.Name, path)
 				}
+			}
+			if part != "rabbitmq" {
+				continue
+			}
+			if m := mounts["/etc/rabbitmq/conf.d/30-cluster.conf"]; m.Name != "config" || m.SubPath != "cluster.conf" {
+				t.Errorf("%s: the cluster's file is mounted as %+v, want config's cluster.conf alone in conf.d", tt.name, m)
+			}
+			for path := range mounts {
+				if path == "/etc/rabbitmq" || path == "/etc/rabbitmq/conf.d" {
+					t.Errorf("%s: a volume at %s hides the image's own configuration", tt.name, path)
+				}
+			}
+			dump := ""
+			for _, e := range c.Env {
+				if e.Name == "ERL_CRASH_DUMP" {
+					dump = e.Value
+				}
+			}
+			if !strings.HasPrefix(dump, "/var/lib/rabbitmq/") {
+				t.Errorf("%s: ERL_CRASH_DUMP %q, want a path in the volume", tt.name, dump)
 			}
 		}
 	}

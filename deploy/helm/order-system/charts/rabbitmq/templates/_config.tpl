@@ -15,6 +15,8 @@ container's RABBITMQ_ENABLED_PLUGINS_FILE names this one, mounted read-only): th
 UI (15672) and rabbitmq_prometheus, the metrics a Prometheus scrapes on 15692.
 
 start.sh: the container's command, run at every start before the image's own entrypoint.
+cluster.conf is mounted by itself into /etc/rabbitmq/conf.d, beside the image's own files there
+(the root filesystem is read-only).
 */}}
 {{- define "order-system.rabbitmqConfig" -}}
 cluster.conf: |
@@ -38,7 +40,5 @@ start.sh: |
   cookie=/var/lib/rabbitmq/.erlang.cookie
   rm -f "$cookie"
   (umask 0377 && cat /etc/order-system/rabbitmq/erlang-cookie >"$cookie")
-  # The cluster's configuration, beside what the image ships and its entrypoint writes there.
-  cp /etc/order-system/rabbitmq/cluster.conf /etc/rabbitmq/conf.d/30-cluster.conf
   exec docker-entrypoint.sh rabbitmq-server
 {{- end }}
