@@ -1,15 +1,24 @@
 # shellcheck shell=bash
 # A Docker engine of its own for tests on a machine without a registry (sourced, bash).
 #
-#   engine_up <state-dir>   containerd and dockerd with their own roots, socket and pid files
-#                           under <state-dir> (never inside a build context); exports DOCKER_HOST.
+#   engine_up <state-dir> [system]
+#                           containerd and dockerd with their own roots and pid files under
+#                           <state-dir> (never inside a build context); exports DOCKER_HOST.
 #                           Pulls fail on this machine: the engine's proxy is a dead loopback
-#                           port. Forwarded traffic to the uplink is dropped (DOCKER-USER)
-#                           before any container exists.
+#                           port. By default the engine is one that can run beside any other:
+#                           its own socket, its own bridge ($ENGINE_BRIDGE), no iptables rules
+#                           of its own (dockerd --iptables=false: two engines that both manage
+#                           iptables remove each other's DOCKER chains), no IP forwarding; the
+#                           chain $ENGINE_CHAIN keeps its containers' traffic between its own
+#                           networks, before the first container. "system" starts one as a
+#                           machine's own engine would run: the default socket, docker0, its
+#                           own iptables rules, uplink egress dropped in DOCKER-USER (the other
+#                           engine of compose-beside-test.sh).
 #   engine_down             stops both by pid and removes what the engine left behind: its
-#                           mounts, bridges, cgroups, iptables rules and chains, the shim sockets
-#                           and folders the daemons made under /run; ip_forward and the bridge
-#                           sysctls go back to their values before engine_up.
+#                           containers (through its own socket, while its dockerd lives),
+#                           mounts, bridges, cgroups, iptables rules and chains, the shim
+#                           sockets and folders the daemons made under /run; the sysctls go
+#                           back to their values before engine_up.
 #   engine_check            fails, naming each, if a process of the engine is left or the host
 #                           differs from the snapshot engine_up took (scripts/lib.sh
 #                           host_snapshot: sysctls, iptables and ip6tables, links, routes,
@@ -19,41 +28,68 @@
 #                           <state>/engine, check, release the network lock, remove <state>.
 #                           Fails when the check does, keeping <state> for another try.
 #
-# The caller holds the network lock for the whole up..down span: the engine's rules and
-# bridges are told apart from others' by comparing with the state before engine_up.
-# Needs root, Debian's docker.io (dockerd, containerd, runc, iptables) and scripts/lib.sh.
+# The caller holds the network lock from engine_up to engine_check, so that no other script of
+# this repository adds a bridge or a chain meanwhile. Needs root, Debian's docker.io (dockerd,
+# containerd, runc, iptables) and scripts/lib.sh.
 
 # The Compose test's state, the engine's under it: a fixed folder (in .run, which no build
 # context includes), so that make compose-down finds it after a run that was killed.
 # shellcheck disable=SC2034 # read by the scripts that source this file
 COMPOSE_STATE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.run/compose
+ENGINE_BRIDGE=${ENGINE_BRIDGE:-osengine0}
 ENGINE_BRIDGE_CIDR=${ENGINE_BRIDGE_CIDR:-172.30.0.1/24}
 ENGINE_POOL=${ENGINE_POOL:-172.31.0.0/16}
+ENGINE_CHAIN=ORDER-SYSTEM-ENGINE
 ENGINE_SYSCTLS="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables"
 # The engine's containers live under this cgroup in every hierarchy (cgroupfs driver).
 ENGINE_CGROUP=${ENGINE_CGROUP:-order-system-engine}
+# Where a machine's own engine listens, and its bridge.
+SYSTEM_SOCKET=/run/docker.sock
 
 engine_log() { log "engine: $*" >&2; }
 
 engine_cgroups() { find /sys/fs/cgroup -maxdepth 2 -type d -name "$ENGINE_CGROUP" 2>/dev/null; }
 
+# The engine's mode and socket, as engine_up recorded them: engine_down after a killed run
+# reads them back.
+engine_load() {
+	ENGINE_MODE=$(cat "$ENGINE_DIR/mode" 2>/dev/null || echo own)
+	if [ "$ENGINE_MODE" = system ]; then ENGINE_SOCKET=$SYSTEM_SOCKET; else ENGINE_SOCKET=$ENGINE_DIR/docker.sock; fi
+}
+
 engine_up() {
 	ENGINE_DIR=$1
 	mkdir -p "$ENGINE_DIR"
 	ENGINE_DIR=$(cd "$ENGINE_DIR" && pwd)
-	if ip link show docker0 >/dev/null 2>&1; then
-		engine_log "a docker0 bridge exists already (another engine?); not starting a second one"
-		return 1
-	fi
-	# The whole host as engine_check compares it and engine_down puts it back
-	# (scripts/lib.sh host_snapshot: the rules, links and sysctls among it).
+	echo "${2:-own}" >"$ENGINE_DIR/mode"
+	engine_load
+	# The whole host as engine_check compares it and engine_down puts it back (scripts/lib.sh
+	# host_snapshot: the rules, links and sysctls among it).
 	# shellcheck disable=SC2086 # one word per sysctl
 	host_snapshot "$ENGINE_DIR/before" $ENGINE_SYSCTLS
-	range_free "$ENGINE_BRIDGE_CIDR" "$ENGINE_POOL" ||
-		{ engine_log "ENGINE_BRIDGE_CIDR and ENGINE_POOL pick other ranges"; return 1; }
 	[ -z "$(engine_cgroups)" ] || { engine_log "cgroups /$ENGINE_CGROUP exist already (another engine?)"; return 1; }
-	ENGINE_UPLINKS=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i+1)}' | sort -u)
-	[ -n "$ENGINE_UPLINKS" ] || ENGINE_UPLINKS=$(ip -o link show | awk -F': ' '$2 != "lo" {print $2}' | sed 's/@.*//')
+	local -a net
+	if [ "$ENGINE_MODE" = system ]; then
+		if [ -e "$SYSTEM_SOCKET" ] || ip link show docker0 >/dev/null 2>&1; then
+			engine_log "$SYSTEM_SOCKET or docker0 exists: the machine has an engine already"
+			return 1
+		fi
+		range_free 172.17.0.0/16 || return 1
+		net=(--host "unix://$SYSTEM_SOCKET")
+	else
+		if ip link show "$ENGINE_BRIDGE" >/dev/null 2>&1 || iptables -n -L "$ENGINE_CHAIN" >/dev/null 2>&1; then
+			engine_log "the bridge $ENGINE_BRIDGE or the chain $ENGINE_CHAIN exists already (another run?)"
+			return 1
+		fi
+		range_free "$ENGINE_BRIDGE_CIDR" "$ENGINE_POOL" ||
+			{ engine_log "ENGINE_BRIDGE_CIDR and ENGINE_POOL pick other ranges"; return 1; }
+		ip link add name "$ENGINE_BRIDGE" type bridge
+		ip addr add "$ENGINE_BRIDGE_CIDR" dev "$ENGINE_BRIDGE"
+		ip link set "$ENGINE_BRIDGE" up
+		engine_guard
+		net=(--host "unix://$ENGINE_SOCKET" --bridge "$ENGINE_BRIDGE" --default-address-pool "base=$ENGINE_POOL,size=24"
+			--iptables=false --ip-forward=false --ip-masq=false)
+	fi
 
 	# containerd of its own: dockerd would otherwise share a system containerd if one runs.
 	mkdir -p "$ENGINE_DIR/containerd"
@@ -80,39 +116,80 @@ engine_up() {
 		http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy= \
 		start_bg "$ENGINE_DIR/dockerd.launch.pid" "$ENGINE_DIR/dockerd.log" dockerd --config-file "$ENGINE_DIR/daemon.json" \
 		--data-root "$ENGINE_DIR/data" --exec-root "$ENGINE_DIR/exec" \
-		--pidfile "$ENGINE_DIR/dockerd.pid" --host "unix://$ENGINE_DIR/docker.sock" \
-		--containerd "$ENGINE_DIR/containerd.sock" \
-		--bip "$ENGINE_BRIDGE_CIDR" --default-address-pool "base=$ENGINE_POOL,size=24" \
+		--pidfile "$ENGINE_DIR/dockerd.pid" --containerd "$ENGINE_DIR/containerd.sock" "${net[@]}" \
 		--storage-driver overlay2 --cgroup-parent "/$ENGINE_CGROUP" --log-level warn
-	export DOCKER_HOST=unix://$ENGINE_DIR/docker.sock
+	export DOCKER_HOST=unix://$ENGINE_SOCKET
 	wait_for 30 "dockerd answering" docker version ||
 		{ engine_log "dockerd did not start"; tail -30 "$ENGINE_DIR/dockerd.log" >&2; return 1; }
 
-	# The egress guard, before the first container: nothing forwarded leaves by the uplink.
-	local dev
-	for dev in $ENGINE_UPLINKS; do
-		iptables -I DOCKER-USER -o "$dev" -j DROP
-		iptables -C DOCKER-USER -o "$dev" -j DROP
+	if [ "$ENGINE_MODE" = system ]; then
+		# The egress guard, before the first container: nothing forwarded leaves by the uplink.
+		local dev uplinks
+		uplinks=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i+1)}' | sort -u)
+		[ -n "$uplinks" ] || uplinks=$(ip -o link show | awk -F': ' '$2 != "lo" {print $2}' | sed 's/@.*//')
+		for dev in $uplinks; do
+			iptables -I DOCKER-USER -o "$dev" -j DROP
+			iptables -C DOCKER-USER -o "$dev" -j DROP
+		done
+		iptables -C FORWARD -j DOCKER-USER
+		engine_log "up on $SYSTEM_SOCKET: $(docker version --format 'Docker Engine {{.Server.Version}}'), egress to $(echo $uplinks) dropped"
+	else
+		engine_log "up: $(docker version --format 'Docker Engine {{.Server.Version}}') on $ENGINE_BRIDGE, no iptables rules but $ENGINE_CHAIN's"
+	fi
+}
+
+# The first rules of FORWARD: traffic between the engine's own networks passes whatever the
+# host's policy (another engine sets FORWARD to DROP, and with br_netfilter loaded even a
+# bridge's own traffic passes FORWARD); anything else from or to them is dropped, so nothing of
+# a container leaves the machine or reaches another's network, with or without IP forwarding.
+engine_guard() {
+	local nets="$ENGINE_BRIDGE_CIDR $ENGINE_POOL" a b
+	iptables -N "$ENGINE_CHAIN"
+	for a in $nets; do
+		for b in $nets; do iptables -A "$ENGINE_CHAIN" -s "$a" -d "$b" -j ACCEPT; done
 	done
-	iptables -C FORWARD -j DOCKER-USER
-	engine_log "up: $(docker version --format 'Docker Engine {{.Server.Version}}'), egress to $(echo $ENGINE_UPLINKS) dropped"
+	for a in $nets; do
+		iptables -A "$ENGINE_CHAIN" -s "$a" -j DROP
+		iptables -A "$ENGINE_CHAIN" -d "$a" -j DROP
+	done
+	iptables -I FORWARD 1 -j "$ENGINE_CHAIN"
+}
+
+# The links this engine made: its bridge and those of its networks (the routes into its
+# address pool name them), then the veths on them; in system mode, docker0's and networks'
+# bridges and veths the snapshot did not have.
+engine_links() {
+	local b
+	if [ "$ENGINE_MODE" = system ]; then
+		LC_ALL=C comm -13 "$ENGINE_DIR/before/links" <(host_state links) | grep -E '^(docker0|br-.*|veth.*)$' || true
+		return
+	fi
+	for b in $({ ip -4 route show root "$ENGINE_POOL" 2>/dev/null || true; } | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i+1)}' | sort -u) "$ENGINE_BRIDGE"; do
+		ip link show "$b" >/dev/null 2>&1 || continue
+		ip -o link show master "$b" | awk -F': ' '{print $2}' | cut -d@ -f1
+		echo "$b"
+	done
 }
 
 engine_down() {
 	[ -n "${ENGINE_DIR:-}" ] && [ -d "$ENGINE_DIR" ] || return 0
-	# Only this engine's containers, through its own socket, whatever DOCKER_HOST says: when
-	# the engine never started, the default socket may be another engine's.
-	local sock=unix://$ENGINE_DIR/docker.sock
-	if [ -S "$ENGINE_DIR/docker.sock" ] && docker -H "$sock" version >/dev/null 2>&1; then
+	engine_load
+	# Only this engine's containers, through its own socket and only while its own dockerd
+	# runs, whatever DOCKER_HOST says: another engine may answer on the default socket.
+	if pid_live "$ENGINE_DIR/dockerd.launch.pid" >/dev/null && docker -H "unix://$ENGINE_SOCKET" version >/dev/null 2>&1; then
 		local left
-		left=$(docker -H "$sock" ps -aq)
-		[ -z "$left" ] || docker -H "$sock" rm -f $left >/dev/null || true
+		left=$(docker -H "unix://$ENGINE_SOCKET" ps -aq)
+		[ -z "$left" ] || docker -H "unix://$ENGINE_SOCKET" rm -f $left >/dev/null || true
 	fi
 	stop_pid "$ENGINE_DIR/dockerd.launch.pid" 30
 	stop_pid "$ENGINE_DIR/containerd.pid" 30
 	# Shims of containers that outlived their engine: found by this engine's own paths.
 	local pid
 	for pid in $(pgrep -f -- "$ENGINE_DIR/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
+	# A socket on the default path that no process serves any more (a dockerd killed).
+	if [ "$ENGINE_MODE" = system ] && [ -S "$SYSTEM_SOCKET" ] && ! unix_listening | grep -qxF "$SYSTEM_SOCKET"; then
+		rm -f "$SYSTEM_SOCKET"
+	fi
 
 	local m
 	for m in $(awk -v d="$ENGINE_DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
@@ -120,18 +197,19 @@ engine_down() {
 	done
 
 	local link
-	for link in $(LC_ALL=C comm -13 "$ENGINE_DIR/before/links" <(host_state links)); do
-		case $link in docker0 | br-* | veth*) ip link del "$link" 2>/dev/null || true ;; esac
-	done
+	for link in $(engine_links); do ip link del "$link" 2>/dev/null || true; done
 
 	# What the daemons create outside their own folders whatever they are told: containerd's
-	# shim sockets (/run/containerd/s) and dockerd's plugin folder. The sockets the snapshot
-	# did not have are this engine's (the network lock keeps other engines away meanwhile),
-	# and so are the folders it did not have, once empty.
-	local d entry
+	# shim sockets (/run/containerd/s) and dockerd's plugin folder. A socket the snapshot did
+	# not have and that no process serves is one of this engine's shims (another engine's
+	# running container keeps its own served); the folders the snapshot did not have are
+	# removed once empty.
+	local d entry served
 	if [ -d /run/containerd/s ]; then
+		served=$(unix_listening)
 		for entry in /run/containerd/s/*; do
-			[ -S "$entry" ] && ! grep -qxF "$entry" "$ENGINE_DIR/before/folders" && rm -f "$entry" || true
+			[ -S "$entry" ] && ! grep -qxF "$entry" "$ENGINE_DIR/before/folders" && ! grep -qxF "$entry" <<<"$served" &&
+				rm -f "$entry" || true
 		done
 	fi
 	for d in /run/containerd/s /run/containerd /run/docker/plugins /run/docker; do
@@ -145,25 +223,21 @@ engine_down() {
 		rmdir "$cg" 2>/dev/null || true
 	done
 
-	# Rules the engine added, then the chains it created.
-	local table rule
-	host_state iptables | grep -vxF -f "$ENGINE_DIR/before/iptables" | grep ' -A ' | while read -r table _ rule; do
-		eval "iptables -t $table -D $rule" || true
-	done
-	host_state iptables | grep -vxF -f "$ENGINE_DIR/before/iptables" | grep ' -N ' | while read -r table _ chain; do
-		iptables -t "$table" -F "$chain" || true
-	done
-	host_state iptables | grep -vxF -f "$ENGINE_DIR/before/iptables" | grep ' -N ' | while read -r table _ chain; do
-		iptables -t "$table" -X "$chain" || true
-	done
-
-	# Policies as they were (dockerd sets FORWARD to DROP when it turns on forwarding).
-	grep ' -P ' "$ENGINE_DIR/before/iptables" | while read -r table _ chain policy; do
-		iptables -t "$table" -P "$chain" "$policy" || true
-	done
-
-	host_restore_sysctls "$ENGINE_DIR/before"
+	# The chains it created and the rules in or to them (and in system mode those naming
+	# docker0), then the sysctls (scripts/lib.sh host_restore).
+	if [ "$ENGINE_MODE" = system ]; then
+		host_restore "$ENGINE_DIR/before" '^DOCKER' docker0
+		# Policies as they were (dockerd sets FORWARD to DROP when it turns on forwarding).
+		grep ' -P ' "$ENGINE_DIR/before/iptables" | while read -r table _ chain policy; do
+			iptables -t "$table" -P "$chain" "$policy" || true
+		done
+	else
+		host_restore "$ENGINE_DIR/before" "^$ENGINE_CHAIN\$"
+	fi
 }
+
+# The paths of the Unix sockets some process listens on.
+unix_listening() { ss -xlnH 2>/dev/null | awk '{print $5}'; }
 
 engine_check() {
 	local bad=0 what

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# make compose-test beside another Docker engine, as on a machine whose own engine runs (CI
+# runs this as its compose-test). The other engine is started as a machine's would be
+# (deploy/docker/engine.sh engine_up ... system: the default socket, docker0, its own
+# iptables rules) and runs a container with a published port before compose-test starts;
+# compose-test runs with DOCKER_HOST naming the default socket, which it must ignore. Then
+# the other engine must be as it was: the same container (id, process, start time) still
+# running and answering on its port, the same containers, images and networks, docker0 and
+# every iptables rule of that engine unchanged. Then it is stopped and the host must be as
+# before it started (engine_check).
+#
+#   deploy/docker/compose-beside-test.sh         the test
+#   deploy/docker/compose-beside-test.sh down    stops the other engine a killed run left
+#
+# Needs root and what compose-test needs. Its state: .run/other-engine (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/lib.sh
+. scripts/netlock.sh
+. deploy/docker/engine.sh
+[ "$(id -u)" = 0 ] || die "compose-beside-test: needs root (it runs Docker engines)"
+NET_LOCK=${NET_LOCK:-/tmp/os-net.lock}
+state=$(pwd)/.run/other-engine
+# Its containers and rules apart from compose-test's engine.
+ENGINE_CGROUP=order-system-other-engine
+port=38998
+
+# Stops the other engine under the network lock and checks the host against its snapshot.
+other_down() {
+	local rc=0
+	[ -d "$state/engine" ] || { rm -rf "$state"; return 0; }
+	pid_live "$state/lock.pid" >/dev/null || netlock_take "$state/lock.pid" || return 1
+	ENGINE_DIR=$state/engine
+	engine_down
+	engine_check || rc=1
+	netlock_release "$state/lock.pid"
+	if [ $rc = 0 ]; then rm -rf "$state"; else log "kept $state: '$0 down' tries again"; fi
+	return $rc
+}
+
+if [ "${1:-}" = down ]; then
+	[ -d "$state" ] || { echo "no other engine's state in $state: nothing to stop"; exit 0; }
+	set +e # each step goes on past what is already gone; the check decides
+	other_down || die "something is left (above)"
+	log "the other engine is stopped, the host as before it started"
+	exit 0
+fi
+[ ! -e "$state" ] || die "a compose-beside-test that did not finish left $state: '$0 down' first"
+mkdir -p "$state/bin"
+# Debian's docker CLI, of the engines' version, first on PATH (compose-test does the same).
+ln -s /usr/bin/docker "$state/bin/docker"
+export PATH=$state/bin:$PATH
+
+log "the other engine: the default socket, docker0, its own iptables rules"
+bash deploy/standins/build-rootfs.sh nginx "$state/standins" >"$state/standins.log" 2>&1 ||
+	{ tail -20 "$state/standins.log"; exit 1; }
+netlock_take "$state/lock.pid"
+trap 'set +e; other_down' EXIT
+engine_up "$state/engine" system
+bash deploy/standins/docker-import.sh "$state/standins/nginx" nginx:1.27-alpine
+docker run -d --name bystander -p "127.0.0.1:$port:80" nginx:1.27-alpine >/dev/null
+wait_for 30 "the bystander answering on $port" curl -fsS -o /dev/null "http://127.0.0.1:$port/"
+
+# What compose-test must leave as it is.
+other_state() {
+	docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.Status}}' | sed 's/ Up .*/ Up/'
+	docker inspect -f '{{.State.Pid}} {{.State.StartedAt}} {{.RestartCount}}' bystander
+	docker images --no-trunc --format '{{.ID}} {{.Repository}}:{{.Tag}}'
+	docker network ls --no-trunc --format '{{.ID}} {{.Name}} {{.Driver}}'
+	ip -o addr show docker0 | awk '{print $2, $3, $4}'
+	host_state iptables | grep -E 'DOCKER|docker0'
+}
+other_state >"$state/other.before"
+log "the other engine runs $(docker ps --format '{{.Names}} ({{.Image}}, {{.Ports}})'); $(grep -c DOCKER "$state/other.before") of its iptables lines recorded"
+netlock_release "$state/lock.pid"
+
+log "make compose-test, with DOCKER_HOST naming the other engine's socket"
+DOCKER_HOST=unix://$SYSTEM_SOCKET make compose-test
+
+other_state >"$state/other.after"
+if ! diff "$state/other.before" "$state/other.after"; then
+	die "the other engine changed while compose-test ran (< before, > after)"
+fi
+curl -fsS -o /dev/null "http://127.0.0.1:$port/" || die "the bystander no longer answers on $port"
+log "the other engine as before: the same $(wc -l <"$state/other.before") lines (its container, images, networks, docker0, iptables), the bystander answering"
+
+trap - EXIT
+other_down
+log "passed: compose-test beside another engine left it untouched; the host as before both"
