@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The one-node cluster's whole life, ROUNDS times in a row (2): make cluster-up, make
+# cluster-test, make cluster-down; then the host compared with a snapshot taken before the
+# first round (scripts/lib.sh host_snapshot: sysctls, iptables and ip6tables, links, routes,
+# mounts, cgroups, the CNI, kubelet and runtimes' folders). Each cluster-down checks against
+# its own cluster-up's snapshot; this shows that nothing piles up from one round to the next.
+# A failed test still brings its cluster down before the script fails. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/lib.sh
+. deploy/kube/cluster-env.sh
+rounds=${ROUNDS:-2}
+before=$(pwd)/.run/cluster-rounds
+rm -rf "$before"
+# shellcheck disable=SC2086 # one word per sysctl
+host_snapshot "$before" $SYSCTLS
+for ((round = 1; round <= rounds; round++)); do
+	step "round $round of $rounds: make cluster-up"
+	make cluster-up
+	step "round $round of $rounds: make cluster-test"
+	if ! make cluster-test; then
+		make cluster-down || true
+		die "round $round: cluster-test failed"
+	fi
+	step "round $round of $rounds: make cluster-down"
+	make cluster-down
+done
+# shellcheck disable=SC2086 # one word per sysctl
+if ! differ=$(host_diff "$before" $SYSCTLS); then
+	printf 'the host differs from before the first round (< before, > now):\n%s\n' "$differ" >&2
+	exit 1
+fi
+log "$rounds rounds of up, test and down; the host as before the first ($HOST_PARTS: $(wc -l <"$before/iptables") iptables lines, $(wc -l <"$before/mounts") mounts, $(wc -l <"$before/links") links)"
+rm -rf "$before"
