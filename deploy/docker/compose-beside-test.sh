@@ -25,14 +25,19 @@ state=$(pwd)/.run/other-engine
 ENGINE_CGROUP=order-system-other-engine
 port=38998
 
-# Stops the other engine under the network lock and checks the host against its snapshot.
+# Stops the other engine under the network lock (the holder this run took, or taken here) and
+# checks the host against its snapshot; the lock is released whatever happened.
 other_down() {
 	local rc=0
-	[ -d "$state/engine" ] || { rm -rf "$state"; return 0; }
-	pid_live "$state/lock.pid" >/dev/null || netlock_take "$state/lock.pid" || return 1
-	ENGINE_DIR=$state/engine
-	engine_down
-	engine_check || rc=1
+	if [ -d "$state/engine" ]; then
+		if pid_live "$state/lock.pid" >/dev/null || netlock_take "$state/lock.pid"; then
+			ENGINE_DIR=$state/engine
+			engine_down
+			engine_check || rc=1
+		else
+			rc=1
+		fi
+	fi
 	netlock_release "$state/lock.pid"
 	if [ $rc = 0 ]; then rm -rf "$state"; else log "kept $state: '$0 down' tries again"; fi
 	return $rc
@@ -40,13 +45,16 @@ other_down() {
 
 if [ "${1:-}" = down ]; then
 	[ -d "$state" ] || { echo "no other engine's state in $state: nothing to stop"; exit 0; }
+	if pid=$(pid_live "$state/run.pid"); then die "compose-beside-test is still running (pid $pid): stop it first"; fi
 	set +e # each step goes on past what is already gone; the check decides
 	other_down || die "something is left (above)"
 	log "the other engine is stopped, the host as before it started"
 	exit 0
 fi
 [ ! -e "$state" ] || die "a compose-beside-test that did not finish left $state: '$0 down' first"
+engine_install
 mkdir -p "$state/bin"
+pid_record "$state/run.pid" $$
 # Debian's docker CLI, of the engines' version, first on PATH (compose-test does the same).
 ln -s /usr/bin/docker "$state/bin/docker"
 export PATH=$state/bin:$PATH
@@ -54,14 +62,15 @@ export PATH=$state/bin:$PATH
 log "the other engine: the default socket, docker0, its own iptables rules"
 bash deploy/standins/build-rootfs.sh nginx "$state/standins" >"$state/standins.log" 2>&1 ||
 	{ tail -20 "$state/standins.log"; exit 1; }
-netlock_take "$state/lock.pid"
 trap 'set +e; other_down' EXIT
+netlock_take "$state/lock.pid"
 engine_up "$state/engine" system
 bash deploy/standins/docker-import.sh "$state/standins/nginx" nginx:1.27-alpine
 docker run -d --name bystander -p "127.0.0.1:$port:80" nginx:1.27-alpine >/dev/null
 wait_for 30 "the bystander answering on $port" curl -fsS -o /dev/null "http://127.0.0.1:$port/"
 
-# What compose-test must leave as it is.
+# What compose-test must leave as it is: the engine's objects, docker0, and its iptables
+# rules, sorted (host_state) and, for FORWARD and DOCKER-USER, in their order as well.
 other_state() {
 	docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.Status}}' | sed 's/ Up .*/ Up/'
 	docker inspect -f '{{.State.Pid}} {{.State.StartedAt}} {{.RestartCount}}' bystander
@@ -69,15 +78,17 @@ other_state() {
 	docker network ls --no-trunc --format '{{.ID}} {{.Name}} {{.Driver}}'
 	ip -o addr show docker0 | awk '{print $2, $3, $4}'
 	host_state iptables | grep -E 'DOCKER|docker0'
+	iptables -S FORWARD | grep -E 'DOCKER|docker0'
+	iptables -S DOCKER-USER
 }
-other_state >"$state/other.before"
+other_state >"$state/other.before" || die "the other engine's state could not be read (above)"
 log "the other engine runs $(docker ps --format '{{.Names}} ({{.Image}}, {{.Ports}})'); $(grep -c DOCKER "$state/other.before") of its iptables lines recorded"
 netlock_release "$state/lock.pid"
 
 log "make compose-test, with DOCKER_HOST naming the other engine's socket"
 DOCKER_HOST=unix://$SYSTEM_SOCKET make compose-test
 
-other_state >"$state/other.after"
+other_state >"$state/other.after" || die "the other engine's state could not be read after compose-test (above)"
 if ! diff "$state/other.before" "$state/other.after"; then
 	die "the other engine changed while compose-test ran (< before, > after)"
 fi
@@ -85,5 +96,6 @@ curl -fsS -o /dev/null "http://127.0.0.1:$port/" || die "the bystander no longer
 log "the other engine as before: the same $(wc -l <"$state/other.before") lines (its container, images, networks, docker0, iptables), the bystander answering"
 
 trap - EXIT
-other_down
+set +e # each step goes on past what is already gone; the check decides
+other_down || die "stopping the other engine left something (above)"
 log "passed: compose-test beside another engine left it untouched; the host as before both"

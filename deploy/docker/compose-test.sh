@@ -45,12 +45,7 @@ gw=http://127.0.0.1:$GATEWAY_PORT
 . scripts/lib.sh
 . deploy/docker/engine.sh
 [ "$(id -u)" = 0 ] || die "compose-test: needs root (it runs a Docker engine)"
-if ! command -v dockerd >/dev/null || ! command -v jq >/dev/null; then
-	log "compose-test: installing docker.io and jq from Debian's packages"
-	# Installing must not start a system engine (the test runs its own): its daemons stay
-	# down and disabled.
-	apt_install --no-install-recommends docker.io jq
-fi
+engine_install
 [ "$NEWMAN" != newman ] || bash scripts/install-tools.sh newman
 bash scripts/install-tools.sh chromium # dashcheck opens the dashboard console in it
 for tool in dockerd containerd iptables jq go chromium "$NEWMAN"; do

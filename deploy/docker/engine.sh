@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # A Docker engine of its own for tests on a machine without a registry (sourced, bash).
 #
+#   engine_install          Debian's docker.io and jq, when missing.
 #   engine_up <state-dir> [system]
 #                           containerd and dockerd with their own roots and pid files under
 #                           <state-dir> (never inside a build context); exports DOCKER_HOST.
@@ -29,7 +30,12 @@
 #                           Fails when the check does, keeping <state> for another try.
 #
 # The caller holds the network lock from engine_up to engine_check, so that no other script of
-# this repository adds a bridge or a chain meanwhile. Needs root, Debian's docker.io (dockerd,
+# this repository adds a bridge or a chain meanwhile. (compose-beside-test.sh lets its system
+# engine run without it while compose-test runs; that engine's clean-up removes only docker0,
+# its veths, the DOCKER chains and rules naming them or docker0, none of which the
+# compose-test engine makes.)
+# engine_down acts only after engine_up has passed its checks and begun to change the host
+# (the mark "changed" in the state folder): a refused start leaves what it refused over alone. Needs root, Debian's docker.io (dockerd,
 # containerd, runc, iptables) and scripts/lib.sh.
 
 # The Compose test's state, the engine's under it: a fixed folder (in .run, which no build
@@ -47,6 +53,14 @@ ENGINE_CGROUP=${ENGINE_CGROUP:-order-system-engine}
 SYSTEM_SOCKET=/run/docker.sock
 
 engine_log() { log "engine: $*" >&2; }
+
+# Debian's docker.io (dockerd, containerd, runc, iptables) and jq, when missing. Installing
+# must not start a system engine: its daemons stay down and disabled (lib.sh apt_install).
+engine_install() {
+	command -v dockerd >/dev/null && command -v jq >/dev/null && return 0
+	engine_log "installing docker.io and jq from Debian's packages"
+	apt_install --no-install-recommends docker.io jq
+}
 
 engine_cgroups() { find /sys/fs/cgroup -maxdepth 2 -type d -name "$ENGINE_CGROUP" 2>/dev/null; }
 
@@ -69,12 +83,19 @@ engine_up() {
 	host_snapshot "$ENGINE_DIR/before" $ENGINE_SYSCTLS
 	[ -z "$(engine_cgroups)" ] || { engine_log "cgroups /$ENGINE_CGROUP exist already (another engine?)"; return 1; }
 	local -a net
+	local uplinks
+	# The uplinks before any engine's bridge exists (the egress guard of system mode).
+	uplinks=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i+1)}' | sort -u)
+	[ -n "$uplinks" ] || uplinks=$(ip -o link show | awk -F': ' '$2 != "lo" {print $2}' | sed 's/@.*//')
 	if [ "$ENGINE_MODE" = system ]; then
 		if [ -e "$SYSTEM_SOCKET" ] || ip link show docker0 >/dev/null 2>&1; then
 			engine_log "$SYSTEM_SOCKET or docker0 exists: the machine has an engine already"
 			return 1
 		fi
 		range_free 172.17.0.0/16 || return 1
+		# From here on the host changes: engine_down undoes nothing without this mark, so a
+		# refused start never touches what it refused over.
+		touch "$ENGINE_DIR/changed"
 		net=(--host "unix://$SYSTEM_SOCKET")
 	else
 		if ip link show "$ENGINE_BRIDGE" >/dev/null 2>&1 || iptables -n -L "$ENGINE_CHAIN" >/dev/null 2>&1; then
@@ -83,6 +104,7 @@ engine_up() {
 		fi
 		range_free "$ENGINE_BRIDGE_CIDR" "$ENGINE_POOL" ||
 			{ engine_log "ENGINE_BRIDGE_CIDR and ENGINE_POOL pick other ranges"; return 1; }
+		touch "$ENGINE_DIR/changed"
 		ip link add name "$ENGINE_BRIDGE" type bridge
 		ip addr add "$ENGINE_BRIDGE_CIDR" dev "$ENGINE_BRIDGE"
 		ip link set "$ENGINE_BRIDGE" up
@@ -124,9 +146,7 @@ engine_up() {
 
 	if [ "$ENGINE_MODE" = system ]; then
 		# The egress guard, before the first container: nothing forwarded leaves by the uplink.
-		local dev uplinks
-		uplinks=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i+1)}' | sort -u)
-		[ -n "$uplinks" ] || uplinks=$(ip -o link show | awk -F': ' '$2 != "lo" {print $2}' | sed 's/@.*//')
+		local dev
 		for dev in $uplinks; do
 			iptables -I DOCKER-USER -o "$dev" -j DROP
 			iptables -C DOCKER-USER -o "$dev" -j DROP
@@ -155,24 +175,26 @@ engine_guard() {
 	iptables -I FORWARD 1 -j "$ENGINE_CHAIN"
 }
 
-# The links this engine made: its bridge and those of its networks (the routes into its
-# address pool name them), then the veths on them; in system mode, docker0's and networks'
-# bridges and veths the snapshot did not have.
+# The links this engine made, each one the snapshot did not have: its bridge and those of its
+# networks (the routes into its address pool name them), or in system mode docker0 (the
+# only network the test gives that engine), then the veths on them.
 engine_links() {
-	local b
+	local b bridges
 	if [ "$ENGINE_MODE" = system ]; then
-		LC_ALL=C comm -13 "$ENGINE_DIR/before/links" <(host_state links) | grep -E '^(docker0|br-.*|veth.*)$' || true
-		return
+		bridges=docker0
+	else
+		bridges="$ENGINE_BRIDGE $({ ip -4 route show root "$ENGINE_POOL" 2>/dev/null || true; } |
+			awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i+1)}' | sort -u)"
 	fi
-	for b in $({ ip -4 route show root "$ENGINE_POOL" 2>/dev/null || true; } | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i+1)}' | sort -u) "$ENGINE_BRIDGE"; do
+	for b in $bridges; do
 		ip link show "$b" >/dev/null 2>&1 || continue
-		ip -o link show master "$b" | awk -F': ' '{print $2}' | cut -d@ -f1
-		echo "$b"
+		{ ip -o link show master "$b" | awk -F': ' '{print $2}' | cut -d@ -f1; echo "$b"; } |
+			grep -vxF -f "$ENGINE_DIR/before/links" || true
 	done
 }
 
 engine_down() {
-	[ -n "${ENGINE_DIR:-}" ] && [ -d "$ENGINE_DIR" ] || return 0
+	[ -n "${ENGINE_DIR:-}" ] && [ -f "$ENGINE_DIR/changed" ] || return 0
 	engine_load
 	# Only this engine's containers, through its own socket and only while its own dockerd
 	# runs, whatever DOCKER_HOST says: another engine may answer on the default socket.
@@ -186,8 +208,10 @@ engine_down() {
 	# Shims of containers that outlived their engine: found by this engine's own paths.
 	local pid
 	for pid in $(pgrep -f -- "$ENGINE_DIR/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
-	# A socket on the default path that no process serves any more (a dockerd killed).
-	if [ "$ENGINE_MODE" = system ] && [ -S "$SYSTEM_SOCKET" ] && ! unix_listening | grep -qxF "$SYSTEM_SOCKET"; then
+	# The default socket, when this engine's dockerd was started on it and no process serves
+	# it any more (that dockerd was killed).
+	if [ "$ENGINE_MODE" = system ] && [ -f "$ENGINE_DIR/dockerd.log" ] && [ -S "$SYSTEM_SOCKET" ] &&
+		! grep -qxE "(/var)?$SYSTEM_SOCKET" <<<"$(unix_listening)"; then
 		rm -f "$SYSTEM_SOCKET"
 	fi
 
