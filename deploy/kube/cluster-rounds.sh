@@ -8,12 +8,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
+. scripts/netlock.sh
 . deploy/kube/cluster-env.sh
+NET_LOCK=${NET_LOCK:-/tmp/os-net.lock}
 rounds=${ROUNDS:-2}
 before=$(pwd)/.run/cluster-rounds
 rm -rf "$before"
+mkdir -p "$before"
+trap 'netlock_release "$before/lock.pid"' EXIT
+# The snapshot and the comparison under the network lock, so that neither catches another
+# script of this repository half-way through its changes (a Docker engine left running by
+# another between the two still shows as a difference).
+netlock_take "$before/lock.pid"
 # shellcheck disable=SC2086 # one word per sysctl
-host_snapshot "$before" $SYSCTLS
+host_snapshot "$before/host" $SYSCTLS
+netlock_release "$before/lock.pid"
 for ((round = 1; round <= rounds; round++)); do
 	step "round $round of $rounds: make cluster-up"
 	make cluster-up
@@ -25,10 +34,14 @@ for ((round = 1; round <= rounds; round++)); do
 	step "round $round of $rounds: make cluster-down"
 	make cluster-down
 done
+netlock_take "$before/lock.pid"
+rc=0
 # shellcheck disable=SC2086 # one word per sysctl
-if ! differ=$(host_diff "$before" $SYSCTLS); then
+differ=$(host_diff "$before/host" $SYSCTLS) || rc=$?
+netlock_release "$before/lock.pid"
+if [ $rc != 0 ]; then
 	printf 'the host differs from before the first round (< before, > now):\n%s\n' "$differ" >&2
 	exit 1
 fi
-log "$rounds rounds of up, test and down; the host as before the first ($HOST_PARTS: $(wc -l <"$before/iptables") iptables lines, $(wc -l <"$before/mounts") mounts, $(wc -l <"$before/links") links)"
+log "$rounds rounds of up, test and down; the host as before the first ($HOST_PARTS: $(wc -l <"$before/host/iptables") iptables lines, $(wc -l <"$before/host/mounts") mounts, $(wc -l <"$before/host/links") links)"
 rm -rf "$before"
