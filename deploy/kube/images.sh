@@ -26,7 +26,11 @@ standins() {
 	)
 	local s
 	for s in "${!names[@]}"; do
-		[ -f "$out/$s.tar" ] || bash "$REPO/deploy/standins/build-rootfs.sh" "$s" "$out" >&2
+		# Built again, with its image, when a file it is made from changed since.
+		if [ ! -f "$out/$s.tar" ] || [ -n "$(find "$REPO/deploy/standins" -newer "$out/$s.tar" -print -quit)" ]; then
+			bash "$REPO/deploy/standins/build-rootfs.sh" "$s" "$out" >&2
+			rm -f "$IMAGES/$s.oci.tar"
+		fi
 		[ -n "${names[$s]}" ] && [ ! -f "$IMAGES/$s.oci.tar" ] &&
 			bash "$REPO/deploy/kube/oci-image.sh" "$IMAGES/$s.oci.tar" "${names[$s]}" "$out/$s.json" "$out/$s.tar"
 	done
