@@ -11,6 +11,8 @@
 #
 #   deploy/docker/compose-beside-test.sh         the test
 #   deploy/docker/compose-beside-test.sh down    stops the other engine a killed run left
+#                                                (after make compose-down, when the run was
+#                                                killed during compose-test)
 #
 # Needs root and what compose-test needs. Its state: .run/other-engine (git-ignored).
 set -euo pipefail
@@ -71,14 +73,15 @@ wait_for 30 "the bystander answering on $port" curl -fsS -o /dev/null "http://12
 
 # What compose-test must leave as it is: the engine's objects, docker0, and its iptables
 # rules, sorted (host_state) and, for FORWARD and DOCKER-USER, in their order as well.
+# (Called in a condition, where set -e does not apply: each step fails it explicitly.)
 other_state() {
-	docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.Status}}' | sed 's/ Up .*/ Up/'
-	docker inspect -f '{{.State.Pid}} {{.State.StartedAt}} {{.RestartCount}}' bystander
-	docker images --no-trunc --format '{{.ID}} {{.Repository}}:{{.Tag}}'
-	docker network ls --no-trunc --format '{{.ID}} {{.Name}} {{.Driver}}'
-	ip -o addr show docker0 | awk '{print $2, $3, $4}'
-	host_state iptables | grep -E 'DOCKER|docker0'
-	iptables -S FORWARD | grep -E 'DOCKER|docker0'
+	docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.Status}}' | sed 's/ Up .*/ Up/' || return 1
+	docker inspect -f '{{.State.Pid}} {{.State.StartedAt}} {{.RestartCount}}' bystander || return 1
+	docker images --no-trunc --format '{{.ID}} {{.Repository}}:{{.Tag}}' || return 1
+	docker network ls --no-trunc --format '{{.ID}} {{.Name}} {{.Driver}}' || return 1
+	ip -o addr show docker0 | awk '{print $2, $3, $4}' || return 1
+	host_state iptables | grep -E 'DOCKER|docker0' || return 1
+	iptables -S FORWARD | grep -E 'DOCKER|docker0' || return 1
 	iptables -S DOCKER-USER
 }
 other_state >"$state/other.before" || die "the other engine's state could not be read (above)"

@@ -35,8 +35,8 @@
 # its veths, the DOCKER chains and rules naming them or docker0, none of which the
 # compose-test engine makes.)
 # engine_down acts only after engine_up has passed its checks and begun to change the host
-# (the mark "changed" in the state folder): a refused start leaves what it refused over alone. Needs root, Debian's docker.io (dockerd,
-# containerd, runc, iptables) and scripts/lib.sh.
+# (the mark "changed" in the state folder): a refused start leaves what it refused over alone.
+# Needs root, Debian's docker.io (dockerd, containerd, runc, iptables) and scripts/lib.sh.
 
 # The Compose test's state, the engine's under it: a fixed folder (in .run, which no build
 # context includes), so that make compose-down finds it after a run that was killed.
