@@ -55,11 +55,9 @@ if [ "${1:-}" = down ]; then
 fi
 [ ! -e "$state" ] || die "a compose-beside-test that did not finish left $state: '$0 down' first"
 engine_install
-mkdir -p "$state/bin"
+mkdir -p "$state"
 pid_record "$state/run.pid" $$
-# Debian's docker CLI, of the engines' version, first on PATH (compose-test does the same).
-ln -s /usr/bin/docker "$state/bin/docker"
-export PATH=$state/bin:$PATH
+engine_cli "$state/bin"
 
 log "the other engine: the default socket, docker0, its own iptables rules"
 bash deploy/standins/build-rootfs.sh nginx "$state/standins" >"$state/standins.log" 2>&1 ||

@@ -66,10 +66,9 @@ fi
 mkdir -p "$state"
 pid_record "$state/run.pid" $$
 trap 'rm -rf "$state"' EXIT
-# Debian's docker CLI, of the engine's version, first on PATH (another docker may be newer);
-# the classic builder (no BuildKit here); a client configuration of its own.
-mkdir -p "$state/bin" && ln -s /usr/bin/docker "$state/bin/docker"
-export PATH=$state/bin:$PATH DOCKER_BUILDKIT=0 DOCKER_CONFIG=$state/docker-config
+# Debian's docker CLI; the classic builder (no BuildKit here); a client configuration of its own.
+engine_cli "$state/bin"
+export DOCKER_BUILDKIT=0 DOCKER_CONFIG=$state/docker-config
 
 log "Docker Compose (built once into .cache/compose)"
 t=$(now)

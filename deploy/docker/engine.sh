@@ -2,6 +2,7 @@
 # A Docker engine of its own for tests on a machine without a registry (sourced, bash).
 #
 #   engine_install          Debian's docker.io and jq, when missing.
+#   engine_cli <dir>        Debian's docker CLI first on PATH.
 #   engine_up <state-dir> [system]
 #                           containerd and dockerd with their own roots and pid files under
 #                           <state-dir> (never inside a build context); exports DOCKER_HOST.
@@ -62,6 +63,14 @@ engine_install() {
 	apt_install --no-install-recommends docker.io jq
 }
 
+# engine_cli <dir>: Debian's docker CLI, of the engines' version, first on PATH (another
+# docker on the machine may be newer), by a link in <dir>.
+engine_cli() {
+	mkdir -p "$1"
+	ln -sf /usr/bin/docker "$1/docker"
+	PATH=$1:$PATH
+}
+
 engine_cgroups() { find /sys/fs/cgroup -maxdepth 2 -type d -name "$ENGINE_CGROUP" 2>/dev/null; }
 
 # The engine's mode and socket, as engine_up recorded them: engine_down after a killed run
@@ -84,14 +93,14 @@ engine_up() {
 	[ -z "$(engine_cgroups)" ] || { engine_log "cgroups /$ENGINE_CGROUP exist already (another engine?)"; return 1; }
 	local -a net
 	local uplinks
-	# The uplinks before any engine's bridge exists (the egress guard of system mode).
-	uplinks=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i+1)}' | sort -u)
-	[ -n "$uplinks" ] || uplinks=$(ip -o link show | awk -F': ' '$2 != "lo" {print $2}' | sed 's/@.*//')
 	if [ "$ENGINE_MODE" = system ]; then
 		if [ -e "$SYSTEM_SOCKET" ] || ip link show docker0 >/dev/null 2>&1; then
 			engine_log "$SYSTEM_SOCKET or docker0 exists: the machine has an engine already"
 			return 1
 		fi
+		# The uplinks for the egress guard, read before dockerd adds docker0.
+		uplinks=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i+1)}' | sort -u)
+		[ -n "$uplinks" ] || uplinks=$(ip -o link show | awk -F': ' '$2 != "lo" {print $2}' | sed 's/@.*//')
 		range_free 172.17.0.0/16 || return 1
 		# From here on the host changes: engine_down undoes nothing without this mark, so a
 		# refused start never touches what it refused over.
