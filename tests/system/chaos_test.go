@@ -252,7 +252,8 @@ func (n *nemesis) run(ctx context.Context) {
 // ordersDownPastTheKey leaves keyed orders pending (billing frozen), then keeps every order
 // replica, and so every reconciler, down for longer than an order key lives. The clients'
 // retries after that place second orders under their expired keys; the first ones are past
-// their pay deadline and must be voided, never paid.
+// their pay deadline by then and must never be debited after that (a call billing had queued
+// and answered in time, once resumed, may have paid them before: the oracle allows it).
 func (n *nemesis) ordersDownPastTheKey() string {
 	n.s.pause("billing")
 	time.Sleep(n.between(time.Second, 3*time.Second))

@@ -490,21 +490,33 @@ func TestExpiredKeyNeverPaysTwice(t *testing.T) {
 // than the key lives while a keyed order is pending. When the service comes back, the client's
 // retry with the expired key places a second order, and the reconciler finds the first past
 // its pay deadline: it voids it instead of paying it at its first attempt.
+//
+// Billing stays frozen until the key has expired, so the call it had queued for the first
+// order arrives past the pay deadline and is voided. Were billing resumed at once, that call
+// could still debit within the deadline (a handler may commit before it sees that its caller
+// hung up): the first order would then be rightly paid, and a retry sent only after the key
+// expired is a new request by the key's contract, so a second order would be paid too.
 func TestReconcilerDownPastTheKeyNeverPaysTwice(t *testing.T) {
 	s := newSystem(t, map[string]string{"IDEMPOTENCY_TTL": "6s", "IDEMPOTENCY_LEASE": "2s", "BILLING_TIMEOUT": "500ms",
 		"RECONCILE_INTERVAL": "200ms", "RECONCILE_BACKOFF": "100ms", "RECONCILE_MAX_ATTEMPTS": "2"})
 	s.startAll()
 	user := s.newUser("100")
 	s.pause("billing")
+	resumed := false
+	defer func() {
+		if !resumed {
+			s.resume("billing")
+		}
+	}()
 	if r := s.order("k2", user, "10"); r.Status != 503 {
-		s.resume("billing")
 		t.Fatalf("order with billing frozen: %d %s, want 503", r.Status, r.Body)
 	}
 	s.signal("order", syscall.SIGKILL)
-	s.resume("billing")
 	dbtest.Eventually(t, 30*time.Second, "the key to expire", func() bool {
 		return s.count(`SELECT count(*) FROM orders.idempotency_keys WHERE key = 'k2' AND expires_at >= now()`) == 0
 	})
+	s.resume("billing")
+	resumed = true
 	s.start("order")
 	r := s.order("k2", user, "10")
 	if r.Status != 201 {
