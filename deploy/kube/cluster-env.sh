@@ -29,6 +29,19 @@ export PATH=$BIN:$PATH:$GOPATH_BIN
 
 kubectl() { "$BIN/kubectl" "$@"; }
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+# cluster_tools: Debian's packages of the programs the cluster runs, installed when missing.
+# Their daemons (containerd, etcd, nginx) neither started nor enabled: the cluster runs its own.
+# Called before any snapshot of the host, so that what an install adds (iptables' tables
+# become visible once iptables is there) is never taken for a change by the cluster.
+cluster_tools() {
+	local tool missing=()
+	for tool in runc containerd ctr etcd conntrack iptables nginx jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+	[ -x /usr/lib/cni/bridge ] || missing+=(cni)
+	if [ ${#missing[@]} -gt 0 ]; then
+		log "installing from Debian: ${missing[*]}"
+		apt_install runc containerd containernetworking-plugins etcd-server conntrack iptables nginx jq
+	fi
+}
 # The sysctls that the cluster's parts may change; cluster-down puts back what cluster-up found.
 SYSCTLS="net.ipv4.ip_forward net.ipv4.conf.all.route_localnet net.bridge.bridge-nf-call-iptables
 vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys

@@ -16,6 +16,9 @@ before=$(pwd)/.run/cluster-rounds
 rm -rf "$before"
 mkdir -p "$before"
 trap 'netlock_release "$before/lock.pid"' EXIT
+# What cluster-up would install first: on a machine without iptables the snapshot would hold
+# no rule at all, and the first round's install would show as a difference.
+cluster_tools
 # The snapshot and the comparison under the network lock, so that neither catches another
 # script of this repository half-way through its changes (a Docker engine left running by
 # another between the two still shows as a difference).

@@ -20,14 +20,7 @@ t0=$SECONDS
 [ ! -e "$STATE/up" ] || { echo "a cluster is up already (make cluster-down first)" >&2; exit 1; }
 
 step "tools"
-missing=()
-for tool in runc containerd ctr etcd conntrack iptables nginx jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-[ -x /usr/lib/cni/bridge ] || missing+=(cni)
-if [ ${#missing[@]} -gt 0 ]; then
-	log "installing from Debian: ${missing[*]}"
-	# Their daemons (containerd, etcd, nginx) neither started nor enabled: the cluster runs its own.
-	apt_install runc containerd containernetworking-plugins etcd-server conntrack iptables nginx jq
-fi
+cluster_tools
 bash deploy/kube/install-helm.sh >/dev/null
 bash deploy/helm/dependencies.sh # each subchart's copy of the library chart
 bash deploy/kube/build-kube.sh >/dev/null
