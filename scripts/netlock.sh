@@ -10,8 +10,16 @@
 #   netlock_holders              the processes that hold or wait for the lock
 
 netlock_take() {
-	local pidfile=$1 wait=${NET_LOCK_WAIT:-1800} waiter
-	LOCK_PID_FILE=$pidfile setsid flock "$NET_LOCK" sh -c 'echo $$ >"$LOCK_PID_FILE"; exec sleep infinity' </dev/null >/dev/null 2>&1 &
+	local pidfile=$1 wait=${NET_LOCK_WAIT:-1800} waiter taker=$BASHPID
+	# Once flock has the lock, the holder first checks that flock's parent is still this
+	# shell: a script killed while it waited (Ctrl-C) has nobody left to release the lock, so
+	# the holder then exits and frees it. (A dead parent's child is re-parented, so a reused
+	# pid cannot pass the check.)
+	# shellcheck disable=SC2016 # expanded by the holder's shell
+	LOCK_PID_FILE=$pidfile TAKER=$taker setsid flock "$NET_LOCK" sh -c '
+		[ "$(ps -o ppid= -p "$PPID" | tr -d " ")" = "$TAKER" ] || exit 0
+		echo $$ >"$LOCK_PID_FILE"
+		exec sleep infinity' </dev/null >/dev/null 2>&1 &
 	waiter=$!
 	for ((i = 0; i < wait; i++)); do
 		[ -s "$pidfile" ] && break
