@@ -9,6 +9,8 @@
 #   netlock_release <pid-file>   stops the holder
 #   netlock_holders              the processes that hold or wait for the lock
 
+NET_LOCK=${NET_LOCK:-/tmp/os-net.lock}
+
 netlock_take() {
 	local pidfile=$1 wait=${NET_LOCK_WAIT:-1800} waiter taker=$BASHPID
 	# Once flock has the lock, the holder first checks that flock's parent is still this

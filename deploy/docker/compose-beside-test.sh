@@ -21,7 +21,6 @@ cd "$(dirname "$0")/../.."
 . scripts/netlock.sh
 . deploy/docker/engine.sh
 [ "$(id -u)" = 0 ] || die "compose-beside-test: needs root (it runs Docker engines)"
-NET_LOCK=${NET_LOCK:-/tmp/os-net.lock}
 state=$(pwd)/.run/other-engine
 # Its containers and rules apart from compose-test's engine.
 ENGINE_CGROUP=order-system-other-engine

@@ -10,7 +10,6 @@ cd "$(dirname "$0")/../.."
 . scripts/lib.sh
 . scripts/netlock.sh
 . deploy/docker/engine.sh
-NET_LOCK=${NET_LOCK:-/tmp/os-net.lock}
 state=$COMPOSE_STATE
 [ -d "$state" ] || { echo "no compose-test state in $state: nothing to clean up"; exit 0; }
 if pid=$(pid_live "$state/run.pid"); then die "compose-test is still running (pid $pid): stop it first"; fi

@@ -36,9 +36,6 @@ export DEVIDP_PORT=${DEVIDP_PORT:-38070} JAEGER_UI_PORT=${JAEGER_UI_PORT:-46686}
 export PUBLISH_ADDRESS=127.0.0.1
 # The tracing profile's Jaeger, where the services export their spans.
 export OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318
-# Scripts of this repository that add bridges, iptables rules or change ip_forward hold this
-# lock from the first change to the last clean-up, so each can tell its own objects apart.
-NET_LOCK=${NET_LOCK:-/tmp/os-net.lock}
 NEWMAN=${NEWMAN:-newman}
 gw=http://127.0.0.1:$GATEWAY_PORT
 

@@ -7,10 +7,7 @@
 # A failed test still brings its cluster down before the script fails. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-. scripts/lib.sh
-. scripts/netlock.sh
-. deploy/kube/cluster-env.sh
-NET_LOCK=${NET_LOCK:-/tmp/os-net.lock}
+. deploy/kube/cluster-env.sh # and scripts/lib.sh, scripts/netlock.sh
 rounds=${ROUNDS:-2}
 before=$(pwd)/.run/cluster-rounds
 rm -rf "$before"
